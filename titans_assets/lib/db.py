@@ -1,0 +1,139 @@
+"""One PostgreSQL for everything: the embedded `pgserver` by default, or TITANS_DATABASE_URL.
+
+The same server holds the raw/staging/marts schemas (loader, dbt, Great Expectations) and Dagster's
+run/event storage. Everything that needs a connection asks `get_database()`; dbt gets the same
+coordinates through environment variables (see `Database.dbt_env`).
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from titans_assets.lib.settings import Settings
+
+EMBEDDED_DBNAME = "titans"
+
+
+class DatabaseError(RuntimeError):
+    """E001: the database could not be reached. The message is one readable line."""
+
+    code = "E001"
+
+
+@dataclass(frozen=True)
+class Database:
+    """Connection coordinates parsed from a libpq URL (TCP host or Unix-socket directory)."""
+
+    url: str
+    embedded: bool = False
+
+    def _parts(self) -> dict[str, str]:
+        u = urlsplit(self.url)
+        if u.scheme.split("+")[0] not in ("postgresql", "postgres"):
+            raise DatabaseError(f"E001 unsupported database URL scheme {u.scheme!r}: use postgresql://")
+        query = {k: v[-1] for k, v in parse_qs(u.query).items()}
+        return {
+            "host": query.get("host") or u.hostname or "localhost",
+            "port": str(u.port or query.get("port") or 5432),
+            "user": unquote(u.username or query.get("user") or "postgres"),
+            "password": unquote(u.password or query.get("password") or ""),
+            "dbname": (u.path or "/").lstrip("/") or "postgres",
+        }
+
+    @property
+    def host(self) -> str:
+        return self._parts()["host"]
+
+    @property
+    def dbname(self) -> str:
+        return self._parts()["dbname"]
+
+    def sqlalchemy_url(self) -> str:
+        """`postgresql+psycopg2://…`: SQLAlchemy 2.1 would map a bare postgresql:// to psycopg 3."""
+        p = self._parts()
+        auth = quote(p["user"], safe="") + (":" + quote(p["password"], safe="") if p["password"] else ":")
+        if p["host"].startswith("/"):
+            return f"postgresql+psycopg2://{auth}@/{p['dbname']}?host={p['host']}&port={p['port']}"
+        return f"postgresql+psycopg2://{auth}@{p['host']}:{p['port']}/{p['dbname']}"
+
+    def redacted(self) -> str:
+        p = self._parts()
+        pw = ":***" if p["password"] else ""
+        where = f"{p['host']}:{p['port']}" if not p["host"].startswith("/") else f"socket {p['host']}"
+        kind = "embedded" if self.embedded else "external"
+        return f"postgresql://{p['user']}{pw}@{where}/{p['dbname']} ({kind})"
+
+    def connect_kwargs(self) -> dict[str, str]:
+        return self._parts()
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment variables read by dbt_project/profiles.yml."""
+        p = self._parts()
+        return {
+            "TITANS_PG_HOST": p["host"],
+            "TITANS_PG_PORT": p["port"],
+            "TITANS_PG_USER": p["user"],
+            "TITANS_PG_PASSWORD": p["password"],
+            "TITANS_PG_DBNAME": p["dbname"],
+        }
+
+    @contextmanager
+    def connect(self, autocommit: bool = False) -> Iterator["psycopg2.extensions.connection"]:  # noqa: F821
+        import psycopg2
+
+        try:
+            conn = psycopg2.connect(connect_timeout=10, application_name="titans", **self._parts())
+        except psycopg2.OperationalError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DatabaseError(f"E001 cannot connect to {self.redacted()}: {first}") from None
+        conn.autocommit = autocommit
+        try:
+            yield conn
+            if not autocommit:
+                conn.commit()
+        except BaseException:
+            if not autocommit:
+                conn.rollback()
+            raise
+        finally:
+            conn.close()
+
+
+_lock = threading.Lock()
+_embedded_servers: dict[str, object] = {}  # keeps the pgserver handle alive for this process
+
+
+def _start_embedded(settings: Settings) -> Database:
+    import pgserver
+
+    key = str(settings.pgdata)
+    with _lock:
+        server = _embedded_servers.get(key)
+        if server is None:
+            settings.pgdata.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                # 'stop': the server stops when the last process using it exits (no orphans);
+                # a second process finds the running postmaster and shares it.
+                server = pgserver.get_server(settings.pgdata, cleanup_mode="stop")
+            except Exception as exc:  # pgserver raises plain exceptions with long pg_ctl output
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise DatabaseError(f"E001 embedded PostgreSQL under {settings.pgdata} did not start: {first}") from None
+            _embedded_servers[key] = server
+    db = Database(server.get_uri("postgres"), embedded=True)
+    with db.connect(autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DBNAME,))
+        if cur.fetchone() is None:
+            cur.execute(f'CREATE DATABASE "{EMBEDDED_DBNAME}"')
+    return Database(server.get_uri(EMBEDDED_DBNAME), embedded=True)
+
+
+def get_database(settings: Settings | None = None) -> Database:
+    """The configured database: TITANS_DATABASE_URL if set, else the embedded server (started if needed)."""
+    settings = settings or Settings.from_env()
+    if settings.database_url:
+        return Database(settings.database_url, embedded=False)
+    return _start_embedded(settings)
