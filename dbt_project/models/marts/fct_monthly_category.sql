@@ -1,0 +1,39 @@
+-- One row per (month, txn_type, category): absolute totals, counts, and each category's share of
+-- the month's expenses. Income rows have no category in fct_transactions and are reported under
+-- category 'income'; expenses without a category under 'uncategorized'.
+with txns as (
+
+    select
+        month,
+        txn_type,
+        coalesce(category, case when txn_type = 'Income' then 'income' else 'uncategorized' end) as category,
+        -- absolute under the sign convention, and consistent with fct_daily_metrics even if it is broken
+        case when txn_type = 'Expense' then -amount else amount end                           as abs_amount
+    from {{ ref('fct_transactions') }}
+
+),
+
+grouped as (
+
+    select
+        month,
+        category,
+        txn_type,
+        sum(abs_amount) as total_amount,
+        count(*)        as transaction_count
+    from txns
+    group by month, category, txn_type
+
+)
+
+select
+    month,
+    category,
+    txn_type,
+    total_amount,
+    transaction_count,
+    round(total_amount / transaction_count, 2)                            as avg_amount,
+    case when txn_type = 'Expense' then
+        round(total_amount / nullif(sum(total_amount) over (partition by month, txn_type), 0), 6)
+    end                                                                   as share_of_month_expenses
+from grouped

@@ -1,0 +1,9 @@
+{#- Fails with one row per duplicated combination of `combination_of_columns` (no dbt packages here). -#}
+{% test unique_combination_of_columns(model, combination_of_columns) %}
+
+select {{ combination_of_columns | join(', ') }}, count(*) as n_rows
+from {{ model }}
+group by {{ combination_of_columns | join(', ') }}
+having count(*) > 1
+
+{% endtest %}

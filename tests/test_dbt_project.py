@@ -1,0 +1,281 @@
+"""The dbt project end to end on an embedded PostgreSQL: raw rows in, `dbt build`, marts checked.
+
+The handcrafted ledger below covers what the marts must get right:
+- two exports of account `checking` overlapping on 2024-01-08..10 (counted once, the later file's copy kept),
+- identical coffees inside one file (kept: genuine repeat purchases), also inside the overlap,
+- the same transaction in another account (not a duplicate),
+- income rows, payment-method typos, category case/spacing variants, status variants,
+- days without transactions (the daily spine must still have them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_DIR = REPO / "dbt_project"
+RAW_SCHEMA_SQL = REPO / "titans_assets" / "lib" / "sql" / "raw_schema.sql"
+
+pytestmark = pytest.mark.integration
+
+CHECKING_A = "checking/2024-01-a.csv"
+CHECKING_B = "checking/2024-01-b.csv"
+SAVINGS = "savings.csv"
+LOADED_A = datetime(2024, 2, 1, 9, 0, tzinfo=timezone.utc)
+LOADED_B = datetime(2024, 2, 15, 9, 0, tzinfo=timezone.utc)
+
+# (line, date, type, description, amount, category, payment_method, status, reference)
+FILES = {
+    CHECKING_A: (
+        "checking",
+        LOADED_A,
+        [
+            (2, "2024-01-01", "Income", "Salary ACME", "3000.00", "", "bank_tranfer", "received", "ACME Corp"),
+            (3, "2024-01-02", "Expense", "Github subscription", "-20.00", "Software", "credit_car", "paid", "GitHub"),
+            (4, "2024-01-03", "Expense", "Coffee Shop #12", "-4.50", "Meals & Entertainment", " Credit Card ", "Paid", ""),
+            (5, "2024-01-03", "Expense", "Coffee Shop #12", "-4.50", "meals-entertainment", "credit_card", "paid", ""),
+            (6, "2024-01-04", "Expense", "Office Depot", "-35.10", "office supplies", "debit", "paid", "Office Depot"),
+            # 2024-01-05 and 2024-01-06: no transactions
+            (7, "2024-01-07", "Expense", "Shell fuel 0042", "-60.00", "FUEL", "Cash", "paid", ""),
+            (8, "2024-01-08", "Expense", "Lunch client", "-42.00", " Meals_Entertainment ", "credit_car", "paid", ""),
+            (9, "2024-01-09", "Expense", "Coffee Shop #12", "-4.50", "meals_entertainment", "credit_card", "paid", ""),
+            (10, "2024-01-09", "Expense", "Coffee Shop #12", "-4.50", "meals_entertainment", "credit_card", "paid", ""),
+            (11, "2024-01-10", "Expense", "Adobe", "-55.00", "software", "credit_card", "paid", "Adobe"),
+            # line 12 is quarantined (see QUARANTINE)
+        ],
+    ),
+    # The later export, newest first, overlapping the first one on 2024-01-08..10.
+    CHECKING_B: (
+        "checking",
+        LOADED_B,
+        [
+            (2, "2024-01-15", "Income", "Client payment", "500.00", "", "Bank Transfer", "Received", "Beta LLC"),
+            (3, "2024-01-12", "Expense", "Invoice 17 Gamma", "-100.00", "Bad Debts", "bank_transfer", "Written Off", "Gamma Ltd"),
+            (4, "2024-01-10", "Expense", "ADOBE", "-55.00", "Software", "credit_card", "paid", "Adobe"),
+            (5, "2024-01-09", "Expense", "Coffee Shop #12", "-4.50", "meals_entertainment", "credit_card", "paid", ""),
+            (6, "2024-01-09", "Expense", "Coffee Shop #12", "-4.50", "meals_entertainment", "credit_card", "paid", ""),
+            (7, "2024-01-08", "Expense", "Lunch client", "-42.00", "meals_entertainment", "credit_card", "paid", ""),
+        ],
+    ),
+    SAVINGS: (
+        "savings",
+        LOADED_B,
+        [
+            (2, "2024-01-08", "Expense", "Lunch client", "-42.00", "meals_entertainment", "credit_card", "paid", ""),
+            (3, "2024-01-20", "Income", "Interest", "1.25", "", "bank_transfer", "received", ""),
+        ],
+    ),
+}
+QUARANTINE = [(CHECKING_A, 12, "2024-13-01,Expense,Bad date,-1.00,,,,,", "Date: not a date")]
+
+# The transactions a person would count: checking A + B-only rows + savings (overlap counted once).
+EXPECTED_KEYS = sorted(
+    [(CHECKING_A, r[0]) for r in FILES[CHECKING_A][2] if r[1] < "2024-01-08"]
+    + [(CHECKING_B, r[0]) for r in FILES[CHECKING_B][2]]
+    + [(SAVINGS, r[0]) for r in FILES[SAVINGS][2]]
+)
+FIRST_DAY, LAST_DAY = date(2024, 1, 1), date(2024, 1, 20)
+
+
+def _dbt(args: list[str], env: dict[str, str], target: Path) -> tuple[int, dict[str, str], str]:
+    """Run the dbt CLI in a subprocess; returns (exit code, {unique_id: status}, output tail)."""
+    cmd = [
+        sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.exit(cli())",
+        *args,
+        "--project-dir", str(PROJECT_DIR),
+        "--profiles-dir", str(PROJECT_DIR),
+        "--target-path", str(target),
+        "--log-path", str(target / "logs"),
+    ]  # fmt: skip
+    results_file = target / "run_results.json"
+    results_file.unlink(missing_ok=True)
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    statuses = {}
+    if results_file.exists():
+        statuses = {r["unique_id"]: r["status"] for r in json.loads(results_file.read_text())["results"]}
+    return proc.returncode, statuses, (proc.stdout + proc.stderr)[-4000:]
+
+
+def _query(db, sql: str, params=None) -> list[dict]:
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        cols = [c.name for c in cur.description]
+        return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Embedded Postgres with the raw schema and the ledger above, after one `dbt build`."""
+    from titans_assets.lib.db import get_database
+    from titans_assets.lib.settings import Settings
+
+    tmp = tmp_path_factory.mktemp("dbt_project")
+    db = get_database(Settings(home=tmp, landing_dir=tmp / "raw", database_url=None))
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(RAW_SCHEMA_SQL.read_text())
+        for source_file, (account, loaded_at, rows) in FILES.items():
+            quarantined = sum(1 for q in QUARANTINE if q[0] == source_file)
+            cur.execute(
+                "INSERT INTO raw.files (source_file, account, size_bytes, sha256, rows_read, rows_loaded,"
+                " rows_quarantined, header, loaded_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                (source_file, account, 1000, source_file.encode().hex(), len(rows) + quarantined,
+                 len(rows), quarantined, ["Date", "Type", "Description", "Amount"], loaded_at),
+            )  # fmt: skip
+            for line, d, typ, desc, amount, cat, pm, status, ref in rows:
+                cur.execute(
+                    "INSERT INTO raw.transactions (source_file, line_number, account, txn_date, txn_type,"
+                    " description, amount, category, payment_method, status, reference, receipt_url,"
+                    " loaded_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    (source_file, line, account, d, typ, desc, Decimal(amount), cat, pm, status, ref, "",
+                     loaded_at),
+                )  # fmt: skip
+        cur.executemany(
+            "INSERT INTO raw.quarantine VALUES (%s,%s,%s,%s,now())",
+            QUARANTINE,
+        )
+
+    env = os.environ | db.dbt_env()
+    target = tmp / "target"
+    code, statuses, output = _dbt(["build"], env, target)
+    marts = {
+        name: _query(db, f"select * from marts.{name}")
+        for name in ("fct_transactions", "fct_daily_metrics", "fct_monthly_category", "dim_files")
+    }
+    return {"db": db, "env": env, "target": target, "code": code, "statuses": statuses,
+            "output": output, "marts": marts}  # fmt: skip
+
+
+def test_build_succeeds_and_every_test_passes(built):
+    assert built["code"] == 0, built["output"]
+    statuses = built["statuses"]
+    tests = {k: v for k, v in statuses.items() if k.startswith("test.")}
+    assert len(tests) > 40
+    assert {v for v in tests.values()} == {"pass"}, {k: v for k, v in tests.items() if v != "pass"}
+    for name in ("assert_daily_metrics_reconcile", "assert_daily_spine_has_no_gaps",
+                 "assert_transaction_sign_matches_type"):  # fmt: skip
+        assert statuses[f"test.titans.{name}"] == "pass"
+    models = {k for k, v in statuses.items() if k.startswith(("model.", "seed.")) and v == "success"}
+    assert {"model.titans.fct_transactions", "model.titans.fct_daily_metrics",
+            "model.titans.fct_monthly_category", "model.titans.dim_files",
+            "seed.titans.payment_method_aliases"} <= models  # fmt: skip
+
+
+def test_models_land_in_their_own_schemas(built):
+    rows = _query(
+        built["db"],
+        "select table_schema, table_name from information_schema.tables"
+        " where table_schema in ('staging', 'intermediate', 'marts', 'seeds')",
+    )
+    found = {(r["table_schema"], r["table_name"]) for r in rows}
+    assert {("staging", "stg_transactions"), ("intermediate", "int_transactions_deduped"),
+            ("marts", "fct_transactions"), ("seeds", "category_aliases")} <= found  # fmt: skip
+
+
+def test_overlapping_exports_are_counted_once_and_the_later_copy_wins(built):
+    fct = built["marts"]["fct_transactions"]
+    assert sorted((r["source_file"], r["line_number"]) for r in fct) == EXPECTED_KEYS
+    adobe = [r for r in fct if r["txn_date"] == date(2024, 1, 10)]
+    assert len(adobe) == 1 and adobe[0]["source_file"] == CHECKING_B and adobe[0]["description"] == "ADOBE"
+    files = {r["source_file"]: r for r in built["marts"]["dim_files"]}
+    assert files[CHECKING_A]["transactions_kept"] == 6 and files[CHECKING_A]["rows_loaded"] == 10
+    assert files[CHECKING_A]["rows_quarantined"] == 1
+    assert files[CHECKING_B]["transactions_kept"] == 6
+    assert len({r["transaction_id"] for r in fct}) == len(fct)
+
+
+def test_identical_transactions_within_a_file_are_kept(built):
+    fct = built["marts"]["fct_transactions"]
+    coffees = {d: [r for r in fct if r["txn_date"] == d and r["description"] == "Coffee Shop #12"]
+               for d in (date(2024, 1, 3), date(2024, 1, 9))}  # fmt: skip
+    assert len(coffees[date(2024, 1, 3)]) == 2  # two coffees in one file
+    assert len(coffees[date(2024, 1, 9)]) == 2  # two coffees, present in both overlapping files
+    # the same lunch in another account is a different transaction
+    lunches = [r for r in fct if r["description"] == "Lunch client"]
+    assert sorted(r["account"] for r in lunches) == ["checking", "savings"]
+
+
+def test_labels_are_normalized(built):
+    fct = {(r["source_file"], r["line_number"]): r for r in built["marts"]["fct_transactions"]}
+    assert fct[(CHECKING_A, 3)]["payment_method"] == "credit_card"  # credit_car
+    assert fct[(CHECKING_A, 4)]["payment_method"] == "credit_card"  # ' Credit Card '
+    assert fct[(CHECKING_A, 2)]["payment_method"] == "bank_transfer"  # bank_tranfer
+    assert fct[(CHECKING_A, 6)]["payment_method"] == "debit_card"  # debit
+    assert fct[(CHECKING_A, 7)]["payment_method"] == "cash"
+    assert fct[(CHECKING_A, 3)]["category"] == "software"
+    assert fct[(CHECKING_A, 4)]["category"] == fct[(CHECKING_A, 5)]["category"] == "meals_entertainment"
+    assert fct[(CHECKING_A, 6)]["category"] == "office_supplies"
+    assert fct[(CHECKING_B, 3)]["category"] == "bad_debts"
+    assert fct[(CHECKING_B, 3)]["status"] == "written_off"
+    assert fct[(CHECKING_A, 4)]["status"] == "paid"
+    assert fct[(CHECKING_A, 2)]["category"] is None  # income has no category
+    assert fct[(CHECKING_A, 2)]["merchant"] == "acme corp"
+    assert fct[(CHECKING_A, 7)]["merchant"] == "shell fuel"  # cleaned description
+    assert fct[(CHECKING_A, 2)]["month"] == date(2024, 1, 1)
+    assert fct[(CHECKING_A, 3)]["abs_amount"] == Decimal("20.00")
+
+
+def test_daily_metrics_cover_every_day_and_reconcile(built):
+    fct = built["marts"]["fct_transactions"]
+    daily = sorted(built["marts"]["fct_daily_metrics"], key=lambda r: r["metric_date"])
+    days = [FIRST_DAY + timedelta(n) for n in range((LAST_DAY - FIRST_DAY).days + 1)]
+    assert [r["metric_date"] for r in daily] == days
+    by_day = {r["metric_date"]: r for r in daily}
+    empty = by_day[date(2024, 1, 5)]
+    assert (empty["transaction_count"], empty["net"], empty["avg_transaction_amount"]) == (0, 0, None)
+    balance = Decimal(0)
+    for day in days:
+        amounts = [r["amount"] for r in fct if r["txn_date"] == day]
+        row = by_day[day]
+        assert row["net"] == sum(amounts, Decimal(0))
+        assert row["total_income"] == sum((a for a in amounts if a > 0), Decimal(0))
+        assert row["total_expenses"] == -sum((a for a in amounts if a < 0), Decimal(0))
+        assert row["transaction_count"] == len(amounts)
+        balance += row["net"]
+        assert row["running_balance"] == balance
+    assert by_day[date(2024, 1, 3)]["unique_categories"] == 1
+    assert by_day[date(2024, 1, 8)]["transaction_count"] == 2  # checking + savings lunch
+    expected_total = Decimal("3000") - 20 - 9 - Decimal("35.10") - 60 - 42 - 9 - 55 + 500 - 100 - 42 + Decimal("1.25")
+    assert balance == expected_total
+
+
+def test_monthly_category_shares(built):
+    rows = built["marts"]["fct_monthly_category"]
+    expenses = {r["category"]: r for r in rows if r["txn_type"] == "Expense"}
+    assert expenses["meals_entertainment"]["transaction_count"] == 6
+    assert expenses["meals_entertainment"]["total_amount"] == Decimal("102.00")
+    assert abs(sum(r["share_of_month_expenses"] for r in expenses.values()) - 1) < Decimal("0.0001")
+    income = [r for r in rows if r["txn_type"] == "Income"]
+    assert [(r["category"], r["total_amount"], r["share_of_month_expenses"]) for r in income] == [
+        ("income", Decimal("3501.25"), None)
+    ]
+
+
+def test_sign_violation_fails_the_sign_test(built):
+    """An expense written as a positive number must fail assert_transaction_sign_matches_type."""
+    db = built["db"]
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO raw.transactions (source_file, line_number, account, txn_date, txn_type, description,"
+            " amount, loaded_at) VALUES (%s, 99, 'checking', '2024-01-11', 'Expense', 'Refund?', 12.00, now())",
+            (CHECKING_B,),
+        )
+    try:
+        code, statuses, output = _dbt(
+            ["build", "--select", "+fct_transactions", "assert_transaction_sign_matches_type"],
+            built["env"],
+            built["target"],
+        )
+        assert code != 0, output
+        assert statuses["test.titans.assert_transaction_sign_matches_type"] == "fail", output
+        assert statuses["model.titans.fct_transactions"] == "success"
+    finally:
+        with db.connect() as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM raw.transactions WHERE source_file = %s AND line_number = 99", (CHECKING_B,))

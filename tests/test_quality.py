@@ -1,0 +1,436 @@
+"""Great Expectations suites against a real PostgreSQL (embedded pgserver; optionally an external one)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from titans_assets.lib import quality as q
+from titans_assets.lib.db import Database, get_database
+from titans_assets.lib.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+TODAY = dt.date(2024, 6, 30)
+RAW_DDL = (Path(q.__file__).parent / "sql" / "raw_schema.sql").read_text()
+CATEGORIES = ["software", "fuel", "meals_entertainment", "rent", "travel"]
+
+MARTS_DDL = """
+CREATE SCHEMA IF NOT EXISTS marts;
+CREATE TABLE IF NOT EXISTS marts.fct_transactions (
+    transaction_id text, account text, source_file text, line_number integer, txn_date date,
+    txn_type text, description text, amount numeric(14,2), abs_amount numeric(14,2), category text,
+    payment_method text, status text, reference text, merchant text, receipt_url text, month date,
+    loaded_at timestamptz
+);
+CREATE TABLE IF NOT EXISTS marts.fct_daily_metrics (
+    day date, total_income numeric, total_expenses numeric, net numeric, transaction_count bigint,
+    unique_categories bigint, avg_transaction_amount numeric, running_balance numeric
+);
+-- raw.transactions without constraints, to prove the checks the DDL already enforces still work
+CREATE SCHEMA IF NOT EXISTS lax;
+CREATE TABLE IF NOT EXISTS lax.transactions AS SELECT * FROM raw.transactions WITH NO DATA;
+"""
+
+BUILD_FCT = """
+INSERT INTO marts.fct_transactions
+SELECT md5(source_file || '#' || line_number), account, source_file, line_number, txn_date, txn_type,
+       description, amount, abs(amount), CASE WHEN txn_type = 'Expense' THEN category END,
+       payment_method, status, reference, reference, receipt_url,
+       CAST(date_trunc('month', txn_date) AS date), loaded_at
+FROM raw.transactions;
+"""
+
+BUILD_DAILY = """
+INSERT INTO marts.fct_daily_metrics
+WITH days AS (
+    SELECT CAST(g AS date) AS day
+    FROM generate_series((SELECT min(txn_date) FROM marts.fct_transactions),
+                         (SELECT max(txn_date) FROM marts.fct_transactions), interval '1 day') AS g
+), agg AS (
+    SELECT txn_date AS day,
+           sum(abs_amount) FILTER (WHERE txn_type = 'Income') AS inc,
+           sum(abs_amount) FILTER (WHERE txn_type = 'Expense') AS exp,
+           count(*) AS n, count(DISTINCT category) AS cats, avg(abs_amount) AS avg_amt
+    FROM marts.fct_transactions GROUP BY txn_date
+)
+SELECT d.day, coalesce(inc, 0), coalesce(exp, 0), coalesce(inc, 0) - coalesce(exp, 0), coalesce(n, 0),
+       coalesce(cats, 0), avg_amt, sum(coalesce(inc, 0) - coalesce(exp, 0)) OVER (ORDER BY d.day)
+FROM days d LEFT JOIN agg a ON a.day = d.day;
+"""
+
+
+def _good_rows() -> list[tuple]:
+    """60 rows over two files, on 60 of the 89 days between 2024-04-01 and 2024-06-28."""
+    rows = []
+    for i in range(60):
+        source, line = ("acct/a.csv", i + 2) if i < 40 else ("b.csv", i - 38)
+        day = dt.date(2024, 4, 1) + dt.timedelta(days=(i * 3) % 89)
+        if i % 4 == 0:
+            rows.append((source, line, source.split("/")[0].removesuffix(".csv"), day, "Income", f"client {i}",
+                         1000 + i + 0.25, None, "bank_transfer", "received", f"client{i}"))
+        else:
+            rows.append((source, line, source.split("/")[0].removesuffix(".csv"), day, "Expense", f"vendor {i}",
+                         -(10 + i + 0.5), CATEGORIES[i % len(CATEGORIES)], "credit_card", "paid", f"vendor{i}"))
+    return rows
+
+
+def load_good_data(db: Database) -> None:
+    from psycopg2.extras import execute_values
+
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(RAW_DDL)
+        cur.execute(MARTS_DDL)
+        cur.execute("TRUNCATE raw.files CASCADE; TRUNCATE marts.fct_transactions, marts.fct_daily_metrics, "
+                    "lax.transactions")
+        rows = _good_rows()
+        for f in sorted({r[0] for r in rows}):
+            n = sum(r[0] == f for r in rows)
+            cur.execute("INSERT INTO raw.files (source_file, account, size_bytes, sha256, rows_read, rows_loaded, "
+                        "rows_quarantined, header) VALUES (%s, 'x', 1, 'x', %s, %s, 0, %s)",
+                        (f, n, n, ["Date", "Type"]))
+        execute_values(cur, "INSERT INTO raw.transactions (source_file, line_number, account, txn_date, txn_type, "
+                       "description, amount, category, payment_method, status, reference, loaded_at) VALUES %s",
+                       [r + (dt.datetime(2024, 6, 29, tzinfo=dt.timezone.utc),) for r in rows])
+        cur.execute("INSERT INTO lax.transactions SELECT * FROM raw.transactions")
+        cur.execute(BUILD_FCT)
+        cur.execute(BUILD_DAILY)
+
+
+def execute(db: Database, sql: str, params: tuple = ()) -> None:
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory) -> Database:
+    home = tmp_path_factory.mktemp("h")
+    database = get_database(Settings(home=home, landing_dir=home / "landing", database_url=None))
+    yield database
+    q.reset_gx_cache()
+
+
+@pytest.fixture(autouse=True)
+def good_data(db):
+    load_good_data(db)
+
+
+def run(db: Database, spec: q.SuiteSpec, **kw) -> q.SuiteResult:
+    kw.setdefault("today", TODAY)
+    return q.run_suite(spec, db.sqlalchemy_url(), **kw)
+
+
+def assert_only_failure(result: q.SuiteResult, name: str, unexpected: int | None, dimension: str) -> None:
+    bad = result.outcome(name)
+    others = [o.summary for o in result.expectations if not o.success and o.name != name]
+    assert not bad.success, bad.summary
+    assert bad.error is None, bad.error
+    assert bad.dimension == dimension
+    assert bad.unexpected_count == unexpected, bad.summary
+    assert others == []
+    assert result.success is (not bad.blocking)
+    md = result.to_metadata()
+    json.dumps(md)  # JSON-able
+    assert md["success"] is result.success
+    assert (name in md["failed_blocking"]) is bad.blocking
+    assert (name in md["failed_nonblocking"]) is (not bad.blocking)
+    if unexpected is not None:
+        assert md[f"failed.{name}.unexpected_count"] == unexpected
+    assert md[f"failed.{name}"].startswith("FAILED" if bad.blocking else "WARNING")
+
+
+# -- good data -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", [q.raw_transactions_suite(), q.raw_transactions_suite(["acct/a.csv"]),
+                                  q.fct_transactions_suite(), q.fct_daily_metrics_suite()],
+                         ids=["raw", "raw_one_file", "fct", "daily"])
+def test_good_data_passes_every_expectation(db, spec):
+    result = run(db, spec)
+    assert [o.summary for o in result.expectations if not o.success] == []
+    assert result.success
+    assert all(o.error is None for o in result.expectations)
+    assert {o.dimension for o in result.expectations} >= {"completeness", "consistency", "validity", "timeliness"}
+    md = result.to_metadata()
+    json.dumps(md)
+    assert md["failed_blocking"] == [] and md["expectations_failed"] == 0
+    assert not any(k.startswith("failed.") for k in md)
+
+
+def test_row_filter_limits_the_batch_to_the_given_files(db):
+    assert run(db, q.raw_transactions_suite()).element_count == 60
+    assert run(db, q.raw_transactions_suite(["acct/a.csv"])).element_count == 40
+    assert run(db, q.raw_transactions_suite(["b.csv", "acct/a.csv"])).element_count == 60
+    assert run(db, q.raw_transactions_suite([])).element_count == 0
+
+
+def test_per_file_checks_only_see_their_file_even_with_hostile_names(db):
+    odd = "acct/it's: {batch} \\ ;DROP TABLE raw.files;--.csv"
+    execute(db, "INSERT INTO raw.files (source_file, account, size_bytes, sha256, rows_read, rows_loaded, "
+                "rows_quarantined, header) VALUES (%s, 'acct', 1, 'x', 1, 1, 0, '{}')", (odd,))
+    execute(db, "INSERT INTO raw.transactions (source_file, line_number, account, txn_date, txn_type, description, "
+                "amount, loaded_at) VALUES (%s, 2, 'acct', '2024-06-01', 'Income', 'refund?', -5, now())", (odd,))
+    clean = run(db, q.raw_transactions_suite(["acct/a.csv"]))
+    assert clean.success
+    bad = run(db, q.raw_transactions_suite([odd]))
+    assert bad.element_count == 1
+    assert_only_failure(bad, "amount_sign_matches_type", 1, "validity")
+    assert bad.outcome("amount_sign_matches_type").sample == [
+        {"source_file": odd, "line_number": 2, "txn_type": "Income", "amount": -5.0}]
+    both = run(db, q.raw_transactions_suite([odd, "b.csv"]))
+    assert both.element_count == 21 and not both.success
+
+
+# -- one violation per dimension: raw.transactions -------------------------------------------------
+
+RAW_INSERT = ("INSERT INTO {table} (source_file, line_number, account, txn_date, txn_type, description, amount, "
+              "loaded_at) VALUES ('b.csv', %s, 'b', %s, %s, %s, %s, now())")
+
+
+@pytest.mark.parametrize(
+    "table, row, name, count, dimension",
+    [
+        # completeness (the real DDL forbids nulls; the unconstrained copy shows the check would catch them)
+        ("lax.transactions", (900, "2024-06-01", "Expense", None, -5), "description_not_null", 1, "completeness"),
+        ("lax.transactions", (900, "2024-06-01", "Expense", "x", None), "amount_not_null", 1, "completeness"),
+        # accuracy / format
+        ("raw.transactions", (900, "1989-12-31", "Expense", "x", -5), "txn_date_in_range", 1, "accuracy"),
+        ("raw.transactions", (900, "2024-07-02", "Expense", "x", -5), "txn_date_in_range", 1, "accuracy"),
+        ("raw.transactions", (900, "2024-06-01", "expense", "x", -5), "txn_type_in_set", 1, "validity"),
+        # validity
+        ("raw.transactions", (900, "2024-06-01", "Expense", "x", 5), "amount_sign_matches_type", 1, "validity"),
+        ("raw.transactions", (900, "2024-06-01", "Income", "x", -0.01), "amount_sign_matches_type", 1, "validity"),
+        ("raw.transactions", (900, "2024-06-01", "Expense", "x", -1_000_000.01), "amount_within_max", 1, "validity"),
+        # consistency: the same (source_file, line_number) twice
+        ("lax.transactions", (2, "2024-06-01", "Expense", "x", -5), "source_file_line_number_unique", 2,
+         "consistency"),
+    ],
+)
+def test_raw_violation_fails_its_expectation(db, table, row, name, count, dimension):
+    execute(db, RAW_INSERT.format(table=table), row)
+    result = run(db, q.raw_transactions_suite(table=table))
+    assert_only_failure(result, name, count, dimension)
+    assert result.outcome(name).sample, "a failing expectation shows offending values"
+    # and the per-file view of the other file is unaffected
+    assert run(db, q.raw_transactions_suite(["acct/a.csv"], table=table)).success
+
+
+def test_tomorrow_is_accepted_for_time_zones(db):
+    execute(db, RAW_INSERT.format(table="raw.transactions"), (900, "2024-07-01", "Expense", "x", -5))
+    assert run(db, q.raw_transactions_suite()).success
+
+
+def test_max_abs_amount_is_configurable(db):
+    execute(db, RAW_INSERT.format(table="raw.transactions"), (900, "2024-06-01", "Expense", "x", -600))
+    assert run(db, q.raw_transactions_suite()).success
+    strict = run(db, q.raw_transactions_suite(max_abs_amount=500))
+    assert_only_failure(strict, "amount_within_max", 16, "validity")  # the 15 incomes (1000+) and the -600
+    assert run(db, q.raw_transactions_suite(), params={"max_abs_amount": 5000}).success
+
+
+def test_stale_data_warns_but_does_not_block(db):
+    result = run(db, q.raw_transactions_suite(), today=TODAY + dt.timedelta(days=200))
+    fresh = result.outcome("txn_date_fresh")
+    assert_only_failure(result, "txn_date_fresh", None, "timeliness")
+    assert result.success and not fresh.blocking
+    assert fresh.observed_value == dt.date(2024, 6, 28)
+    assert "2024-06-28" in fresh.summary and "WARNING" in fresh.summary
+    assert result.to_metadata()["failed.txn_date_fresh.observed_value"] == "2024-06-28"
+    # but dates in the future relative to `today` still fail the accuracy check (blocking)
+    past = run(db, q.raw_transactions_suite(), today=dt.date(2024, 6, 1))
+    assert not past.success and past.outcome("txn_date_in_range").unexpected_count > 0
+    # max_age_days is a parameter
+    assert run(db, q.raw_transactions_suite(max_age_days=365), today=TODAY + dt.timedelta(days=200)).warnings == []
+
+
+# -- marts.fct_transactions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql, name, count, dimension",
+    [
+        ("UPDATE marts.fct_transactions SET description = NULL WHERE line_number = 5 AND source_file = 'b.csv'",
+         "description_not_null", 1, "completeness"),
+        ("UPDATE marts.fct_transactions SET category = NULL WHERE line_number IN (3, 4) AND source_file = 'b.csv'",
+         "category_not_null_when_txn_type_expense", 2, "completeness"),
+        ("UPDATE marts.fct_transactions SET category = 'other' WHERE txn_type = 'Income' AND line_number = 2 "
+         "AND source_file = 'b.csv'", "category_null_when_txn_type_income", 1, "consistency"),
+        ("INSERT INTO marts.fct_transactions SELECT * FROM marts.fct_transactions WHERE line_number = 3 "
+         "AND source_file = 'b.csv'", "transaction_id_unique", 2, "consistency"),
+        ("UPDATE marts.fct_transactions SET category = 'Meals Entertainment' WHERE line_number = 3 "
+         "AND source_file = 'b.csv'", "category_format", 1, "validity"),
+        ("UPDATE marts.fct_transactions SET payment_method = 'Credit-Card' WHERE line_number = 3 "
+         "AND source_file = 'b.csv'", "payment_method_format", 1, "validity"),
+        ("UPDATE marts.fct_transactions SET amount = -amount WHERE line_number = 3 AND source_file = 'b.csv'",
+         "amount_sign_matches_type", 1, "validity"),
+        ("UPDATE marts.fct_transactions SET abs_amount = abs_amount + 0.01 WHERE line_number = 3 "
+         "AND source_file = 'b.csv'", "abs_amount_is_abs_of_amount", 1, "consistency"),
+        ("UPDATE marts.fct_transactions SET txn_date = '2031-01-01' WHERE line_number = 3 "
+         "AND source_file = 'b.csv'", "txn_date_in_range", 1, "accuracy"),
+    ],
+)
+def test_fct_transactions_violation_fails_its_expectation(db, sql, name, count, dimension):
+    execute(db, sql)
+    assert_only_failure(run(db, q.fct_transactions_suite()), name, count, dimension)
+
+
+def test_fct_transactions_staleness_is_a_warning(db):
+    result = run(db, q.fct_transactions_suite(max_age_days=1))
+    assert_only_failure(result, "txn_date_fresh", None, "timeliness")
+
+
+# -- marts.fct_daily_metrics -----------------------------------------------------------------------
+
+
+def _quiet_day(db) -> dt.date:
+    """A day inside the range with no transactions."""
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT min(day) FROM marts.fct_daily_metrics WHERE transaction_count = 0")
+        return cur.fetchone()[0]
+
+
+LAST_DAY = "(SELECT max(day) FROM marts.fct_daily_metrics)"
+
+
+def test_daily_metrics_missing_day(db):
+    execute(db, "DELETE FROM marts.fct_daily_metrics WHERE day = %s", (_quiet_day(db),))
+    assert_only_failure(run(db, q.fct_daily_metrics_suite()), "every_day_present", 1, "completeness")
+
+
+@pytest.mark.parametrize(
+    "sql, name, count, dimension",
+    [
+        # one cent off, with net and running_balance kept self-consistent: only the reconciliation sees it
+        (f"UPDATE marts.fct_daily_metrics SET total_income = total_income + 0.01, net = net + 0.01, "
+         f"running_balance = running_balance + 0.01 WHERE day = {LAST_DAY}",
+         "reconciles_with_fct_transactions", 1, "consistency"),
+        (f"UPDATE marts.fct_daily_metrics SET transaction_count = transaction_count + 1 WHERE day = {LAST_DAY}",
+         "reconciles_with_fct_transactions", 1, "consistency"),
+        (f"UPDATE marts.fct_daily_metrics SET net = net + 1, running_balance = running_balance + 1 "
+         f"WHERE day = {LAST_DAY}", "net_is_income_minus_expenses", 1, "consistency"),
+        (f"UPDATE marts.fct_daily_metrics SET running_balance = running_balance + 0.01 WHERE day = {LAST_DAY}",
+         "running_balance_is_cumulative_net", 1, "consistency"),
+        (f"UPDATE marts.fct_daily_metrics SET unique_categories = -1 WHERE day = {LAST_DAY}",
+         "unique_categories_non_negative", 1, "validity"),
+        ("UPDATE marts.fct_daily_metrics SET total_income = NULL WHERE day = (SELECT min(day) FROM "
+         "marts.fct_daily_metrics WHERE transaction_count = 0)", "total_income_not_null", 1, "completeness"),
+        # a fact whose day has no metrics row at all
+        ("INSERT INTO marts.fct_transactions (transaction_id, txn_date, txn_type, amount, abs_amount) "
+         "VALUES ('late', '2024-06-29', 'Expense', -1, 1)", "reconciles_with_fct_transactions", 1, "consistency"),
+    ],
+    ids=["income_cent", "count", "net", "running", "non_negative", "null", "missing_metrics_row"],
+)
+def test_daily_metrics_violation_fails_its_expectation(db, sql, name, count, dimension):
+    execute(db, sql)
+    assert_only_failure(run(db, q.fct_daily_metrics_suite()), name, count, dimension)
+
+
+def test_daily_metrics_reconciliation_sample_names_the_day(db):
+    execute(db, f"UPDATE marts.fct_daily_metrics SET total_expenses = total_expenses + 0.02, "
+                f"net = net - 0.02, running_balance = running_balance - 0.02 WHERE day = {LAST_DAY}")
+    out = run(db, q.fct_daily_metrics_suite()).outcome("reconciles_with_fct_transactions")
+    assert out.sample[0]["day"] == "2024-06-28"
+    assert out.sample[0]["total_expenses"] == pytest.approx(out.sample[0]["expected_expenses"] + 0.02)
+
+
+def test_daily_metrics_staleness_is_a_warning(db):
+    result = run(db, q.fct_daily_metrics_suite(), today=dt.date(2025, 1, 1))
+    assert_only_failure(result, "day_fresh", None, "timeliness")
+
+
+# -- errors, SQL rendering, speed ------------------------------------------------------------------
+
+
+def test_missing_table_or_column_is_a_blocking_failure_not_a_crash(db):
+    execute(db, "ALTER TABLE marts.fct_transactions DROP COLUMN status")
+    try:
+        result = run(db, q.fct_transactions_suite())
+    finally:
+        execute(db, "ALTER TABLE marts.fct_transactions ADD COLUMN status text")
+    bad = result.outcome("status_format")
+    assert not result.success and not bad.success and bad.error
+    assert "status" in bad.summary
+
+
+def test_render_literal_never_emits_quotes_colons_or_braces():
+    for value in ["a'b", "x:y :z", "{batch}", "\\'; DROP TABLE t; --", "ünï"]:
+        sql = q.render_literal(value)
+        assert sql.startswith("convert_from(decode('") and not set(sql[21:-12]) & set("':{}\\")
+    assert q.render_literal([]) == "CAST(ARRAY[] AS text[])"
+    assert q.render_literal(dt.date(2024, 1, 2)) == "DATE '2024-01-02'"
+    assert q.render_literal(1.5) == "1.5" and q.render_literal(True) == "TRUE"
+    with pytest.raises(q.QualityError):
+        q.render_literal(float("nan"))
+    with pytest.raises(q.QualityError):
+        q.render_literal(object())
+    assert q.render_sql("a = :x AND b::text = c", {"x": 1}) == "a = 1 AND b::text = c"
+    with pytest.raises(q.QualityError, match=":y"):
+        q.render_sql("a = :y", {})
+
+
+def test_suite_declarations_are_checked():
+    with pytest.raises(q.QualityError):
+        q.SuiteSpec("s", "raw.transactions; DROP TABLE x", [])
+    with pytest.raises(q.QualityError):
+        q.SuiteSpec("s", "raw.transactions", [q.not_null("a"), q.not_null("a")])
+    with pytest.raises(q.QualityError, match="batch"):
+        q.SuiteSpec("s", "raw.transactions", [q.no_rows("n", "SELECT 1", "d", dimension=q.Dimension.VALIDITY)])
+    for spec in (q.raw_transactions_suite(), q.fct_transactions_suite(), q.fct_daily_metrics_suite()):
+        assert [e for e in spec.expectations if not e.blocking] == [
+            e for e in spec.expectations if e.dimension is q.Dimension.TIMELINESS]
+
+
+def test_100k_rows_validate_quickly(db):
+    execute(db, "INSERT INTO raw.files (source_file, account, size_bytes, sha256, rows_read, rows_loaded, "
+                "rows_quarantined, header) VALUES ('big.csv', 'big', 1, 'x', 100000, 100000, 0, '{}')")
+    execute(db, """
+        INSERT INTO raw.transactions (source_file, line_number, account, txn_date, txn_type, description, amount,
+                                      category, loaded_at)
+        SELECT 'big.csv', g + 1, 'big', DATE '2024-06-28' - (g % 700), CASE WHEN g % 5 = 0 THEN 'Income' ELSE 'Expense' END,
+               'row ' || g, CASE WHEN g % 5 = 0 THEN 1000 ELSE -(g % 300) - 0.5 END, 'fuel', now()
+        FROM generate_series(1, 100000) AS g""")
+    execute(db, "ANALYZE raw.transactions")
+    run(db, q.raw_transactions_suite(["acct/a.csv"]))  # warm: GX import, engine
+    timings = {}
+    for label, spec in [("whole_table", q.raw_transactions_suite()), ("one_file", q.raw_transactions_suite(["big.csv"]))]:
+        t0 = time.perf_counter()
+        result = run(db, spec)
+        timings[label] = time.perf_counter() - t0
+        assert result.success, result.summary()
+        assert result.element_count >= 100_000
+    print(f"\n100k-row raw suite: {timings}")
+    assert max(timings.values()) < 5
+
+
+# -- external server -------------------------------------------------------------------------------
+
+
+@pytest.mark.external
+@pytest.mark.skipif(not os.environ.get("TITANS_TEST_EXTERNAL_URL"), reason="TITANS_TEST_EXTERNAL_URL not set")
+def test_suites_on_external_server_over_tcp():
+    admin = Database(os.environ["TITANS_TEST_EXTERNAL_URL"])
+    name = f"titans_quality_{uuid.uuid4().hex[:10]}"
+    with admin.connect(autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        p = admin.connect_kwargs()
+        ext = Database(f"postgresql://{p['user']}:{p['password']}@{p['host']}:{p['port']}/{name}")
+        load_good_data(ext)
+        url = ext.sqlalchemy_url()
+        for spec in (q.raw_transactions_suite(), q.raw_transactions_suite(["b.csv"]), q.fct_transactions_suite(),
+                     q.fct_daily_metrics_suite()):
+            result = q.run_suite(spec, url, today=TODAY)
+            assert result.success and not result.warnings, result.summary()
+        execute(ext, RAW_INSERT.format(table="raw.transactions"), (900, "2024-06-01", "Expense", "x", 5))
+        assert_only_failure(q.run_suite(q.raw_transactions_suite(["b.csv"]), url, today=TODAY),
+                            "amount_sign_matches_type", 1, "validity")
+    finally:
+        q.reset_gx_cache()  # closes GX's pooled connections so the database can be dropped
+        with admin.connect(autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')

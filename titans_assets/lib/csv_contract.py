@@ -1,0 +1,425 @@
+"""The input contract: turn the bytes of one CSV export into typed rows and quarantined lines.
+
+Canonical header (the original Titans Finance ledger):
+    Date,Type,Description,Amount,Category,Payment Method,Status,Reference,Receipt URL
+
+What is accepted, because real exports look like this:
+- header names in any case and spacing (` date `, `PAYMENT_METHOD`, `Payment-Method`), a few common
+  aliases (`Transaction Date`, `Memo`, `Vendor`...), columns in any order, extra columns (kept as JSON);
+- a UTF-8 byte-order mark; CRLF, LF or CR line ends; no trailing newline; blank lines (skipped);
+  Windows-1252 bytes when the file is not valid UTF-8;
+- `;`, tab or `|` as the delimiter when the header shows it (European exports use `;`);
+- amounts with currency symbols or codes, thousands separators, `(12.50)` or `12.50-` negatives,
+  and a decimal comma (`1.234,56`, `12,5`);
+- rows newest-first or in any order; short rows whose missing trailing fields are optional.
+
+What is *syntax* is checked here (a row either parses or goes to quarantine with its line number, raw
+text and reason); what is *business rule* (sign matches Type, amount bounds, freshness) is checked by
+the Great Expectations suites on the loaded table, so a surprising-but-parseable file is still
+loaded and then stopped by a visible, blocking check instead of disappearing row by row.
+
+Dates must be ISO `YYYY-MM-DD` (a time part is ignored): `01/02/2024` is ambiguous between US and
+European order, so it is quarantined rather than guessed.
+
+Pure Python (csv + pandas); no database, no Dagster.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+import numpy as np
+import pandas as pd
+
+CANONICAL_COLUMNS = (
+    "Date", "Type", "Description", "Amount", "Category", "Payment Method", "Status", "Reference", "Receipt URL",
+)
+# Our column name for each canonical header.
+FIELD_OF = {
+    "Date": "txn_date", "Type": "txn_type", "Description": "description", "Amount": "amount",
+    "Category": "category", "Payment Method": "payment_method", "Status": "status",
+    "Reference": "reference", "Receipt URL": "receipt_url",
+}
+REQUIRED = ("Date", "Type", "Description", "Amount")
+# The loader's output columns, in COPY order (without source_file/account/loaded_at added by the loader).
+OUTPUT_COLUMNS = ("line_number",) + tuple(FIELD_OF.values()) + ("extra",)
+
+_ALIASES = {
+    "date": "Date", "transaction date": "Date", "posted date": "Date", "posting date": "Date", "txn date": "Date",
+    "type": "Type", "transaction type": "Type", "txn type": "Type",
+    "description": "Description", "memo": "Description", "details": "Description", "narrative": "Description",
+    "amount": "Amount", "transaction amount": "Amount",
+    "category": "Category",
+    "payment method": "Payment Method", "method": "Payment Method", "payment type": "Payment Method",
+    "status": "Status",
+    "reference": "Reference", "ref": "Reference", "vendor": "Reference", "payee": "Reference",
+    "receipt url": "Receipt URL", "receipt": "Receipt URL", "receipt link": "Receipt URL",
+}
+_DELIMITERS = (",", ";", "\t", "|")
+MAX_FIELD_CHARS = 4096  # a bank description is short; a 10 MB cell is an export bug, quarantined whole
+MAX_ABS_AMOUNT = Decimal("999999999999.99")  # what numeric(14,2) can hold; business bounds live in GX
+_ISO_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ][0-9:.+\-Z]*)?$")
+_CURRENCY = re.compile(r"[$€£¥₹]|\b(?:USD|EUR|GBP|CAD|AUD|CHF)\b", re.IGNORECASE)
+
+
+class ContractError(ValueError):
+    """A whole-file problem (e.g. a required column is missing). Code E003, one readable line."""
+
+    code = "E003"
+
+
+@dataclass
+class ParsedFile:
+    header: list[str]
+    rows: pd.DataFrame  # OUTPUT_COLUMNS; amounts as exact decimal strings, dates as ISO strings
+    quarantine: list[tuple[int, str, str]] = field(default_factory=list)  # (line_number, raw_line, reason)
+    rows_read: int = 0
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    file_error: str | None = None  # set when the whole file was quarantined
+
+    @property
+    def rows_loaded(self) -> int:
+        return len(self.rows)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return len(self.quarantine)
+
+
+def normalize_header_name(name: str) -> str:
+    """`  PAYMENT_method ` -> `payment method` (the key used for alias lookup)."""
+    return re.sub(r"[\s_\-]+", " ", name.replace("\ufeff", "")).strip().lower()
+
+
+def map_header(header: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """Canonical column -> index, and extra column name -> index. The first occurrence wins."""
+    known: dict[str, int] = {}
+    extra: dict[str, int] = {}
+    for i, name in enumerate(header):
+        canonical = _ALIASES.get(normalize_header_name(name))
+        if canonical and canonical not in known:
+            known[canonical] = i
+        elif name.strip():
+            extra[name.strip()] = i
+    return known, extra
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Bytes -> text: UTF-8 (BOM stripped), else Windows-1252 (what spreadsheet exports fall back to)."""
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace"), "cp1252"
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The delimiter under which the header line names the most contract columns (ties: comma)."""
+    best, best_hits = ",", -1
+    for delim in _DELIMITERS:
+        names = next(csv.reader([header_line], delimiter=delim), [])
+        hits = sum(1 for n in names if normalize_header_name(n) in _ALIASES)
+        if hits > best_hits:
+            best, best_hits = delim, hits
+    return best
+
+
+def parse_amount(text: str) -> Decimal:
+    """`$1,234.56`, `(12.50)`, `12.50-`, `EUR 1.234,56`, `-$45` -> Decimal. Raises ValueError with a reason."""
+    s = _CURRENCY.sub("", text).replace("\u00a0", "").replace(" ", "").replace("'", "")
+    if not s:
+        raise ValueError("amount is empty")
+    negative = False
+    if s.startswith("(") and s.endswith(")"):
+        negative, s = True, s[1:-1]
+    if s.endswith("-"):
+        negative, s = True, s[:-1]
+    if s.startswith(("-", "+")):
+        negative, s = negative ^ (s[0] == "-"), s[1:]
+    s = _CURRENCY.sub("", s)
+    if "," in s and "." in s:  # the later one is the decimal separator
+        s = s.replace(".", "").replace(",", ".") if s.rfind(",") > s.rfind(".") else s.replace(",", "")
+    elif "," in s:
+        if re.fullmatch(r"\d{1,3}(,\d{3})+", s):
+            s = s.replace(",", "")
+        elif re.fullmatch(r"\d+,\d{1,2}", s):
+            s = s.replace(",", ".")
+        else:
+            raise ValueError(f"amount {text.strip()!r} is not a number")
+    elif re.fullmatch(r"\d{1,3}(\.\d{3}){2,}", s):  # 1.234.567 (European thousands)
+        s = s.replace(".", "")
+    if not re.fullmatch(r"\d+(\.\d+)?|\.\d+", s):
+        raise ValueError(f"amount {text.strip()!r} is not a number")
+    try:
+        value = Decimal(s)
+    except InvalidOperation:
+        raise ValueError(f"amount {text.strip()!r} is not a number") from None
+    if value != value.quantize(Decimal("0.01")):
+        raise ValueError(f"amount {text.strip()!r} has more than 2 decimal places")
+    if value > MAX_ABS_AMOUNT:
+        raise ValueError(f"amount {text.strip()!r} is out of range")
+    return -value if negative else value
+
+
+def parse_csv(data: bytes) -> ParsedFile:
+    """Parse one export. Never raises for bad content: whole-file problems quarantine every line."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # millions of short-lived strings; the cyclic collector only costs time here
+    try:
+        return _parse(data)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _parse(data: bytes) -> ParsedFile:
+    text, encoding = decode(data)
+    if not text.strip():
+        return ParsedFile(header=[], rows=_empty_rows(), encoding=encoding)
+    csv.field_size_limit(1 << 30)
+    first_line = next(iter(io.StringIO(text, newline="")))
+    delimiter = sniff_delimiter(first_line)
+    header = next(csv.reader([first_line], delimiter=delimiter))
+    known, extra = map_header(header)
+    missing = [c for c in REQUIRED if c not in known]
+    file_error = None
+    if missing:
+        file_error = (
+            f"missing required column(s) {', '.join(missing)} (header read as {header!r} "
+            f"with delimiter {delimiter!r})"
+        )
+    table = _fast_table(data, text, encoding, delimiter, len(header)) or _careful_table(text, delimiter, header)
+    quarantine = list(table.quarantine)
+    columns, starts = table.columns, table.starts
+    if file_error is not None:
+        quarantine.extend((int(s_), table.raw(int(s_)), file_error) for s_ in starts)
+        columns, starts = [c[:0] for c in columns], starts[:0]
+    rows, bad = _validate(columns, starts, known, extra)
+    quarantine.extend((int(starts[i]), table.raw(int(starts[i])), reason) for i, reason in bad)
+    quarantine.sort(key=lambda q: q[0])
+    return ParsedFile(
+        header=header, rows=rows, quarantine=quarantine, rows_read=len(rows) + len(quarantine),
+        encoding=encoding, delimiter=delimiter, file_error=file_error,
+    )
+
+
+@dataclass
+class _Table:
+    """Structurally split records: one object array per header column, and each record's first line."""
+
+    columns: list[np.ndarray]
+    starts: np.ndarray
+    quarantine: list[tuple[int, str, str]]
+    spans: dict[int, str]  # first line -> raw text, for records the careful path saw
+
+    lines: list[str] | None = None
+
+    def raw(self, start: int) -> str:
+        if start in self.spans:
+            return self.spans[start]
+        return self.lines[start - 1].rstrip("\r\n").replace("\x00", "\ufffd")
+
+
+def _fast_table(data: bytes, text: str, encoding: str, delimiter: str, width: int) -> _Table | None:
+    """pandas' C parser, when every record is one physical line (so line numbers are exact).
+
+    Returns None whenever that cannot be guaranteed (multi-line quoted fields, lone CR line ends,
+    ragged rows, NUL bytes or huge cells); the careful path then handles the file.
+    """
+    if "\x00" in text or text.count("\r") != text.count("\r\n"):
+        return None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if max(map(len, lines)) > MAX_FIELD_CHARS:
+        return None
+    try:
+        df = pd.read_csv(
+            io.BytesIO(data), encoding="utf-8-sig" if encoding == "utf-8" else "cp1252", sep=delimiter, header=None, skiprows=1, dtype=object, na_filter=False,
+            skip_blank_lines=False, engine="c", quoting=csv.QUOTE_MINIMAL,
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
+        if len(lines) == 1:  # header only
+            return _Table([np.empty(0, dtype=object)] * width, np.empty(0, dtype=np.int64), [], {}, lines)
+        return None
+    if len(df) != len(lines) - 1 or df.shape[1] > width:
+        return None
+    columns = [df[c].to_numpy(dtype=object) for c in df.columns]
+    columns += [np.full(len(df), "", dtype=object)] * (width - len(columns))
+    starts = np.arange(2, len(df) + 2, dtype=np.int64)
+    # Blank lines (or lines of empty cells) are not records.
+    maybe_blank = columns[0] == ""
+    if maybe_blank.any():
+        blank = maybe_blank.copy()
+        for col in columns[1:]:
+            blank &= col == ""
+        if blank.any():
+            keep = ~blank
+            columns, starts = [c[keep] for c in columns], starts[keep]
+    return _Table(columns, starts, [], {}, lines)
+
+
+def _careful_table(text: str, delimiter: str, header: list[str]) -> _Table:
+    """The csv module, record by record, tracking each record's physical lines."""
+    lines = list(io.StringIO(text, newline=""))  # the same line splitting as csv's line_num
+    reader = csv.reader(iter(lines), delimiter=delimiter, strict=False)
+    next(reader)
+    width = len(header)
+    quarantine: list[tuple[int, str, str]] = []
+    good: list[list[str]] = []
+    starts: list[int] = []
+    spans: dict[int, str] = {}
+    prev_end = reader.line_num
+    try:
+        for row in reader:
+            start, prev_end = prev_end + 1, reader.line_num
+            if not any(row):
+                continue
+            raw = _raw_text(lines, start, prev_end)
+            reason = None
+            if len(row) != width:
+                row, reason = _fit_width(row, width)
+            if reason is None:
+                reason = _cell_problem(row, header)
+            if reason is not None:
+                quarantine.append((start, raw, reason))
+                continue
+            good.append(row)
+            starts.append(start)
+            spans[start] = raw
+    except csv.Error as exc:  # an unterminated quote at the end of the file and the like
+        start = prev_end + 1
+        quarantine.append((start, _raw_text(lines, start, len(lines)), f"malformed CSV: {exc}"))
+    if good:
+        matrix = np.empty((len(good), width), dtype=object)
+        matrix[:] = good
+        columns = [matrix[:, i] for i in range(width)]
+    else:
+        columns = [np.empty(0, dtype=object) for _ in range(width)]
+    return _Table(columns, np.asarray(starts, dtype=np.int64), quarantine, spans)
+
+
+def _fit_width(row: list[str], width: int) -> tuple[list[str], str | None]:
+    """Pad a short row (missing fields read as empty, as spreadsheets write them); trim empty extras.
+
+    A short row that lacks a required value then fails on that value, with the field named."""
+    if len(row) < width:
+        return row + [""] * (width - len(row)), None
+    if len(row) > width and not any(cell.strip() for cell in row[width:]):
+        return row[:width], None
+    return row, f"row has {len(row)} fields, header has {width}"
+
+
+def _cell_problem(row: list[str], header: list[str]) -> str | None:
+    for i, cell in enumerate(row):
+        if len(cell) > MAX_FIELD_CHARS:
+            return f"field {header[i].strip()!r} is {len(cell)} characters (max {MAX_FIELD_CHARS})"
+        if "\x00" in cell:
+            return f"field {header[i].strip()!r} contains a NUL byte"
+    return None
+
+
+def _raw_text(lines: list[str], start: int, end: int) -> str:
+    """The record's text as written (all its physical lines), safe to store in a text column."""
+    return "".join(lines[start - 1:end]).rstrip("\r\n").replace("\x00", "\ufffd")
+
+
+def _empty_rows() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in OUTPUT_COLUMNS})
+
+
+def _validate(
+    columns: list[np.ndarray], starts: np.ndarray, known: dict[str, int], extra: dict[str, int],
+) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
+    """Type the structurally sound records, vectorised; odd values take the slow path.
+
+    Returns the typed rows and (position, reason) for records that fail. Text columns stay as written
+    (trimming and normalisation are dbt's job); only the typed fields are cleaned here.
+    """
+    n = len(starts)
+    if n == 0:
+        return _empty_rows(), []
+    blank = np.full(n, None, dtype=object)
+    out = {"line_number": starts}
+    for canonical, name in FIELD_OF.items():
+        out[name] = columns[known[canonical]] if canonical in known else blank
+    reasons = np.full(n, None, dtype=object)
+    out["txn_date"], date_reasons = _typed_dates(out["txn_date"])
+    _first_reason(reasons, date_reasons)
+    out["txn_type"], type_reasons = _typed_types(out["txn_type"])
+    _first_reason(reasons, type_reasons)
+    out["amount"], amount_reasons = _typed_amounts(out["amount"])
+    _first_reason(reasons, amount_reasons)
+    if extra:
+        names = list(extra)
+        out["extra"] = np.asarray(
+            [json.dumps(dict(zip(names, values)), ensure_ascii=False) for values in zip(*(columns[i] for i in extra.values()))],
+            dtype=object,
+        )
+    else:
+        out["extra"] = blank
+    bad = np.flatnonzero(pd.notna(reasons))
+    if len(bad):
+        keep = np.ones(n, dtype=bool)
+        keep[bad] = False
+        out = {c: v[keep] for c, v in out.items()}
+    rows = pd.DataFrame({c: out[c] for c in OUTPUT_COLUMNS})
+    return rows, [(int(i), reasons[i]) for i in bad]
+
+
+def _first_reason(reasons: np.ndarray, new: np.ndarray) -> None:
+    fill = pd.isna(reasons) & pd.notna(new)
+    reasons[fill] = new[fill]
+
+
+def _typed_dates(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ISO dates (an optional time part is dropped) -> ISO strings; anything else gets a reason."""
+    parsed = pd.to_datetime(pd.Series(values, dtype=object), format="%Y-%m-%d", errors="coerce")
+    out = values.copy()
+    reasons = np.full(len(values), None, dtype=object)
+    for i in np.flatnonzero(parsed.isna().to_numpy()):
+        text = values[i] if isinstance(values[i], str) else ""
+        m = _ISO_DATE.match(text.strip())
+        ok = m is not None and not pd.isna(pd.to_datetime(m.group(1), format="%Y-%m-%d", errors="coerce"))
+        if ok:
+            out[i] = m.group(1)
+        else:
+            reasons[i] = f"date {text!r} is not a valid YYYY-MM-DD date"
+    return out, reasons
+
+
+def _typed_types(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mapped = pd.Series(values, dtype=object).map(_TYPES).to_numpy(dtype=object)
+    reasons = np.full(len(values), None, dtype=object)
+    for i in np.flatnonzero(pd.isna(mapped)):
+        text = values[i] if isinstance(values[i], str) else ""
+        mapped[i] = _TYPES.get(text.strip().lower())
+        if mapped[i] is None:
+            reasons[i] = f"type {text!r} is not Income or Expense"
+    return mapped, reasons
+
+
+_TYPES = {"Income": "Income", "Expense": "Expense", "income": "Income", "expense": "Expense"}
+
+
+def _typed_amounts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Plain numbers with at most 2 decimals pass through as written (exact); the rest go through
+    parse_amount (currency symbols, separators, parentheses...)."""
+    number = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        cents = number * 100
+        plain = np.isfinite(number) & (np.abs(cents - np.round(cents)) < 1e-6) & (np.abs(number) < 1e12)
+    out = values.copy()
+    reasons = np.full(len(values), None, dtype=object)
+    for i in np.flatnonzero(~plain):
+        try:
+            out[i] = str(parse_amount(values[i] if isinstance(values[i], str) else ""))
+        except ValueError as exc:
+            reasons[i] = str(exc)
+    return out, reasons

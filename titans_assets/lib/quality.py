@@ -1,0 +1,703 @@
+"""Great Expectations (GX Core 1.x) suites for the raw table and the marts, defined in code.
+
+Plain Python, no Dagster: `definitions` wraps `run_suite` in blocking asset checks.
+
+    spec = raw_transactions_suite(source_files=["bank/2024.csv"])
+    result = run_suite(spec, db.sqlalchemy_url(), today=date.today())
+    result.success          # every *blocking* expectation passed
+    result.to_metadata()    # flat JSON-able dict for AssetCheckResult(metadata=...)
+
+A suite is declarative (`SuiteSpec` of `ExpectationSpec`s). Each expectation carries a data-quality
+dimension (completeness, accuracy, consistency, validity, timeliness) and `blocking`. Only
+timeliness is non-blocking: a stale export (the user simply has not dropped this month's file yet)
+is worth a warning on the check, but the data that *is* there is correct and downstream models and
+metrics should still refresh; blocking on age would freeze the whole pipeline for a reason that no
+re-run can fix.
+
+Parameters. `SuiteSpec.row_filter` and SQL expectations use `:name` placeholders. GX only accepts a
+query asset / unexpected-rows query as SQL *text* (it has no bind-parameter API and re-parses the
+text twice: `str.format` for `{batch}` and `sqlalchemy.text`, where `:word` means a bind), so values
+are rendered by `render_literal`, which never splices a string: text becomes
+`convert_from(decode('<hex>', 'hex'), 'UTF8')`, numbers are validated numerics, dates ISO literals.
+No user value can change the statement, and no value can contain a quote, colon or brace.
+Table names come from code and are checked against a strict identifier pattern.
+
+GX is imported lazily (it takes seconds to import), so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import os
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Iterable, Mapping, Sequence
+
+# GX reads these when it is imported; nothing here talks to GX's analytics backend.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+DEFAULT_MAX_ABS_AMOUNT = 1_000_000
+DEFAULT_MAX_AGE_DAYS = 60
+MIN_TXN_DATE = dt.date(1990, 1, 1)
+TXN_TYPES = ("Income", "Expense")
+SAMPLE_SIZE = 5
+CENT_TOLERANCE = "0.005"  # |a - b| >= half a cent means the values differ "to the cent"
+LABEL_REGEX = r"^[a-z][a-z0-9_]*$"  # normalized snake_case labels (category, payment_method, status)
+
+RAW_TRANSACTIONS = "raw.transactions"
+FCT_TRANSACTIONS = "marts.fct_transactions"
+FCT_DAILY_METRICS = "marts.fct_daily_metrics"
+
+
+class Dimension(str, Enum):
+    COMPLETENESS = "completeness"
+    ACCURACY = "accuracy"
+    CONSISTENCY = "consistency"
+    VALIDITY = "validity"
+    TIMELINESS = "timeliness"
+
+
+class QualityError(ValueError):
+    """A suite is mis-declared or a parameter is missing/unrenderable (a programming error)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Declarative description
+
+
+@dataclass(frozen=True)
+class Param:
+    """A run-time parameter reference inside `ExpectationSpec.kwargs` (resolved by `run_suite`)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ExpectationSpec:
+    """One expectation. `gx_type` is a class name from `great_expectations.expectations`
+    (or `"UnexpectedRows"` for a SQL query returning the offending rows: pass `query`)."""
+
+    name: str  # stable identifier, unique in its suite (used in metadata keys)
+    gx_type: str
+    dimension: Dimension
+    description: str  # what must hold, in words (used in the one-line summary)
+    blocking: bool = True
+    column: str | None = None
+    kwargs: Mapping[str, Any] = field(default_factory=dict)  # GX kwargs; values may be `Param`
+    query: str | None = None  # UnexpectedRows only: must read `{batch}`; `:name` placeholders
+    when: tuple[str, Any] | None = None  # row condition: only rows where column == value
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    name: str
+    table: str  # "schema.table", from code only
+    expectations: Sequence[ExpectationSpec]
+    row_filter: str | None = None  # SQL boolean expression with `:name` placeholders
+    params: Mapping[str, Any] = field(default_factory=dict)  # defaults; run_suite(params=) overrides
+    id_columns: Sequence[str] = ()  # identify unexpected rows in samples
+
+    def __post_init__(self) -> None:
+        _check_table(self.table)
+        names = [e.name for e in self.expectations]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise QualityError(f"suite {self.name!r}: duplicate expectation names {dupes}")
+        for e in self.expectations:
+            if e.gx_type == "UnexpectedRows" and (not e.query or "{batch}" not in e.query):
+                raise QualityError(f"{self.name}.{e.name}: an UnexpectedRows query must read {{batch}}")
+
+
+@dataclass
+class ExpectationOutcome:
+    name: str
+    expectation_type: str  # GX snake_case type, e.g. expect_column_values_to_not_be_null
+    column: str | None
+    dimension: str
+    blocking: bool
+    success: bool
+    unexpected_count: int | None
+    element_count: int | None
+    observed_value: Any = None
+    sample: list[Any] = field(default_factory=list)
+    error: str | None = None
+    summary: str = ""
+
+
+@dataclass
+class SuiteResult:
+    suite: str
+    table: str
+    success: bool  # all blocking expectations passed
+    element_count: int | None
+    duration_s: float
+    params: dict[str, Any]
+    expectations: list[ExpectationOutcome]
+
+    @property
+    def failed_blocking(self) -> list[ExpectationOutcome]:
+        return [e for e in self.expectations if e.blocking and not e.success]
+
+    @property
+    def warnings(self) -> list[ExpectationOutcome]:
+        return [e for e in self.expectations if not e.blocking and not e.success]
+
+    def outcome(self, name: str) -> ExpectationOutcome:
+        for e in self.expectations:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+    def summary(self) -> str:
+        n = len(self.expectations)
+        passed = sum(e.success for e in self.expectations)
+        head = f"{self.suite} on {self.table}: {passed}/{n} expectations passed"
+        if self.failed_blocking:
+            head += "; BLOCKING: " + ", ".join(e.name for e in self.failed_blocking)
+        if self.warnings:
+            head += "; warnings: " + ", ".join(e.name for e in self.warnings)
+        return head
+
+    def to_metadata(self) -> dict[str, Any]:
+        """Flat, JSON-able; per-expectation keys only for the ones that failed (keeps the UI short)."""
+        md: dict[str, Any] = {
+            "suite": self.suite,
+            "table": self.table,
+            "success": self.success,
+            "summary": self.summary(),
+            "element_count": self.element_count,
+            "expectations_evaluated": len(self.expectations),
+            "expectations_failed": sum(not e.success for e in self.expectations),
+            "failed_blocking": [e.name for e in self.failed_blocking],
+            "failed_nonblocking": [e.name for e in self.warnings],
+            "duration_s": round(self.duration_s, 3),
+            "params": _jsonable(self.params),
+        }
+        for e in self.expectations:
+            if e.success:
+                continue
+            p = f"failed.{e.name}"
+            md[p] = e.summary
+            md[f"{p}.dimension"] = e.dimension
+            md[f"{p}.blocking"] = e.blocking
+            if e.unexpected_count is not None:
+                md[f"{p}.unexpected_count"] = e.unexpected_count
+            if e.observed_value is not None:
+                md[f"{p}.observed_value"] = _jsonable(e.observed_value)
+            if e.sample:
+                md[f"{p}.sample"] = _jsonable(e.sample)
+            if e.error:
+                md[f"{p}.error"] = e.error
+        return md
+
+
+# --------------------------------------------------------------------------------------------------
+# Expectation helpers (keep the suite definitions below readable)
+
+
+def not_null(column: str, *, dimension: Dimension = Dimension.COMPLETENESS, when=None, name=None,
+             description=None, blocking: bool = True) -> ExpectationSpec:
+    suffix = f"_when_{when[0]}_{str(when[1]).lower()}" if when else ""
+    return ExpectationSpec(
+        name=name or f"{column}_not_null{suffix}", gx_type="ExpectColumnValuesToNotBeNull",
+        dimension=dimension, column=column, when=when, blocking=blocking,
+        description=description or f"{column} is never null" + (f" where {when[0]} = {when[1]!r}" if when else ""),
+    )
+
+
+def is_null(column: str, *, when, dimension: Dimension = Dimension.CONSISTENCY, name=None,
+            blocking: bool = True) -> ExpectationSpec:
+    return ExpectationSpec(
+        name=name or f"{column}_null_when_{when[0]}_{str(when[1]).lower()}", gx_type="ExpectColumnValuesToBeNull",
+        dimension=dimension, column=column, when=when, blocking=blocking,
+        description=f"{column} is null where {when[0]} = {when[1]!r}",
+    )
+
+
+def in_set(column: str, values: Iterable[Any], *, dimension: Dimension = Dimension.VALIDITY,
+           name=None, blocking: bool = True) -> ExpectationSpec:
+    values = list(values)
+    return ExpectationSpec(
+        name=name or f"{column}_in_set", gx_type="ExpectColumnValuesToBeInSet", dimension=dimension,
+        column=column, kwargs={"value_set": values}, blocking=blocking,
+        description=f"{column} is one of {values}",
+    )
+
+
+def matches_regex(column: str, regex: str, *, dimension: Dimension = Dimension.VALIDITY, name=None,
+                  blocking: bool = True) -> ExpectationSpec:
+    return ExpectationSpec(
+        name=name or f"{column}_format", gx_type="ExpectColumnValuesToMatchRegex", dimension=dimension,
+        column=column, kwargs={"regex": regex}, blocking=blocking,
+        description=f"{column} (when present) matches {regex}",
+    )
+
+
+def between(column: str, min_value: Any = None, max_value: Any = None, *, dimension: Dimension,
+            name=None, description=None, blocking: bool = True) -> ExpectationSpec:
+    kw = {k: v for k, v in (("min_value", min_value), ("max_value", max_value)) if v is not None}
+    return ExpectationSpec(
+        name=name or f"{column}_in_range", gx_type="ExpectColumnValuesToBeBetween", dimension=dimension,
+        column=column, kwargs=kw, blocking=blocking,
+        description=description or f"{column} between {_show(min_value)} and {_show(max_value)}",
+    )
+
+
+def unique(column: str, *, dimension: Dimension = Dimension.CONSISTENCY, name=None,
+           blocking: bool = True) -> ExpectationSpec:
+    return ExpectationSpec(
+        name=name or f"{column}_unique", gx_type="ExpectColumnValuesToBeUnique", dimension=dimension,
+        column=column, blocking=blocking, description=f"no two rows share {column}",
+    )
+
+
+def unique_together(columns: Sequence[str], *, dimension: Dimension = Dimension.CONSISTENCY, name=None,
+                    blocking: bool = True) -> ExpectationSpec:
+    return ExpectationSpec(
+        name=name or "_".join(columns) + "_unique", gx_type="ExpectCompoundColumnsToBeUnique",
+        dimension=dimension, kwargs={"column_list": list(columns)}, blocking=blocking,
+        description=f"no two rows share ({', '.join(columns)})",
+    )
+
+
+def fresh(column: str, *, name=None) -> ExpectationSpec:
+    """Timeliness: the newest `column` is on or after today - max_age_days. Never blocking (see module doc)."""
+    return ExpectationSpec(
+        name=name or f"{column}_fresh", gx_type="ExpectColumnMaxToBeBetween", dimension=Dimension.TIMELINESS,
+        column=column, kwargs={"min_value": Param("oldest_fresh_date")}, blocking=False,
+        description=f"newest {column} is at most max_age_days old",
+    )
+
+
+def no_rows(name: str, query: str, description: str, *, dimension: Dimension, blocking: bool = True,
+            column: str | None = None) -> ExpectationSpec:
+    """The query (reading `{batch}`) selects the offending rows; the expectation passes when it returns none."""
+    return ExpectationSpec(name=name, gx_type="UnexpectedRows", dimension=dimension, query=query,
+                           description=description, blocking=blocking, column=column)
+
+
+# --------------------------------------------------------------------------------------------------
+# The suites
+
+def _common_transaction_checks(id_columns: Sequence[str]) -> list[ExpectationSpec]:
+    sign_rule = f"""
+SELECT {", ".join(id_columns)}, txn_type, amount FROM {{batch}}
+WHERE (txn_type = 'Expense' AND amount > 0) OR (txn_type = 'Income' AND amount < 0)
+"""
+    return [
+        in_set("txn_type", TXN_TYPES),
+        between("txn_date", Param("min_txn_date"), Param("tomorrow"), dimension=Dimension.ACCURACY,
+                description="txn_date between min_txn_date (1990-01-01) and today + 1 day"),
+        no_rows("amount_sign_matches_type", sign_rule, "expenses are <= 0 and income is >= 0",
+                dimension=Dimension.VALIDITY, column="amount"),
+        between("amount", Param("neg_max_abs_amount"), Param("max_abs_amount"), dimension=Dimension.VALIDITY,
+                name="amount_within_max", description="|amount| <= max_abs_amount"),
+    ]
+
+
+def raw_transactions_suite(source_files: Sequence[str] | None = None, *,
+                           max_abs_amount: float = DEFAULT_MAX_ABS_AMOUNT,
+                           max_age_days: int = DEFAULT_MAX_AGE_DAYS,
+                           table: str = RAW_TRANSACTIONS) -> SuiteSpec:
+    """The landed rows, optionally only those of `source_files` (the checks run per loaded file)."""
+    return SuiteSpec(
+        name="raw_transactions",
+        table=table,
+        row_filter=None if source_files is None else "source_file = ANY(:source_files)",
+        params={"max_abs_amount": max_abs_amount, "max_age_days": max_age_days,
+                **({} if source_files is None else {"source_files": list(source_files)})},
+        id_columns=("source_file", "line_number"),
+        expectations=[
+            *(not_null(c) for c in ("txn_date", "txn_type", "description", "amount", "account")),
+            *_common_transaction_checks(("source_file", "line_number")),
+            unique_together(("source_file", "line_number")),
+            fresh("txn_date"),
+        ],
+    )
+
+
+def fct_transactions_suite(*, max_abs_amount: float = DEFAULT_MAX_ABS_AMOUNT,
+                           max_age_days: int = DEFAULT_MAX_AGE_DAYS,
+                           table: str = FCT_TRANSACTIONS) -> SuiteSpec:
+    required = ("transaction_id", "account", "source_file", "line_number", "txn_date", "txn_type",
+                "description", "amount", "abs_amount", "month")
+    return SuiteSpec(
+        name="fct_transactions",
+        table=table,
+        params={"max_abs_amount": max_abs_amount, "max_age_days": max_age_days},
+        id_columns=("transaction_id",),
+        expectations=[
+            *(not_null(c) for c in required),
+            not_null("category", when=("txn_type", "Expense")),
+            unique("transaction_id"),
+            is_null("category", when=("txn_type", "Income")),
+            *_common_transaction_checks(("transaction_id",)),
+            *(matches_regex(c, LABEL_REGEX) for c in ("category", "payment_method", "status")),
+            no_rows("abs_amount_is_abs_of_amount", "SELECT transaction_id, amount, abs_amount FROM {batch} WHERE abs_amount <> abs(amount)",
+                    "abs_amount = |amount|", dimension=Dimension.CONSISTENCY, column="abs_amount"),
+            fresh("txn_date"),
+        ],
+    )
+
+
+def fct_daily_metrics_suite(*, max_age_days: int = DEFAULT_MAX_AGE_DAYS, table: str = FCT_DAILY_METRICS,
+                            transactions_table: str = FCT_TRANSACTIONS) -> SuiteSpec:
+    _check_table(transactions_table)
+    tol = CENT_TOLERANCE
+    reconcile = f"""
+WITH f AS (
+    SELECT txn_date AS day,
+           coalesce(sum(abs(amount)) FILTER (WHERE txn_type = 'Income'), 0) AS income,
+           coalesce(sum(abs(amount)) FILTER (WHERE txn_type = 'Expense'), 0) AS expenses,
+           count(*) AS n
+    FROM {transactions_table}
+    GROUP BY txn_date
+)
+SELECT coalesce(d.day, f.day) AS day,
+       d.total_income, f.income AS expected_income,
+       d.total_expenses, f.expenses AS expected_expenses,
+       d.transaction_count, f.n AS expected_count
+FROM {{batch}} AS d
+FULL OUTER JOIN f ON f.day = d.day
+WHERE d.day IS NULL
+   OR abs(coalesce(d.total_income, 0) - coalesce(f.income, 0)) >= {tol}
+   OR abs(coalesce(d.total_expenses, 0) - coalesce(f.expenses, 0)) >= {tol}
+   OR coalesce(d.transaction_count, 0) <> coalesce(f.n, 0)
+"""
+    gaps = """
+WITH b AS (SELECT day FROM {batch}),
+     s AS (SELECT CAST(g AS date) AS day
+           FROM generate_series((SELECT min(day) FROM b), (SELECT max(day) FROM b), interval '1 day') AS g)
+SELECT s.day AS missing_day FROM s WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.day = s.day)
+"""
+    net = f"""
+SELECT day, total_income, total_expenses, net FROM {{batch}}
+WHERE abs(net - (total_income - total_expenses)) >= {tol}
+"""
+    running = f"""
+WITH r AS (
+    SELECT day, net, running_balance, sum(net) OVER (ORDER BY day) AS expected_running_balance
+    FROM {{batch}}
+)
+SELECT * FROM r WHERE abs(running_balance - expected_running_balance) >= {tol}
+"""
+    cols = ("day", "total_income", "total_expenses", "net", "transaction_count", "unique_categories",
+            "running_balance")
+    return SuiteSpec(
+        name="fct_daily_metrics",
+        table=table,
+        params={"max_age_days": max_age_days},
+        id_columns=("day",),
+        expectations=[
+            *(not_null(c) for c in cols),
+            unique("day"),
+            no_rows("every_day_present", gaps, "every day between the first and last day has a row",
+                    dimension=Dimension.COMPLETENESS, column="day"),
+            no_rows("reconciles_with_fct_transactions", reconcile,
+                    f"daily income, expenses and counts equal {transactions_table} to the cent",
+                    dimension=Dimension.CONSISTENCY),
+            no_rows("net_is_income_minus_expenses", net, "net = total_income - total_expenses",
+                    dimension=Dimension.CONSISTENCY, column="net"),
+            no_rows("running_balance_is_cumulative_net", running, "running_balance = cumulative sum of net",
+                    dimension=Dimension.CONSISTENCY, column="running_balance"),
+            *(between(c, 0, dimension=Dimension.VALIDITY, name=f"{c}_non_negative", description=f"{c} >= 0")
+              for c in ("transaction_count", "total_income", "total_expenses", "unique_categories")),
+            fresh("day"),
+        ],
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# SQL rendering (see module docstring for why values are rendered, and how safely)
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+# Same shape SQLAlchemy's text() uses: `:name`, but not `::cast` and not `x:y` inside a word.
+_PLACEHOLDER = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+
+
+def _check_table(table: str) -> None:
+    if not _IDENT.match(table):
+        raise QualityError(f"table must be a lower-case 'schema.table' identifier, got {table!r}")
+
+
+def render_literal(value: Any) -> str:
+    """A SQL literal for `value` that contains no quote-delimited user text, colon or brace."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise QualityError(f"cannot render non-finite number {value!r}")
+        return repr(value)
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise QualityError(f"cannot render non-finite number {value!r}")
+        return format(value, "f")
+    if isinstance(value, dt.datetime):
+        raise QualityError("datetime parameters are not supported; pass a date")
+    if isinstance(value, dt.date):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, str):
+        return f"convert_from(decode('{value.encode('utf-8').hex()}', 'hex'), 'UTF8')"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value) if isinstance(value, (set, frozenset)) else list(value)
+        if not items:
+            return "CAST(ARRAY[] AS text[])"
+        return "ARRAY[" + ", ".join(render_literal(v) for v in items) + "]"
+    raise QualityError(f"cannot render a parameter of type {type(value).__name__}")
+
+
+def render_sql(sql: str, params: Mapping[str, Any]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key not in params:
+            raise QualityError(f"SQL placeholder :{key} has no value (known: {sorted(params)})")
+        return render_literal(params[key])
+
+    return _PLACEHOLDER.sub(sub, sql)
+
+
+def resolve_params(spec: SuiteSpec, params: Mapping[str, Any] | None, today: dt.date | None) -> dict[str, Any]:
+    p: dict[str, Any] = {"max_abs_amount": DEFAULT_MAX_ABS_AMOUNT, "max_age_days": DEFAULT_MAX_AGE_DAYS,
+                         "min_txn_date": MIN_TXN_DATE, **spec.params, **(params or {})}
+    today = today or dt.date.today()
+    if isinstance(today, dt.datetime):
+        today = today.date()
+    p["today"] = today
+    p["tomorrow"] = today + dt.timedelta(days=1)
+    p["oldest_fresh_date"] = today - dt.timedelta(days=int(p["max_age_days"]))
+    p["neg_max_abs_amount"] = -p["max_abs_amount"]
+    return p
+
+
+# --------------------------------------------------------------------------------------------------
+# Running with GX
+
+_lock = threading.RLock()
+_contexts: dict[str, tuple[Any, Any]] = {}  # sqlalchemy url -> (ephemeral context, SQL datasource)
+
+
+def _gx():
+    import great_expectations as gx
+
+    return gx
+
+
+def _context_for(url: str) -> tuple[Any, Any]:
+    """One ephemeral context + SQL datasource per URL per process (the engine and its pool are reused)."""
+    hit = _contexts.get(url)
+    if hit is not None:
+        return hit
+    gx = _gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    # add_sql, not add_postgres: add_postgres rejects a Unix-socket URL (no host) as invalid.
+    ds = ctx.data_sources.add_sql(name=f"titans_{uuid.uuid4().hex[:8]}", connection_string=url)
+    _contexts[url] = (ctx, ds)
+    return ctx, ds
+
+
+def reset_gx_cache() -> None:
+    """Dispose cached GX engines (closes pooled connections, e.g. before DROP DATABASE)."""
+    with _lock:
+        for _ctx, ds in _contexts.values():
+            try:
+                ds.get_execution_engine().engine.dispose()
+            except Exception:  # noqa: BLE001 - best effort cleanup
+                pass
+        _contexts.clear()
+
+
+def _build_expectation(e: ExpectationSpec, params: Mapping[str, Any]):
+    import great_expectations.expectations as gxe
+
+    meta = {"titans_name": e.name}
+    if e.gx_type == "UnexpectedRows":
+        return _sampling_unexpected_rows_class()(
+            unexpected_rows_query=render_sql(e.query or "", params), description=e.description, meta=meta)
+    cls = getattr(gxe, e.gx_type, None)
+    if cls is None:
+        raise QualityError(f"{e.name}: unknown GX expectation {e.gx_type!r}")
+    kwargs = {k: (params[v.name] if isinstance(v, Param) else v) for k, v in e.kwargs.items()}
+    missing = [v.name for v in e.kwargs.values() if isinstance(v, Param) and v.name not in params]
+    if missing:
+        raise QualityError(f"{e.name}: missing parameters {missing}")
+    if e.column is not None:
+        kwargs["column"] = e.column
+    if e.when is not None:
+        from great_expectations.expectations.row_conditions import Column
+
+        kwargs["row_condition"] = Column(e.when[0]) == e.when[1]
+    return cls(meta=meta, **kwargs)
+
+
+_SAMPLING_CLS = None
+
+
+def _sampling_unexpected_rows_class():
+    """UnexpectedRowsExpectation that also returns a few offending rows at SUMMARY result format.
+
+    The stock class only returns rows at COMPLETE, and COMPLETE would make every column expectation
+    return its full unexpected list. The rows (up to 200) are fetched by GX anyway."""
+    global _SAMPLING_CLS
+    if _SAMPLING_CLS is None:
+        gxe = __import__("great_expectations.expectations", fromlist=["UnexpectedRowsExpectation"])
+
+        class TitansUnexpectedRowsExpectation(gxe.UnexpectedRowsExpectation):
+            def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
+                out = super()._validate(metrics, runtime_configuration, execution_engine)
+                if isinstance(out, dict) and "result" in out:
+                    rows = metrics.get("unexpected_rows_query.table") or []
+                    out["result"].setdefault("details", {})["sample_rows"] = list(rows[:SAMPLE_SIZE])
+                return out
+
+        _SAMPLING_CLS = TitansUnexpectedRowsExpectation
+    return _SAMPLING_CLS
+
+
+def run_suite(spec: SuiteSpec, sqlalchemy_url: str, *, params: Mapping[str, Any] | None = None,
+              today: dt.date | None = None) -> SuiteResult:
+    """Validate `spec` against the database at `sqlalchemy_url` (postgresql+psycopg2://, TCP or socket).
+
+    `params` override `spec.params` (e.g. max_age_days, source_files); `today` (default: the local
+    date) anchors the date range and the freshness check. Raises only for mis-declared suites or an
+    unreachable database; a failing expectation (including one GX could not evaluate, e.g. a missing
+    column) is reported in the result.
+    """
+    started = time.perf_counter()
+    p = resolve_params(spec, params, today)
+    gx = _gx()
+    with _lock:
+        ctx, ds = _context_for(sqlalchemy_url)
+        tag = f"{spec.name}_{uuid.uuid4().hex[:12]}"
+        # Always a query asset: one code path with or without a filter, and table assets deprecate
+        # `schema_name` (GX 1.14+) in favour of one schema per datasource, while we read several.
+        query = f"SELECT * FROM {spec.table}"
+        if spec.row_filter:
+            query += f" WHERE ({render_sql(spec.row_filter, p)})"
+        asset = ds.add_query_asset(name=tag, query=query)
+        try:
+            batch_def = asset.add_batch_definition_whole_table(tag)
+            suite = ctx.suites.add(gx.ExpectationSuite(
+                name=tag, expectations=[_build_expectation(e, p) for e in spec.expectations]))
+            vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=tag, data=batch_def, suite=suite))
+            result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
+            if spec.id_columns:
+                result_format["unexpected_index_column_names"] = list(spec.id_columns)
+                result_format["return_unexpected_index_query"] = False
+            gx_result = vd.run(result_format=result_format)
+        finally:
+            _cleanup(ctx, ds, tag)
+    outcomes = _outcomes(spec, gx_result)
+    element_count = next((o.element_count for o in outcomes if o.element_count is not None), None)
+    for o in outcomes:  # batch-level expectations: report the batch size next to their count
+        if o.element_count is None and o.unexpected_count is not None:
+            o.element_count = element_count
+        o.summary = _summary_line(o, next(e for e in spec.expectations if e.name == o.name), p)
+    return SuiteResult(
+        suite=spec.name, table=spec.table, success=all(o.success for o in outcomes if o.blocking),
+        element_count=element_count, duration_s=time.perf_counter() - started,
+        params={k: v for k, v in p.items() if k in spec.params or k in (params or {}) or k == "today"},
+        expectations=outcomes,
+    )
+
+
+def _cleanup(ctx: Any, ds: Any, tag: str) -> None:
+    for delete in (lambda: ctx.validation_definitions.delete(tag), lambda: ctx.suites.delete(tag),
+                   lambda: ds.delete_asset(tag)):
+        try:
+            delete()
+        except Exception:  # noqa: BLE001 - nothing to clean up if the run failed before creating it
+            pass
+    store = ctx.validation_results_store  # in-memory: drop results so a long-lived process stays small
+    for key in store.list_keys():
+        store.remove_key(key)
+
+
+def _outcomes(spec: SuiteSpec, gx_result: Any) -> list[ExpectationOutcome]:
+    by_name = {}
+    for r in gx_result.results:
+        by_name[(r.expectation_config.meta or {}).get("titans_name")] = r
+    out = []
+    for e in spec.expectations:
+        r = by_name.get(e.name)
+        if r is None:
+            out.append(ExpectationOutcome(e.name, e.gx_type, e.column, e.dimension.value, e.blocking, False,
+                                          None, None, error="no result returned by GX"))
+            continue
+        res = r.result or {}
+        error = _exception_message(r.exception_info)
+        if e.gx_type == "UnexpectedRows":
+            unexpected = res.get("observed_value")
+            sample = (res.get("details") or {}).get("sample_rows") or []
+            observed = None
+        else:
+            unexpected = res.get("unexpected_count")
+            sample = res.get("partial_unexpected_index_list") or res.get("partial_unexpected_list") or []
+            observed = res.get("observed_value")
+        out.append(ExpectationOutcome(
+            name=e.name, expectation_type=r.expectation_config.type, column=e.column,
+            dimension=e.dimension.value, blocking=e.blocking, success=bool(r.success) and error is None,
+            unexpected_count=None if unexpected is None else int(unexpected),
+            element_count=res.get("element_count"), observed_value=observed,
+            sample=_jsonable(list(sample)[:SAMPLE_SIZE]), error=error,
+        ))
+    return out
+
+
+def _exception_message(info: Any) -> str | None:
+    """GX 1.x puts either {raised_exception, exception_message} or {metric id: that dict} here."""
+    if not isinstance(info, Mapping):
+        return None
+    candidates = [info] + [v for v in info.values() if isinstance(v, Mapping)]
+    for c in candidates:
+        if c.get("raised_exception"):
+            lines = str(c.get("exception_message") or "GX raised an exception").strip().splitlines()
+            return lines[0][:500] if lines else "GX raised an exception"
+    return None
+
+
+def _summary_line(o: ExpectationOutcome, e: ExpectationSpec, p: Mapping[str, Any]) -> str:
+    status = "passed" if o.success else ("FAILED" if o.blocking else "WARNING")
+    text = f"{status} {o.name} [{o.dimension}{'' if o.blocking else ', non-blocking'}]: {e.description}"
+    if e.gx_type == "ExpectColumnMaxToBeBetween":
+        text += f" (newest {_show(o.observed_value)}, must be >= {_show(p.get('oldest_fresh_date'))})"
+    elif o.unexpected_count is not None and (o.unexpected_count or not o.success):
+        of = f" of {o.element_count}" if o.element_count is not None else ""
+        text += f" ({o.unexpected_count}{of} rows unexpected)"
+    if o.error:
+        text += f" (error: {o.error})"
+    return text
+
+
+def _show(v: Any) -> str:
+    return "-inf/+inf" if v is None else (v.name if isinstance(v, Param) else str(_jsonable(v)))
+
+
+def _jsonable(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    if isinstance(v, decimal.Decimal):
+        return float(v) if v.is_finite() else str(v)
+    if isinstance(v, (dt.date, dt.datetime, dt.time)):
+        return v.isoformat()
+    if isinstance(v, Enum):
+        return v.value
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return [_jsonable(x) for x in v]
+    return str(v)

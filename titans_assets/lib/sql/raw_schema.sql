@@ -1,0 +1,48 @@
+-- Landing tables written only by titans_assets.lib.loader. Idempotent: safe to run before every load.
+CREATE SCHEMA IF NOT EXISTS raw;
+
+-- One row per landed file (path relative to the landing folder). Same sha256 => the load is a no-op.
+CREATE TABLE IF NOT EXISTS raw.files (
+    source_file      text PRIMARY KEY,
+    account          text        NOT NULL,  -- sub-folder name if the file sits in one, else the file stem
+    size_bytes       bigint      NOT NULL,
+    sha256           text        NOT NULL,
+    rows_read        integer     NOT NULL,  -- data records in the file (header excluded)
+    rows_loaded      integer     NOT NULL,
+    rows_quarantined integer     NOT NULL,
+    header           text[]      NOT NULL,  -- the header as written
+    loaded_at        timestamptz NOT NULL DEFAULT now(),
+    CHECK (rows_read = rows_loaded + rows_quarantined)
+);
+
+-- Rows that parsed: typed, values otherwise as written (typos such as `credit_car` are normalized in dbt).
+-- No primary key or foreign key: the loader writes (source_file, line_number) unique by construction and
+-- replaces a file's rows in the same transaction as its raw.files row; a key and an FK trigger made
+-- COPY 2.5x slower. The Great Expectations raw suite checks both properties after every load.
+CREATE TABLE IF NOT EXISTS raw.transactions (
+    source_file    text          NOT NULL,
+    line_number    integer       NOT NULL,  -- 1-based physical line where the record starts (header = 1)
+    account        text          NOT NULL,
+    txn_date       date          NOT NULL,
+    txn_type       text          NOT NULL,  -- 'Income' or 'Expense'
+    description    text          NOT NULL,
+    amount         numeric(14,2) NOT NULL,  -- signed as written (expenses should be negative)
+    category       text,
+    payment_method text,
+    status         text,
+    reference      text,
+    receipt_url    text,
+    extra          jsonb,                   -- columns beyond the contract, by header name
+    loaded_at      timestamptz   NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS transactions_source_file_idx ON raw.transactions (source_file);
+
+-- Rows that did not parse, with the reason; nothing is ever dropped.
+CREATE TABLE IF NOT EXISTS raw.quarantine (
+    source_file    text        NOT NULL REFERENCES raw.files (source_file) ON DELETE CASCADE,
+    line_number    integer     NOT NULL,
+    raw_line       text        NOT NULL,
+    reason         text        NOT NULL,
+    quarantined_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_file, line_number)
+);
