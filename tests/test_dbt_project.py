@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,10 +29,11 @@ pytestmark = pytest.mark.integration
 CHECKING_A = "checking/2024-01-a.csv"
 CHECKING_B = "checking/2024-01-b.csv"
 SAVINGS = "savings.csv"
-LOADED_A = datetime(2024, 2, 1, 9, 0, tzinfo=timezone.utc)
-LOADED_B = datetime(2024, 2, 15, 9, 0, tzinfo=timezone.utc)
+LOADED_A = datetime(2024, 2, 1, 9, 0, tzinfo=UTC)
+LOADED_B = datetime(2024, 2, 15, 9, 0, tzinfo=UTC)
 
 # (line, date, type, description, amount, category, payment_method, status, reference)
+# fmt: off
 FILES = {
     CHECKING_A: (
         "checking",
@@ -75,6 +76,7 @@ FILES = {
     ),
 }
 QUARANTINE = [(CHECKING_A, 12, "2024-13-01,Expense,Bad date,-1.00,,,,,", "Date: not a date")]
+# fmt: on
 
 # The transactions a person would count: checking A + B-only rows + savings (overlap counted once).
 EXPECTED_KEYS = sorted(
@@ -87,17 +89,13 @@ FIRST_DAY, LAST_DAY = date(2024, 1, 1), date(2024, 1, 20)
 
 def _dbt(args: list[str], env: dict[str, str], target: Path) -> tuple[int, dict[str, str], str]:
     """Run the dbt CLI in a subprocess; returns (exit code, {unique_id: status}, output tail)."""
-    cmd = [
-        sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.exit(cli())",
-        *args,
-        "--project-dir", str(PROJECT_DIR),
-        "--profiles-dir", str(PROJECT_DIR),
-        "--target-path", str(target),
-        "--log-path", str(target / "logs"),
-    ]  # fmt: skip
+    paths = {"--project-dir": PROJECT_DIR, "--profiles-dir": PROJECT_DIR, "--target-path": target}
+    paths["--log-path"] = target / "logs"
+    cmd = [sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.exit(cli())", *args]
+    cmd += [part for flag, path in paths.items() for part in (flag, str(path))]
     results_file = target / "run_results.json"
     results_file.unlink(missing_ok=True)
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, check=False, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     statuses = {}
     if results_file.exists():
         statuses = {r["unique_id"]: r["status"] for r in json.loads(results_file.read_text())["results"]}
@@ -126,17 +124,39 @@ def built(tmp_path_factory):
             cur.execute(
                 "INSERT INTO raw.files (source_file, account, size_bytes, sha256, rows_read, rows_loaded,"
                 " rows_quarantined, header, loaded_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                (source_file, account, 1000, source_file.encode().hex(), len(rows) + quarantined,
-                 len(rows), quarantined, ["Date", "Type", "Description", "Amount"], loaded_at),
-            )  # fmt: skip
+                (
+                    source_file,
+                    account,
+                    1000,
+                    source_file.encode().hex(),
+                    len(rows) + quarantined,
+                    len(rows),
+                    quarantined,
+                    ["Date", "Type", "Description", "Amount"],
+                    loaded_at,
+                ),
+            )
             for line, d, typ, desc, amount, cat, pm, status, ref in rows:
                 cur.execute(
                     "INSERT INTO raw.transactions (source_file, line_number, account, txn_date, txn_type,"
                     " description, amount, category, payment_method, status, reference, receipt_url,"
                     " loaded_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                    (source_file, line, account, d, typ, desc, Decimal(amount), cat, pm, status, ref, "",
-                     loaded_at),
-                )  # fmt: skip
+                    (
+                        source_file,
+                        line,
+                        account,
+                        d,
+                        typ,
+                        desc,
+                        Decimal(amount),
+                        cat,
+                        pm,
+                        status,
+                        ref,
+                        "",
+                        loaded_at,
+                    ),
+                )
         cur.executemany(
             "INSERT INTO raw.quarantine VALUES (%s,%s,%s,%s,now())",
             QUARANTINE,
@@ -149,8 +169,15 @@ def built(tmp_path_factory):
         name: _query(db, f"select * from marts.{name}")
         for name in ("fct_transactions", "fct_daily_metrics", "fct_monthly_category", "dim_files")
     }
-    return {"db": db, "env": env, "target": target, "code": code, "statuses": statuses,
-            "output": output, "marts": marts}  # fmt: skip
+    return {
+        "db": db,
+        "env": env,
+        "target": target,
+        "code": code,
+        "statuses": statuses,
+        "output": output,
+        "marts": marts,
+    }
 
 
 def test_build_succeeds_and_every_test_passes(built):
@@ -159,13 +186,20 @@ def test_build_succeeds_and_every_test_passes(built):
     tests = {k: v for k, v in statuses.items() if k.startswith("test.")}
     assert len(tests) > 40
     assert {v for v in tests.values()} == {"pass"}, {k: v for k, v in tests.items() if v != "pass"}
-    for name in ("assert_daily_metrics_reconcile", "assert_daily_spine_has_no_gaps",
-                 "assert_transaction_sign_matches_type"):  # fmt: skip
+    for name in (
+        "assert_daily_metrics_reconcile",
+        "assert_daily_spine_has_no_gaps",
+        "assert_transaction_sign_matches_type",
+    ):
         assert statuses[f"test.titans.{name}"] == "pass"
     models = {k for k, v in statuses.items() if k.startswith(("model.", "seed.")) and v == "success"}
-    assert {"model.titans.fct_transactions", "model.titans.fct_daily_metrics",
-            "model.titans.fct_monthly_category", "model.titans.dim_files",
-            "seed.titans.payment_method_aliases"} <= models  # fmt: skip
+    assert {
+        "model.titans.fct_transactions",
+        "model.titans.fct_daily_metrics",
+        "model.titans.fct_monthly_category",
+        "model.titans.dim_files",
+        "seed.titans.payment_method_aliases",
+    } <= models
 
 
 def test_models_land_in_their_own_schemas(built):
@@ -175,8 +209,12 @@ def test_models_land_in_their_own_schemas(built):
         " where table_schema in ('staging', 'intermediate', 'marts', 'seeds')",
     )
     found = {(r["table_schema"], r["table_name"]) for r in rows}
-    assert {("staging", "stg_transactions"), ("intermediate", "int_transactions_deduped"),
-            ("marts", "fct_transactions"), ("seeds", "category_aliases")} <= found  # fmt: skip
+    assert {
+        ("staging", "stg_transactions"),
+        ("intermediate", "int_transactions_deduped"),
+        ("marts", "fct_transactions"),
+        ("seeds", "category_aliases"),
+    } <= found
 
 
 def test_overlapping_exports_are_counted_once_and_the_later_copy_wins(built):
@@ -193,8 +231,10 @@ def test_overlapping_exports_are_counted_once_and_the_later_copy_wins(built):
 
 def test_identical_transactions_within_a_file_are_kept(built):
     fct = built["marts"]["fct_transactions"]
-    coffees = {d: [r for r in fct if r["txn_date"] == d and r["description"] == "Coffee Shop #12"]
-               for d in (date(2024, 1, 3), date(2024, 1, 9))}  # fmt: skip
+    coffees = {
+        d: [r for r in fct if r["txn_date"] == d and r["description"] == "Coffee Shop #12"]
+        for d in (date(2024, 1, 3), date(2024, 1, 9))
+    }
     assert len(coffees[date(2024, 1, 3)]) == 2  # two coffees in one file
     assert len(coffees[date(2024, 1, 9)]) == 2  # two coffees, present in both overlapping files
     # the same lunch in another account is a different transaction
@@ -242,7 +282,9 @@ def test_daily_metrics_cover_every_day_and_reconcile(built):
         assert row["running_balance"] == balance
     assert by_day[date(2024, 1, 3)]["unique_categories"] == 1
     assert by_day[date(2024, 1, 8)]["transaction_count"] == 2  # checking + savings lunch
-    expected_total = Decimal("3000") - 20 - 9 - Decimal("35.10") - 60 - 42 - 9 - 55 + 500 - 100 - 42 + Decimal("1.25")
+    expected_total = (
+        Decimal(3000) - 20 - 9 - Decimal("35.10") - 60 - 42 - 9 - 55 + 500 - 100 - 42 + Decimal("1.25")
+    )
     assert balance == expected_total
 
 
@@ -278,4 +320,6 @@ def test_sign_violation_fails_the_sign_test(built):
         assert statuses["model.titans.fct_transactions"] == "success"
     finally:
         with db.connect() as conn, conn.cursor() as cur:
-            cur.execute("DELETE FROM raw.transactions WHERE source_file = %s AND line_number = 99", (CHECKING_B,))
+            cur.execute(
+                "DELETE FROM raw.transactions WHERE source_file = %s AND line_number = 99", (CHECKING_B,)
+            )

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
+import re
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from titans_assets.lib import quality as q
-from titans_assets.lib.db import Database, get_database
-from titans_assets.lib.settings import Settings
+from titans_assets.lib.db import Database
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +35,15 @@ CREATE TABLE IF NOT EXISTS marts.fct_daily_metrics (
     day date, total_income numeric, total_expenses numeric, net numeric, transaction_count bigint,
     unique_categories bigint, avg_transaction_amount numeric, running_balance numeric
 );
--- raw.transactions without constraints, to prove the checks the DDL already enforces still work
+-- raw.transactions without NOT NULL constraints, to prove the checks the DDL already enforces still work
 CREATE SCHEMA IF NOT EXISTS lax;
 CREATE TABLE IF NOT EXISTS lax.transactions AS SELECT * FROM raw.transactions WITH NO DATA;
 """
 
 BUILD_FCT = """
-INSERT INTO marts.fct_transactions
+INSERT INTO marts.fct_transactions (transaction_id, account, source_file, line_number, txn_date, txn_type,
+    description, amount, abs_amount, category, payment_method, status, reference, merchant, receipt_url, month,
+    loaded_at)
 SELECT md5(source_file || '#' || line_number), account, source_file, line_number, txn_date, txn_type,
        description, amount, abs(amount), CASE WHEN txn_type = 'Expense' THEN category END,
        payment_method, status, reference, reference, receipt_url,
@@ -48,7 +52,8 @@ FROM raw.transactions;
 """
 
 BUILD_DAILY = """
-INSERT INTO marts.fct_daily_metrics
+INSERT INTO marts.fct_daily_metrics (day, total_income, total_expenses, net, transaction_count, unique_categories,
+    avg_transaction_amount, running_balance)
 WITH days AS (
     SELECT CAST(g AS date) AS day
     FROM generate_series((SELECT min(txn_date) FROM marts.fct_transactions),
@@ -87,8 +92,8 @@ def load_good_data(db: Database) -> None:
     with db.connect() as conn, conn.cursor() as cur:
         cur.execute(RAW_DDL)
         cur.execute(MARTS_DDL)
-        cur.execute("TRUNCATE raw.files CASCADE; TRUNCATE marts.fct_transactions, marts.fct_daily_metrics, "
-                    "lax.transactions")
+        cur.execute("TRUNCATE raw.files, raw.transactions, raw.quarantine, marts.fct_transactions, "
+                    "marts.fct_daily_metrics, lax.transactions")
         rows = _good_rows()
         for f in sorted({r[0] for r in rows}):
             n = sum(r[0] == f for r in rows)
@@ -105,15 +110,29 @@ def load_good_data(db: Database) -> None:
 
 def execute(db: Database, sql: str, params: tuple = ()) -> None:
     with db.connect() as conn, conn.cursor() as cur:
-        cur.execute(sql, params)
+        cur.execute(sql, params or None)
+
+
+@contextmanager
+def scratch_database(server: Database) -> Iterator[Database]:
+    """A uniquely named database on `server`'s PostgreSQL, dropped afterwards: these tests create and
+    truncate raw/marts tables, which must not touch the database other test modules share."""
+    name = f"titans_quality_{uuid.uuid4().hex[:10]}"
+    with server.connect(autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    u = urlsplit(server.url)
+    try:
+        yield Database(urlunsplit((u.scheme, u.netloc, "/" + name, u.query, "")), embedded=server.embedded)
+    finally:
+        q.reset_gx_cache()  # closes GX's pooled connections to the database
+        with server.connect(autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory) -> Database:
-    home = tmp_path_factory.mktemp("h")
-    database = get_database(Settings(home=home, landing_dir=home / "landing", database_url=None))
-    yield database
-    q.reset_gx_cache()
+def db(embedded_db: Database) -> Iterator[Database]:
+    with scratch_database(embedded_db) as database:
+        yield database
 
 
 @pytest.fixture(autouse=True)
@@ -189,45 +208,77 @@ def test_per_file_checks_only_see_their_file_even_with_hostile_names(db):
 
 # -- one violation per dimension: raw.transactions -------------------------------------------------
 
-RAW_INSERT = ("INSERT INTO {table} (source_file, line_number, account, txn_date, txn_type, description, amount, "
-              "loaded_at) VALUES ('b.csv', %s, 'b', %s, %s, %s, %s, now())")
+# b.csv line 2 is an Income row, line 3 an Expense row; violations edit them in place so that
+# raw.files.rows_loaded still matches.
+RAW_UPDATE = "UPDATE {table} SET {assignment} WHERE source_file = 'b.csv' AND line_number = {line}"
 
 
 @pytest.mark.parametrize(
-    "table, row, name, count, dimension",
+    "table, assignment, line, name, count, dimension",
     [
         # completeness (the real DDL forbids nulls; the unconstrained copy shows the check would catch them)
-        ("lax.transactions", (900, "2024-06-01", "Expense", None, -5), "description_not_null", 1, "completeness"),
-        ("lax.transactions", (900, "2024-06-01", "Expense", "x", None), "amount_not_null", 1, "completeness"),
+        pytest.param("lax.transactions", "description = NULL", 3, "description_not_null", 1, "completeness",
+                     id="description_null"),
+        pytest.param("lax.transactions", "amount = NULL", 3, "amount_not_null", 1, "completeness", id="amount_null"),
         # accuracy / format
-        ("raw.transactions", (900, "1989-12-31", "Expense", "x", -5), "txn_date_in_range", 1, "accuracy"),
-        ("raw.transactions", (900, "2024-07-02", "Expense", "x", -5), "txn_date_in_range", 1, "accuracy"),
-        ("raw.transactions", (900, "2024-06-01", "expense", "x", -5), "txn_type_in_set", 1, "validity"),
+        pytest.param("raw.transactions", "txn_date = '1989-12-31'", 3, "txn_date_in_range", 1, "accuracy",
+                     id="date_too_old"),
+        pytest.param("raw.transactions", "txn_date = '2024-07-02'", 3, "txn_date_in_range", 1, "accuracy",
+                     id="date_in_future"),
+        pytest.param("raw.transactions", "txn_type = 'expense'", 3, "txn_type_in_set", 1, "validity",
+                     id="type_not_in_set"),
         # validity
-        ("raw.transactions", (900, "2024-06-01", "Expense", "x", 5), "amount_sign_matches_type", 1, "validity"),
-        ("raw.transactions", (900, "2024-06-01", "Income", "x", -0.01), "amount_sign_matches_type", 1, "validity"),
-        ("raw.transactions", (900, "2024-06-01", "Expense", "x", -1_000_000.01), "amount_within_max", 1, "validity"),
-        # consistency: the same (source_file, line_number) twice
-        ("lax.transactions", (2, "2024-06-01", "Expense", "x", -5), "source_file_line_number_unique", 2,
-         "consistency"),
+        pytest.param("raw.transactions", "amount = 5", 3, "amount_sign_matches_type", 1, "validity",
+                     id="positive_expense"),
+        pytest.param("raw.transactions", "amount = -0.01", 2, "amount_sign_matches_type", 1, "validity",
+                     id="negative_income"),
+        pytest.param("raw.transactions", "amount = -1000000.01", 3, "amount_within_max", 1, "validity",
+                     id="amount_too_large"),
+        # consistency: the same (source_file, line_number) twice (raw.transactions has no key)
+        pytest.param("raw.transactions", "line_number = 2", 3, "source_file_line_number_unique", 2, "consistency",
+                     id="duplicate_line"),
     ],
 )
-def test_raw_violation_fails_its_expectation(db, table, row, name, count, dimension):
-    execute(db, RAW_INSERT.format(table=table), row)
+def test_raw_violation_fails_its_expectation(db, table, assignment, line, name, count, dimension):
+    execute(db, RAW_UPDATE.format(table=table, assignment=assignment, line=line))
     result = run(db, q.raw_transactions_suite(table=table))
     assert_only_failure(result, name, count, dimension)
     assert result.outcome(name).sample, "a failing expectation shows offending values"
+    assert run(db, q.raw_transactions_suite(["b.csv"], table=table)).outcome(name).unexpected_count == count
     # and the per-file view of the other file is unaffected
     assert run(db, q.raw_transactions_suite(["acct/a.csv"], table=table)).success
 
 
+def test_raw_rows_must_belong_to_a_registered_file_with_matching_count(db):
+    execute(db, "INSERT INTO raw.transactions (source_file, line_number, account, txn_date, txn_type, description, "
+                "amount, loaded_at) VALUES ('ghost.csv', 2, 'g', '2024-06-01', 'Expense', 'x', -5, now())")
+    result = run(db, q.raw_transactions_suite())
+    assert result.outcome("source_file_registered").unexpected_count == 1
+    assert result.outcome("rows_loaded_matches").success  # ghost.csv is not registered: the first check owns it
+    assert not result.success
+    assert run(db, q.raw_transactions_suite(["b.csv"])).success
+
+    execute(db, "DELETE FROM raw.transactions WHERE source_file = 'ghost.csv'")
+    execute(db, "UPDATE raw.files SET rows_loaded = rows_loaded + 1, rows_read = rows_read + 1 "
+                "WHERE source_file = 'b.csv'")
+    for spec in (q.raw_transactions_suite(), q.raw_transactions_suite(["b.csv"])):
+        result = run(db, spec)
+        assert_only_failure(result, "rows_loaded_matches", 1, "consistency")
+        assert result.outcome("rows_loaded_matches").sample == [
+            {"source_file": "b.csv", "rows_loaded": 21, "rows_present": 20}]
+    assert run(db, q.raw_transactions_suite(["acct/a.csv"])).success
+    # a registered file whose rows are all gone is caught too, even with no rows in the batch
+    execute(db, "DELETE FROM raw.transactions WHERE source_file = 'b.csv'")
+    assert run(db, q.raw_transactions_suite(["b.csv"])).outcome("rows_loaded_matches").unexpected_count == 1
+
+
 def test_tomorrow_is_accepted_for_time_zones(db):
-    execute(db, RAW_INSERT.format(table="raw.transactions"), (900, "2024-07-01", "Expense", "x", -5))
+    execute(db, RAW_UPDATE.format(table="raw.transactions", assignment="txn_date = '2024-07-01'", line=3))
     assert run(db, q.raw_transactions_suite()).success
 
 
 def test_max_abs_amount_is_configurable(db):
-    execute(db, RAW_INSERT.format(table="raw.transactions"), (900, "2024-06-01", "Expense", "x", -600))
+    execute(db, RAW_UPDATE.format(table="raw.transactions", assignment="amount = -600", line=3))
     assert run(db, q.raw_transactions_suite()).success
     strict = run(db, q.raw_transactions_suite(max_abs_amount=500))
     assert_only_failure(strict, "amount_within_max", 16, "validity")  # the 15 incomes (1000+) and the -600
@@ -358,10 +409,18 @@ def test_missing_table_or_column_is_a_blocking_failure_not_a_crash(db):
     assert "status" in bad.summary
 
 
+def test_unreachable_database_is_e001():
+    from titans_assets.lib.db import DatabaseError
+
+    with pytest.raises(DatabaseError, match="E001") as info:
+        q.run_suite(q.raw_transactions_suite(), "postgresql+psycopg2://postgres:secret@127.0.0.1:1/nowhere")
+    assert "secret" not in str(info.value)
+
+
 def test_render_literal_never_emits_quotes_colons_or_braces():
     for value in ["a'b", "x:y :z", "{batch}", "\\'; DROP TABLE t; --", "ünï"]:
-        sql = q.render_literal(value)
-        assert sql.startswith("convert_from(decode('") and not set(sql[21:-12]) & set("':{}\\")
+        m = re.fullmatch(r"convert_from\(decode\('([0-9a-f]*)', 'hex'\), 'UTF8'\)", q.render_literal(value))
+        assert m and bytes.fromhex(m.group(1)).decode() == value
     assert q.render_literal([]) == "CAST(ARRAY[] AS text[])"
     assert q.render_literal(dt.date(2024, 1, 2)) == "DATE '2024-01-02'"
     assert q.render_literal(1.5) == "1.5" and q.render_literal(True) == "TRUE"
@@ -412,25 +471,16 @@ def test_100k_rows_validate_quickly(db):
 
 
 @pytest.mark.external
-@pytest.mark.skipif(not os.environ.get("TITANS_TEST_EXTERNAL_URL"), reason="TITANS_TEST_EXTERNAL_URL not set")
-def test_suites_on_external_server_over_tcp():
-    admin = Database(os.environ["TITANS_TEST_EXTERNAL_URL"])
-    name = f"titans_quality_{uuid.uuid4().hex[:10]}"
-    with admin.connect(autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        p = admin.connect_kwargs()
-        ext = Database(f"postgresql://{p['user']}:{p['password']}@{p['host']}:{p['port']}/{name}")
+def test_suites_on_external_server_over_tcp(external_db: Database):
+    """The same suites over TCP (the embedded tests above use a Unix socket)."""
+    with scratch_database(external_db) as ext:
+        assert not ext.host.startswith("/")
         load_good_data(ext)
         url = ext.sqlalchemy_url()
         for spec in (q.raw_transactions_suite(), q.raw_transactions_suite(["b.csv"]), q.fct_transactions_suite(),
                      q.fct_daily_metrics_suite()):
             result = q.run_suite(spec, url, today=TODAY)
             assert result.success and not result.warnings, result.summary()
-        execute(ext, RAW_INSERT.format(table="raw.transactions"), (900, "2024-06-01", "Expense", "x", 5))
+        execute(ext, RAW_UPDATE.format(table="raw.transactions", assignment="amount = 5", line=3))
         assert_only_failure(q.run_suite(q.raw_transactions_suite(["b.csv"]), url, today=TODAY),
                             "amount_sign_matches_type", 1, "validity")
-    finally:
-        q.reset_gx_cache()  # closes GX's pooled connections so the database can be dropped
-        with admin.connect(autocommit=True) as conn, conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')

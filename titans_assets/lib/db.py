@@ -63,9 +63,10 @@ class Database:
     def redacted(self) -> str:
         p = self._parts()
         pw = ":***" if p["password"] else ""
-        where = f"{p['host']}:{p['port']}" if not p["host"].startswith("/") else f"socket {p['host']}"
         kind = "embedded" if self.embedded else "external"
-        return f"postgresql://{p['user']}{pw}@{where}/{p['dbname']} ({kind})"
+        if p["host"].startswith("/"):
+            return f"postgresql://{p['user']}{pw}@/{p['dbname']}?host={p['host']} ({kind})"
+        return f"postgresql://{p['user']}{pw}@{p['host']}:{p['port']}/{p['dbname']} ({kind})"
 
     def connect_kwargs(self) -> dict[str, str]:
         return self._parts()
@@ -137,3 +138,12 @@ def get_database(settings: Settings | None = None) -> Database:
     if settings.database_url:
         return Database(settings.database_url, embedded=False)
     return _start_embedded(settings)
+
+
+def stop_embedded() -> None:
+    """Release this process's embedded servers (each stops once no other process is using it)."""
+    with _lock:
+        servers = list(_embedded_servers.values())
+        _embedded_servers.clear()
+    for server in servers:
+        server.cleanup()

@@ -150,3 +150,15 @@ def _delete_file_rows(cur, source_file: str) -> bool:
     cur.execute("DELETE FROM raw.transactions WHERE source_file = %s", (source_file,))
     cur.execute("DELETE FROM raw.files WHERE source_file = %s", (source_file,))
     return cur.rowcount > 0
+
+
+def quarantine_reasons(db: Database, source_files: list[str] | None = None, limit: int = 5) -> dict[str, int]:
+    """The commonest kinds of quarantine reason (quoted values cut off), for these files or all."""
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            r"SELECT regexp_replace(reason, '\s*''[^'']*''', '', 'g') AS kind, count(*) FROM raw.quarantine"
+            " WHERE %s::text[] IS NULL OR source_file = ANY(%s::text[])"
+            " GROUP BY kind ORDER BY count(*) DESC, kind LIMIT %s",
+            (source_files, source_files, limit),
+        )
+        return {kind: n for kind, n in cur.fetchall()}

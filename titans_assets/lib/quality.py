@@ -35,6 +35,7 @@ import re
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterable, Mapping, Sequence
@@ -51,6 +52,7 @@ CENT_TOLERANCE = "0.005"  # |a - b| >= half a cent means the values differ "to t
 LABEL_REGEX = r"^[a-z][a-z0-9_]*$"  # normalized snake_case labels (category, payment_method, status)
 
 RAW_TRANSACTIONS = "raw.transactions"
+RAW_FILES = "raw.files"
 FCT_TRANSACTIONS = "marts.fct_transactions"
 FCT_DAILY_METRICS = "marts.fct_daily_metrics"
 
@@ -101,6 +103,7 @@ class SuiteSpec:
     expectations: Sequence[ExpectationSpec]
     row_filter: str | None = None  # SQL boolean expression with `:name` placeholders
     params: Mapping[str, Any] = field(default_factory=dict)  # defaults; run_suite(params=) overrides
+    # (SQL expectations may use the same :placeholders as row_filter, e.g. :source_files)
     id_columns: Sequence[str] = ()  # identify unexpected rows in samples
 
     def __post_init__(self) -> None:
@@ -304,8 +307,25 @@ WHERE (txn_type = 'Expense' AND amount > 0) OR (txn_type = 'Income' AND amount <
 def raw_transactions_suite(source_files: Sequence[str] | None = None, *,
                            max_abs_amount: float = DEFAULT_MAX_ABS_AMOUNT,
                            max_age_days: int = DEFAULT_MAX_AGE_DAYS,
-                           table: str = RAW_TRANSACTIONS) -> SuiteSpec:
-    """The landed rows, optionally only those of `source_files` (the checks run per loaded file)."""
+                           table: str = RAW_TRANSACTIONS, files_table: str = RAW_FILES) -> SuiteSpec:
+    """The landed rows, optionally only those of `source_files` (the checks run per loaded file).
+
+    raw.transactions has no primary or foreign key (they slowed COPY down 2.5x), so this suite is
+    what guarantees (source_file, line_number) is unique and every row belongs to a registered file
+    whose `rows_loaded` matches the rows present."""
+    _check_table(files_table)
+    scope = "" if source_files is None else "WHERE source_file = ANY(:source_files)"
+    orphan = f"""
+SELECT source_file, line_number FROM {{batch}}
+WHERE source_file NOT IN (SELECT source_file FROM {files_table})
+"""
+    counts = f"""
+WITH b AS (SELECT source_file, count(*) AS n FROM {{batch}} AS t GROUP BY source_file),
+     f AS (SELECT source_file, rows_loaded FROM {files_table} {scope})
+SELECT f.source_file, f.rows_loaded, coalesce(b.n, 0) AS rows_present
+FROM f LEFT JOIN b ON b.source_file = f.source_file
+WHERE f.rows_loaded <> coalesce(b.n, 0)
+"""
     return SuiteSpec(
         name="raw_transactions",
         table=table,
@@ -317,6 +337,10 @@ def raw_transactions_suite(source_files: Sequence[str] | None = None, *,
             *(not_null(c) for c in ("txn_date", "txn_type", "description", "amount", "account")),
             *_common_transaction_checks(("source_file", "line_number")),
             unique_together(("source_file", "line_number")),
+            no_rows("source_file_registered", orphan, f"every row's source_file is registered in {files_table}",
+                    dimension=Dimension.CONSISTENCY, column="source_file"),
+            no_rows("rows_loaded_matches", counts, f"each file's {files_table}.rows_loaded equals its rows present",
+                    dimension=Dimension.CONSISTENCY),
             fresh("txn_date"),
         ],
     )
@@ -503,7 +527,21 @@ def _context_for(url: str) -> tuple[Any, Any]:
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     # add_sql, not add_postgres: add_postgres rejects a Unix-socket URL (no host) as invalid.
-    ds = ctx.data_sources.add_sql(name=f"titans_{uuid.uuid4().hex[:8]}", connection_string=url)
+    # pool_pre_ping: the engine outlives a single run, and the server may have restarted in between.
+    try:
+        with warnings.catch_warnings():  # "a more specific PostgresDatasource may be more appropriate"
+            warnings.simplefilter("ignore")
+            ds = ctx.data_sources.add_sql(name=f"titans_{uuid.uuid4().hex[:8]}", connection_string=url,
+                                          kwargs={"pool_pre_ping": True})
+    except Exception as exc:  # GX raises TestConnectionError wrapping the driver's message
+        from sqlalchemy.engine import make_url
+
+        from titans_assets.lib.db import DatabaseError
+
+        where = make_url(url).render_as_string(hide_password=True)
+        text = str(exc.__cause__ or exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise DatabaseError(f"E001 cannot connect to {where}: {first}") from None
     _contexts[url] = (ctx, ds)
     return ctx, ds
 

@@ -1,0 +1,48 @@
+# Two commands on a fresh machine with only Python 3.11+:  make demo  /  make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+
+.PHONY: install prepare demo test test-unit test-external lint benchmark docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(UV): $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5"
+
+# Dependencies exactly as locked (uv.lock), the project installed editable.
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --all-groups
+	touch $@
+
+install: $(VENV)/.synced
+
+# The dbt manifest, prepared explicitly (prepare_if_dev only runs under `dagster dev`).
+prepare: install
+	$(BIN)/dagster-dbt project prepare-and-package --file titans_assets/defs/transform/project.py
+
+demo: prepare
+	$(BIN)/titans demo
+
+test: prepare
+	$(BIN)/python -m pytest
+
+test-unit: install
+	$(BIN)/python -m pytest -m "not integration and not external"
+
+lint: install
+	$(BIN)/ruff check titans_assets tests benchmarks
+
+benchmark: prepare
+	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/generate.py
+
+docs: prepare
+	$(BIN)/titans docs
+
+clean:
+	rm -rf .titans dbt_project/target dbt_project/logs

@@ -1,0 +1,74 @@
+"""Shared fixtures: a real PostgreSQL for integration tests, embedded by default and, when
+TITANS_TEST_EXTERNAL_URL is set (CI sets it to the machine's server), also an external one over TCP.
+
+pgserver runs postgres as its own OS user when we are root, so the embedded server's home must not sit
+under pytest's tmp_path (0700): it gets a world-readable temporary folder of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from titans_assets.lib.db import Database, get_database, stop_embedded
+from titans_assets.lib.settings import Settings
+
+EXTERNAL_URL_ENV = "TITANS_TEST_EXTERNAL_URL"
+
+
+@pytest.fixture(scope="session")
+def embedded_home() -> Iterator[Path]:
+    home = Path(tempfile.mkdtemp(prefix="titans-test-"))
+    home.chmod(0o755)
+    yield home
+    stop_embedded()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def embedded_db(embedded_home: Path) -> Database:
+    return get_database(Settings(home=embedded_home, landing_dir=embedded_home / "raw", database_url=None))
+
+
+@pytest.fixture(scope="session")
+def external_db() -> Iterator[Database]:
+    """A fresh database on the external server, dropped afterwards."""
+    url = os.environ.get(EXTERNAL_URL_ENV)
+    if not url:
+        pytest.skip(f"{EXTERNAL_URL_ENV} is not set")
+    admin = Database(url)
+    name = f"titans_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect(autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    parts = admin.connect_kwargs()
+    auth = parts["user"] + (f":{parts['password']}" if parts["password"] else "")
+    yield Database(f"postgresql://{auth}@{parts['host']}:{parts['port']}/{name}")
+    with admin.connect(autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(
+    scope="session",
+    params=["embedded", pytest.param("external", marks=pytest.mark.external)],
+)
+def any_db(request) -> Database:
+    """Both servers: integration tests that take this fixture run once per server."""
+    return request.getfixturevalue(f"{request.param}_db")
+
+
+def titans_env(monkeypatch: pytest.MonkeyPatch, db: Database, home: Path, landing: Path) -> None:
+    """Point the process (resources, dbt, runner) at `db` the way a user's environment would."""
+    monkeypatch.setenv("TITANS_HOME", str(home))
+    monkeypatch.setenv("TITANS_LANDING_DIR", str(landing))
+    if db.embedded:
+        monkeypatch.delenv("TITANS_DATABASE_URL", raising=False)
+    else:
+        monkeypatch.setenv("TITANS_DATABASE_URL", db.url)
+    for key, value in db.dbt_env().items():
+        monkeypatch.setenv(key, value)

@@ -1,0 +1,215 @@
+"""`titans`: the command line. Every failure ends as one readable line with its code, never a traceback
+(set TITANS_DEBUG=1 to see one)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import click
+
+from titans_assets.commands.generate import generate, generate_report
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the one place that turns failures into a line
+            if os.environ.get("TITANS_DEBUG"):
+                raise
+            click.echo(f"error: {error_line(exc)}", err=True)
+            sys.exit(1)
+
+
+def error_line(exc: BaseException) -> str:
+    """`E001 cannot connect ...` stays as it is; anything else becomes `Type: first line`."""
+    text = " ".join(str(exc).strip().split("\n")[:1]).strip()
+    if text[:1] == "E" and text[1:4].isdigit():
+        return text
+    code = getattr(exc, "code", None)
+    prefix = f"{code} " if isinstance(code, str) else ""
+    return f"{prefix}{type(exc).__name__}: {text}" if text else f"{prefix}{type(exc).__name__}"
+
+
+@click.group(cls=_Group)
+def main() -> None:
+    """Titans Finance: bank and ledger CSV exports -> PostgreSQL -> dbt marts -> checked data."""
+
+
+main.add_command(generate)
+main.add_command(generate_report)
+
+
+@main.command()
+@click.option("--rows", type=int, default=None, help="Rows to generate when the landing folder is empty.")
+def demo(rows: int | None) -> None:
+    """Generate sample data if the landing folder is empty, build everything, print a summary."""
+    from titans_assets import runner
+    from titans_assets.lib.generator import generate as generate_files
+    from titans_assets.lib.loader import landing_files
+
+    settings, db = _prepare()
+    if not landing_files(settings.landing_dir):
+        click.echo(f"landing folder {settings.landing_dir} is empty: generating sample ledgers")
+        summary = generate_files(settings.landing_dir, rows=rows, years=None if rows else 2.0)
+        click.echo("  " + summary.format().replace("\n", "\n  "))
+    _run_and_report(runner, None, db)
+
+
+@main.command()
+@click.option("--select", "selection", default=None,
+              help="Dagster asset selection, e.g. 'key:marts/*' or 'raw/transactions+'. Default: everything.")
+def materialize(selection: str | None) -> None:
+    """Materialize the asset graph (or a selection) over every file in the landing folder."""
+    from titans_assets import runner
+
+    _, db = _prepare()
+    _run_and_report(runner, selection, db)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """Database in use, row counts, files, last materializations and check results."""
+    report = collect_status()
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    click.echo(f"database: {report['database']}")
+    click.echo(f"landing:  {report['landing_dir']}")
+    click.echo("tables:")
+    for table, n in report["tables"].items():
+        click.echo(f"  {table:<40} {'-' if n is None else n:>10}")
+    click.echo("files:")
+    for f in report["files"] or [{"source_file": "(none loaded yet)"}]:
+        if "rows_read" in f:
+            click.echo(f"  {f['source_file']:<40} read {f['rows_read']}, loaded {f['rows_loaded']}, "
+                       f"quarantined {f['rows_quarantined']} ({f['loaded_at']})")
+        else:
+            click.echo(f"  {f['source_file']}")
+    click.echo("last materializations:")
+    for key, when in report["materializations"].items():
+        click.echo(f"  {key:<40} {when or 'never'}")
+    click.echo("checks:")
+    for key, state in report["checks"].items():
+        click.echo(f"  {key:<60} {state['status']}")
+
+
+def collect_status() -> dict:
+    import dagster as dg
+
+    from titans_assets import runner
+    from titans_assets.definitions import defs
+    from titans_assets.lib.status import file_summary, table_counts
+
+    settings, db = _prepare()
+    instance = runner.get_instance()
+    graph = defs.resolve_asset_graph()
+    keys = sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string())
+    latest = instance.get_latest_materialization_events(keys)
+    checks = {}
+    for check_key in sorted(graph.asset_check_keys, key=lambda k: k.to_user_string()):
+        record = instance.get_latest_asset_check_evaluation_record(check_key)
+        evaluation = record.evaluation if record else None
+        checks[check_key.to_user_string()] = {
+            "status": "not run" if evaluation is None else ("passed" if evaluation.passed else "FAILED"),
+            "at": _iso(record.create_timestamp) if record else None,
+            "run_id": record.run_id if record else None,
+        }
+    return {
+        "database": db.redacted(),
+        "landing_dir": str(settings.landing_dir),
+        "home": str(settings.home),
+        "tables": table_counts(db),
+        "files": file_summary(db),
+        "materializations": {
+            k.to_user_string(): (_iso(latest[k].timestamp) if latest.get(k) else None) for k in keys
+        },
+        "checks": checks,
+        "checks_failed": [k for k, v in checks.items() if v["status"] == "FAILED"],
+        "generated_at": _iso(time.time()),
+        "_dagster": dg.__version__,
+    }
+
+
+@main.command()
+@click.option("--port", type=int, default=8580, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--no-serve", is_flag=True, help="Only generate the site (into $TITANS_HOME/dbt-docs).")
+def docs(port: int, host: str, no_serve: bool) -> None:
+    """Generate the dbt docs site from the live database and serve it locally."""
+    from titans_assets.defs.transform.project import DBT_EXECUTABLE, titans_dbt_project
+
+    settings, _ = _prepare()
+    target = settings.home / "dbt-docs"
+    base = [DBT_EXECUTABLE, "--no-use-colors", "docs"]
+    common = ["--project-dir", str(titans_dbt_project.project_dir), "--profiles-dir",
+              str(titans_dbt_project.profiles_dir), "--target-path", str(target)]
+    click.echo("generating dbt docs ...")
+    done = subprocess.run([*base, "generate", *common], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = [ln for ln in (done.stdout + done.stderr).splitlines() if ln.strip()][-1:] or ["dbt failed"]
+        raise RuntimeError(f"dbt docs generate failed: {last[0]}")
+    click.echo(f"site written to {target}")
+    if no_serve:
+        return
+    click.echo(f"serving dbt docs at http://{host}:{port} (Ctrl-C to stop)")
+    os.execv(DBT_EXECUTABLE, [DBT_EXECUTABLE, "docs", "serve", *common, "--port", str(port), "--host", host,
+                              "--no-browser"])
+
+
+def _prepare():
+    from titans_assets import runner
+
+    return runner.prepare_environment()
+
+
+def _run_and_report(runner, selection: str | None, db) -> None:
+    from titans_assets.lib.status import file_summary, table_counts
+
+    settings = runner.Settings.from_env()
+    log_dir = settings.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.log"
+    click.echo(f"database: {db.redacted()}")
+    click.echo("materializing" + (f" {selection}" if selection else " the whole graph")
+               + f" (full log: {log_path}) ...")
+    out = sys.stdout
+    # dbt's own output and Dagster's logs go to the log file; progress lines come to the terminal.
+    with open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        summary = runner.materialize(selection, on_event=lambda line: click.echo(line, file=out))
+    files = file_summary(db)
+    tables = table_counts(db)
+    click.echo("")
+    click.echo(f"run {summary.run_id} {'succeeded' if summary.success else 'FAILED'} in {summary.seconds:.1f}s")
+    click.echo(f"  files: {len(files)}; rows loaded: {sum(f['rows_loaded'] for f in files)}; "
+               f"quarantined: {sum(f['rows_quarantined'] for f in files)}")
+    marts = {t: n for t, n in tables.items() if t.startswith("marts.")}
+    click.echo("  marts: " + ", ".join(f"{t.removeprefix('marts.')}={n}" for t, n in marts.items()))
+    passed = sum(summary.checks.values())
+    click.echo(f"  checks: {passed} passed, {len(summary.checks) - passed} failed")
+    for name in summary.checks_failed:
+        click.echo(f"    FAILED {name}")
+    if summary.skipped:
+        click.echo(f"  skipped (upstream failed): {', '.join(summary.skipped)}")
+    if not summary.success:
+        raise click.ClickException(summary.error or "the run failed; see `titans status`")
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+if __name__ == "__main__":
+    main()

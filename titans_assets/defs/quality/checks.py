@@ -1,0 +1,41 @@
+"""Great Expectations suites on the marts, as blocking asset checks (suites live in lib/quality.py)."""
+
+
+import dagster as dg
+
+from titans_assets.lib import quality
+from titans_assets.resources import WarehouseResource
+
+FCT_TRANSACTIONS = dg.AssetKey(["marts", "fct_transactions"])
+FCT_DAILY_METRICS = dg.AssetKey(["marts", "fct_daily_metrics"])
+
+
+def _suite_check(asset_key: dg.AssetKey, suite_factory, description: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=asset_key, name=f"gx_{asset_key.path[-1]}", blocking=True, description=description,
+        automation_condition=dg.AutomationCondition.eager(),
+    )
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        suite = quality.run_suite(suite_factory(), warehouse.database().sqlalchemy_url())
+        return dg.AssetCheckResult(
+            passed=suite.success, severity=dg.AssetCheckSeverity.ERROR,
+            description=suite.summary(), metadata=suite.to_metadata(),
+        )
+
+    return _check
+
+
+mart_checks = [
+    _suite_check(
+        FCT_TRANSACTIONS, quality.fct_transactions_suite,
+        "Clean transactions: required fields, unique ids, labels normalized, sign matches Type, "
+        "amount bounds; freshness warns only.",
+    ),
+    _suite_check(
+        FCT_DAILY_METRICS, quality.fct_daily_metrics_suite,
+        "Daily metrics: every calendar day present, reconciles to the cent with fct_transactions, "
+        "net = income - expenses.",
+    ),
+]
+
+defs = dg.Definitions(asset_checks=mart_checks)

@@ -1,0 +1,39 @@
+"""What is in the warehouse: row counts of the raw tables and the marts (plain SQL, no Dagster)."""
+
+from __future__ import annotations
+
+from titans_assets.lib.db import Database
+
+RAW_TABLES = ("raw.transactions", "raw.quarantine", "raw.files")
+
+
+def table_counts(db: Database, schemas: tuple[str, ...] = ("raw", "marts")) -> dict[str, int | None]:
+    """`schema.table` -> row count for every base table in `schemas`; raw tables always listed."""
+    from psycopg2 import sql
+
+    counts: dict[str, int | None] = {t: None for t in RAW_TABLES}
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+            " WHERE table_schema = ANY(%s) AND table_type = 'BASE TABLE' ORDER BY 1, 2",
+            (list(schemas),),
+        )
+        for schema, table in cur.fetchall():
+            cur.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table)))
+            counts[f"{schema}.{table}"] = cur.fetchone()[0]
+    return counts
+
+
+def file_summary(db: Database) -> list[dict]:
+    """Per landed file: counts and when it was loaded (empty before the first load)."""
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('raw.files') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return []
+        cur.execute(
+            "SELECT source_file, rows_read, rows_loaded, rows_quarantined, loaded_at FROM raw.files ORDER BY 1"
+        )
+        return [
+            {"source_file": f, "rows_read": r, "rows_loaded": lo, "rows_quarantined": q, "loaded_at": t.isoformat()}
+            for f, r, lo, q, t in cur.fetchall()
+        ]

@@ -1,0 +1,28 @@
+"""Dagster resources: thin wrappers around titans_assets.lib."""
+
+
+import os
+
+import dagster as dg
+
+from titans_assets.lib.db import Database, get_database
+from titans_assets.lib.settings import Settings
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The PostgreSQL that holds raw, staging and marts: embedded unless TITANS_DATABASE_URL is set.
+
+    Settings are read from the environment when a run starts (never at import time), so the same
+    definitions serve the laptop default and a team's server.
+    """
+
+    def settings(self) -> Settings:
+        return Settings.from_env()
+
+    def database(self) -> Database:
+        return get_database(self.settings())
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # dbt reads its connection from these variables (dbt_project/profiles.yml); the dbt CLI
+        # subprocess inherits this process's environment.
+        os.environ.update(self.database().dbt_env())

@@ -1,0 +1,201 @@
+"""Running the graph from the CLI (and tests): instance set-up, manifest preparation, one run per call.
+
+Dagster-aware but thin: the CLI formats, this module decides what to run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from titans_assets.lib.db import Database, get_database
+from titans_assets.lib.loader import landing_files, source_file_key
+from titans_assets.lib.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PARTITIONS_NAME = "landing_files"
+
+
+def prepare_environment(settings: Settings | None = None) -> tuple[Settings, Database]:
+    """Point this process (and the dbt and Dagster processes it starts) at the configured database."""
+    settings = settings or Settings.from_env()
+    db = get_database(settings)
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", settings.dagster_home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    os.environ["TITANS_DAGSTER_PG_URL"] = db.sqlalchemy_url()
+    os.environ.update(db.dbt_env())
+    ensure_dbt_manifest()
+    return settings, db
+
+
+def ensure_dbt_manifest() -> Path:
+    """Parse the dbt project when the manifest is missing or older than any project file."""
+    from titans_assets.defs.transform.project import titans_dbt_project
+
+    manifest = Path(titans_dbt_project.manifest_path)
+    project_dir = Path(titans_dbt_project.project_dir)
+    sources = [p for d in ("models", "macros", "seeds", "tests") for p in (project_dir / d).rglob("*") if p.is_file()]
+    sources += [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
+    if not manifest.exists() or max(p.stat().st_mtime for p in sources) > manifest.stat().st_mtime:
+        titans_dbt_project.preparer.prepare(titans_dbt_project)
+    return manifest
+
+
+def get_instance() -> dg.DagsterInstance:
+    return dg.DagsterInstance.get()
+
+
+def register_landing_files(instance: dg.DagsterInstance, settings: Settings) -> list[str]:
+    """Add a partition for every file in the landing folder; return all partition keys, in order."""
+    present = [source_file_key(settings.landing_dir, p) for p in landing_files(settings.landing_dir)]
+    known = set(instance.get_dynamic_partitions(PARTITIONS_NAME))
+    new = [k for k in present if k not in known]
+    if new:
+        instance.add_dynamic_partitions(PARTITIONS_NAME, new)
+    return list(instance.get_dynamic_partitions(PARTITIONS_NAME))
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    success: bool
+    materialized: list[str] = field(default_factory=list)
+    checks: dict[str, bool] = field(default_factory=dict)  # "asset:check" -> passed
+    failed_steps: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def checks_failed(self) -> list[str]:
+        return [k for k, ok in self.checks.items() if not ok]
+
+
+def materialize(
+    selection: str | None = None,
+    *,
+    instance: dg.DagsterInstance | None = None,
+    settings: Settings | None = None,
+    on_event: Callable[[str], None] | None = None,
+) -> RunSummary:
+    """One run of the graph (or of `selection`, Dagster's selection syntax), over every landed file."""
+    from titans_assets.definitions import defs
+
+    settings = settings or Settings.from_env()
+    instance = instance or get_instance()
+    job = defs.resolve_implicit_global_asset_job_def()
+    graph = defs.resolve_asset_graph()
+    keys = (
+        dg.AssetSelection.from_string(selection).resolve(graph) if selection
+        else graph.get_all_asset_keys()
+    )
+    if not keys:
+        raise ValueError(f"E003 selection {selection!r} matches no asset")
+    tags = {"titans/trigger": "cli"}
+    partitioned = [k for k in keys if graph.get(k).partitions_def is not None]
+    if partitioned:
+        partition_keys = register_landing_files(instance, settings)
+        if not partition_keys:
+            raise ValueError(f"E003 no CSV files in {settings.landing_dir}: drop exports there or run `titans generate`")
+        tags |= {
+            "dagster/asset_partition_range_start": partition_keys[0],
+            "dagster/asset_partition_range_end": partition_keys[-1],
+            "titans/ingest": "landing",
+        }
+    run_id = str(uuid.uuid4())
+    watcher = _ProgressWatcher(instance, run_id, on_event) if on_event else None
+    started = time.perf_counter()
+    if watcher:
+        watcher.start()
+    try:
+        result = job.execute_in_process(
+            instance=instance, asset_selection=sorted(keys, key=lambda k: k.to_user_string()), tags=tags,
+            run_id=run_id, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+    finally:
+        if watcher:
+            watcher.stop()
+    summary = RunSummary(run_id=run_id, success=result.success, seconds=time.perf_counter() - started)
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            summary.materialized.append(event.asset_key.to_user_string())
+        elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            ev = event.event_specific_data
+            summary.checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = ev.passed
+        elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            summary.failed_steps.append(event.step_key)
+            if summary.error is None:
+                summary.error = _one_line(event.event_specific_data.error.message)
+        elif event.event_type == dg.DagsterEventType.STEP_SKIPPED:
+            summary.skipped.append(event.step_key)
+    summary.materialized = sorted(set(summary.materialized))
+    return summary
+
+
+def _one_line(message: str) -> str:
+    lines = [ln.strip() for ln in (message or "").strip().splitlines() if ln.strip()]
+    return " ".join(lines[:2])[:300] if lines else "unknown error"
+
+
+class _ProgressWatcher:
+    """Prints step starts and ends of a run as they land in the event log (long steps show progress)."""
+
+    _SHOWN = {
+        dg.DagsterEventType.STEP_START: "started",
+        dg.DagsterEventType.STEP_SUCCESS: "done",
+        dg.DagsterEventType.STEP_FAILURE: "FAILED",
+        dg.DagsterEventType.STEP_SKIPPED: "skipped",
+        dg.DagsterEventType.ASSET_CHECK_EVALUATION: "check",
+    }
+
+    def __init__(self, instance: dg.DagsterInstance, run_id: str, emit: Callable[[str], None]):
+        self._instance, self._run_id, self._emit = instance, run_id, emit
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._cursor = None
+        self._started: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._poll()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self._poll()
+            except Exception:  # progress is best-effort; the run's own result is authoritative
+                pass
+
+    def _poll(self) -> None:
+        conn = self._instance.get_records_for_run(self._run_id, cursor=self._cursor)
+        self._cursor = conn.cursor
+        for record in conn.records:
+            event = record.event_log_entry.dagster_event
+            if event is None or event.event_type not in self._SHOWN:
+                continue
+            if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+                ev = event.event_specific_data
+                self._emit(f"  check {ev.asset_key.to_user_string()}:{ev.check_name} "
+                           f"{'passed' if ev.passed else 'FAILED'}")
+                continue
+            step = event.step_key
+            if event.event_type == dg.DagsterEventType.STEP_START:
+                self._started[step] = record.event_log_entry.timestamp
+                self._emit(f"  {step} started")
+            else:
+                took = record.event_log_entry.timestamp - self._started.get(step, record.event_log_entry.timestamp)
+                self._emit(f"  {step} {self._SHOWN[event.event_type]} ({took:.1f}s)")
