@@ -89,7 +89,7 @@ def _all_bytes(root: Path) -> dict[str, bytes]:
 
 
 def test_same_arguments_give_identical_bytes_and_another_seed_differs(tmp_path):
-    kwargs = dict(rows=3000, end_date=END, messy_rate=0.05, anomaly_rate=0.02)
+    kwargs = {"rows": 3000, "end_date": END, "messy_rate": 0.05, "anomaly_rate": 0.02}
     gen.generate(tmp_path / "a" / "raw", seed=11, **kwargs)
     gen.generate(tmp_path / "b" / "raw", seed=11, **kwargs)
     gen.generate(tmp_path / "c" / "raw", seed=12, **kwargs)
@@ -119,7 +119,7 @@ def test_committed_fixtures_are_reproducible_and_show_export_quirks(tmp_path):
     assert base.endswith(b"\n") and b"\r" not in base
     assert not no_nl.endswith(b"\n") and no_nl + b"\n" == base
     assert crlf.count(b"\r\n") == base.count(b"\n") and crlf.replace(b"\r\n", b"\n") == base
-    header, records = read_records(FIXTURES / "sample_ledger.csv")
+    _, records = read_records(FIXTURES / "sample_ledger.csv")
     assert 190 <= len(records) <= 210
     for variant in ("sample_no_trailing_newline.csv", "sample_crlf.csv"):
         assert read_records(FIXTURES / variant)[1] == records

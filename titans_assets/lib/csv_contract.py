@@ -185,7 +185,9 @@ def _parse(data: bytes) -> ParsedFile:
     csv.field_size_limit(1 << 30)
     first_line = next(iter(io.StringIO(text, newline="")))
     delimiter = sniff_delimiter(first_line)
-    header = next(csv.reader([first_line], delimiter=delimiter))
+    # NUL cannot be stored in PostgreSQL text (raw.files.header, extra's keys): a UTF-16 export read as
+    # cp1252 has one after every character.
+    header = [name.replace("\x00", "\ufffd") for name in next(csv.reader([first_line], delimiter=delimiter))]
     known, extra = map_header(header)
     missing = [c for c in REQUIRED if c not in known]
     file_error = None

@@ -17,8 +17,9 @@ Accounts
     original Titans ledger (used for the committed fixture). File name = `<account>.csv`.
 
 Volume and span
-    Base rates (rows per month, `_ENTRIES[...].per_month` plus the recurring items) give about 130
-    rows/month for the three default accounts, ~3,100 rows for the default 2 years.
+    Base rates (rows per month: `_entries()` `per_month` plus the recurring items of
+    `_recurring_specs()`) give about 136 rows/month for the three default accounts, ~3,200 rows for
+    the default 2 years.
     `years=Y` uses the base rates over Y years (the number of discretionary rows is Poisson).
     `rows=N` is exact: N data rows in total across the files (invalid rows included). The span is
     2 years, shortened (never below 31 days) when N is below the base volume of 2 years, so a small
@@ -60,8 +61,8 @@ Recurring items (`_recurring`)
     month; an annual licence; personal streaming, music, gym, cloud storage. Income: two retainer
     clients invoiced on the 1st (net 30 and net 15) who pay late (65% within -4..+3 days of the due
     date, 25% log-normal ~9 days late, 10% 25-50 days late), plus irregular project invoices from
-    eight clients (Zipf-like weights) on business days. About 6% of small clients' invoices are
-    written off as `bad_debts` (Status `written_off`), mostly at quarter/year end.
+    eight clients (Zipf-like weights) on business days. About 6% of invoices, all from the smaller
+    clients, are written off as `bad_debts` (Status `written_off`), more often at quarter/year end.
 
 Calendar (`_Calendar`)
     Day weights per profile: business spending on weekdays (Sat 0.2, Sun 0.08), 10% on US federal
@@ -81,24 +82,28 @@ Label noise (`label_noise`, default 2%)
     `label_noise.csv` (file, line_number, true_category, written_category).
 
 Anomalies (`anomaly_rate`, default 1% of rows; exact count = round(rate x rows))
-    `amount_spike` (a purchase at 8-20x its merchant's median), `duplicate_charge` (the same
-    purchase again, same text and amount, same or next day), `atypical_merchant` (a merchant from an
-    unrelated category under this row's category, e.g. a cinema as office_supplies),
-    `unusual_day` (the CSV has no time column, so "unusual time" is expressed honestly as a charge
-    on a weekend or public holiday from a merchant that otherwise only ever posts on business days),
-    `small_charge_burst` (2-8 charges of 0.50-4.99 at one never-seen merchant on one day or the
-    next: card testing),
-    `new_merchant_large` (a never-seen merchant with 2,000-15,000). Each anomalous row is listed
-    in `anomalies.csv` (file, line_number, date, description, amount, anomaly_type); the CSV itself
-    carries no hint. With 7 or more anomaly rows every type appears at least once.
+    - `amount_spike`: a purchase at 8-20x its merchant's median (the largest over its categories);
+    - `duplicate_charge`: the same purchase again, same text and amount, on the same day or (30%,
+      unless the descriptor shows the date) the next; the original is never made invalid;
+    - `atypical_merchant`: a merchant from an unrelated category under this row's category (e.g. a
+      cinema as office_supplies);
+    - `unusual_day`: the CSV has no time column, so "unusual time" is expressed honestly as a charge on
+      a weekend or public holiday from a merchant seen at least 5 times in the account that otherwise
+      only ever posts on business days (accountant, cleaner, HVAC, ULINE, bank fees...);
+    - `small_charge_burst`: 2-8 charges of 0.50-4.99 at one never-seen merchant on one day or the
+      next (card testing);
+    - `new_merchant_large`: a never-seen merchant with 2,000-15,000 (a wire on checking).
+    Each anomalous row is listed in `anomalies.csv` (file, line_number, date, description, amount,
+    anomaly_type); the CSV itself carries no hint. With 7 or more anomaly rows every type appears at
+    least once. Anomalies are never label-noised nor made invalid.
 
 Messy format (`messy_rate`, default 1% of rows per file)
     Valid but messy: currency symbols (`$45.00`, `-$1,234.56`), thousands separators, padded
     whitespace, payment-method typos and case (`credit_car`, `bank_tranfer`, ` Credit Card `).
     About 10% of the messy rows are invalid and must be quarantined by the loader: bad date
     (`2024-13-45`, `yesterday`, `2024-02-30`), missing amount, non-numeric amount (`abc`), unknown
-    Type (`Refund`). File-level quirks when messy_rate > 0 (each on one file chosen at random, others
-    with probability 1/4): header in odd case/spacing, an extra `Notes` column (values with commas,
+    Type (`Refund`). File-level quirks (`file_quirks`, default: when messy_rate > 0; each on one file
+    chosen at random, on the others with probability 1/4): header in odd case/spacing, an extra `Notes` column (values with commas,
     quoted), CRLF line ends, no trailing newline. `manifest.json` lists every invalid row (line and
     reason) and the quirks of each file.
 
@@ -533,38 +538,38 @@ def _entries() -> list[_Entry]:
 def _recurring_specs() -> list[tuple]:
     c, b, p = "checking", "biz_card", "personal"
     return [
-        (c, "rent", "landlord", "monthly", dict(day=1, amount=3200.00, post="business", late=0.12, raise_=(0.03, 0.05))),
-        (c, "rent", "storage", "monthly", dict(day=6, amount=89.00, post="exact", change=(0.7, 0.08, 0.15), pm="ach")),
-        (c, "professional_fees", "rivera", "biweekly", dict(rate=55.0, hours=(76, 6))),
-        (c, "professional_fees", "chen", "biweekly", dict(rate=48.0, hours=(60, 8))),
-        (c, "professional_fees", "cpa", "monthly", dict(day=20, amount=350.00, post="business", change=(0.6, 0.05, 0.1))),
-        (c, "telephone", "verizon", "monthly", dict(day=24, amount=96.40, post="business", jitter=3.0, overage=0.1, pm="ach")),
-        (c, "telephone", "comcast", "monthly", dict(day=17, amount=129.99, post="business", change=(0.7, 0.05, 0.1), pm="ach")),
-        (c, "home_office", "pge", "monthly", dict(day=10, amount=140.0, post="business", seasonal=0.35, noise=0.08, pm="ach")),
-        (c, "vehicle", "toyota_fin", "monthly", dict(day=15, amount=389.27, post="business")),
-        (c, "vehicle", "geico", "monthly", dict(day=28, amount=142.30, post="exact", change=(0.8, 0.04, 0.09), pm="ach")),
-        (c, "vehicle", "dmv", "annual", dict(amount=287.0, post="business", pm="debit_card")),
-        (c, "other", "bank_fee", "monthly", dict(day=31, amount=15.00, post="business_before", pm="bank_transfer")),
-        (c, "maintenance", "cleaning", "monthly", dict(day=5, amount=180.00, post="business", change=(0.5, 0.05, 0.1))),
-        (c, None, "client_acme", "retainer", dict(amount=4500.00, net=30, change=(0.6, 0.05, 0.12))),
-        (c, None, "client_northwind", "retainer", dict(amount=2750.00, net=15, change=(0.4, 0.05, 0.1))),
-        (b, "software", "adobe", "monthly", dict(day=14, amount=54.99, change=(0.6, 0.05, 0.2))),
-        (b, "software", "microsoft", "monthly", dict(day=3, amount=12.50, change=(0.5, 0.05, 0.2))),
-        (b, "software", "slack", "monthly", dict(day=22, amount=8.75, change=(0.5, 0.05, 0.2))),
-        (b, "software", "github", "monthly", dict(day=9, amount=21.00, change=(0.5, 0.05, 0.2))),
-        (b, "software", "zoom", "monthly", dict(day=27, amount=15.99, change=(0.5, 0.05, 0.2))),
-        (b, "software", "dropbox", "monthly", dict(day=5, amount=11.99, change=(0.5, 0.05, 0.2))),
-        (b, "software", "gworkspace", "monthly", dict(day=1, amount=14.40, change=(0.6, 0.05, 0.2))),
-        (b, "software", "notion", "monthly", dict(day=18, amount=10.00, change=(0.5, 0.05, 0.2))),
-        (b, "software", "aws", "monthly", dict(day=2, amount=85.0, noise=0.35)),
-        (b, "software", "jetbrains", "annual", dict(amount=249.00, change=(0.5, 0.05, 0.1))),
-        (b, "telephone", "ringcentral", "monthly", dict(day=11, amount=29.99, change=(0.5, 0.05, 0.15))),
-        (b, "training", "coursera", "monthly", dict(day=20, amount=59.00, change=(0.5, 0.05, 0.15))),
-        (p, "entertainment", "netflix", "monthly", dict(day=8, amount=15.49, change=(0.7, 0.1, 0.2))),
-        (p, "entertainment", "spotify", "monthly", dict(day=26, amount=10.99, change=(0.6, 0.08, 0.12))),
-        (p, "entertainment", "disney", "monthly", dict(day=12, amount=7.99, change=(0.6, 0.1, 0.25))),
-        (p, "other", "gym", "monthly", dict(day=1, amount=39.99, change=(0.3, 0.05, 0.15))),
-        (p, "other", "apple", "monthly", dict(day=19, amount=2.99)),
+        (c, "rent", "landlord", "monthly", {"day": 1, "amount": 3200.00, "post": "business", "late": 0.12, "raise_": (0.03, 0.05)}),
+        (c, "rent", "storage", "monthly", {"day": 6, "amount": 89.00, "post": "exact", "change": (0.7, 0.08, 0.15), "pm": "ach"}),
+        (c, "professional_fees", "rivera", "biweekly", {"rate": 55.0, "hours": (76, 6)}),
+        (c, "professional_fees", "chen", "biweekly", {"rate": 48.0, "hours": (60, 8)}),
+        (c, "professional_fees", "cpa", "monthly", {"day": 20, "amount": 350.00, "post": "business", "change": (0.6, 0.05, 0.1)}),
+        (c, "telephone", "verizon", "monthly", {"day": 24, "amount": 96.40, "post": "business", "jitter": 3.0, "overage": 0.1, "pm": "ach"}),
+        (c, "telephone", "comcast", "monthly", {"day": 17, "amount": 129.99, "post": "business", "change": (0.7, 0.05, 0.1), "pm": "ach"}),
+        (c, "home_office", "pge", "monthly", {"day": 10, "amount": 140.0, "post": "business", "seasonal": 0.35, "noise": 0.08, "pm": "ach"}),
+        (c, "vehicle", "toyota_fin", "monthly", {"day": 15, "amount": 389.27, "post": "business"}),
+        (c, "vehicle", "geico", "monthly", {"day": 28, "amount": 142.30, "post": "exact", "change": (0.8, 0.04, 0.09), "pm": "ach"}),
+        (c, "vehicle", "dmv", "annual", {"amount": 287.0, "post": "business", "pm": "debit_card"}),
+        (c, "other", "bank_fee", "monthly", {"day": 31, "amount": 15.00, "post": "business_before", "pm": "bank_transfer"}),
+        (c, "maintenance", "cleaning", "monthly", {"day": 5, "amount": 180.00, "post": "business", "change": (0.5, 0.05, 0.1)}),
+        (c, None, "client_acme", "retainer", {"amount": 4500.00, "net": 30, "change": (0.6, 0.05, 0.12)}),
+        (c, None, "client_northwind", "retainer", {"amount": 2750.00, "net": 15, "change": (0.4, 0.05, 0.1)}),
+        (b, "software", "adobe", "monthly", {"day": 14, "amount": 54.99, "change": (0.6, 0.05, 0.2)}),
+        (b, "software", "microsoft", "monthly", {"day": 3, "amount": 12.50, "change": (0.5, 0.05, 0.2)}),
+        (b, "software", "slack", "monthly", {"day": 22, "amount": 8.75, "change": (0.5, 0.05, 0.2)}),
+        (b, "software", "github", "monthly", {"day": 9, "amount": 21.00, "change": (0.5, 0.05, 0.2)}),
+        (b, "software", "zoom", "monthly", {"day": 27, "amount": 15.99, "change": (0.5, 0.05, 0.2)}),
+        (b, "software", "dropbox", "monthly", {"day": 5, "amount": 11.99, "change": (0.5, 0.05, 0.2)}),
+        (b, "software", "gworkspace", "monthly", {"day": 1, "amount": 14.40, "change": (0.6, 0.05, 0.2)}),
+        (b, "software", "notion", "monthly", {"day": 18, "amount": 10.00, "change": (0.5, 0.05, 0.2)}),
+        (b, "software", "aws", "monthly", {"day": 2, "amount": 85.0, "noise": 0.35}),
+        (b, "software", "jetbrains", "annual", {"amount": 249.00, "change": (0.5, 0.05, 0.1)}),
+        (b, "telephone", "ringcentral", "monthly", {"day": 11, "amount": 29.99, "change": (0.5, 0.05, 0.15)}),
+        (b, "training", "coursera", "monthly", {"day": 20, "amount": 59.00, "change": (0.5, 0.05, 0.15)}),
+        (p, "entertainment", "netflix", "monthly", {"day": 8, "amount": 15.49, "change": (0.7, 0.1, 0.2)}),
+        (p, "entertainment", "spotify", "monthly", {"day": 26, "amount": 10.99, "change": (0.6, 0.08, 0.12)}),
+        (p, "entertainment", "disney", "monthly", {"day": 12, "amount": 7.99, "change": (0.6, 0.1, 0.25)}),
+        (p, "other", "gym", "monthly", {"day": 1, "amount": 39.99, "change": (0.3, 0.05, 0.15)}),
+        (p, "other", "apple", "monthly", {"day": 19, "amount": 2.99}),
     ]
 
 
@@ -598,8 +603,8 @@ class GenerationSummary:
         return sum(self.anomalies.values())
 
     def format(self) -> str:
-        lines = [f"Generated {self.total_rows:,} rows from {self.start_date} to {self.end_date} "
-                 f"({self.years:.2f} years) in {self.out_dir}"]
+        lines = [(f"Generated {self.total_rows:,} rows from {self.start_date} to {self.end_date} "
+                  f"({self.years:.2f} years) in {self.out_dir}")]
         for name, n in self.rows.items():
             lines.append(f"  {name:<28} {n:>10,} rows  {self.invalid_rows[name]:>6,} invalid")
         lines.append(f"  anomalies: {self.total_anomalies:,} ("
@@ -781,6 +786,7 @@ class _Catalog:
                 self.tmpl_merchant.append(m)
                 tmpl_pm.append(_PM[t[2]] if len(t) > 2 else -1)
         self.tmpl_pm = np.array(tmpl_pm, dtype=np.int8)
+        self.tmpl_has_date = np.array(["mmdd" in parts for parts in self.tmpl_parts], dtype=bool)
         self.tmpl_merchant_arr = np.array(self.tmpl_merchant, dtype=np.int32)
 
     def pick_templates(self, m: int, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -794,8 +800,8 @@ class _Catalog:
 # Rows as columns
 # ---------------------------------------------------------------------------------------------------
 _COLS = ("acct", "day", "cents", "cat", "pm", "status", "merch", "tmpl", "token", "disc", "anom", "override")
-_DTYPES = dict(acct=np.int16, day=np.int32, cents=np.int64, cat=np.int16, pm=np.int8, status=np.int8,
-               merch=np.int32, tmpl=np.int32, token=np.uint64, disc=bool, anom=np.int8, override=np.int32)
+_DTYPES = {"acct": np.int16, "day": np.int32, "cents": np.int64, "cat": np.int16, "pm": np.int8, "status": np.int8,
+               "merch": np.int32, "tmpl": np.int32, "token": np.uint64, "disc": bool, "anom": np.int8, "override": np.int32}
 
 
 def _empty() -> dict[str, np.ndarray]:
@@ -819,15 +825,15 @@ def _tokens(rng: np.random.Generator, k: int) -> np.ndarray:
 
 def _block(acct, day, cents, cat, pm, status, merch, tmpl, token, disc) -> dict[str, np.ndarray]:
     k = len(day)
-    return dict(
-        acct=np.broadcast_to(np.asarray(acct, dtype=np.int16), (k,)).copy(),
-        day=np.asarray(day, dtype=np.int32), cents=np.asarray(cents, dtype=np.int64),
-        cat=np.broadcast_to(np.asarray(cat, dtype=np.int16), (k,)).copy(),
-        pm=np.asarray(pm, dtype=np.int8), status=np.broadcast_to(np.asarray(status, dtype=np.int8), (k,)).copy(),
-        merch=np.broadcast_to(np.asarray(merch, dtype=np.int32), (k,)).copy(),
-        tmpl=np.asarray(tmpl, dtype=np.int32), token=np.asarray(token, dtype=np.uint64),
-        disc=np.full(k, disc, dtype=bool), anom=np.zeros(k, dtype=np.int8), override=np.full(k, -1, dtype=np.int32),
-    )
+    return {
+        "acct": np.broadcast_to(np.asarray(acct, dtype=np.int16), (k,)).copy(),
+        "day": np.asarray(day, dtype=np.int32), "cents": np.asarray(cents, dtype=np.int64),
+        "cat": np.broadcast_to(np.asarray(cat, dtype=np.int16), (k,)).copy(),
+        "pm": np.asarray(pm, dtype=np.int8), "status": np.broadcast_to(np.asarray(status, dtype=np.int8), (k,)).copy(),
+        "merch": np.broadcast_to(np.asarray(merch, dtype=np.int32), (k,)).copy(),
+        "tmpl": np.asarray(tmpl, dtype=np.int32), "token": np.asarray(token, dtype=np.uint64),
+        "disc": np.full(k, disc, dtype=bool), "anom": np.zeros(k, dtype=np.int8), "override": np.full(k, -1, dtype=np.int32),
+    }
 
 
 def _to_cents(amount: np.ndarray, round_to: int = 0) -> np.ndarray:
@@ -948,7 +954,7 @@ def _lateness(rng: np.random.Generator) -> int:
     if u < 0.65:
         return int(rng.integers(-4, 4))
     if u < 0.90:
-        return int(round(rng.lognormal(math.log(9), 0.5)))
+        return round(rng.lognormal(math.log(9), 0.5))
     return int(rng.integers(25, 51))
 
 
@@ -1006,7 +1012,7 @@ def _plan_anomalies(n_rows: int, rate: float, rng: np.random.Generator) -> list[
     """[(type index, rows)] adding up to exactly round(rate * n_rows) rows.
 
     When the budget allows (7 rows: a burst needs 2), every type is planned once first."""
-    target = int(round(rate * n_rows))
+    target = round(rate * n_rows)
     if target <= 0:
         return []
     burst = ANOMALY_TYPES.index("small_charge_burst")
@@ -1052,20 +1058,23 @@ def _apply_anomalies(core, plan, cal: _Calendar, catalog: _Catalog, acct_groups,
         return pick
 
     need = {t: sum(s for tt, s in plan if tt == t) for t in range(len(ANOMALY_TYPES))}
-    # unusual_day: weekday-only merchants moved to a weekend / holiday.
-    wk_pool = disc_exp[catalog.weekday_only[core["merch"][disc_exp]]]
+    # unusual_day: weekday-only merchants (seen at least 5 times in the account) moved to a weekend / holiday.
+    key = core["acct"].astype(np.int64) * len(catalog.keys) + core["merch"]
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    regular = counts[inverse] >= 5
+    wk_pool = disc_exp[catalog.weekday_only[core["merch"][disc_exp]] & regular[disc_exp]]
     rows = draw(wk_pool, need[T["unusual_day"]]) if len(weekend_days) else wk_pool[:0]
     fallback += need[T["unusual_day"]] - len(rows)
     for r in rows:
         near = weekend_days[np.abs(weekend_days - core["day"][r]) <= 10]
         core["day"][r] = int(rng.choice(near if len(near) else weekend_days))
         core["anom"][r] = T["unusual_day"] + 1
-    # amount_spike: 8-20x the merchant's median.
+    # amount_spike: 8-20x the merchant's median (the largest over its categories).
     rows = draw(disc_exp, need[T["amount_spike"]])
     fallback += need[T["amount_spike"]] - len(rows)
     for r in rows:
-        med = medians.get((int(core["cat"][r]), int(core["merch"][r])), abs(int(core["cents"][r])) / 100)
-        core["cents"][r] = -int(round(med * rng.uniform(8, 20) * 100))
+        med = medians.get(int(core["merch"][r]), abs(int(core["cents"][r])) / 100)
+        core["cents"][r] = -round(med * rng.uniform(8, 20) * 100)
         core["anom"][r] = T["amount_spike"] + 1
     # atypical_merchant: a merchant from an unrelated category, the row keeps its category.
     rows = draw(disc_exp, need[T["atypical_merchant"]])
@@ -1087,7 +1096,8 @@ def _apply_anomalies(core, plan, cal: _Calendar, catalog: _Catalog, acct_groups,
     fallback += need[T["duplicate_charge"]] - len(rows)
     if len(rows):
         dup = _take(core, rows)
-        shift = (rng.random(len(rows)) < 0.3) & (dup["day"] + 1 < cal.n)
+        # Posted the next day 30% of the time, unless the descriptor shows the transaction date.
+        shift = (rng.random(len(rows)) < 0.3) & (dup["day"] + 1 < cal.n) & ~catalog.tmpl_has_date[dup["tmpl"]]
         dup["day"] = dup["day"] + shift
         dup["anom"][:] = T["duplicate_charge"] + 1
         dup["status"][:] = 0
@@ -1124,7 +1134,7 @@ def _apply_anomalies(core, plan, cal: _Calendar, catalog: _Catalog, acct_groups,
         overrides.append((desc, name.title()))
         day = int(rng.choice(cal.n, p=cal.profile("biz")))
         amount = min(max(rng.lognormal(math.log(6000), 0.5), 2000), 15000)
-        b = _block(acct, [day], [-int(round(amount * 100))], _CAT[_NEW_CATEGORIES[int(rng.integers(5))]], [pm], 0,
+        b = _block(acct, [day], [-round(amount * 100)], _CAT[_NEW_CATEGORIES[int(rng.integers(5))]], [pm], 0,
                    0, [0], _tokens(rng, 1), False)
         b["override"][:] = len(overrides) - 1
         b["anom"][:] = T["new_merchant_large"] + 1
@@ -1132,9 +1142,15 @@ def _apply_anomalies(core, plan, cal: _Calendar, catalog: _Catalog, acct_groups,
     return _concat([core] + new_rows)
 
 
-def _entry_medians() -> dict[tuple[int, int], float]:
+def _entry_medians() -> dict[int, float]:
+    """Merchant index -> the largest median amount over its (expense) entries."""
     keys = list(_MERCHANTS)
-    return {(_CAT[e.category], keys.index(e.merchant)): e.median for e in _ENTRY_LIST if e.category}
+    out: dict[int, float] = {}
+    for e in _ENTRY_LIST:
+        if e.category:
+            m = keys.index(e.merchant)
+            out[m] = max(out.get(m, 0.0), e.median)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1256,7 +1272,7 @@ def generate(
         years_used = 2.0 if rows is None else min(2.0, rows / base_per_year)
     else:
         years_used = float(years)
-    n_days = max(_MIN_DAYS, int(round(years_used * 365.25)))
+    n_days = max(_MIN_DAYS, round(years_used * 365.25))
     start = end - dt.timedelta(n_days - 1)
     cal = _Calendar(start, n_days, rng)
     catalog = _Catalog(rng)
@@ -1286,7 +1302,7 @@ def generate(
     written_cat = core["cat"].copy()
     noisy = np.zeros(n, dtype=bool)
     pool = np.flatnonzero((core["cat"] >= 0) & (core["anom"] == 0))
-    k = min(int(round(label_noise * int((core["cat"] >= 0).sum()))), len(pool))
+    k = min(round(label_noise * int((core["cat"] >= 0).sum())), len(pool))
     if k:
         pick = rng.choice(pool, size=k, replace=False)
         for c in np.unique(core["cat"][pick]):
@@ -1319,12 +1335,12 @@ def generate(
         quirks = {q: bool(with_quirks and (guaranteed[j] == a or quirk_rng[a][j] < 0.25))
                   for j, q in enumerate(("messy_header", "extra_column", "crlf", "no_trailing_newline"))}
         m = len(idx)
-        n_messy = int(round(messy_rate * m))
+        n_messy = round(messy_rate * m)
         messy_pos = np.sort(rng.choice(m, size=min(n_messy, m), replace=False)) if n_messy else np.empty(0, np.int64)
         kinds = np.full(m, -1, dtype=np.int8)
         kinds[messy_pos] = rng.integers(len(MESSY_KINDS), size=len(messy_pos))
         bad_ok = messy_pos[(core["anom"][idx[messy_pos]] == 0) & ~noisy[idx[messy_pos]]]
-        n_bad = min(int(round(INVALID_SHARE * n_messy)), len(bad_ok))
+        n_bad = min(round(INVALID_SHARE * n_messy), len(bad_ok))
         bad_pos = np.sort(rng.choice(bad_ok, size=n_bad, replace=False)) if n_bad else np.empty(0, np.int64)
         invalid = np.full(m, -1, dtype=np.int8)
         invalid[bad_pos] = rng.integers(len(INVALID_REASONS), size=n_bad)
@@ -1334,14 +1350,14 @@ def generate(
         info = _write_file(path, core, idx, written_cat, receipt, kinds, invalid, quirks, catalog, cal, overrides,
                            fname, anomaly_rows, noise_rows, noisy)
         paths.append(path)
-        manifest_files[fname] = dict(
-            account=name, data_rows=m, valid_rows=m - n_bad, invalid_rows=n_bad, messy_valid_rows=int((kinds >= 0).sum()),
-            anomaly_rows=int((core["anom"][idx] > 0).sum()), label_noise_rows=int(noisy[idx].sum()),
-            header=list(MESSY_HEADER if quirks["messy_header"] else HEADER) + ([EXTRA_COLUMN] if quirks["extra_column"] else []),
-            extra_columns=[EXTRA_COLUMN] if quirks["extra_column"] else [],
-            line_terminator="\r\n" if quirks["crlf"] else "\n", trailing_newline=not quirks["no_trailing_newline"],
-            first_date=info["first"], last_date=info["last"], sha256=info["sha256"], invalid=info["invalid"],
-        )
+        manifest_files[fname] = {
+            "account": name, "data_rows": m, "valid_rows": m - n_bad, "invalid_rows": n_bad, "messy_valid_rows": int((kinds >= 0).sum()),
+            "anomaly_rows": int((core["anom"][idx] > 0).sum()), "label_noise_rows": int(noisy[idx].sum()),
+            "header": list(MESSY_HEADER if quirks["messy_header"] else HEADER) + ([EXTRA_COLUMN] if quirks["extra_column"] else []),
+            "extra_columns": [EXTRA_COLUMN] if quirks["extra_column"] else [],
+            "line_terminator": "\r\n" if quirks["crlf"] else "\n", "trailing_newline": not quirks["no_trailing_newline"],
+            "first_date": info["first"], "last_date": info["last"], "sha256": info["sha256"], "invalid": info["invalid"],
+        }
         files.append(fname)
 
     anomalies_path = labels_dir / "anomalies.csv"
@@ -1358,19 +1374,19 @@ def generate(
     for f in manifest_files.values():
         for inv in f["invalid"]:
             by_reason[inv["reason"]] += 1
-    manifest = dict(
-        generator="titans_assets.lib.generator", format_version=1,
-        args=dict(rows=rows, years=years, accounts=list(accounts), seed=seed, anomaly_rate=anomaly_rate,
-                  messy_rate=messy_rate, label_noise=label_noise, end_date=end.isoformat(),
-                  file_quirks=file_quirks),
-        start_date=start.isoformat(), end_date=end.isoformat(), years_used=round(n_days / 365.25, 4),
-        files=manifest_files,
-        totals=dict(data_rows=n, valid_rows=n - sum(f["invalid_rows"] for f in manifest_files.values()),
-                    invalid_rows=sum(f["invalid_rows"] for f in manifest_files.values()),
-                    anomaly_rows=len(anomaly_rows), label_noise_rows=len(noise_rows)),
-        anomalies_by_type=by_type, invalid_by_reason=by_reason,
-        ground_truth=dict(anomalies="anomalies.csv", label_noise="label_noise.csv"),
-    )
+    manifest = {
+        "generator": "titans_assets.lib.generator", "format_version": 1,
+        "args": {"rows": rows, "years": years, "accounts": list(accounts), "seed": seed, "anomaly_rate": anomaly_rate,
+                  "messy_rate": messy_rate, "label_noise": label_noise, "end_date": end.isoformat(),
+                  "file_quirks": file_quirks},
+        "start_date": start.isoformat(), "end_date": end.isoformat(), "years_used": round(n_days / 365.25, 4),
+        "files": manifest_files,
+        "totals": {"data_rows": n, "valid_rows": n - sum(f["invalid_rows"] for f in manifest_files.values()),
+                    "invalid_rows": sum(f["invalid_rows"] for f in manifest_files.values()),
+                    "anomaly_rows": len(anomaly_rows), "label_noise_rows": len(noise_rows)},
+        "anomalies_by_type": by_type, "invalid_by_reason": by_reason,
+        "ground_truth": {"anomalies": "anomalies.csv", "label_noise": "label_noise.csv"},
+    }
     manifest_path = labels_dir / "manifest.json"
     _atomic_write(manifest_path, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     return GenerationSummary(
@@ -1494,7 +1510,7 @@ def _write_file(path, core, idx, written_cat, receipt, kinds, invalid, quirks, c
                         value = amount[i] = ("abc", "TBD", "12.3.4")[t % 3]
                     else:
                         value = type_s[i] = "Refund"
-                    invalid_list.append(dict(line_number=int(lines[i]), reason=reason, value=value))
+                    invalid_list.append({"line_number": int(lines[i]), "reason": reason, "value": value})
                 cols = [date_s, type_s, desc, amount, category, pm, status, ref, url]
                 if quirks["extra_column"]:
                     notes = np.full(k, "", dtype=object)
@@ -1514,8 +1530,8 @@ def _write_file(path, core, idx, written_cat, receipt, kinds, invalid, quirks, c
             buf.truncate()
     os.replace(tmp, path)
     days = core["day"][idx]
-    return dict(sha256=digest.hexdigest(), invalid=invalid_list,
-                first=cal.iso[days.min()] if m else None, last=cal.iso[days.max()] if m else None)
+    return {"sha256": digest.hexdigest(), "invalid": invalid_list,
+                "first": cal.iso[days.min()] if m else None, "last": cal.iso[days.max()] if m else None}
 
 
 def write_variant(src: Path, dst: Path, *, crlf: bool = False, trailing_newline: bool = True) -> Path:
@@ -1575,22 +1591,22 @@ def report(landing_dir: Path) -> dict:
         iqr = float(np.subtract(*np.percentile(gaps, [75, 25])))
         amounts = g["Amount"].abs()
         if med >= 6 and iqr <= 0.25 * med and amounts.std() <= 0.5 * amounts.mean():
-            recurring[f"{file}:{ref}" + (f" ({cat})" if cat else " (income)")] = dict(
-                n=int(len(g)), median_days=med, iqr_days=iqr, median_amount=round(float(amounts.median()), 2))
+            recurring[f"{file}:{ref}" + (f" ({cat})" if cat else " (income)")] = {
+                "n": len(g), "median_days": med, "iqr_days": iqr, "median_amount": round(float(amounts.median()), 2)}
     wd = df["Date"].dt.day_of_week.value_counts(normalize=True).reindex(range(7), fill_value=0)
     mo = df["Date"].dt.month.value_counts(normalize=True).reindex(range(1, 13), fill_value=0)
-    return dict(
-        files={p.name: int((df["file"] == p.name).sum()) for p in paths},
-        rows=int(len(df)), expense_rows=int(len(exp)), income_rows=int(len(inc)),
-        date_range=[df["Date"].min().date().isoformat(), df["Date"].max().date().isoformat()] if len(df) else None,
-        category_shares={k: float(v) for k, v in shares.items()},
-        amount_quantiles=quantiles,
-        income_quantiles={f"p{int(k * 100)}": round(float(v), 2)
+    return {
+        "files": {p.name: int((df["file"] == p.name).sum()) for p in paths},
+        "rows": len(df), "expense_rows": len(exp), "income_rows": len(inc),
+        "date_range": [df["Date"].min().date().isoformat(), df["Date"].max().date().isoformat()] if len(df) else None,
+        "category_shares": {k: float(v) for k, v in shares.items()},
+        "amount_quantiles": quantiles,
+        "income_quantiles": {f"p{int(k * 100)}": round(float(v), 2)
                           for k, v in inc["Amount"].quantile([0.05, 0.25, 0.5, 0.75, 0.95]).items()} if len(inc) else {},
-        recurring=recurring,
-        weekday_shares={d: round(float(wd[i]), 4) for i, d in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))},
-        month_shares={i: round(float(mo[i]), 4) for i in range(1, 13)},
-    )
+        "recurring": recurring,
+        "weekday_shares": {d: round(float(wd[i]), 4) for i, d in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))},
+        "month_shares": {i: round(float(mo[i]), 4) for i in range(1, 13)},
+    }
 
 
 def format_report(rep: dict) -> str:
