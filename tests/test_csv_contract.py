@@ -234,6 +234,9 @@ def test_messy_amounts(text, expected):
     ("1.2.3", "amount '1.2.3' is not a number"),
     ("--5", "amount '--5' is not a number"),
     ("1000000000000", "amount '1000000000000' is out of range"),
+    ("12.340000001", "amount '12.340000001' has more than 2 decimal places"),  # a float cannot see this
+    ("1e2", "amount '1e2' is not a number"),  # spreadsheet exponent notation: precision already lost
+    ("-1.5E+3", "amount '-1.5E+3' is not a number"),
 ])
 def test_non_numeric_amounts_are_quarantined(text, reason):
     with pytest.raises(ValueError, match="amount"):
@@ -352,11 +355,19 @@ def test_ragged_rows():
     assert p.quarantine == [(2, too_many, "row has 10 fields, header has 9"), (5, short_bad, "amount is empty")]
 
 
-def test_unterminated_quote_at_end_is_accounted_for():
-    p = parse(HEADER, line(desc="A"), '2024-01-15,Expense,"never closed,-1.00', line(desc="B"))
-    assert [r["description"] for r in records(p)] == ["A"]
-    assert p.rows_quarantined == 1 and p.quarantine[0][0] == 3
-    assert p.quarantine[0][1].endswith(line(desc="B"))  # the swallowed line is still visible in raw_line
+def test_unclosed_quote_costs_only_its_own_line():
+    bad = '2024-01-15,Expense,"never closed,-1.00'
+    p = parse(HEADER, line(desc="A"), bad, line(desc="B"), line(desc="C"))
+    assert [r["description"] for r in records(p)] == ["A", "B", "C"]
+    assert p.rows_read == 4 and p.rows_quarantined == 1
+    assert p.quarantine[0][:2] == (3, bad) and p.quarantine[0][2].startswith("malformed CSV")
+
+
+def test_text_after_a_closing_quote_is_malformed_and_reading_resumes():
+    bad = '2024-01-15,Expense,"quoted"tail,-1.00'
+    p = parse(HEADER, bad, line(desc="B"))
+    assert [r["description"] for r in records(p)] == ["B"]
+    assert p.quarantine[0][:2] == (2, bad) and "malformed CSV" in p.quarantine[0][2]
 
 
 @pytest.mark.parametrize("data,text", [(b"Caf\xe9 \x80 na\xefve", "Café € naïve"), (b"a\x81b", "a\ufffdb")])

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS marts.fct_transactions (
     loaded_at timestamptz
 );
 CREATE TABLE IF NOT EXISTS marts.fct_daily_metrics (
-    day date, total_income numeric, total_expenses numeric, net numeric, transaction_count bigint,
+    metric_date date, total_income numeric, total_expenses numeric, net numeric, transaction_count bigint,
     unique_categories bigint, avg_transaction_amount numeric, running_balance numeric
 );
 -- raw.transactions without NOT NULL constraints, to prove the checks the DDL already enforces still work
@@ -52,22 +52,22 @@ FROM raw.transactions;
 """
 
 BUILD_DAILY = """
-INSERT INTO marts.fct_daily_metrics (day, total_income, total_expenses, net, transaction_count, unique_categories,
+INSERT INTO marts.fct_daily_metrics (metric_date, total_income, total_expenses, net, transaction_count, unique_categories,
     avg_transaction_amount, running_balance)
 WITH days AS (
-    SELECT CAST(g AS date) AS day
+    SELECT CAST(g AS date) AS metric_date
     FROM generate_series((SELECT min(txn_date) FROM marts.fct_transactions),
                          (SELECT max(txn_date) FROM marts.fct_transactions), interval '1 day') AS g
 ), agg AS (
-    SELECT txn_date AS day,
+    SELECT txn_date AS metric_date,
            sum(abs_amount) FILTER (WHERE txn_type = 'Income') AS inc,
            sum(abs_amount) FILTER (WHERE txn_type = 'Expense') AS exp,
            count(*) AS n, count(DISTINCT category) AS cats, avg(abs_amount) AS avg_amt
     FROM marts.fct_transactions GROUP BY txn_date
 )
-SELECT d.day, coalesce(inc, 0), coalesce(exp, 0), coalesce(inc, 0) - coalesce(exp, 0), coalesce(n, 0),
-       coalesce(cats, 0), avg_amt, sum(coalesce(inc, 0) - coalesce(exp, 0)) OVER (ORDER BY d.day)
-FROM days d LEFT JOIN agg a ON a.day = d.day;
+SELECT d.metric_date, coalesce(inc, 0), coalesce(exp, 0), coalesce(inc, 0) - coalesce(exp, 0), coalesce(n, 0),
+       coalesce(cats, 0), avg_amt, sum(coalesce(inc, 0) - coalesce(exp, 0)) OVER (ORDER BY d.metric_date)
+FROM days d LEFT JOIN agg a ON a.metric_date = d.metric_date;
 """
 
 
@@ -531,15 +531,15 @@ def test_fct_transactions_staleness_is_a_warning(db):
 def _quiet_day(db) -> dt.date:
     """A day inside the range with no transactions."""
     with db.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT min(day) FROM marts.fct_daily_metrics WHERE transaction_count = 0")
+        cur.execute("SELECT min(metric_date) FROM marts.fct_daily_metrics WHERE transaction_count = 0")
         return cur.fetchone()[0]
 
 
-LAST_DAY = "(SELECT max(day) FROM marts.fct_daily_metrics)"
+LAST_DAY = "(SELECT max(metric_date) FROM marts.fct_daily_metrics)"
 
 
 def test_daily_metrics_missing_day(db):
-    execute(db, "DELETE FROM marts.fct_daily_metrics WHERE day = %s", (_quiet_day(db),))
+    execute(db, "DELETE FROM marts.fct_daily_metrics WHERE metric_date = %s", (_quiet_day(db),))
     assert_only_failure(run(db, q.fct_daily_metrics_suite()), "every_day_present", 1, "completeness")
 
 
@@ -550,14 +550,14 @@ def test_daily_metrics_missing_day(db):
         (
             (
                 f"UPDATE marts.fct_daily_metrics SET total_income = total_income + 0.01, net = net + 0.01, "
-                f"running_balance = running_balance + 0.01 WHERE day = {LAST_DAY}"
+                f"running_balance = running_balance + 0.01 WHERE metric_date = {LAST_DAY}"
             ),
             "reconciles_with_fct_transactions",
             1,
             "consistency",
         ),
         (
-            f"UPDATE marts.fct_daily_metrics SET transaction_count = transaction_count + 1 WHERE day = {LAST_DAY}",
+            f"UPDATE marts.fct_daily_metrics SET transaction_count = transaction_count + 1 WHERE metric_date = {LAST_DAY}",
             "reconciles_with_fct_transactions",
             1,
             "consistency",
@@ -565,27 +565,27 @@ def test_daily_metrics_missing_day(db):
         (
             (
                 f"UPDATE marts.fct_daily_metrics SET net = net + 1, running_balance = running_balance + 1 "
-                f"WHERE day = {LAST_DAY}"
+                f"WHERE metric_date = {LAST_DAY}"
             ),
             "net_is_income_minus_expenses",
             1,
             "consistency",
         ),
         (
-            f"UPDATE marts.fct_daily_metrics SET running_balance = running_balance + 0.01 WHERE day = {LAST_DAY}",
+            f"UPDATE marts.fct_daily_metrics SET running_balance = running_balance + 0.01 WHERE metric_date = {LAST_DAY}",
             "running_balance_is_cumulative_net",
             1,
             "consistency",
         ),
         (
-            f"UPDATE marts.fct_daily_metrics SET unique_categories = -1 WHERE day = {LAST_DAY}",
+            f"UPDATE marts.fct_daily_metrics SET unique_categories = -1 WHERE metric_date = {LAST_DAY}",
             "unique_categories_non_negative",
             1,
             "validity",
         ),
         (
             (
-                "UPDATE marts.fct_daily_metrics SET total_income = NULL WHERE day = (SELECT min(day) FROM "
+                "UPDATE marts.fct_daily_metrics SET total_income = NULL WHERE metric_date = (SELECT min(metric_date) FROM "
                 "marts.fct_daily_metrics WHERE transaction_count = 0)"
             ),
             "total_income_not_null",
@@ -614,10 +614,10 @@ def test_daily_metrics_reconciliation_sample_names_the_day(db):
     execute(
         db,
         f"UPDATE marts.fct_daily_metrics SET total_expenses = total_expenses + 0.02, "
-        f"net = net - 0.02, running_balance = running_balance - 0.02 WHERE day = {LAST_DAY}",
+        f"net = net - 0.02, running_balance = running_balance - 0.02 WHERE metric_date = {LAST_DAY}",
     )
     out = run(db, q.fct_daily_metrics_suite()).outcome("reconciles_with_fct_transactions")
-    assert out.sample[0]["day"] == "2024-06-28"
+    assert out.sample[0]["metric_date"] == "2024-06-28"
     assert out.sample[0]["total_expenses"] == pytest.approx(out.sample[0]["expected_expenses"] + 0.02)
 
 

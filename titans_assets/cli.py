@@ -123,7 +123,7 @@ def collect_status() -> dict:
         record = instance.get_latest_asset_check_evaluation_record(check_key)
         evaluation = record.evaluation if record else None
         checks[check_key.to_user_string()] = {
-            "status": "not run" if evaluation is None else ("passed" if evaluation.passed else "FAILED"),
+            "status": "not run" if evaluation is None else runner.check_state(evaluation),
             "at": _iso(record.create_timestamp) if record else None,
             "run_id": record.run_id if record else None,
         }
@@ -137,7 +137,7 @@ def collect_status() -> dict:
             k.to_user_string(): (_iso(latest[k].timestamp) if latest.get(k) else None) for k in keys
         },
         "checks": checks,
-        "checks_failed": [k for k, v in checks.items() if v["status"] == "FAILED"],
+        "checks_failed": [k for k, v in checks.items() if v["status"] == "failed"],
         "generated_at": _iso(time.time()),
         "_dagster": dg.__version__,
     }
@@ -197,12 +197,15 @@ def _run_and_report(runner, selection: str | None, db) -> None:
                f"quarantined: {sum(f['rows_quarantined'] for f in files)}")
     marts = {t: n for t, n in tables.items() if t.startswith("marts.")}
     click.echo("  marts: " + ", ".join(f"{t.removeprefix('marts.')}={n}" for t, n in marts.items()))
-    passed = sum(summary.checks.values())
-    click.echo(f"  checks: {passed} passed, {len(summary.checks) - passed} failed")
-    for name in summary.checks_failed:
-        click.echo(f"    FAILED {name}")
-    if summary.skipped:
-        click.echo(f"  skipped (upstream failed): {', '.join(summary.skipped)}")
+    failed, warned = summary.checks_failed, summary.checks_warning
+    click.echo(f"  checks: {len(summary.checks) - len(failed) - len(warned)} passed, {len(failed)} failed, "
+               f"{len(warned)} warnings")
+    for name in failed:
+        click.echo(f"    FAILED  {name}")
+    for name in warned:
+        click.echo(f"    warning {name}")
+    if summary.not_materialized:
+        click.echo(f"  not materialized (stopped upstream): {', '.join(summary.not_materialized)}")
     if not summary.success:
         raise click.ClickException(summary.error or "the run failed; see `titans status`")
 

@@ -39,14 +39,18 @@ def prepare_environment(settings: Settings | None = None) -> tuple[Settings, Dat
 
 def ensure_dbt_manifest() -> Path:
     """Parse the dbt project when the manifest is missing or older than any project file."""
-    from titans_assets.defs.transform.project import titans_dbt_project
+    from dagster_dbt import DbtCliResource
+
+    from titans_assets.defs.transform.project import DBT_EXECUTABLE, titans_dbt_project
 
     manifest = Path(titans_dbt_project.manifest_path)
     project_dir = Path(titans_dbt_project.project_dir)
     sources = [p for d in ("models", "macros", "seeds", "tests") for p in (project_dir / d).rglob("*") if p.is_file()]
     sources += [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
     if not manifest.exists() or max(p.stat().st_mtime for p in sources) > manifest.stat().st_mtime:
-        titans_dbt_project.preparer.prepare(titans_dbt_project)
+        # What the project's preparer does (`dbt parse`), with the venv's dbt even when it is not on PATH.
+        dbt = DbtCliResource(project_dir=titans_dbt_project, dbt_executable=DBT_EXECUTABLE)
+        dbt.cli(["--quiet", "parse"], target_path=Path(titans_dbt_project.target_path)).wait()
     return manifest
 
 
@@ -69,15 +73,19 @@ class RunSummary:
     run_id: str
     success: bool
     materialized: list[str] = field(default_factory=list)
-    checks: dict[str, bool] = field(default_factory=dict)  # "asset:check" -> passed
+    checks: dict[str, str] = field(default_factory=dict)  # "asset:check" -> passed | warning | failed
     failed_steps: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    not_materialized: list[str] = field(default_factory=list)  # selected, but stopped upstream
     seconds: float = 0.0
     error: str | None = None
 
     @property
     def checks_failed(self) -> list[str]:
-        return [k for k, ok in self.checks.items() if not ok]
+        return [k for k, state in self.checks.items() if state == "failed"]
+
+    @property
+    def checks_warning(self) -> list[str]:
+        return [k for k, state in self.checks.items() if state == "warning"]
 
 
 def materialize(
@@ -131,15 +139,21 @@ def materialize(
             summary.materialized.append(event.asset_key.to_user_string())
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             ev = event.event_specific_data
-            summary.checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = ev.passed
+            summary.checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = check_state(ev)
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
             summary.failed_steps.append(event.step_key)
             if summary.error is None:
                 summary.error = _one_line(event.event_specific_data.error.message)
-        elif event.event_type == dg.DagsterEventType.STEP_SKIPPED:
-            summary.skipped.append(event.step_key)
     summary.materialized = sorted(set(summary.materialized))
+    summary.not_materialized = sorted({k.to_user_string() for k in keys} - set(summary.materialized))
     return summary
+
+
+def check_state(evaluation) -> str:
+    """passed / warning (a WARN-severity failure: shown, not blocking) / failed."""
+    if evaluation.passed:
+        return "passed"
+    return "warning" if evaluation.severity == dg.AssetCheckSeverity.WARN else "failed"
 
 
 def _one_line(message: str) -> str:
@@ -154,7 +168,6 @@ class _ProgressWatcher:
         dg.DagsterEventType.STEP_START: "started",
         dg.DagsterEventType.STEP_SUCCESS: "done",
         dg.DagsterEventType.STEP_FAILURE: "FAILED",
-        dg.DagsterEventType.STEP_SKIPPED: "skipped",
         dg.DagsterEventType.ASSET_CHECK_EVALUATION: "check",
     }
 
@@ -189,8 +202,7 @@ class _ProgressWatcher:
                 continue
             if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
                 ev = event.event_specific_data
-                self._emit(f"  check {ev.asset_key.to_user_string()}:{ev.check_name} "
-                           f"{'passed' if ev.passed else 'FAILED'}")
+                self._emit(f"  check {ev.asset_key.to_user_string()}:{ev.check_name} {check_state(ev)}")
                 continue
             step = event.step_key
             if event.event_type == dg.DagsterEventType.STEP_START:

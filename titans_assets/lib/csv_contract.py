@@ -33,6 +33,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from itertools import islice
 
 import numpy as np
 import pandas as pd
@@ -268,36 +269,45 @@ def _fast_table(data: bytes, text: str, encoding: str, delimiter: str, width: in
 
 
 def _careful_table(text: str, delimiter: str, header: list[str]) -> _Table:
-    """The csv module, record by record, tracking each record's physical lines."""
+    """The csv module, record by record, tracking each record's physical lines.
+
+    Strict quoting: a malformed record (text after a closing quote, a quote never closed) costs only
+    its first line, which is quarantined; reading resumes on the next line, so one stray quote cannot
+    swallow the rest of the file into a single record.
+    """
     lines = list(io.StringIO(text, newline=""))  # the same line splitting as csv's line_num
-    reader = csv.reader(iter(lines), delimiter=delimiter, strict=False)
-    next(reader)
     width = len(header)
     quarantine: list[tuple[int, str, str]] = []
     good: list[list[str]] = []
     starts: list[int] = []
     spans: dict[int, str] = {}
-    prev_end = reader.line_num
-    try:
-        for row in reader:
-            start, prev_end = prev_end + 1, reader.line_num
-            if not any(row):
-                continue
-            raw = _raw_text(lines, start, prev_end)
-            reason = None
-            if len(row) != width:
-                row, reason = _fit_width(row, width)
-            if reason is None:
-                reason = _cell_problem(row, header)
-            if reason is not None:
-                quarantine.append((start, raw, reason))
-                continue
-            good.append(row)
-            starts.append(start)
-            spans[start] = raw
-    except csv.Error as exc:  # an unterminated quote at the end of the file and the like
-        start = prev_end + 1
-        quarantine.append((start, _raw_text(lines, start, len(lines)), f"malformed CSV: {exc}"))
+    offset = 1  # lines before the current reader's first line (the header, then resumptions)
+    while offset < len(lines):
+        reader = csv.reader(islice(lines, offset, None), delimiter=delimiter, strict=True)
+        done = 0  # lines the current reader has consumed up to the end of its last good record
+        try:
+            for row in reader:
+                start, end = offset + done + 1, offset + reader.line_num
+                done = reader.line_num
+                if not any(row):
+                    continue
+                raw = _raw_text(lines, start, end)
+                reason = None
+                if len(row) != width:
+                    row, reason = _fit_width(row, width)
+                if reason is None:
+                    reason = _cell_problem(row, header)
+                if reason is not None:
+                    quarantine.append((start, raw, reason))
+                    continue
+                good.append(row)
+                starts.append(start)
+                spans[start] = raw
+            break
+        except csv.Error as exc:
+            start = offset + done + 1
+            quarantine.append((start, _raw_text(lines, start, start), f"malformed CSV: {exc}"))
+            offset = start
     if good:
         matrix = np.empty((len(good), width), dtype=object)
         matrix[:] = good
@@ -417,6 +427,10 @@ def _typed_amounts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore"):
         cents = number * 100
         plain = np.isfinite(number) & (np.abs(cents - np.round(cents)) < 1e-6) & (np.abs(number) < 1e12)
+    # A float cannot see `12.340000001` (or tell `1e2` from 100): long or exponent strings take the
+    # exact Decimal path. Ordinary amounts are under 11 characters.
+    plain &= np.fromiter((len(v) < 11 and "e" not in v and "E" not in v if isinstance(v, str) else False
+                          for v in values), dtype=bool, count=len(values))
     out = values.copy()
     reasons = np.full(len(values), None, dtype=object)
     for i in np.flatnonzero(~plain):

@@ -516,43 +516,43 @@ def fct_daily_metrics_suite(
     tol = CENT_TOLERANCE
     reconcile = f"""
 WITH f AS (
-    SELECT txn_date AS day,
+    SELECT txn_date AS metric_date,
            coalesce(sum(abs(amount)) FILTER (WHERE txn_type = 'Income'), 0) AS income,
            coalesce(sum(abs(amount)) FILTER (WHERE txn_type = 'Expense'), 0) AS expenses,
            count(*) AS n
     FROM {transactions_table}
     GROUP BY txn_date
 )
-SELECT coalesce(d.day, f.day) AS day,
+SELECT coalesce(d.metric_date, f.metric_date) AS metric_date,
        d.total_income, f.income AS expected_income,
        d.total_expenses, f.expenses AS expected_expenses,
        d.transaction_count, f.n AS expected_count
 FROM {{batch}} AS d
-FULL OUTER JOIN f ON f.day = d.day
-WHERE d.day IS NULL
+FULL OUTER JOIN f ON f.metric_date = d.metric_date
+WHERE d.metric_date IS NULL
    OR abs(coalesce(d.total_income, 0) - coalesce(f.income, 0)) >= {tol}
    OR abs(coalesce(d.total_expenses, 0) - coalesce(f.expenses, 0)) >= {tol}
    OR coalesce(d.transaction_count, 0) <> coalesce(f.n, 0)
 """
     gaps = """
-WITH b AS (SELECT day FROM {batch}),
-     s AS (SELECT CAST(g AS date) AS day
-           FROM generate_series((SELECT min(day) FROM b), (SELECT max(day) FROM b), interval '1 day') AS g)
-SELECT s.day AS missing_day FROM s WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.day = s.day)
+WITH b AS (SELECT metric_date FROM {batch}),
+     s AS (SELECT CAST(g AS date) AS metric_date
+           FROM generate_series((SELECT min(metric_date) FROM b), (SELECT max(metric_date) FROM b), interval '1 day') AS g)
+SELECT s.metric_date AS missing_day FROM s WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.metric_date = s.metric_date)
 """
     net = f"""
-SELECT day, total_income, total_expenses, net FROM {{batch}}
+SELECT metric_date, total_income, total_expenses, net FROM {{batch}}
 WHERE abs(net - (total_income - total_expenses)) >= {tol}
 """
     running = f"""
 WITH r AS (
-    SELECT day, net, running_balance, sum(net) OVER (ORDER BY day) AS expected_running_balance
+    SELECT metric_date, net, running_balance, sum(net) OVER (ORDER BY metric_date) AS expected_running_balance
     FROM {{batch}}
 )
 SELECT * FROM r WHERE abs(running_balance - expected_running_balance) >= {tol}
 """
     cols = (
-        "day",
+        "metric_date",
         "total_income",
         "total_expenses",
         "net",
@@ -564,16 +564,16 @@ SELECT * FROM r WHERE abs(running_balance - expected_running_balance) >= {tol}
         name="fct_daily_metrics",
         table=table,
         params={"max_age_days": max_age_days},
-        id_columns=("day",),
+        id_columns=("metric_date",),
         expectations=[
             *(not_null(c) for c in cols),
-            unique("day"),
+            unique("metric_date"),
             no_rows(
                 "every_day_present",
                 gaps,
                 "every day between the first and last day has a row",
                 dimension=Dimension.COMPLETENESS,
-                column="day",
+                column="metric_date",
             ),
             no_rows(
                 "reconciles_with_fct_transactions",
@@ -599,7 +599,7 @@ SELECT * FROM r WHERE abs(running_balance - expected_running_balance) >= {tol}
                 between(c, 0, dimension=Dimension.VALIDITY, name=f"{c}_non_negative", description=f"{c} >= 0")
                 for c in ("transaction_count", "total_income", "total_expenses", "unique_categories")
             ),
-            fresh("day"),
+            fresh("metric_date"),
         ],
     )
 

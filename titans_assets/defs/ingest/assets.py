@@ -9,6 +9,7 @@ dbt downstream run once per batch, not once per file.
 
 import dagster as dg
 
+from titans_assets.defs.quality.checks import suite_check_result
 from titans_assets.lib import quality
 from titans_assets.lib.loader import ensure_raw_schema, load_file, quarantine_reasons, remove_file
 from titans_assets.resources import WarehouseResource
@@ -87,10 +88,7 @@ def raw_landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     )
 
     suite = quality.run_suite(quality.raw_transactions_suite(source_files=keys), db.sqlalchemy_url())
-    yield dg.AssetCheckResult(
-        check_name=RAW_SUITE_CHECK, asset_key=RAW_TRANSACTIONS, passed=suite.success,
-        severity=dg.AssetCheckSeverity.ERROR, description=suite.summary(), metadata=suite.to_metadata(),
-    )
+    yield suite_check_result(suite, check_name=RAW_SUITE_CHECK, asset_key=RAW_TRANSACTIONS)
 
 
 defs = dg.Definitions(assets=[raw_landing])

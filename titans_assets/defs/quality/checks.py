@@ -10,17 +10,23 @@ FCT_TRANSACTIONS = dg.AssetKey(["marts", "fct_transactions"])
 FCT_DAILY_METRICS = dg.AssetKey(["marts", "fct_daily_metrics"])
 
 
+def suite_check_result(suite: quality.SuiteResult, **kwargs) -> dg.AssetCheckResult:
+    """A failing blocking expectation fails the check (ERROR: blocks downstream); a failing
+    non-blocking one (freshness) shows as a WARN failure, which Dagster does not block on."""
+    return dg.AssetCheckResult(
+        passed=suite.success and not suite.warnings,
+        severity=dg.AssetCheckSeverity.ERROR if not suite.success else dg.AssetCheckSeverity.WARN,
+        description=suite.summary(), metadata=suite.to_metadata(), **kwargs,
+    )
+
+
 def _suite_check(asset_key: dg.AssetKey, suite_factory, description: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=asset_key, name=f"gx_{asset_key.path[-1]}", blocking=True, description=description,
         automation_condition=dg.AutomationCondition.eager(),
     )
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        suite = quality.run_suite(suite_factory(), warehouse.database().sqlalchemy_url())
-        return dg.AssetCheckResult(
-            passed=suite.success, severity=dg.AssetCheckSeverity.ERROR,
-            description=suite.summary(), metadata=suite.to_metadata(),
-        )
+        return suite_check_result(quality.run_suite(suite_factory(), warehouse.database().sqlalchemy_url()))
 
     return _check
 

@@ -36,7 +36,9 @@ class TitansDbtTranslator(DagsterDbtTranslator):
 )
 def titans_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     # `warehouse` is required so its setup exports the connection for dbt before the CLI starts.
-    yield from dbt.cli(["build"], context=context).stream()
+    # Per-run dbt artifacts under TITANS_HOME, not inside the project.
+    target = warehouse.settings().home / "dbt" / "runs" / context.run.run_id[:8]
+    yield from dbt.cli(["build"], context=context, target_path=target).stream()
 
 
 defs = dg.Definitions(assets=[titans_dbt_models])
