@@ -623,7 +623,7 @@ def test_daily_metrics_reconciliation_sample_names_the_day(db):
 
 def test_daily_metrics_staleness_is_a_warning(db):
     result = run(db, q.fct_daily_metrics_suite(), today=dt.date(2025, 1, 1))
-    assert_only_failure(result, "day_fresh", None, "timeliness")
+    assert_only_failure(result, "metric_date_fresh", None, "timeliness")
 
 
 # -- errors, SQL rendering, speed ------------------------------------------------------------------

@@ -6,10 +6,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import click
 
@@ -20,6 +22,9 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            exc.message = f"E003 invalid input: {exc.message}"
+            raise
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:
@@ -45,6 +50,8 @@ def error_line(exc: BaseException) -> str:
 @click.group(cls=_Group)
 def main() -> None:
     """Titans Finance: bank and ledger CSV exports -> PostgreSQL -> dbt marts -> checked data."""
+    # A terminated CLI still runs its exit handlers, which release the embedded PostgreSQL.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 main.add_command(generate)
@@ -165,8 +172,27 @@ def docs(port: int, host: str, no_serve: bool) -> None:
     if no_serve:
         return
     click.echo(f"serving dbt docs at http://{host}:{port} (Ctrl-C to stop)")
+    # Serving static files needs no database: let the embedded server go before becoming dbt.
+    from titans_assets.lib.db import stop_embedded
+
+    stop_embedded()
     os.execv(DBT_EXECUTABLE, [DBT_EXECUTABLE, "docs", "serve", *common, "--port", str(port), "--host", host,
                               "--no-browser"])
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dagster(args: tuple[str, ...]) -> None:
+    """Run the `dagster` CLI against this project's instance and database, e.g.
+    `titans dagster dev -w workspace.yaml` or `titans dagster definitions validate -w workspace.yaml`."""
+    _prepare()
+    exe = Path(sys.executable).with_name("dagster")
+    try:
+        code = subprocess.call([str(exe) if exe.exists() else "dagster", *args])
+    except KeyboardInterrupt:  # the child got the same Ctrl-C and is shutting down
+        code = 130
+    sys.exit(code)
 
 
 def _prepare():

@@ -28,6 +28,7 @@ def prepare_environment(settings: Settings | None = None) -> tuple[Settings, Dat
     """Point this process (and the dbt and Dagster processes it starts) at the configured database."""
     settings = settings or Settings.from_env()
     db = get_database(settings)
+    db.ping()  # fail fast with E001, before Dagster's storage retries for a minute
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT_ROOT / "dagster.yaml", settings.dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)

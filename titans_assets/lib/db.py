@@ -71,6 +71,11 @@ class Database:
     def connect_kwargs(self) -> dict[str, str]:
         return self._parts()
 
+    def ping(self) -> None:
+        """Raise DatabaseError (E001) unless the server answers."""
+        with self.connect(autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+
     def dbt_env(self) -> dict[str, str]:
         """Environment variables read by dbt_project/profiles.yml."""
         p = self._parts()

@@ -1,0 +1,125 @@
+"""The `titans` command as a user runs it: separate processes, the Dagster instance from dagster.yaml
+(runs stored in PostgreSQL), the embedded server by default and TITANS_DATABASE_URL as the one switch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from titans_assets.lib.db import Database
+from titans_assets.lib.generator import generate
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+TITANS = [sys.executable, "-m", "titans_assets.cli"]
+
+
+def _env(home: Path, landing: Path, database_url: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TITANS_", "DAGSTER_", "DBT_"))}
+    env |= {"TITANS_HOME": str(home), "TITANS_LANDING_DIR": str(landing)}
+    if database_url:
+        env["TITANS_DATABASE_URL"] = database_url
+    return env
+
+
+def _titans(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([*TITANS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture()
+def home():
+    path = Path(tempfile.mkdtemp(prefix="titans-cli-"))
+    path.chmod(0o755)  # the embedded server runs as its own user when we are root
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("server", ["embedded", pytest.param("external", marks=pytest.mark.external)])
+def test_materialize_then_status_json(server, home: Path, request):
+    url = request.getfixturevalue("external_db").url if server == "external" else None
+    if url:  # start from an empty database: this test owns it for its duration
+        with Database(url).connect(autocommit=True) as conn, conn.cursor() as cur:
+            for schema in ("raw", "staging", "intermediate", "marts", "seeds"):
+                cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    landing = home / "data" / "raw"
+    gen = generate(landing, rows=400, seed=3, end_date=dt.date.today(), labels_dir=home / "data" / "labels")
+    env = _env(home, landing, url)
+
+    run = _titans("materialize", env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "succeeded" in run.stdout and "Traceback" not in run.stdout + run.stderr
+    assert "raw_landing started" in run.stdout  # progress while it runs
+
+    status = _titans("status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["database"].endswith("(external)" if url else "(embedded)")
+    assert "***" in report["database"] or ":" not in report["database"].split("@")[0].removeprefix("postgresql://")
+    assert report["tables"]["raw.transactions"] + report["tables"]["raw.quarantine"] == gen.total_rows
+    assert report["tables"]["marts.fct_transactions"] > 0 and report["tables"]["marts.fct_daily_metrics"] > 0
+    # Dagster's storage (dagster.yaml -> PostgreSQL) remembers the run across processes.
+    assert report["materializations"]["marts/fct_transactions"] is not None
+    assert report["checks"]["raw/transactions:gx_raw_transactions"]["status"] == "passed"
+    assert report["checks_failed"] == []
+    assert {f["source_file"] for f in report["files"]} == {p.name for p in landing.glob("*.csv")}
+
+
+def test_unreachable_database_is_one_line_with_code(home: Path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = _env(home, home / "raw", f"postgresql://titans:secret@127.0.0.1:{port}/nowhere")
+    done = _titans("status", env=env, timeout=60)
+    assert done.returncode == 1
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: E001"), done.stderr
+    assert "secret" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_generate_rejects_bad_input_with_code(home: Path):
+    done = _titans("generate", "--out", str(home / "raw"), "--rows", "-5", env=_env(home, home / "raw"), timeout=60)
+    assert done.returncode == 2
+    assert "E003 invalid input" in done.stderr and "--rows" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_dagster_definitions_validate(home: Path):
+    """What `dagster dev` / the daemon load: the code location from workspace.yaml."""
+    done = _titans("dagster", "definitions", "validate", "-w", "workspace.yaml", env=_env(home, home / "raw"))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Validation successful" in done.stdout + done.stderr
+
+
+def test_docs_site_is_generated_and_served(home: Path):
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = _env(home, home / "raw")
+    proc = subprocess.Popen([*TITANS, "docs", "--port", str(port)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, body = time.monotonic() + 180, ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                    body = resp.read().decode()
+                break
+            except OSError:
+                time.sleep(1)
+        assert "dbt" in body.lower() and "<html" in body.lower(), proc.stdout.read() if proc.poll() is not None else body
+        assert (home / "dbt-docs" / "catalog.json").exists() and (home / "dbt-docs" / "manifest.json").exists()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
