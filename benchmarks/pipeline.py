@@ -100,9 +100,9 @@ def compare_with_to_sql(db, landing: Path, files: list[Path]) -> dict:
 
     engine = sa.create_engine(db.sqlalchemy_url())
     t = time.perf_counter()
-    for i, f in enumerate(files):
+    for i, f in enumerate(files):  # one table per file: the messy files' headers differ
         df = pd.read_csv(f)
-        df.to_sql("to_sql_baseline", engine, schema="public", if_exists="replace" if i == 0 else "append", index=False)
+        df.to_sql(f"to_sql_baseline_{i}", engine, schema="public", if_exists="replace", index=False)
     baseline = time.perf_counter() - t
     engine.dispose()
     return {"loader_again_s": ours, "to_sql_s": baseline, "speedup_vs_to_sql": baseline / ours}

@@ -11,8 +11,10 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -60,6 +62,24 @@ def external_db() -> Iterator[Database]:
 def any_db(request) -> Database:
     """Both servers: integration tests that take this fixture run once per server."""
     return request.getfixturevalue(f"{request.param}_db")
+
+
+@contextmanager
+def scratch_database(server: Database, on_exit: Callable[[], None] | None = None) -> Iterator[Database]:
+    """A uniquely named database on `server`'s PostgreSQL, dropped afterwards, for tests that create
+    and truncate tables which must not touch the database other test modules share. `on_exit` runs
+    before the drop (e.g. to close pooled connections)."""
+    name = f"titans_scratch_{uuid.uuid4().hex[:10]}"
+    with server.connect(autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    u = urlsplit(server.url)
+    try:
+        yield Database(urlunsplit((u.scheme, u.netloc, "/" + name, u.query, "")), embedded=server.embedded)
+    finally:
+        if on_exit:
+            on_exit()
+        with server.connect(autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def titans_env(monkeypatch: pytest.MonkeyPatch, db: Database, home: Path, landing: Path) -> None:

@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import scratch_database
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_DIR = REPO / "dbt_project"
@@ -110,13 +111,16 @@ def _query(db, sql: str, params=None) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """Embedded Postgres with the raw schema and the ledger above, after one `dbt build`."""
-    from titans_assets.lib.db import get_database
-    from titans_assets.lib.settings import Settings
+def scratch_db(embedded_db):
+    with scratch_database(embedded_db) as db:
+        yield db
 
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, scratch_db):
+    """Embedded Postgres with the raw schema and the ledger above, after one `dbt build`."""
     tmp = tmp_path_factory.mktemp("dbt_project")
-    db = get_database(Settings(home=tmp, landing_dir=tmp / "raw", database_url=None))
+    db = scratch_db
     with db.connect() as conn, conn.cursor() as cur:
         cur.execute(RAW_SCHEMA_SQL.read_text())
         for source_file, (account, loaded_at, rows) in FILES.items():

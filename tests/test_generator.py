@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from titans_assets.cli import main as titans_main
 from titans_assets.commands.generate import generate as generate_cmd
 from titans_assets.commands.generate import generate_report as report_cmd
 from titans_assets.lib import generator as gen
@@ -401,11 +402,11 @@ def test_cli_generate_and_report(tmp_path, monkeypatch):
     result = runner.invoke(report_cmd, ["--dir", str(out), "--json"])
     assert json.loads(result.output)["files"]["personal_card.csv"] > 0
 
-    result = runner.invoke(generate_cmd, ["--out", str(out), "--rows", "10", "--years", "1"])
+    result = runner.invoke(titans_main, ["generate", "--out", str(out), "--rows", "10", "--years", "1"])
     assert result.exit_code == 2 and "E003" in result.output and "mutually exclusive" in result.output
-    result = runner.invoke(generate_cmd, ["--out", str(out), "--accounts", "savings"])
+    result = runner.invoke(titans_main, ["generate", "--out", str(out), "--accounts", "savings"])
     assert result.exit_code == 2 and "E003" in result.output
-    result = runner.invoke(generate_cmd, ["--out", str(out), "--labels-dir", str(out / "gt")])
+    result = runner.invoke(titans_main, ["generate", "--out", str(out), "--labels-dir", str(out / "gt")])
     assert result.exit_code == 2 and "E003" in result.output
 
     monkeypatch.setenv("TITANS_LANDING_DIR", str(tmp_path / "from_env"))

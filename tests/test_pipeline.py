@@ -8,8 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-
 from conftest import titans_env
+
 from titans_assets import runner
 from titans_assets.lib.db import Database
 from titans_assets.lib.generator import generate

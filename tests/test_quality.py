@@ -6,13 +6,11 @@ import datetime as dt
 import json
 import re
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from conftest import scratch_database
 
 from titans_assets.lib import quality as q
 from titans_assets.lib.db import Database
@@ -146,25 +144,9 @@ def execute(db: Database, sql: str, params: tuple = ()) -> None:
         cur.execute(sql, params or None)
 
 
-@contextmanager
-def scratch_database(server: Database) -> Iterator[Database]:
-    """A uniquely named database on `server`'s PostgreSQL, dropped afterwards: these tests create and
-    truncate raw/marts tables, which must not touch the database other test modules share."""
-    name = f"titans_quality_{uuid.uuid4().hex[:10]}"
-    with server.connect(autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    u = urlsplit(server.url)
-    try:
-        yield Database(urlunsplit((u.scheme, u.netloc, "/" + name, u.query, "")), embedded=server.embedded)
-    finally:
-        q.reset_gx_cache()  # closes GX's pooled connections to the database
-        with server.connect(autocommit=True) as conn, conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="module")
 def db(embedded_db: Database) -> Iterator[Database]:
-    with scratch_database(embedded_db) as database:
+    with scratch_database(embedded_db, on_exit=q.reset_gx_cache) as database:
         yield database
 
 
@@ -717,7 +699,7 @@ def test_100k_rows_validate_quickly(db):
 @pytest.mark.external
 def test_suites_on_external_server_over_tcp(external_db: Database):
     """The same suites over TCP (the embedded tests above use a Unix socket)."""
-    with scratch_database(external_db) as ext:
+    with scratch_database(external_db, on_exit=q.reset_gx_cache) as ext:
         assert not ext.host.startswith("/")
         load_good_data(ext)
         url = ext.sqlalchemy_url()

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -22,7 +22,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except click.UsageError as exc:
+        except click.UsageError as exc:  # bad arguments are invalid input: code E003, field named by click
             exc.message = f"E003 invalid input: {exc.message}"
             raise
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
@@ -207,7 +207,7 @@ def _run_and_report(runner, selection: str | None, db) -> None:
     settings = runner.Settings.from_env()
     log_dir = settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"run-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.log"
+    log_path = log_dir / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
     click.echo(f"database: {db.redacted()}")
     click.echo("materializing" + (f" {selection}" if selection else " the whole graph")
                + f" (full log: {log_path}) ...")
@@ -237,7 +237,7 @@ def _run_and_report(runner, selection: str | None, db) -> None:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
 
 
 if __name__ == "__main__":

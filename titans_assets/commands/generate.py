@@ -19,7 +19,7 @@ def _accounts(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
     unknown = [a for a in names if a not in gen.ACCOUNTS]
     if not names or unknown:
         raise click.BadParameter(
-            f"E003 invalid input: accounts {', '.join(unknown) or '(none)'}; known: {', '.join(gen.ACCOUNTS)}"
+            f"accounts {', '.join(unknown) or '(none)'}; known: {', '.join(gen.ACCOUNTS)}"
         )
     return names
 
@@ -53,7 +53,7 @@ def generate(out, rows, years, accounts, seed, anomaly_rate, messy_rate, label_n
     The ground truth (anomalies, label noise, invalid rows) is written outside the landing folder.
     """
     if rows is not None and years is not None:
-        raise click.UsageError("E003 invalid input: --rows and --years are mutually exclusive")
+        raise click.UsageError("--rows and --years are mutually exclusive")
     out = out if out is not None else Settings.from_env().landing_dir
     try:
         summary = gen.generate(
@@ -62,7 +62,7 @@ def generate(out, rows, years, accounts, seed, anomaly_rate, messy_rate, label_n
             labels_dir=labels_dir, file_quirks=file_quirks,
         )
     except ValueError as exc:
-        raise click.UsageError(f"E003 invalid input: {exc}") from exc
+        raise click.UsageError(f"{exc}") from exc
     click.echo(summary.format())
 
 
@@ -76,5 +76,5 @@ def generate_report(directory, as_json) -> None:
     try:
         rep = gen.report(directory)
     except FileNotFoundError as exc:
-        raise click.UsageError(f"E003 invalid input: --dir: {exc}") from exc
+        raise click.UsageError(f"--dir: {exc}") from exc
     click.echo(json.dumps(rep, indent=2) if as_json else gen.format_report(rep))

@@ -8,9 +8,9 @@ coordinates through environment variables (see `Database.dbt_env`).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from titans_assets.lib.settings import Settings
@@ -88,7 +88,7 @@ class Database:
         }
 
     @contextmanager
-    def connect(self, autocommit: bool = False) -> Iterator["psycopg2.extensions.connection"]:  # noqa: F821
+    def connect(self, autocommit: bool = False) -> Iterator[psycopg2.extensions.connection]:  # noqa: F821
         import psycopg2
 
         try:

@@ -15,8 +15,8 @@ import io
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from itertools import islice, repeat
 from importlib import resources
+from itertools import islice, repeat
 from pathlib import Path
 
 from titans_assets.lib.csv_contract import OUTPUT_COLUMNS, parse_csv

@@ -14,7 +14,7 @@ class Settings:
     database_url: str | None  # external PostgreSQL; None means the embedded server under `home`
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         return cls(
             home=Path(env.get("TITANS_HOME") or ".titans").resolve(),
