@@ -13,6 +13,7 @@ from conftest import titans_env
 from titans_assets import runner
 from titans_assets.lib.db import Database
 from titans_assets.lib.generator import generate
+from titans_assets.lib.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -122,6 +123,9 @@ def test_changed_file_replaces_its_rows_and_removed_file_disappears(world):
     assert _scalar(db, "SELECT count(*) FROM raw.transactions WHERE source_file = %s", (changed.name,)) == loaded
     assert _scalar(db, "SELECT count(*) FROM raw.transactions WHERE source_file = %s", (untouched.name,)) == before_untouched
     assert _scalar(db, "SELECT count(DISTINCT source_file) FROM marts.fct_transactions") == 2
+    # The removed file's partition goes once its rows are gone; the others stay.
+    partitions = runner.register_landing_files(world["instance"], Settings.from_env(), db)
+    assert partitions == sorted(p.name for p in landing.glob("*.csv"))
 
 
 def test_bad_file_fails_its_check_and_blocks_downstream(world):

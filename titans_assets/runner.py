@@ -21,7 +21,6 @@ from titans_assets.lib.loader import landing_files, source_file_key
 from titans_assets.lib.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PARTITIONS_NAME = "landing_files"
 
 
 def prepare_environment(settings: Settings | None = None) -> tuple[Settings, Database]:
@@ -59,14 +58,25 @@ def get_instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def register_landing_files(instance: dg.DagsterInstance, settings: Settings) -> list[str]:
-    """Add a partition for every file in the landing folder; return all partition keys, in order."""
+def register_landing_files(instance: dg.DagsterInstance, settings: Settings, db: Database) -> list[str]:
+    """Sync the file partitions with the landing folder; return all partition keys, in order.
+
+    A new file gets a partition. A file that left the folder keeps its partition for one more run
+    (which removes its rows), and loses it once nothing of it is left in raw.files.
+    """
+    from titans_assets.defs.ingest.assets import landing_files as partitions
+    from titans_assets.lib.status import file_summary
+
     present = [source_file_key(settings.landing_dir, p) for p in landing_files(settings.landing_dir)]
-    known = set(instance.get_dynamic_partitions(PARTITIONS_NAME))
+    known = instance.get_dynamic_partitions(partitions.name)
+    registered = {f["source_file"] for f in file_summary(db)}
+    for key in known:
+        if key not in present and key not in registered:
+            instance.delete_dynamic_partition(partitions.name, key)
     new = [k for k in present if k not in known]
     if new:
-        instance.add_dynamic_partitions(PARTITIONS_NAME, new)
-    return list(instance.get_dynamic_partitions(PARTITIONS_NAME))
+        instance.add_dynamic_partitions(partitions.name, new)
+    return list(instance.get_dynamic_partitions(partitions.name))
 
 
 @dataclass
@@ -112,7 +122,7 @@ def materialize(
     tags = {"titans/trigger": "cli"}
     partitioned = [k for k in keys if graph.get(k).partitions_def is not None]
     if partitioned:
-        partition_keys = register_landing_files(instance, settings)
+        partition_keys = register_landing_files(instance, settings, get_database(settings))
         if not partition_keys:
             raise ValueError(f"E003 no CSV files in {settings.landing_dir}: drop exports there or run `titans generate`")
         tags |= {
