@@ -144,6 +144,16 @@ def test_extra_columns_are_kept_as_json_and_absent_optional_columns_are_null():
     assert (row["txn_date"], row["amount"]) == ("2024-02-01", "50.00")
 
 
+def test_extra_json_escapes_anything_and_is_null_when_every_extra_cell_is_empty():
+    nasty = 'say "hi" \\ tab\t caf\u00e9 \U0001f600 {x}: y'
+    p = parse('Date,Type,Description,Amount,"Note ""1""",Memo2',
+              f'2024-02-01,Expense,A,-1.00,"{nasty.replace(chr(34), chr(34) * 2)}",',
+              "2024-02-02,Expense,B,-2.00,,")
+    first, second = records(p)
+    assert json.loads(first["extra"]) == {'Note "1"': nasty, "Memo2": ""}
+    assert second["extra"] is None  # nothing beyond the contract was written on that row
+
+
 def test_duplicate_known_column_first_wins_and_second_is_extra():
     p = parse("Date,Type,Description,Amount,Amount", "2024-02-01,Income,PAY,50.00,99")
     row = only_row(p)

@@ -364,3 +364,20 @@ def test_account_and_key_helpers(tmp_path):
     found = loader.landing_files(tmp_path)
     assert [loader.source_file_key(tmp_path, p) for p in found] == ["a.CSV", "b.csv", "sub/c.csv"]
     assert loader.landing_files(tmp_path / "missing") == []
+
+
+def test_extra_columns_round_trip_as_jsonb_or_null(db, landing):
+    path = write(landing, [
+        HEADER + ",Notes,Balance",
+        '2024-03-01,Expense,WITH NOTE,-1.00,other,cash,paid,X,,"say ""hi"", café",10.00',
+        "2024-03-02,Expense,NO EXTRAS,-2.00,other,cash,paid,X,,,",
+        "2024-03-03,Expense,BALANCE ONLY,-3.00,other,cash,paid,X,,,7.00",
+    ])
+    loader.load_file(db, landing, path)
+    rows = query(db, "SELECT description, extra FROM raw.transactions WHERE source_file = %s ORDER BY line_number",
+                 (loader.source_file_key(landing, path),))
+    assert rows == [
+        ("WITH NOTE", {"Notes": 'say "hi", café', "Balance": "10.00"}),
+        ("NO EXTRAS", None),
+        ("BALANCE ONLY", {"Notes": "", "Balance": "7.00"}),
+    ]
