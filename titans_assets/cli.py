@@ -59,10 +59,10 @@ main.add_command(generate_report)
 
 
 @main.command()
-@click.option("--rows", type=int, default=None, help="Rows to generate when the landing folder is empty.")
+@click.option("--rows", type=click.IntRange(min=1), default=None,
+              help="Rows to generate when the landing folder is empty (default: two years of ledgers).")
 def demo(rows: int | None) -> None:
     """Generate sample data if the landing folder is empty, build everything, print a summary."""
-    from titans_assets import runner
     from titans_assets.lib.generator import generate as generate_files
     from titans_assets.lib.loader import landing_files
 
@@ -71,7 +71,7 @@ def demo(rows: int | None) -> None:
         click.echo(f"landing folder {settings.landing_dir} is empty: generating sample ledgers")
         summary = generate_files(settings.landing_dir, rows=rows, years=None if rows else 2.0)
         click.echo("  " + summary.format().replace("\n", "\n  "))
-    _run_and_report(runner, None, db)
+    _run_and_report(None, settings, db)
 
 
 @main.command()
@@ -79,10 +79,8 @@ def demo(rows: int | None) -> None:
               help="Dagster asset selection, e.g. 'key:marts/*' or 'raw/transactions+'. Default: everything.")
 def materialize(selection: str | None) -> None:
     """Materialize the asset graph (or a selection) over every file in the landing folder."""
-    from titans_assets import runner
-
-    _, db = _prepare()
-    _run_and_report(runner, selection, db)
+    settings, db = _prepare()
+    _run_and_report(selection, settings, db)
 
 
 @main.command()
@@ -108,9 +106,14 @@ def status(as_json: bool) -> None:
     click.echo("last materializations:")
     for key, when in report["materializations"].items():
         click.echo(f"  {key:<40} {when or 'never'}")
-    click.echo("checks:")
+    states = [c["status"] for c in report["checks"].values()]
+    click.echo(f"checks: {len(states)} ({', '.join(f'{states.count(s)} {s}' for s in CHECK_STATES)})")
     for key, state in report["checks"].items():
-        click.echo(f"  {key:<60} {state['status']}")
+        if state["status"] != "passed":
+            click.echo(f"  {key:<60} {state['status']}")
+
+
+CHECK_STATES = ("passed", "failed", "warning", "not run")
 
 
 def collect_status() -> dict:
@@ -146,7 +149,7 @@ def collect_status() -> dict:
         "checks": checks,
         "checks_failed": [k for k, v in checks.items() if v["status"] == "failed"],
         "generated_at": _iso(time.time()),
-        "_dagster": dg.__version__,
+        "dagster_version": dg.__version__,
     }
 
 
@@ -201,10 +204,10 @@ def _prepare():
     return runner.prepare_environment()
 
 
-def _run_and_report(runner, selection: str | None, db) -> None:
+def _run_and_report(selection: str | None, settings, db) -> None:
+    from titans_assets import runner
     from titans_assets.lib.status import file_summary, table_counts
 
-    settings = runner.Settings.from_env()
     log_dir = settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
