@@ -44,15 +44,8 @@ def external_db() -> Iterator[Database]:
     url = os.environ.get(EXTERNAL_URL_ENV)
     if not url:
         pytest.skip(f"{EXTERNAL_URL_ENV} is not set")
-    admin = Database(url)
-    name = f"titans_test_{uuid.uuid4().hex[:10]}"
-    with admin.connect(autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    parts = admin.connect_kwargs()
-    auth = parts["user"] + (f":{parts['password']}" if parts["password"] else "")
-    yield Database(f"postgresql://{auth}@{parts['host']}:{parts['port']}/{name}")
-    with admin.connect(autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(Database(url)) as db:
+        yield db
 
 
 @pytest.fixture(
