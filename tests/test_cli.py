@@ -123,3 +123,45 @@ def test_docs_site_is_generated_and_served(home: Path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_dagster_dev_serves_the_graph_and_ctrl_c_leaves_no_process(home: Path):
+    """`titans dagster dev`: the UI on the project's instance lists our assets; one Ctrl-C stops the
+    webserver, the daemon, the code servers and the embedded PostgreSQL."""
+    import signal
+    import time
+    import urllib.request
+
+    import psutil
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [*TITANS, "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        env=_env(home, home / "raw"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )
+    try:
+        query = json.dumps({"query": "{ assetNodes { assetKey { path } } }"}).encode()
+        deadline, keys = time.monotonic() + 180, set()
+        while time.monotonic() < deadline and not keys:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=query,
+                                             headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    nodes = json.loads(resp.read())["data"]["assetNodes"]
+                keys = {"/".join(n["assetKey"]["path"]) for n in nodes}
+            except (OSError, KeyError, TypeError, ValueError):
+                time.sleep(2)
+        assert {"raw/transactions", "marts/fct_transactions", "marts/fct_daily_metrics"} <= keys
+        started = psutil.Process(proc.pid).children(recursive=True)  # dagster dev and its servers
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=120)
+    assert rc == 0
+    assert len(started) >= 3
+    time.sleep(2)
+    postgres = [p for p in psutil.process_iter(["cmdline"]) if str(home) in " ".join(p.info["cmdline"] or [])]
+    assert [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert postgres == []  # the embedded server stopped with its last user

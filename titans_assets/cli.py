@@ -191,11 +191,26 @@ def dagster(args: tuple[str, ...]) -> None:
     `titans dagster dev -w workspace.yaml` or `titans dagster definitions validate -w workspace.yaml`."""
     _prepare()
     exe = Path(sys.executable).with_name("dagster")
+    sys.exit(run_until_child_exits([str(exe) if exe.exists() else "dagster", *args]))
+
+
+def run_until_child_exits(argv: list[str]) -> int:
+    """Run a long-lived child (e.g. `dagster dev`) and let it shut down its own children on Ctrl-C or
+    SIGTERM: the signal is passed on and we wait, instead of killing it and orphaning its servers.
+    Our exit handlers (which release the embedded PostgreSQL) run after the child is gone."""
+    # Its own process group: a Ctrl-C reaches it once, through us, not twice.
+    child = subprocess.Popen(argv, process_group=0)
+
+    def forward(signum, frame):
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = subprocess.call([str(exe) if exe.exists() else "dagster", *args])
-    except KeyboardInterrupt:  # the child got the same Ctrl-C and is shutting down
-        code = 130
-    sys.exit(code)
+        return child.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _prepare():

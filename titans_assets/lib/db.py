@@ -7,6 +7,7 @@ coordinates through environment variables (see `Database.dbt_env`).
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -129,12 +130,26 @@ def _start_embedded(settings: Settings) -> Database:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise DatabaseError(f"E001 embedded PostgreSQL under {settings.pgdata} did not start: {first}") from None
             _embedded_servers[key] = server
+            # Registered after pgserver's own exit handler, so it runs first (atexit is LIFO).
+            atexit.register(_forget_dead_handles, server)
     db = Database(server.get_uri("postgres"), embedded=True)
     with db.connect(autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DBNAME,))
         if cur.fetchone() is None:
             cur.execute(f'CREATE DATABASE "{EMBEDDED_DBNAME}"')
     return Database(server.get_uri(EMBEDDED_DBNAME), embedded=True)
+
+
+def _forget_dead_handles(server) -> None:
+    """pgserver stops the server when the last process that opened it exits, counting processes in
+    a pid file; a process killed without running its exit handlers (a Dagster code server stopped
+    by SIGTERM, say) would stay in that file forever and keep the server running. Drop dead pids
+    so the last live process really is the last. (pgserver 0.1.4 internals, pinned in uv.lock.)"""
+    import psutil
+
+    with server._lock:
+        handles = server.global_process_id_list
+        handles.put([pid for pid in handles.get() if psutil.pid_exists(pid)])
 
 
 def get_database(settings: Settings | None = None) -> Database:
@@ -151,4 +166,5 @@ def stop_embedded() -> None:
         servers = list(_embedded_servers.values())
         _embedded_servers.clear()
     for server in servers:
+        _forget_dead_handles(server)
         server.cleanup()
