@@ -147,8 +147,10 @@ def _forget_dead_handles(server) -> None:
     so the last live process really is the last. (pgserver 0.1.4 internals, pinned in uv.lock.)"""
     import psutil
 
+    handles = server.global_process_id_list
+    if not handles.path.parent.is_dir():  # the data directory is gone (a test's temporary home)
+        return
     with server._lock:
-        handles = server.global_process_id_list
         handles.put([pid for pid in handles.get() if psutil.pid_exists(pid)])
 
 
@@ -165,6 +167,7 @@ def stop_embedded() -> None:
     with _lock:
         servers = list(_embedded_servers.values())
         _embedded_servers.clear()
+    atexit.unregister(_forget_dead_handles)
     for server in servers:
         _forget_dead_handles(server)
         server.cleanup()
