@@ -39,7 +39,7 @@ class _Group(click.Group):
 
 def error_line(exc: BaseException) -> str:
     """`E001 cannot connect ...` stays as it is; anything else becomes `Type: first line`."""
-    text = " ".join(str(exc).strip().split("\n")[:1]).strip()
+    text = str(exc).strip().split("\n", 1)[0].strip()
     if text[:1] == "E" and text[1:4].isdigit():
         return text
     code = getattr(exc, "code", None)

@@ -1,6 +1,5 @@
 """Dagster resources: thin wrappers around titans_assets.lib."""
 
-
 import os
 
 import dagster as dg

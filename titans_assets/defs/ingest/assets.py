@@ -6,7 +6,6 @@ run over a range of files loads them all in one step (single-run backfill policy
 dbt downstream run once per batch, not once per file.
 """
 
-
 import dagster as dg
 
 from titans_assets.defs.quality.checks import suite_check_result
@@ -69,15 +68,15 @@ def raw_landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     }
     loaded = sum(r.rows_loaded for r in results)
     quarantined = sum(r.rows_quarantined for r in results)
+    changed = [r for r in results if r.status != "unchanged"]
     yield dg.MaterializeResult(
         asset_key=RAW_TRANSACTIONS,
         metadata={
             "files": len(results), "rows_loaded": loaded, "removed_files": removed,
-            "changed_files": [r.source_file for r in results if r.status != "unchanged"],
+            "changed_files": [r.source_file for r in changed],
             "per_file": per_file,
             "rows_per_second": dg.MetadataValue.float(
-                round(sum(r.rows_read for r in results if r.status != "unchanged")
-                      / max(sum(r.seconds for r in results if r.status != "unchanged"), 1e-9), 1)
+                round(sum(r.rows_read for r in changed) / max(sum(r.seconds for r in changed), 1e-9), 1)
             ),
         },
     )

@@ -1,6 +1,5 @@
 """Great Expectations suites on the marts, as blocking asset checks (suites live in lib/quality.py)."""
 
-
 import dagster as dg
 
 from titans_assets.lib import quality

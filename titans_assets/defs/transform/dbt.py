@@ -1,7 +1,6 @@
 """dbt models as Dagster assets. dbt tests become asset checks; `dbt build` skips models downstream
 of a failing test, and raw's blocking Great Expectations check keeps this step from running at all."""
 
-
 from collections.abc import Mapping
 from typing import Any
 
