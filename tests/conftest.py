@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -35,7 +34,7 @@ def embedded_home() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def embedded_db(embedded_home: Path) -> Database:
-    return get_database(Settings(home=embedded_home, landing_dir=embedded_home / "raw", database_url=None))
+    return get_database(Settings.from_env({"TITANS_HOME": str(embedded_home), "TITANS_LANDING_DIR": str(embedded_home / "raw")}))
 
 
 @pytest.fixture(scope="session")
@@ -65,14 +64,15 @@ def scratch_database(server: Database, on_exit: Callable[[], None] | None = None
     name = f"titans_scratch_{uuid.uuid4().hex[:10]}"
     with server.connect(autocommit=True) as conn, conn.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
-    u = urlsplit(server.url)
     try:
-        yield Database(urlunsplit((u.scheme, u.netloc, "/" + name, u.query, "")), embedded=server.embedded)
+        yield server.sibling(name)
     finally:
         if on_exit:
             on_exit()
         with server.connect(autocommit=True) as conn, conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            # and the MLflow store that lives beside it (lib/ml/tracking.py)
+            for db_name in (name, name + "_mlflow"):
+                cur.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
 
 def titans_env(monkeypatch: pytest.MonkeyPatch, db: Database, home: Path, landing: Path) -> None:

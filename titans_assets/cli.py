@@ -111,6 +111,16 @@ def status(as_json: bool) -> None:
     for key, state in report["checks"].items():
         if state["status"] != "passed":
             click.echo(f"  {key:<60} {state['status']}")
+    _echo_models(report["models"])
+
+
+def _echo_models(models: dict[str, dict], indent: str = "") -> None:
+    click.echo(f"{indent}models (registry alias champion):")
+    for m in models.values():
+        if m.get("champion") is None:
+            click.echo(f"{indent}  {m['name']:<18} {m.get('error') or 'no champion yet'}")
+        else:
+            click.echo(f"{indent}  {m['name']:<18} v{m['champion']:<4} {m['primary_metric']} {m['value']:.4f}")
 
 
 CHECK_STATES = ("passed", "failed", "warning", "not run")
@@ -121,7 +131,8 @@ def collect_status() -> dict:
 
     from titans_assets import runner
     from titans_assets.definitions import defs
-    from titans_assets.lib.status import file_summary, table_counts
+    from titans_assets.lib.ml.tracking import Registry
+    from titans_assets.lib.status import champion_summary, file_summary, table_counts
 
     settings, db = _prepare()
     instance = runner.get_instance()
@@ -148,6 +159,7 @@ def collect_status() -> dict:
         },
         "checks": checks,
         "checks_failed": [k for k, v in checks.items() if v["status"] == "failed"],
+        "models": champion_summary(Registry.from_settings(settings, db)),
         "generated_at": _iso(time.time()),
         "dagster_version": dg.__version__,
     }
@@ -221,7 +233,8 @@ def _prepare():
 
 def _run_and_report(selection: str | None, settings, db) -> None:
     from titans_assets import runner
-    from titans_assets.lib.status import file_summary, table_counts
+    from titans_assets.lib.ml.tracking import Registry
+    from titans_assets.lib.status import champion_summary, file_summary, table_counts
 
     log_dir = settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -250,6 +263,8 @@ def _run_and_report(selection: str | None, settings, db) -> None:
         click.echo(f"    warning {name}")
     if summary.not_materialized:
         click.echo(f"  not materialized (stopped upstream): {', '.join(summary.not_materialized)}")
+    if any(k.startswith("ml/") for k in summary.materialized):
+        _echo_models(champion_summary(Registry.from_settings(settings, db)), indent="  ")
     if not summary.success:
         raise click.ClickException(summary.error or "the run failed; see `titans status`")
 

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 from titans_assets.lib.settings import Settings
 
@@ -68,6 +68,20 @@ class Database:
         if p["host"].startswith("/"):
             return f"postgresql://{p['user']}{pw}@/{p['dbname']}?host={p['host']} ({kind})"
         return f"postgresql://{p['user']}{pw}@{p['host']}:{p['port']}/{p['dbname']} ({kind})"
+
+    def sibling(self, dbname: str) -> Database:
+        """Another database on the same server, same credentials."""
+        u = urlsplit(self.url)
+        return Database(urlunsplit((u.scheme, u.netloc, "/" + dbname, u.query, "")), embedded=self.embedded)
+
+    def ensure_exists(self) -> None:
+        """Create this database (from the server's maintenance database) unless it exists."""
+        from psycopg2 import sql
+
+        with self.sibling("postgres").connect(autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.dbname,))
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.dbname)))
 
     def connect_kwargs(self) -> dict[str, str]:
         return self._parts()

@@ -37,3 +37,28 @@ def file_summary(db: Database) -> list[dict]:
             {"source_file": f, "rows_read": r, "rows_loaded": lo, "rows_quarantined": q, "loaded_at": t.isoformat()}
             for f, r, lo, q, t in cur.fetchall()
         ]
+
+
+def champion_summary(registry) -> dict[str, dict]:
+    """Per model: the champion's version, primary metric and every logged metric (or why there is none)."""
+    from titans_assets.lib.ml.catalog import SPECS
+    from titans_assets.lib.ml.tracking import RegistryError
+
+    out: dict[str, dict] = {}
+    for spec in SPECS:
+        try:
+            champ = registry.champion(spec.name, load=False)
+        except RegistryError as exc:
+            out[spec.key] = {"name": spec.name, "champion": None, "error": str(exc)}
+            continue
+        if champ is None:
+            out[spec.key] = {"name": spec.name, "champion": None}
+            continue
+        out[spec.key] = {
+            "name": spec.name, "champion": champ.version, "run_id": champ.run_id,
+            "primary_metric": spec.primary_metric, "higher_is_better": spec.higher_is_better,
+            "value": champ.metrics.get(spec.primary_metric),
+            "promotion_reason": champ.tags.get("titans.promotion_reason"),
+            "metrics": {k: v for k, v in sorted(champ.metrics.items()) if not k.startswith("champion.")},
+        }
+    return out

@@ -1,6 +1,7 @@
 """Dagster resources: thin wrappers around titans_assets.lib."""
 
 import os
+from dataclasses import replace
 
 import dagster as dg
 
@@ -25,3 +26,20 @@ class WarehouseResource(dg.ConfigurableResource):
         # dbt reads its connection from these variables (dbt_project/profiles.yml); the dbt CLI
         # subprocess inherits this process's environment.
         os.environ.update(self.database().dbt_env())
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking and registry through an explicit URI (no global MLflow state, unlike the
+    legacy dagster-mlflow resource). Empty fields mean the defaults of lib/ml/tracking.py: a
+    `<database>_mlflow` database beside the warehouse and artifacts under $TITANS_HOME."""
+
+    tracking_uri: str | None = None
+    artifact_root: str | None = None
+
+    def registry(self):
+        from titans_assets.lib.ml.tracking import Registry
+
+        settings = Settings.from_env()
+        settings = replace(settings, mlflow_tracking_uri=self.tracking_uri or settings.mlflow_tracking_uri,
+                           mlflow_artifacts=self.artifact_root or settings.mlflow_artifacts)
+        return Registry.from_settings(settings, get_database(settings))

@@ -1,0 +1,90 @@
+"""Training, evaluation and promotion of the four models, as assets (pure logic in lib/ml/).
+
+Per model NAME (category, amount, anomaly, cashflow):
+  ml/NAME_challenger  reads its dbt feature table, trains on the past, tests on the most recent
+                      period, logs the run (params, metrics of the model and the baselines, data
+                      window, plots, git commit) and registers a new MLflow model version;
+  ml/NAME_evaluation  rescores the current champion on the challenger's holdout and decides; its
+                      blocking check `beats_best_baseline` stops the run when the challenger does
+                      not beat the strongest baseline;
+  ml/NAME_champion    moves the registry alias `champion` when the decision says so, and records why.
+"""
+
+import dagster as dg
+
+from titans_assets.lib.ml.catalog import SPECS, ModelSpec, train_model
+from titans_assets.lib.ml.promotion import decide
+from titans_assets.resources import MlflowResource, WarehouseResource
+
+SOURCES = {
+    "transactions": dg.AssetKey(["features", "ml_transaction_features"]),
+    "daily": dg.AssetKey(["features", "ml_daily_cashflow"]),
+}
+CHECK = "beats_best_baseline"
+
+
+def _metric_metadata(prefix: str, metrics: dict) -> dict:
+    return {f"{prefix}{k}": float(v) for k, v in metrics.items()
+            if isinstance(v, int | float) and v == v and abs(v) != float("inf")}
+
+
+def model_assets(spec: ModelSpec) -> list:
+    challenger_key = dg.AssetKey(["ml", f"{spec.key}_challenger"])
+    evaluation_key = dg.AssetKey(["ml", f"{spec.key}_evaluation"])
+    champion_key = dg.AssetKey(["ml", f"{spec.key}_champion"])
+
+    @dg.asset(key=challenger_key, deps=[SOURCES[spec.source]], group_name="ml", kinds={"python", "mlflow"},
+              description=f"Train {spec.name} on the past, test on the most recent period, log and register it.")
+    def challenger(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MlflowResource):
+        result = train_model(spec, warehouse.database(), warehouse.settings())
+        run_id, version = mlflow.registry().log_training(
+            spec.name, result, spec.example_frame(), tags={"dagster.run_id": context.run_id})
+        context.add_output_metadata({
+            "mlflow_run_id": run_id, "model_version": version, **result.data_window,
+            **_metric_metadata("", result.metrics),
+            **{k: v for b, m in result.baselines.items() for k, v in _metric_metadata(f"baseline.{b}.", m).items()},
+            "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes) or "none"),
+        })
+        return {"run_id": run_id, "version": version, "metrics": result.metrics, "baselines": result.baselines,
+                "holdout": result.holdout}
+
+    @dg.asset(key=evaluation_key, ins={"trained": dg.AssetIn(challenger_key)}, group_name="ml",
+              kinds={"python", "mlflow"},
+              check_specs=[dg.AssetCheckSpec(CHECK, asset=evaluation_key, blocking=True,
+                                             description=f"The challenger beats the strongest baseline on "
+                                                         f"{spec.primary_metric}.")],
+              description=f"{spec.name}: the challenger vs the current champion and the baselines, same holdout.")
+    def evaluation(context: dg.AssetExecutionContext, mlflow: MlflowResource, trained: dict):
+        registry = mlflow.registry()
+        champion = registry.champion(spec.name)
+        champion_metrics = spec.module.score(champion.model, trained["holdout"]) if champion else None
+        decision = decide(spec.primary_metric, spec.higher_is_better, trained["metrics"], trained["baselines"],
+                          champion_metrics, champion.version if champion else None)
+        registry.record(trained["run_id"], {f"champion.{k}": v for k, v in (champion_metrics or {}).items()},
+                        {"titans.decision": decision.reason})
+        summary = {k: v for k, v in decision.to_dict().items() if v is not None}
+        yield dg.Output({**decision.to_dict(), "run_id": trained["run_id"], "version": trained["version"]},
+                        metadata={**summary, "mlflow_run_id": trained["run_id"]})
+        yield dg.AssetCheckResult(check_name=CHECK, passed=decision.beats_baseline, description=decision.reason,
+                                  metadata={"challenger": decision.challenger, "best_baseline": decision.best_baseline,
+                                            "best_baseline_value": decision.best_baseline_value})
+
+    @dg.asset(key=champion_key, ins={"decision": dg.AssetIn(evaluation_key)}, group_name="ml", kinds={"mlflow"},
+              description=f"{spec.name}@champion: moved only when the evaluation says the challenger is as good.")
+    def champion(context: dg.AssetExecutionContext, mlflow: MlflowResource, decision: dict):
+        registry = mlflow.registry()
+        if decision["promote"]:
+            registry.promote(spec.name, decision["version"], decision["reason"])
+        registry.record(decision["run_id"], {}, {"titans.promoted": str(decision["promote"]).lower()})
+        current = registry.champion(spec.name, load=False)
+        context.add_output_metadata({
+            "champion_version": current.version if current else "none", "promoted": decision["promote"],
+            "reason": decision["reason"], spec.primary_metric: decision["challenger"] if decision["promote"]
+            else (decision["champion"] if decision["champion"] is not None else float("nan")),
+        })
+        return {"name": spec.name, "version": current.version if current else None}
+
+    return [challenger, evaluation, champion]
+
+
+defs = dg.Definitions(assets=[a for spec in SPECS for a in model_assets(spec)])

@@ -1,0 +1,671 @@
+"""Expense amount model: how much will an expense in this category, on this date, probably cost?
+
+What it predicts
+    The magnitude |amount| of an EXPENSE (warehouse amounts are signed, expenses negative) for a
+    request of `category` + `txn_date` (or `date`), optionally `payment_method`, `description` and
+    `reference`, with a conformal interval at `level` (default 90%). Income is not modelled (a later
+    extension: the same recipe on income rows). `predict` answers for any row it is given; training
+    and scoring use expense rows only (`txn_type == 'Expense'`, or a negative amount when there is no
+    `txn_type` column) with a non-zero amount.
+
+Features (one definition shared with serving: `features.prepare` + `features.row_features`)
+    - category (HGB categorical) and its fitted statistics on log1p|amount|: shrunk median, mean,
+      std, log count (rare categories shrink toward the global median, `category_shrinkage` rows);
+    - payment method (HGB categorical; missing is allowed);
+    - calendar: `row_features(prepared, include_amount=False)` plus per-category seasonal factors
+      (shrunk mean residual of log amount by month and by weekday);
+    - text: a "merchant summary" = median log amount of the counterparty in the training history,
+      looked up in order (reference x category, reference, cleaned description x category, cleaned
+      description), shrunk toward the category median and falling back to it when nothing matches;
+      plus a ridge "text score" on hashed words of the description (the description alone, so a request
+      without a reference gets the same signal).
+    Target encodings of the training matrix are out-of-fold (5 folds), so the booster does not learn
+    to trust a merchant median that contains the row's own amount. A share of the training rows is
+    duplicated without reference (description only) and without any text or payment method, so the
+    booster has learned the bare request (category + date) from representative rows rather than from
+    the odd rows that happen to have unknown merchants.
+
+Point prediction
+    HistGradientBoostingRegressor on log1p|amount|; the prediction is expm1 of it (≈ the conditional
+    median, which is what MAE rewards).
+
+Interval (split conformal, log space)
+    The latest `calibration_fraction` of the training period is held back from fitting. Its signed
+    residuals (actual - predicted, log space) give the lower and upper quantiles at (1-level)/2 and
+    (1+level)/2 with the finite-sample correction, per (category, input tier) when that group has
+    `min_group_calibration` rows (Mondrian), else per input tier. The tiers are "text" (description or
+    reference given) and "bare" (neither): calibration rows are scored both ways, so a bare request
+    gets the wider interval it deserves. With few calibration rows the interval is symmetric on the
+    absolute residual (needs 9+ rows at 90%), else the largest residual doubled (noted). Scores are
+    kept in the model, so `predict(frame, level=0.8)` works for any level.
+
+Unknown or missing category
+    No exception: the point is the global median, the interval the global empirical quantiles of
+    training amounts (marginal coverage ≈ level, and wide), and `factors["unknown_category"]` is True.
+
+Factors (one dict per row)
+    category_average / category_median (training mean / median |amount| of the category), n_history
+    (its training row count), seasonal_adjustment (exp of month + weekday factors of that category),
+    merchant_median + merchant_n + merchant_match when a known counterparty matched, unknown_category.
+
+Metrics (test = most recent ~20% of days, `common.time_split`; currency scale)
+    mae (primary, lower is better), median_ae, rmse, r2, smape = mean 2|p-a|/(|p|+|a|) (0..2),
+    median_ape = median |p-a|/|a|, interval_coverage, mean_interval_width, median_relative_width =
+    median (upper-lower)/predicted, n_train, n_test. Baselines "global_median" and "category_median"
+    (training-period medians, with empirical 5-95% quantile intervals) report the same metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.linear_model import Ridge
+
+from titans_assets.lib.ml import features as F
+from titans_assets.lib.ml.common import TrainingDataError, TrainResult, time_split, window_of
+
+log = logging.getLogger(__name__)
+
+NAME = "titans_amount"
+PRIMARY_METRIC = "mae"
+HIGHER_IS_BETTER = False
+
+MIN_TRAIN_ROWS = 40  # expense rows in the training period (fit + calibration)
+MAX_CATEGORY_CODES = 250  # HGB categorical cardinality limit is 255 bins
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "level": 0.9,
+    "test_fraction": 0.2,
+    "calibration_fraction": 0.2,
+    "max_train_rows": 400_000,
+    "max_iter": 300,
+    "learning_rate": 0.08,
+    "max_leaf_nodes": 31,
+    "min_samples_leaf": 20,
+    "l2_regularization": 1.0,
+    "category_shrinkage": 10.0,
+    "merchant_shrinkage": 3.0,
+    "seasonal_shrinkage": 20.0,
+    "text_hash_features": 2 ** 18,
+    "text_alpha": 3.0,
+    "augment_fraction": 0.3,
+    "oof_folds": 5,
+    "min_group_calibration": 100,
+    "seed": 0,
+}
+
+_CAT_COLS = ["cat_code", "pm_code"]
+_TIER_TEXT, _TIER_BARE = "text", "bare"
+
+
+# --------------------------------------------------------------------------- data
+def expense_rows(data: pd.DataFrame) -> pd.DataFrame:
+    """The rows this model learns from: expenses with a date and a non-zero amount."""
+    if "txn_type" in data:
+        is_expense = data["txn_type"].astype(str).str.strip().str.lower().eq("expense")
+    else:
+        is_expense = pd.to_numeric(data.get("amount"), errors="coerce") < 0
+    amount = pd.to_numeric(data["amount"], errors="coerce") if "amount" in data else pd.Series(np.nan, data.index)
+    date_col = "txn_date" if "txn_date" in data else "date"
+    dates = pd.to_datetime(data[date_col], errors="coerce") if date_col in data else pd.Series(pd.NaT, data.index)
+    keep = is_expense.to_numpy() & amount.notna().to_numpy() & (amount != 0).to_numpy() & dates.notna().to_numpy()
+    out = data[keep]
+    if date_col != "txn_date":
+        out = out.rename(columns={date_col: "txn_date"})
+    return out
+
+
+def _keys(prepared: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Counterparty lookup keys: the cleaned reference and the cleaned description (None when absent)."""
+    return F.clean_name(prepared["reference"]), F.clean_description(prepared["description"])
+
+
+def _strip(prepared: pd.DataFrame, reference: bool, description: bool, payment: bool) -> pd.DataFrame:
+    """A copy of prepared rows as if the request had left out some fields."""
+    out = prepared.copy()
+    if reference:
+        out["reference"] = ""
+    if description:
+        out["description"] = ""
+    if payment:
+        out["payment_method"] = None
+    out["merchant"] = F.merchant_of(out["reference"], out["description"])
+    return out
+
+
+# --------------------------------------------------------------------------- fitted state
+def _group_stats(keys: pd.Series, y: np.ndarray) -> pd.DataFrame:
+    """Per key: median, mean, std (0 when one row) and count of log amounts; rows with a None key ignored."""
+    s = pd.Series(y, index=keys.index)
+    ok = keys.notna().to_numpy()
+    g = s[ok].groupby(keys[ok].to_numpy(), sort=False)
+    stats = pd.DataFrame({"med": g.median(), "mean": g.mean(), "std": g.std(ddof=0), "n": g.size()})
+    return stats
+
+
+def _lookup(stats: pd.DataFrame, keys: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(median, std, n) for each key, NaN / 0 where the key is unknown or None."""
+    idx = stats.index.get_indexer(keys.to_numpy(dtype=object))
+    hit = idx >= 0
+    med = np.full(len(keys), np.nan)
+    std = np.full(len(keys), np.nan)
+    n = np.zeros(len(keys))
+    med[hit] = stats["med"].to_numpy()[idx[hit]]
+    std[hit] = stats["std"].to_numpy()[idx[hit]]
+    n[hit] = stats["n"].to_numpy()[idx[hit]]
+    return med, std, n
+
+
+def _pair(a: pd.Series, b: pd.Series) -> pd.Series:
+    """A combined key 'a\x1fb', None when either part is None."""
+    out = a.astype(object) + "\x1f" + b.astype(object)
+    return out.where(a.notna() & b.notna(), None)
+
+
+@dataclass
+class _State:
+    """Target encodings fitted on a set of rows (the whole fit set, or one out-of-fold complement)."""
+
+    global_median: float
+    category: pd.DataFrame  # index category: med, mean, std, n, shrunk
+    month: pd.DataFrame  # index (category, month): factor
+    dow: pd.DataFrame  # index (category, dow): factor
+    lookups: dict[str, pd.DataFrame]  # ref_cat, ref, desc_cat, desc -> med/mean/std/n
+    text: Any  # fitted Ridge on hashed description words (or None)
+
+
+class _Encoder:
+    """Fits `_State` from prepared rows + log targets and turns prepared rows into the feature matrix."""
+
+    def __init__(self, params: dict[str, Any], vectorizer: HashingVectorizer):
+        self.p = params
+        self.vectorizer = vectorizer
+
+    def fit(self, prepared: pd.DataFrame, y: np.ndarray) -> _State:
+        p = self.p
+        gmed = float(np.median(y))
+        cat = _group_stats(prepared["category"], y)
+        k = p["category_shrinkage"]
+        cat["shrunk"] = (cat["n"] * cat["med"] + k * gmed) / (cat["n"] + k)
+        cat_prior = self._category_prior(cat, prepared["category"], gmed)
+        resid = pd.Series(y - cat_prior, index=prepared.index)
+        ks = p["seasonal_shrinkage"]
+        seasonal = {}
+        for name, part in (("month", prepared["txn_date"].dt.month), ("dow", prepared["txn_date"].dt.dayofweek)):
+            ok = prepared["category"].notna()
+            g = resid[ok].groupby([prepared["category"][ok], part[ok]])
+            seasonal[name] = pd.DataFrame({"factor": g.sum() / (g.size() + ks)})
+        ref, desc = _keys(prepared)
+        cats = prepared["category"]
+        lookups = {"ref_cat": _group_stats(_pair(ref, cats), y), "ref": _group_stats(ref, y),
+                   "desc_cat": _group_stats(_pair(desc, cats), y), "desc": _group_stats(desc, y)}
+        text = None
+        has_desc = prepared["description"].str.len().to_numpy() > 0
+        if has_desc.sum() >= 20:
+            X = self.vectorizer.transform(prepared["description"][has_desc])
+            text = Ridge(alpha=p["text_alpha"], solver="sparse_cg", max_iter=200, tol=1e-3)
+            text.fit(X, resid.to_numpy()[has_desc])
+        return _State(gmed, cat, seasonal["month"], seasonal["dow"], lookups, text)
+
+    @staticmethod
+    def _category_prior(cat: pd.DataFrame, categories: pd.Series, gmed: float) -> np.ndarray:
+        idx = cat.index.get_indexer(categories.to_numpy(dtype=object))
+        return np.where(idx >= 0, cat["shrunk"].to_numpy()[np.maximum(idx, 0)], gmed)
+
+    def merchant(self, state: _State, prepared: pd.DataFrame, prior: np.ndarray):
+        """Merchant summary per row: (shrunk median, raw median, count, std, match source 0..4)."""
+        ref, desc = _keys(prepared)
+        cats = prepared["category"]
+        n_rows = len(prepared)
+        raw = np.full(n_rows, np.nan)
+        std = np.full(n_rows, np.nan)
+        cnt = np.zeros(n_rows)
+        source = np.zeros(n_rows)
+        order = (("ref_cat", _pair(ref, cats), 4), ("ref", ref, 3), ("desc_cat", _pair(desc, cats), 2),
+                 ("desc", desc, 1))
+        for name, keys, rank in order:
+            todo = source == 0
+            if not todo.any():
+                break
+            med_k, std_k, n_k = _lookup(state.lookups[name], keys)
+            take = todo & (n_k > 0)
+            raw[take], std[take], cnt[take], source[take] = med_k[take], std_k[take], n_k[take], rank
+        km = self.p["merchant_shrinkage"]
+        shrunk = np.where(cnt > 0, (cnt * np.nan_to_num(raw) + km * prior) / (cnt + km), prior)
+        return shrunk, raw, cnt, std, source
+
+    def matrix(self, state: _State, prepared: pd.DataFrame, codes: dict[str, dict[str, int]]) -> pd.DataFrame:
+        cat_idx = state.category.index.get_indexer(prepared["category"].to_numpy(dtype=object))
+        known = cat_idx >= 0
+        ci = np.maximum(cat_idx, 0)
+
+        def cat_col(col: str, fill: float) -> np.ndarray:
+            return np.where(known, state.category[col].to_numpy()[ci], fill)
+
+        prior = cat_col("shrunk", state.global_median)
+        X = pd.DataFrame(index=prepared.index)
+        X["cat_code"] = prepared["category"].map(codes["category"]).astype(float).to_numpy()
+        X["pm_code"] = prepared["payment_method"].map(codes["payment_method"]).astype(float).to_numpy()
+        X["cat_median"] = prior
+        X["cat_mean"] = cat_col("mean", state.global_median)
+        X["cat_std"] = cat_col("std", np.nan)
+        X["cat_log_n"] = np.log1p(cat_col("n", 0.0))
+        months = prepared["txn_date"].dt.month.to_numpy()
+        dows = prepared["txn_date"].dt.dayofweek.to_numpy()
+        X["cat_month"] = _factor(state.month, prepared["category"], months)
+        X["cat_dow"] = _factor(state.dow, prepared["category"], dows)
+        shrunk, raw, cnt, std, source = self.merchant(state, prepared, prior)
+        X["merchant_median"] = shrunk
+        X["merchant_delta"] = shrunk - prior
+        X["merchant_log_n"] = np.log1p(cnt)
+        X["merchant_std"] = std
+        X["merchant_source"] = source
+        has_desc = prepared["description"].str.len().to_numpy() > 0
+        text = np.zeros(len(prepared))
+        if state.text is not None and has_desc.any():
+            text[has_desc] = state.text.predict(self.vectorizer.transform(prepared["description"][has_desc]))
+        X["text_score"] = np.where(has_desc, text, np.nan)
+        X["has_text"] = (has_desc | (prepared["reference"].str.len().to_numpy() > 0)).astype(float)
+        cal = F.row_features(prepared, include_amount=False)
+        for c in cal.columns:
+            X[c] = cal[c].to_numpy(dtype=float)
+        return X
+
+
+def _factor(table: pd.DataFrame, categories: pd.Series, part: np.ndarray) -> np.ndarray:
+    if table.empty:
+        return np.zeros(len(categories))
+    idx = table.index.get_indexer(pd.MultiIndex.from_arrays([categories.to_numpy(dtype=object), part]))
+    return np.where(idx >= 0, table["factor"].to_numpy()[np.maximum(idx, 0)], 0.0)
+
+
+# --------------------------------------------------------------------------- conformal
+def _conformal_bounds(scores: np.ndarray, level: float) -> tuple[float, float, str]:
+    """(lower offset, upper offset, method) from signed log residuals actual - predicted."""
+    s = np.sort(scores[np.isfinite(scores)])
+    n = len(s)
+    alpha = 1.0 - level
+    lo_rank = math.floor((n + 1) * alpha / 2)  # 1-based rank of the lower quantile
+    hi_rank = math.ceil((n + 1) * (1 - alpha / 2))
+    if n and lo_rank >= 1 and hi_rank <= n:
+        return float(s[lo_rank - 1]), float(s[hi_rank - 1]), "signed"
+    a = np.sort(np.abs(s))
+    rank = math.ceil((n + 1) * level)
+    if n and rank <= n:
+        return -float(a[rank - 1]), float(a[rank - 1]), "absolute"
+    q = 2.0 * float(a[-1]) if n else 3.0
+    return -q, q, "max_doubled"
+
+
+# --------------------------------------------------------------------------- the model
+@dataclass
+class AmountModel:
+    """Fitted expense-amount model (picklable): `predict(frame)` -> predicted_amount, lower, upper, level, factors."""
+
+    vocabulary: F.Vocabulary
+    params: dict[str, Any]
+    state: _State
+    vectorizer: HashingVectorizer
+    booster: HistGradientBoostingRegressor
+    codes: dict[str, dict[str, int]]
+    feature_names: list[str]
+    calibration: dict[tuple[str, str], np.ndarray]  # (category or '*', tier) -> sorted signed log residuals
+    global_quantiles: np.ndarray  # log1p|amount| of the training period at `_GLOBAL_PROBS`
+    category_report: pd.DataFrame  # per category: mean_amount, median_amount, n
+    level: float = 0.9
+    n_train: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    # ---- core arrays (no per-row dicts): used by score() and predict()
+    def _predict_arrays(self, frame: pd.DataFrame, level: float | None = None) -> dict[str, Any]:
+        level = self.level if level is None else float(level)
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        prepared = F.prepare(frame, self.vocabulary)
+        enc = _Encoder(self.params, self.vectorizer)
+        X = enc.matrix(self.state, prepared, self.codes)
+        pred_log = self.booster.predict(X[self.feature_names])
+        known = self.state.category.index.get_indexer(prepared["category"].to_numpy(dtype=object)) >= 0
+        tier = np.where(X["has_text"].to_numpy() > 0, _TIER_TEXT, _TIER_BARE)
+        lo = np.empty(len(X))
+        hi = np.empty(len(X))
+        cats = prepared["category"].to_numpy(dtype=object)
+        cache: dict[tuple[str, str], tuple[float, float]] = {}
+        for i, (c, t) in enumerate(zip(cats, tier)):
+            key = (c, t) if (c, t) in self.calibration else ("*", t)
+            if key not in cache:
+                q_lo, q_hi, _ = _conformal_bounds(self.calibration[key], level)
+                cache[key] = (q_lo, q_hi)
+            lo[i], hi[i] = cache[key]
+        lower_log = pred_log + lo
+        upper_log = pred_log + hi
+        # Unknown or missing category: global median and the global empirical quantiles.
+        if (~known).any():
+            g_lo, g_mid, g_hi = np.interp([(1 - level) / 2, 0.5, (1 + level) / 2], _GLOBAL_PROBS,
+                                          self.global_quantiles)
+            pred_log = np.where(known, pred_log, g_mid)
+            lower_log = np.where(known, lower_log, g_lo)
+            upper_log = np.where(known, upper_log, g_hi)
+        predicted = np.maximum(np.expm1(pred_log), 0.01)
+        lower = np.clip(np.expm1(lower_log), 0.0, predicted)
+        upper = np.maximum(np.expm1(upper_log), predicted)
+        return {"prepared": prepared, "X": X, "known": known, "level": level,
+                "predicted": predicted, "lower": lower, "upper": upper}
+
+    def predict(self, frame: pd.DataFrame, level: float | None = None) -> pd.DataFrame:
+        """One row per input row (same index): predicted_amount, lower, upper (currency units, >= 0),
+        level, factors (dict). Needs a category and txn_date/date; the other fields are optional."""
+        if len(frame) == 0:
+            return pd.DataFrame({"predicted_amount": [], "lower": [], "upper": [], "level": [], "factors": []},
+                                index=frame.index)
+        r = self._predict_arrays(frame, level)
+        prepared, X = r["prepared"], r["X"]
+        rep = self.category_report.reindex(prepared["category"].to_numpy(dtype=object))
+        seasonal = np.exp(X["cat_month"].to_numpy() + X["cat_dow"].to_numpy())
+        # Merchant: the raw median of the matched counterparty, in currency units.
+        _, m_raw, m_n, _, m_src = _Encoder(self.params, self.vectorizer).merchant(
+            self.state, prepared, X["cat_median"].to_numpy())
+        match_names = {4: "reference+category", 3: "reference", 2: "description+category", 1: "description"}
+        factors = []
+        for i in range(len(prepared)):
+            known = bool(r["known"][i])
+            f: dict[str, Any] = {"unknown_category": not known}
+            if known:
+                f["category_average"] = round(float(rep["mean_amount"].iat[i]), 2)
+                f["category_median"] = round(float(rep["median_amount"].iat[i]), 2)
+                f["n_history"] = int(rep["n"].iat[i])
+                f["seasonal_adjustment"] = round(float(seasonal[i]), 4)
+            else:
+                f["category_average"] = round(float(self.category_report.attrs["global_mean"]), 2)
+                f["category_median"] = round(float(self.category_report.attrs["global_median"]), 2)
+                f["n_history"] = 0
+                f["seasonal_adjustment"] = 1.0
+                f["basis"] = "global statistics (category unknown to the model)"
+            if m_n[i] > 0 and known:
+                f["merchant_median"] = round(float(np.expm1(m_raw[i])), 2)
+                f["merchant_n"] = int(m_n[i])
+                f["merchant_match"] = match_names[int(m_src[i])]
+            factors.append(f)
+        return pd.DataFrame({"predicted_amount": np.round(r["predicted"], 2), "lower": np.round(r["lower"], 2),
+                             "upper": np.round(r["upper"], 2), "level": r["level"], "factors": factors},
+                            index=frame.index)
+
+
+_GLOBAL_PROBS = np.linspace(0.0, 1.0, 201)
+
+
+# --------------------------------------------------------------------------- metrics
+def _metrics(actual: np.ndarray, predicted: np.ndarray, lower: np.ndarray | None = None,
+             upper: np.ndarray | None = None) -> dict[str, float]:
+    a = np.asarray(actual, dtype=float)
+    p = np.asarray(predicted, dtype=float)
+    err = p - a
+    ss_tot = float(np.sum((a - a.mean()) ** 2))
+    out = {
+        "mae": float(np.mean(np.abs(err))),
+        "median_ae": float(np.median(np.abs(err))),
+        "rmse": float(np.sqrt(np.mean(err ** 2))),
+        "r2": float(1 - np.sum(err ** 2) / ss_tot) if ss_tot > 0 else float("nan"),
+        "smape": float(np.mean(2 * np.abs(err) / np.maximum(np.abs(p) + np.abs(a), 1e-9))),
+        "median_ape": float(np.median(np.abs(err) / np.maximum(np.abs(a), 1e-9))),
+    }
+    if lower is not None and upper is not None:
+        lo, hi = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+        out["interval_coverage"] = float(np.mean((a >= lo) & (a <= hi)))
+        out["mean_interval_width"] = float(np.mean(hi - lo))
+        out["median_relative_width"] = float(np.median((hi - lo) / np.maximum(p, 0.01)))
+    out["n_test"] = float(len(a))
+    return out
+
+
+def score(model: AmountModel, holdout: pd.DataFrame) -> dict[str, float]:
+    """The model's metrics on the expense rows of `holdout` (same names as TrainResult.metrics)."""
+    rows = expense_rows(holdout)
+    if rows.empty:
+        raise TrainingDataError("the holdout has no expense rows to score")
+    r = model._predict_arrays(rows)
+    actual = np.abs(pd.to_numeric(rows["amount"]).to_numpy(dtype=float))
+    m = _metrics(actual, np.round(r["predicted"], 2), np.round(r["lower"], 2), np.round(r["upper"], 2))
+    m["n_train"] = float(getattr(model, "n_train", float("nan")))
+    return m
+
+
+def _baselines(train_prepared: pd.DataFrame, test_prepared: pd.DataFrame, level: float) -> dict[str, dict]:
+    a_train = np.abs(train_prepared["amount"].to_numpy())
+    a_test = np.abs(test_prepared["amount"].to_numpy())
+    qs = [(1 - level) / 2, 0.5, (1 + level) / 2]
+    g_lo, g_mid, g_hi = np.quantile(a_train, qs)
+    n = len(a_test)
+    out = {"global_median": _metrics(a_test, np.full(n, g_mid), np.full(n, g_lo), np.full(n, g_hi))}
+    by_cat = pd.Series(a_train).groupby(train_prepared["category"].to_numpy()).quantile(qs).unstack()
+    cat_q = by_cat.reindex(test_prepared["category"].to_numpy(dtype=object))
+    lo = cat_q[qs[0]].fillna(g_lo).to_numpy()
+    mid = cat_q[qs[1]].fillna(g_mid).to_numpy()
+    hi = cat_q[qs[2]].fillna(g_hi).to_numpy()
+    out["category_median"] = _metrics(a_test, mid, lo, hi)
+    for m in out.values():
+        m["n_train"] = float(len(a_train))
+    return out
+
+
+# --------------------------------------------------------------------------- training
+def _codes(values: pd.Series) -> dict[str, int]:
+    top = values.dropna().value_counts().index[:MAX_CATEGORY_CODES]
+    return {v: i for i, v in enumerate(sorted(top))}
+
+
+def _augment(prepared: pd.DataFrame, y: np.ndarray, fraction: float, rng: np.random.Generator):
+    """Copies of a random share of rows as partial requests: half description-only, half bare
+    (no description nor reference; payment method dropped on half of those)."""
+    n_aug = int(round(len(prepared) * fraction))
+    if n_aug < 2:
+        return prepared.iloc[:0], y[:0], np.zeros(0, dtype=int)
+    pick = rng.choice(len(prepared), size=n_aug, replace=False)
+    half = n_aug // 2
+    desc_only = _strip(prepared.iloc[pick[:half]], reference=True, description=False, payment=False)
+    bare_idx = pick[half:]
+    drop_pm = rng.random(len(bare_idx)) < 0.5
+    bare = pd.concat([_strip(prepared.iloc[bare_idx[drop_pm]], True, True, True),
+                      _strip(prepared.iloc[bare_idx[~drop_pm]], True, True, False)])
+    order = np.concatenate([pick[:half], bare_idx[drop_pm], bare_idx[~drop_pm]])
+    return pd.concat([desc_only, bare]), y[order], order
+
+
+def _fit_booster(X: pd.DataFrame, y: np.ndarray, params: dict[str, Any], small: bool):
+    cat_mask = [c in _CAT_COLS for c in X.columns]
+    n = len(X)
+    booster = HistGradientBoostingRegressor(
+        loss="squared_error",
+        learning_rate=params["learning_rate"],
+        max_iter=params["max_iter"] if not small else min(params["max_iter"], 150),
+        max_leaf_nodes=params["max_leaf_nodes"] if not small else 8,
+        min_samples_leaf=params["min_samples_leaf"] if not small else max(5, n // 20),
+        l2_regularization=params["l2_regularization"],
+        categorical_features=cat_mask,
+        early_stopping=n >= 5000,
+        validation_fraction=0.1,
+        n_iter_no_change=20,
+        random_state=params["seed"],
+    )
+    booster.fit(X, y)
+    return booster
+
+
+def train(data: pd.DataFrame, **params: Any) -> TrainResult:
+    """Fit the expense-amount model on warehouse rows (see the module docstring for every choice)."""
+    unknown = set(params) - set(DEFAULT_PARAMS)
+    if unknown:
+        raise ValueError(f"unknown parameters: {sorted(unknown)}")
+    p = {**DEFAULT_PARAMS, **params}
+    level = float(p["level"])
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    t0 = time.perf_counter()
+    notes: list[str] = []
+    rng = np.random.default_rng(p["seed"])
+    vocabulary = F.Vocabulary.from_seeds()
+
+    rows = expense_rows(data)
+    if len(rows) < MIN_TRAIN_ROWS + 20:
+        raise TrainingDataError(f"{len(rows)} expense rows; the amount model needs at least {MIN_TRAIN_ROWS + 20}")
+    train_rows, test_rows = time_split(rows, "txn_date", test_fraction=p["test_fraction"])
+    if len(train_rows) > p["max_train_rows"]:
+        notes.append(f"training capped to the latest {p['max_train_rows']:,} of {len(train_rows):,} expense rows "
+                     f"(max_train_rows)")
+        train_rows = train_rows.iloc[-int(p["max_train_rows"]):]
+    if len(train_rows) < MIN_TRAIN_ROWS:
+        raise TrainingDataError(f"{len(train_rows)} expense rows before the test period; need {MIN_TRAIN_ROWS}")
+    fit_rows, cal_rows = time_split(train_rows, "txn_date", test_fraction=p["calibration_fraction"],
+                                    min_test_rows=min(20, len(train_rows) // 3))
+    small = len(fit_rows) < 2000
+    if small:
+        notes.append(f"small data: {len(fit_rows)} fitting and {len(cal_rows)} calibration rows; a shallow "
+                     "booster and global (not per-category) conformal intervals, which are wide on purpose")
+
+    fit_p = F.prepare(fit_rows, vocabulary)
+    cal_p = F.prepare(cal_rows, vocabulary)
+    test_p = F.prepare(test_rows, vocabulary)
+    train_p = pd.concat([fit_p, cal_p])
+    fit_p = fit_p[fit_p["category"].notna()]
+    y_fit = np.log1p(np.abs(fit_p["amount"].to_numpy()))
+    missing_cat = int(train_p["category"].isna().sum())
+    if missing_cat:
+        notes.append(f"{missing_cat} training expense rows have no category: not used for fitting "
+                     "(a request without a category gets the global interval)")
+    if len(fit_p) < MIN_TRAIN_ROWS // 2:
+        raise TrainingDataError(f"{len(fit_p)} categorised expense rows to fit on; need {MIN_TRAIN_ROWS // 2}")
+
+    vectorizer = HashingVectorizer(n_features=int(p["text_hash_features"]), alternate_sign=False,
+                                   preprocessor=_text_pre, norm="l2", token_pattern=r"(?u)\b[a-z][a-z0-9&']+\b")
+    enc = _Encoder(p, vectorizer)
+    codes = {"category": _codes(fit_p["category"]), "payment_method": _codes(fit_p["payment_method"])}
+
+    # Out-of-fold encodings for the booster's training matrix (originals and augmented copies).
+    aug_p, y_aug, aug_src = _augment(fit_p, y_fit, p["augment_fraction"], rng)
+    k = int(p["oof_folds"]) if len(fit_p) >= 10 * int(p["oof_folds"]) else 2
+    fold = rng.integers(0, k, size=len(fit_p))
+    fold_aug = fold[aug_src]
+    parts, targets = [], []
+    t_enc = time.perf_counter()
+    for f in range(k):
+        state_f = enc.fit(fit_p[fold != f], y_fit[fold != f])
+        parts.append(enc.matrix(state_f, fit_p[fold == f], codes))
+        targets.append(y_fit[fold == f])
+        if (fold_aug == f).any():
+            parts.append(enc.matrix(state_f, aug_p[fold_aug == f], codes))
+            targets.append(y_aug[fold_aug == f])
+    X_fit = pd.concat(parts, ignore_index=True)
+    y_all = np.concatenate(targets)
+    state = enc.fit(fit_p, y_fit)
+    t_enc = time.perf_counter() - t_enc
+    feature_names = list(X_fit.columns)
+    t_gbm = time.perf_counter()
+    booster = _fit_booster(X_fit, y_all, p, small)
+    t_gbm = time.perf_counter() - t_gbm
+
+    # Category and global reporting state (training period = fit + calibration rows).
+    a_train = np.abs(train_p["amount"].to_numpy())
+    report = (pd.DataFrame({"a": a_train, "c": train_p["category"].to_numpy(dtype=object)}).dropna()
+              .groupby("c")["a"].agg(mean_amount="mean", median_amount="median", n="size"))
+    report.attrs["global_mean"] = float(a_train.mean())
+    report.attrs["global_median"] = float(np.median(a_train))
+    global_q = np.quantile(np.log1p(a_train), _GLOBAL_PROBS)
+
+    model = AmountModel(vocabulary=vocabulary, params=p, state=state, vectorizer=vectorizer, booster=booster,
+                        codes=codes, feature_names=feature_names, calibration={}, global_quantiles=global_q,
+                        category_report=report, level=level, n_train=len(train_p), notes=notes)
+
+    # Split-conformal calibration on the latest training days, as given and as bare requests.
+    cal_p = cal_p[cal_p["category"].notna()]
+    y_cal = np.log1p(np.abs(cal_p["amount"].to_numpy()))
+    bare_cal = _strip(cal_p, True, True, True)
+    calibration: dict[tuple[str, str], np.ndarray] = {}
+    for tier, frame in ((_TIER_TEXT, cal_p), (_TIER_BARE, bare_cal)):
+        X_cal = enc.matrix(state, frame, codes)
+        resid = y_cal - booster.predict(X_cal[feature_names])
+        calibration[("*", tier)] = np.sort(resid).astype(np.float32)
+        if not small:
+            for c, idx in pd.Series(np.arange(len(frame))).groupby(frame["category"].to_numpy()).groups.items():
+                if len(idx) >= p["min_group_calibration"]:
+                    calibration[(c, tier)] = np.sort(resid[np.asarray(idx)]).astype(np.float32)
+    model.calibration = calibration
+    method = _conformal_bounds(calibration[("*", _TIER_TEXT)].astype(float), level)[2]
+    if method != "signed":
+        notes.append(f"only {len(cal_p)} calibration rows: the {level:.0%} interval uses the "
+                     f"{'absolute residual' if method == 'absolute' else 'largest residual doubled'}")
+    per_cat = sorted({c for c, t in calibration if c != "*" and t == _TIER_TEXT})
+    train_seconds = time.perf_counter() - t0
+
+    # Test metrics, baselines, figures.
+    metrics = score(model, test_rows)
+    metrics["train_seconds"] = round(train_seconds, 3)
+    r = model._predict_arrays(test_rows)
+    bare = score_bare = _strip(test_p, True, True, True)
+    rb = model._predict_arrays(bare.assign(amount=test_p["amount"]))
+    actual = np.abs(test_p["amount"].to_numpy())
+    score_bare = _metrics(actual, rb["predicted"], rb["lower"], rb["upper"])
+    metrics["bare_mae"] = score_bare["mae"]
+    metrics["bare_interval_coverage"] = score_bare["interval_coverage"]
+    baselines = _baselines(train_p[train_p["category"].notna()], test_p, level)
+    figures = _figures(actual, r["predicted"], r["lower"], r["upper"], level, rng)
+
+    log.info("amount model: %d train rows, mae %.2f, coverage %.3f in %.1fs", len(train_p), metrics["mae"],
+             metrics["interval_coverage"], train_seconds)
+    logged = {**p, "target": "log1p(abs(expense amount))", "booster": "HistGradientBoostingRegressor",
+              "interval": "split conformal (signed log residuals, Mondrian by category and input tier)",
+              "n_features": len(feature_names), "n_fit_rows": len(fit_p), "n_calibration_rows": len(cal_p),
+              "n_augmented_rows": len(aug_p), "n_boost_iter": int(booster.n_iter_),
+              "mondrian_categories": len(per_cat), "calibration_method": method,
+              "encode_seconds": round(t_enc, 3), "boost_seconds": round(t_gbm, 3)}
+    return TrainResult(model=model, metrics=metrics, baselines=baselines, params=logged,
+                       data_window={**window_of(train_rows, test_rows, "txn_date"),
+                                    "fit_rows": len(fit_rows), "calibration_rows": len(cal_rows)},
+                       holdout=test_rows, figures=figures, notes=notes)
+
+
+def _text_pre(text: str) -> str:
+    return text.lower()
+
+
+# --------------------------------------------------------------------------- figures
+def _figures(actual: np.ndarray, predicted: np.ndarray, lower: np.ndarray, upper: np.ndarray, level: float,
+             rng: np.random.Generator) -> dict[str, Figure]:
+    n = len(actual)
+    sample = rng.choice(n, size=min(n, 5000), replace=False)
+    a, p = actual[sample], predicted[sample]
+    fig = Figure(figsize=(11, 4.5))
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.scatter(p, a, s=4, alpha=0.3)
+    lim = [max(0.1, min(a.min(), p.min())), max(a.max(), p.max())]
+    ax1.plot(lim, lim, color="black", lw=1)
+    ax1.set(xscale="log", yscale="log", xlabel="predicted |amount|", ylabel="actual |amount|",
+            title="Predicted vs actual (test)")
+    ax2.scatter(p, np.log(a / p), s=4, alpha=0.3)
+    ax2.axhline(0, color="black", lw=1)
+    ax2.set(xscale="log", xlabel="predicted |amount|", ylabel="log(actual / predicted)", title="Residuals")
+    fig.tight_layout()
+    cover = float(np.mean((actual >= lower) & (actual <= upper)))
+    pick = np.sort(rng.choice(n, size=min(n, 60), replace=False))
+    pick = pick[np.argsort(predicted[pick])]
+    inside = (actual[pick] >= lower[pick]) & (actual[pick] <= upper[pick])
+    fig2 = Figure(figsize=(11, 4.5))
+    ax = fig2.subplots()
+    x = np.arange(len(pick))
+    ax.vlines(x, lower[pick], upper[pick], color="tab:blue", alpha=0.5, lw=3, label=f"{level:.0%} interval")
+    ax.scatter(x, predicted[pick], marker="_", color="tab:blue", s=80, label="predicted")
+    ax.scatter(x[inside], actual[pick][inside], color="tab:green", s=14, label="actual (inside)")
+    ax.scatter(x[~inside], actual[pick][~inside], color="tab:red", s=14, label="actual (outside)")
+    ax.set(yscale="log", xlabel="test rows (sorted by prediction)", ylabel="|amount|",
+           title=f"{level:.0%} intervals on a sample of test rows: coverage {cover:.1%} on all {n} test rows")
+    ax.legend(loc="upper left", fontsize=8)
+    fig2.tight_layout()
+    return {"residuals.png": fig, "intervals.png": fig2}

@@ -1,0 +1,234 @@
+"""MLflow tracking and registry with an explicit URI: no global MLflow state is touched.
+
+By default the tracking and registry store is a `<database>_mlflow` database on the same PostgreSQL
+as the warehouse (its own database because MLflow and Dagster both keep an `alembic_version` table),
+reached with `postgresql+psycopg2://`; artifacts go under `$TITANS_HOME/mlartifacts`.
+TITANS_MLFLOW_TRACKING_URI (e.g. an MLflow server) and TITANS_MLFLOW_ARTIFACTS override both.
+
+A failure to reach the registry is RegistryError (E002), one readable line.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from titans_assets.lib.db import Database
+from titans_assets.lib.ml.common import TrainResult
+from titans_assets.lib.settings import Settings
+
+EXPERIMENT = "titans"
+CHAMPION = "champion"
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+# What a loaded model needs besides the titans_assets package itself.
+RUNTIME_PACKAGES = ("mlflow", "numpy", "pandas", "scikit-learn", "scipy", "statsforecast", "cloudpickle")
+
+
+class RegistryError(RuntimeError):
+    code = "E002"
+
+
+@dataclass
+class Champion:
+    name: str
+    version: str
+    run_id: str
+    model: Any  # the native model object (predict, and each model's richer API)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             timeout=5, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _flat(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in values.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(key + ".", v))
+        else:
+            out[key] = v
+    return out
+
+
+def _finite(values: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in values.items():
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if f == f and abs(f) != float("inf"):
+            out[k] = f
+    return out
+
+
+@dataclass(frozen=True)
+class Registry:
+    tracking_uri: str
+    artifact_root: str
+    experiment: str = EXPERIMENT
+
+    @classmethod
+    def from_settings(cls, settings: Settings, db: Database) -> Registry:
+        """The configured store; the default `<database>_mlflow` is created when missing."""
+        uri = settings.mlflow_tracking_uri
+        if uri is None:
+            store = db.sibling(f"{db.dbname}_mlflow")
+            store.ensure_exists()
+            uri = store.sqlalchemy_url()
+        artifacts = settings.mlflow_artifacts or (settings.home / "mlartifacts").as_uri()
+        return cls(tracking_uri=uri, artifact_root=artifacts)
+
+    @cached_property
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # MlflowException, SQLAlchemy, network: one line with the code
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise RegistryError(f"E002 MLflow registry: {what} failed: {first}") from exc
+
+    def experiment_id(self) -> str:
+        exp = self._call("reading the experiment", self.client.get_experiment_by_name, self.experiment)
+        if exp is not None:
+            return exp.experiment_id
+        return self._call("creating the experiment", self.client.create_experiment, self.experiment,
+                          artifact_location=f"{self.artifact_root.rstrip('/')}/{self.experiment}")
+
+    # ---- training runs -------------------------------------------------------------------------
+
+    def log_training(self, name: str, result: TrainResult, example: pd.DataFrame,
+                     tags: dict[str, str] | None = None) -> tuple[str, str]:
+        """One run with params, metrics (model and baselines), data window, plots and the model;
+        the model registered as a new version of `name`. Returns (run_id, version)."""
+        from mlflow.models import infer_signature
+        from mlflow.pyfunc import save_model
+
+        from titans_assets.lib.ml.pyfunc import TitansPyfunc
+
+        client = self.client
+        run = self._call("creating a run", client.create_run, self.experiment_id(), run_name=f"{name}-train",
+                         tags={"titans.model": name, "titans.stage": "challenger", "mlflow.source.git.commit":
+                               git_commit(), **(tags or {})})
+        run_id = run.info.run_id
+        try:
+            params = {k: str(v)[:500] for k, v in _flat("", result.params).items()}
+            params.update({f"data.{k}": str(v) for k, v in result.data_window.items()})
+            metrics = _finite(result.metrics)
+            for baseline, values in result.baselines.items():
+                metrics.update({f"baseline.{baseline}.{k}": v for k, v in _finite(values).items()})
+            for k, v in params.items():
+                client.log_param(run_id, k, v)
+            for k, v in metrics.items():
+                client.log_metric(run_id, k, v)
+            client.log_dict(run_id, {"data_window": result.data_window, "notes": result.notes,
+                                     "metrics": result.metrics, "baselines": result.baselines},
+                            "training_summary.json")
+            with tempfile.TemporaryDirectory() as tmp:
+                plots = Path(tmp) / "plots"
+                plots.mkdir()
+                for file_name, figure in result.figures.items():
+                    figure.savefig(plots / file_name, dpi=110, bbox_inches="tight")
+                if result.figures:
+                    client.log_artifacts(run_id, str(plots), "plots")
+                output = result.model.predict(example)
+                try:
+                    signature = infer_signature(example, output)
+                except Exception:  # nested outputs (lists of dicts) may not infer: inputs only
+                    signature = infer_signature(example)
+                model_dir = Path(tmp) / "model"
+                save_model(str(model_dir), python_model=TitansPyfunc(result.model), signature=signature,
+                           pip_requirements=_requirements())
+                client.log_artifacts(run_id, str(model_dir), "model")
+            source = f"{run.info.artifact_uri.rstrip('/')}/model"
+            self._ensure_registered_model(name)
+            version = self._call("registering a version", client.create_model_version, name, source, run_id,
+                                 tags={"titans.data_window": json.dumps(result.data_window)})
+        except Exception:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_terminated(run_id, "FINISHED")
+        return run_id, str(version.version)
+
+    def _ensure_registered_model(self, name: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            self._call("creating the registered model", self.client.create_registered_model, name)
+
+    def record(self, run_id: str, metrics: dict[str, Any], tags: dict[str, str]) -> None:
+        """Add evaluation figures and the promotion decision to a run."""
+        for k, v in _finite(metrics).items():
+            self._call("logging a metric", self.client.log_metric, run_id, k, v)
+        for k, v in tags.items():
+            self._call("tagging the run", self.client.set_tag, run_id, k, v)
+
+    # ---- champions -----------------------------------------------------------------------------
+
+    def champion_version(self, name: str):
+        """The model version behind `name@champion`, or None when there is none yet."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version_by_alias(name, CHAMPION)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise RegistryError(f"E002 MLflow registry: reading {name}@{CHAMPION} failed: "
+                                f"{str(exc).splitlines()[0][:300]}") from exc
+        except Exception as exc:
+            raise RegistryError(f"E002 MLflow registry unreachable: {str(exc).splitlines()[0][:300]}") from exc
+
+    def load_version(self, name: str, version: str):
+        """The native model object of a registered version."""
+        import mlflow.pyfunc
+
+        uri = self._call("resolving the model", self.client.get_model_version_download_uri, name, version)
+        loaded = self._call(f"loading {name} v{version}", mlflow.pyfunc.load_model, uri)
+        return loaded.unwrap_python_model().model
+
+    def champion(self, name: str, load: bool = True) -> Champion | None:
+        mv = self.champion_version(name)
+        if mv is None:
+            return None
+        run = self._call("reading the champion's run", self.client.get_run, mv.run_id)
+        model = self.load_version(name, mv.version) if load else None
+        return Champion(name=name, version=str(mv.version), run_id=mv.run_id, model=model,
+                        metrics=dict(run.data.metrics), tags=dict(mv.tags))
+
+    def promote(self, name: str, version: str, reason: str) -> None:
+        self._call("setting the champion alias", self.client.set_registered_model_alias, name, CHAMPION, version)
+        self._call("tagging the version", self.client.set_model_version_tag, name, version,
+                   "titans.promotion_reason", reason)
+
+
+def _requirements() -> list[str]:
+    reqs = []
+    for pkg in RUNTIME_PACKAGES:
+        try:
+            reqs.append(f"{pkg}=={metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return reqs
