@@ -5,11 +5,12 @@
 -- day_of_week 0 = Monday .. 6 = Sunday; paydays are the 1st and the 15th; US federal holidays with
 -- the observed-day rule (Saturday -> Friday before, Sunday -> Monday after), Juneteenth from 2021.
 
-{#- A fixed-date federal holiday falls on date expression `d` (before the observed-day shift). -#}
-{% macro fixed_holiday(d) -%}
-    ((extract(month from {{ d }}), extract(day from {{ d }})) in ((1, 1), (7, 4), (11, 11), (12, 25))
-     or (extract(month from {{ d }}) = 6 and extract(day from {{ d }}) = 19 and extract(year from {{ d }}) >= 2021))
-{%- endmacro %}
+{#- A fixed-date federal holiday falls on the date expression `D` (before the observed-day shift).
+    (dbt does not allow macros defined inside a model: a template string with D replaced.) -#}
+{%- set fixed_holiday -%}
+    ((extract(month from D), extract(day from D)) in ((1, 1), (7, 4), (11, 11), (12, 25))
+     or (extract(month from D) = 6 and extract(day from D) = 19 and extract(year from D) >= 2021))
+{%- endset %}
 
 with bounds as (
 
@@ -40,9 +41,9 @@ days as (
                                                                                   as days_in_year,
         case
             -- observed fixed-date holidays
-            when extract(isodow from date_day) between 1 and 5 and {{ fixed_holiday('date_day') }} then 1
-            when extract(isodow from date_day) = 5 and {{ fixed_holiday('(date_day + 1)') }} then 1
-            when extract(isodow from date_day) = 1 and {{ fixed_holiday('(date_day - 1)') }} then 1
+            when extract(isodow from date_day) between 1 and 5 and {{ fixed_holiday | replace('D', 'date_day') }} then 1
+            when extract(isodow from date_day) = 5 and {{ fixed_holiday | replace('D', '(date_day + 1)') }} then 1
+            when extract(isodow from date_day) = 1 and {{ fixed_holiday | replace('D', '(date_day - 1)') }} then 1
             -- Monday holidays: MLK (3rd Mon Jan), Presidents (3rd Mon Feb), Memorial (last Mon May),
             -- Labor (1st Mon Sep), Columbus (2nd Mon Oct)
             when extract(isodow from date_day) = 1 and (

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from titans_assets.lib.db import Database
+from titans_assets.lib.db import Database, DatabaseError
 from titans_assets.lib.ml.common import TrainResult
 from titans_assets.lib.settings import Settings
 
@@ -97,6 +97,12 @@ class Registry:
 
     @cached_property
     def client(self):
+        if self.tracking_uri.startswith(("postgresql", "postgres")):
+            # MLflow retries an unreachable database for ~100 s; answer at once instead.
+            try:
+                Database(self.tracking_uri.replace("+psycopg2", "", 1)).ping()
+            except DatabaseError as exc:
+                raise RegistryError(f"E002 MLflow registry unreachable: {exc}") from None
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)

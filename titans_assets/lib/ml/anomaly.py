@@ -1,0 +1,979 @@
+"""Transaction anomaly model: a score in [0, 1] per transaction, a flag, a risk level and reasons.
+
+Real ledgers carry no anomaly labels, so the model is unsupervised; labels (the generator's ground
+truth, or anomalies this module injects) are used only to pick the flag threshold and to measure.
+
+Components (each turns one kind of evidence into a probability-like value in [0, 1])
+    Robust statistics of the training period (stored in the model), all on log |amount| with the
+    median and the MAD (x1.4826, floored at 0.1 so fixed prices do not give infinite z-scores):
+    - `amount`: robust z and ratio of the amount to the median of the most specific group with
+      enough history: (merchant, category), else merchant, else category, else all expenses (or all
+      income). The z is rank-calibrated per category: the logistic is centred on the 99.5th
+      percentile of the training z of that category (at least 3), so heavy-tailed categories
+      (equipment, furniture, travel) need a larger z than tight ones; a ratio under 3x never counts.
+    - `new_merchant`: a merchant never seen in training, weighed by how large the amount is against
+      the 95th percentile of its category (a new coffee shop is not news, a 4,500.00 wire is).
+    - `atypical_category`: a merchant seen under other categories, now under this one. P(category |
+      merchant) mixes the merchant's own history with a category-affinity prior learned from the
+      data (for merchants whose main category is c', the average share of c), so near-duplicate
+      labels (food vs meals) stay plausible while a cinema under office supplies does not.
+    - `unusual_day`: a weekend or US federal holiday charge from a merchant that (almost) only posts
+      on business days (share of business-day postings, at least 5 postings).
+    In-frame context, computed on the frame being scored (a warehouse batch or a request batch):
+    - `duplicate`: another row with the same account, merchant and amount on the same day or the
+      day before, discounted by how often that merchant repeats an amount on a day in training
+      (cash withdrawals in multiples of 20 do).
+    - `burst`: small charges (under `small_amount`, default 5.00) at one merchant within a day
+      either side; Poisson surprise against the merchant's training rate of small charges per
+      active day (an unknown merchant gets a low prior rate: card testing).
+    - `frequency`: charges from one merchant on one day against its rows per active day (Poisson).
+    A multivariate detector:
+    - `isolation`: an IsolationForest on the stationary part of `features.row_features` (weekday,
+      day-of-month and payday cycles, business day, amount size and roundness; month and day-of-year
+      are left out: they are not stationary on a short history) plus the robust-statistic features
+      above, fitted on a subsample of the training period and rank-calibrated: only its top 2% of
+      training scores gives evidence.
+
+Combination
+    score = 1 - prod(1 - w_k * p_k) (a noisy-OR). One strong piece of evidence is enough to flag a
+    row (a 12x spike needs no second opinion), while several weak ones add up, and every part of
+    the score is attributable to a component, which is what the reasons report. A learned
+    combination (e.g. a logistic regression on the components) would need labels that real data
+    does not have; the weights only encode how reliable each kind of evidence is.
+
+Threshold and risk
+    The threshold maximises F1 (or reaches `precision_target`) on a validation split: the latest
+    part of the training period, scored by a model fitted on the part before it, with the known
+    labels or, without labels, with anomalies injected by `inject_anomalies`. The final model is
+    then refitted on the whole training period and keeps that threshold. risk_level: "high" =
+    flagged (score >= threshold), "medium" = score >= threshold / 2 (worth a look), else "low".
+
+Income rows are scored too, by the same statistics kept apart from expenses (keys carry the
+direction): a client paying 10x its usual amount, or a never-seen payer with a large amount, is
+worth a look. Rows without a merchant (a request with only an amount and a date) get the category
+or global statistics and the isolation forest only.
+
+When labels are given, the rows they mark are left out of the training statistics (a known anomaly
+is not normal behaviour); without labels every row counts and the robust statistics absorb them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from titans_assets.lib.ml.common import TrainingDataError, TrainResult, time_split, window_of
+from titans_assets.lib.ml.features import Vocabulary, prepare, row_features, time_features
+
+NAME = "titans_anomaly"
+PRIMARY_METRIC = "average_precision"
+HIGHER_IS_BETTER = True
+
+COMPONENTS = ("amount", "new_merchant", "atypical_category", "unusual_day", "duplicate", "burst",
+              "frequency", "isolation")
+DEFAULT_WEIGHTS = {"amount": 0.95, "new_merchant": 0.9, "atypical_category": 0.85, "unusual_day": 0.8,
+                   "duplicate": 0.85, "burst": 0.9, "frequency": 0.5, "isolation": 0.5}
+INJECTED_KINDS = ("amount_spike", "atypical_merchant", "duplicate_charge", "small_charge_burst",
+                  "new_merchant_large", "unusual_day")
+
+_SEP = "\x1f"
+_INCOME_CAT = "(income)"
+_NO_CAT = "(uncategorized)"
+_MIN_SCALE = 0.1  # log units: a fixed price does not make every cent a huge z-score
+_MAD_K = 1.4826
+_IF_COLUMNS = ("is_business_day",
+               "log_abs_amount",
+               "is_expense", "is_round_10", "has_cents")
+_STAT_FEATURES = ("z_amount", "log_merchant_n", "cat_surprise", "off_day_surprise", "twins", "small_surprise",
+                  "day_excess")
+_REASON_LEVEL = 0.3  # a component whose weighted evidence reaches this is reported
+
+
+# ---------------------------------------------------------------------------------------------------
+# Canonical rows
+# ---------------------------------------------------------------------------------------------------
+
+def _canon(frame: pd.DataFrame, vocabulary: Vocabulary) -> pd.DataFrame:
+    """Prepared rows with what every component needs, on a positional index."""
+    p = prepare(frame, vocabulary).reset_index(drop=True)
+    n = len(p)
+    amount = p["amount"].to_numpy(dtype=float)
+    category = p["category"].astype(object).where(p["category"].notna(), None)
+    if "txn_type" in frame:
+        ttype = frame["txn_type"].astype(object).where(frame["txn_type"].notna(), "").astype(str)
+        ttype = ttype.str.strip().str.lower().to_numpy()
+        expense = np.where(ttype == "income", False,
+                           np.where(ttype == "expense", True, (amount < 0) | category.notna().to_numpy()))
+    else:
+        expense = (amount < 0) | category.notna().to_numpy()
+    merchant = p["merchant"].astype(object).where(p["merchant"].notna(), None)
+    has_m = merchant.notna().to_numpy()
+    direction = np.where(expense, "e", "i")
+    ckey = np.where(expense, category.fillna(_NO_CAT).to_numpy(dtype=object), _INCOME_CAT)
+    mkey = np.where(has_m, pd.Series(direction).str.cat(merchant.fillna("").astype(str), sep=":").to_numpy(),
+                    None)
+    acct = (frame["account"].astype(object).where(frame["account"].notna(), "").astype(str).to_numpy()
+            if "account" in frame else np.full(n, "", dtype=object))
+    absolute = np.abs(amount)
+    tf = time_features(p["txn_date"])
+    out = pd.DataFrame({
+        "date": p["txn_date"], "amount": amount, "abs": absolute,
+        "log_abs": np.log(np.maximum(absolute, 0.01)), "expense": expense, "dir": direction,
+        "merchant": merchant.to_numpy(dtype=object), "has_merchant": has_m,
+        "category": category.to_numpy(dtype=object), "ckey": ckey.astype(object),
+        "mkey": mkey.astype(object), "acct": acct,
+        "bday": tf["is_business_day"].to_numpy() > 0, "holiday": tf["is_holiday"].to_numpy() > 0,
+    })
+    out["desc_key"] = p["description"].str.strip().str.lower().to_numpy(dtype=object)
+    out["mckey"] = np.where(has_m, out["mkey"].fillna("").astype(str) + _SEP + out["ckey"].astype(str), None)
+    out.attrs["prepared"] = p
+    return out
+
+
+def _robust_table(c: pd.DataFrame, key: str) -> pd.DataFrame:
+    """n, median and robust scale of log |amount| per key (rows with a missing key skipped)."""
+    d = c[[key, "log_abs"]][c[key].notna()]
+    if d.empty:
+        return pd.DataFrame(columns=["n", "med", "scale"], dtype=float)
+    g = d.groupby(key, sort=False)["log_abs"]
+    med = g.median()
+    dev = (d["log_abs"] - d[key].map(med)).abs()
+    mad = dev.groupby(d[key], sort=False).median()
+    return pd.DataFrame({"n": g.size().astype(float), "med": med,
+                         "scale": np.maximum(_MAD_K * mad, _MIN_SCALE)})
+
+
+def _day_number(dates: pd.Series) -> np.ndarray:
+    return (dates.to_numpy(dtype="datetime64[D]").astype(np.int64))
+
+
+def _twins(c: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: other rows with the same account, merchant, amount and description text on the same
+    day, and on the day before (rows without a merchant never match). A repeated charge carries the
+    same descriptor (and the same reference code, when the bank prints one)."""
+    n = len(c)
+    same = np.zeros(n, dtype=np.int64)
+    prev = np.zeros(n, dtype=np.int64)
+    has = c["has_merchant"].to_numpy()
+    if not has.any():
+        return same, prev
+    d = pd.DataFrame({"a": c["acct"].to_numpy()[has], "m": c["mkey"].to_numpy()[has],
+                      "t": c["desc_key"].to_numpy()[has],
+                      "x": np.round(c["amount"].to_numpy()[has] * 100), "d": _day_number(c["date"])[has]})
+    counts = d.groupby(["a", "m", "t", "x", "d"], sort=False).size()
+    key_same = pd.MultiIndex.from_frame(d)
+    key_prev = pd.MultiIndex.from_arrays([d["a"], d["m"], d["t"], d["x"], d["d"] - 1])
+    same[has] = counts.reindex(key_same).fillna(0).to_numpy(dtype=np.int64) - 1
+    prev[has] = counts.reindex(key_prev).fillna(0).to_numpy(dtype=np.int64)
+    return same, prev
+
+
+def _day_counts(c: pd.DataFrame, mask: np.ndarray, window: int) -> np.ndarray:
+    """Per row: rows in `mask` with the same account and merchant within +-window days (0 = same day)."""
+    out = np.zeros(len(c), dtype=np.int64)
+    has = c["has_merchant"].to_numpy()
+    sel = has & mask
+    if not sel.any():
+        return out
+    day = _day_number(c["date"])
+    d = pd.DataFrame({"a": c["acct"].to_numpy()[sel], "m": c["mkey"].to_numpy()[sel], "d": day[sel]})
+    counts = d.groupby(["a", "m", "d"], sort=False).size()
+    q = pd.DataFrame({"a": c["acct"].to_numpy()[has], "m": c["mkey"].to_numpy()[has], "d": day[has]})
+    total = np.zeros(int(has.sum()), dtype=np.int64)
+    for shift in range(-window, window + 1):
+        key = pd.MultiIndex.from_arrays([q["a"], q["m"], q["d"] + shift])
+        total += counts.reindex(key).fillna(0).to_numpy(dtype=np.int64)
+    out[has] = total
+    return out
+
+
+def _poisson_surprise(k: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """-log10 P(K >= k) for K ~ Poisson(lam), vectorised for small k (k capped at 30)."""
+    k = np.minimum(np.asarray(k, dtype=np.int64), 30)
+    lam = np.maximum(np.asarray(lam, dtype=float), 1e-6)
+    term = np.exp(-lam)
+    cdf = np.zeros_like(lam)
+    for j in range(31):
+        cdf = cdf + np.where(j < k, term, 0.0)
+        term = term * lam / (j + 1)
+    tail = np.clip(1.0 - cdf, 1e-12, 1.0)
+    return -np.log10(tail)
+
+
+def _clip01(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, 0.0, 1.0)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
+def _lookup(table: pd.DataFrame, keys: np.ndarray, column: str, default: float = np.nan) -> np.ndarray:
+    if table is None or table.empty:
+        return np.full(len(keys), default, dtype=float)
+    pos = table.index.get_indexer(pd.Index(keys, dtype=object))
+    values = table[column].to_numpy(dtype=float)
+    return np.where(pos >= 0, values[np.maximum(pos, 0)], default)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class AnomalyModel:
+    """Fitted statistics, the isolation forest, the weights and the threshold (picklable)."""
+
+    vocabulary: Vocabulary
+    merchant_category: pd.DataFrame  # (merchant, category) key -> n, med, scale
+    merchants: pd.DataFrame  # merchant key -> n, med, scale, bday_share, day_max, active_days, small_rate, twin_rate
+    categories: pd.DataFrame  # category key -> n, med, scale, q95, z_star
+    directions: pd.DataFrame  # "e"/"i" -> n, med, scale, q95
+    cat_prob: np.ndarray  # P(category | merchant), merchants x categories (expense merchants)
+    cat_merchants: pd.Index
+    cat_labels: pd.Index
+    forest: IsolationForest | None
+    forest_ref: np.ndarray  # sorted training isolation scores (higher = more anomalous)
+    threshold: float = 0.5
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    small_amount: float = 5.0
+    min_group: int = 8
+    params: dict[str, Any] = field(default_factory=dict)
+
+    # -- components ---------------------------------------------------------------------------------
+    def components(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Per-row evidence (p_<component> in [0, 1]) and the numbers the reasons quote."""
+        return self._components(_canon(frame, self.vocabulary))
+
+    def _amount_stats(self, c: pd.DataFrame) -> dict[str, np.ndarray]:
+        la = c["log_abs"].to_numpy()
+        mc_n = _lookup(self.merchant_category, c["mckey"].to_numpy(), "n", 0.0)
+        m_n = _lookup(self.merchants, c["mkey"].to_numpy(), "n", 0.0)
+        c_n = _lookup(self.categories, c["ckey"].to_numpy(), "n", 0.0)
+        levels = [
+            ("merchant", mc_n >= self.min_group, self.merchant_category, "mckey"),
+            ("merchant", m_n >= self.min_group, self.merchants, "mkey"),
+            ("category", c_n >= self.min_group, self.categories, "ckey"),
+            ("global", np.ones(len(c), dtype=bool), self.directions, "dir"),
+        ]
+        med = np.full(len(c), np.nan)
+        scale = np.full(len(c), np.nan)
+        level = np.full(len(c), "", dtype=object)
+        for name, ok, table, key in levels:
+            take = ok & np.isnan(med)
+            if not take.any():
+                continue
+            keys = c[key].to_numpy()[take]
+            med[take] = _lookup(table, keys, "med")
+            scale[take] = _lookup(table, keys, "scale")
+            level[take] = name
+        med = np.where(np.isnan(med), 0.0, med)
+        scale = np.where(np.isnan(scale), 1.0, scale)
+        z = (la - med) / scale
+        cmed = np.where(c_n >= self.min_group, _lookup(self.categories, c["ckey"].to_numpy(), "med"), np.nan)
+        return {"z": z, "median": np.exp(med), "ratio": np.exp(la - med), "level": level, "m_n": m_n,
+                "cat_ratio": np.exp(la - cmed), "cat_median": np.exp(cmed)}
+
+    def _cat_prob(self, c: pd.DataFrame) -> np.ndarray:
+        prob = np.full(len(c), np.nan)
+        if self.cat_prob.size == 0:
+            return prob
+        mi = self.cat_merchants.get_indexer(pd.Index(c["mkey"].to_numpy(), dtype=object))
+        ci = self.cat_labels.get_indexer(pd.Index(c["ckey"].to_numpy(), dtype=object))
+        ok = (mi >= 0) & (ci >= 0)
+        prob[ok] = self.cat_prob[mi[ok], ci[ok]]
+        return prob
+
+    def _components(self, c: pd.DataFrame, isolation: bool = True) -> pd.DataFrame:
+        n = len(c)
+        amount = self._amount_stats(c)
+        expense = c["expense"].to_numpy()
+        has_m = c["has_merchant"].to_numpy()
+        mkeys = c["mkey"].to_numpy()
+        known = has_m & (_lookup(self.merchants, mkeys, "n", 0.0) > 0)
+        m_n = amount["m_n"]
+
+        # amount: calibrated z (per-category centre) and a ratio of at least 3x
+        z_star = _lookup(self.categories, c["ckey"].to_numpy(), "z_star", np.nan)
+        z_star = np.where(np.isnan(z_star), _lookup(self.directions, c["dir"].to_numpy(), "z_star", 4.0), z_star)
+        p_amount = (_sigmoid(2.0 * (amount["z"] - z_star)) * _sigmoid(6.0 * (np.log(amount["ratio"]) - math.log(3.0))))
+        p_amount = np.where(np.isfinite(p_amount), p_amount, 0.0)
+
+        # a never-seen merchant, weighed by size against the category's 95th percentile
+        q95 = _lookup(self.categories, c["ckey"].to_numpy(), "q95", np.nan)
+        q95 = np.where(np.isnan(q95) | (_lookup(self.categories, c["ckey"].to_numpy(), "n", 0.0) < self.min_group),
+                       _lookup(self.directions, c["dir"].to_numpy(), "q95", np.nan), q95)
+        size = np.log(np.maximum(c["abs"].to_numpy(), 0.01) / np.where(np.isnan(q95), np.inf, q95))
+        p_new = np.where(has_m & ~known, _sigmoid(3.0 * size + 1.0), 0.0)
+
+        # a known merchant under a category it is not used for
+        prob = self._cat_prob(c)
+        surprise = -np.log10(np.maximum(np.where(np.isnan(prob), 1.0, prob), 1e-6))
+        confidence = _clip01((m_n - 2.0) / 8.0)
+        p_atyp = np.where(expense & known & ~np.isnan(prob), _clip01(surprise - 2.0) * confidence, 0.0)
+
+        # weekend / holiday posting from a business-day merchant
+        # (off-day postings + 0.2) / (postings + 1): 0 of 40 is a habit, 5 of 130 is not
+        share = _lookup(self.merchants, mkeys, "bday_share", np.nan)
+        off_rate = ((1.0 - np.nan_to_num(share, nan=1.0)) * m_n + 0.2) / (m_n + 1.0)
+        off_day = ~c["bday"].to_numpy()
+        p_day = np.where(known & off_day & (m_n >= 5) & ~np.isnan(share),
+                         _clip01((-np.log10(off_rate) - 1.6) / 0.6), 0.0)
+
+        # in-frame: repeats of an amount, bursts of small charges, many charges on a day
+        same, prev = _twins(c)
+        twin_rate = np.nan_to_num(_lookup(self.merchants, mkeys, "twin_rate", 0.0))
+        p_dup = np.where(same > 0, 1.0, np.where(prev > 0, 0.7, 0.0)) * np.exp(-twin_rate / 0.02)
+        small = expense & (c["abs"].to_numpy() < self.small_amount)
+        k_small = _day_counts(c, small, window=1)
+        small_rate = np.where(known, np.nan_to_num(_lookup(self.merchants, mkeys, "small_rate", 0.0)), 0.0)
+        lam_small = 3.0 * np.maximum(small_rate, 0.03)  # three days in the window
+        p_burst = np.where(small & (k_small >= 2), _clip01((_poisson_surprise(k_small, lam_small) - 1.5) / 1.5),
+                           0.0)
+        # more rows on a day than the merchant ever had on one day (with 10+ active days of history)
+        k_day = _day_counts(c, np.ones(n, dtype=bool), window=0)
+        day_max = _lookup(self.merchants, mkeys, "day_max", np.nan)
+        active = _lookup(self.merchants, mkeys, "active_days", 0.0)
+        p_freq = np.where(known & (active >= 10) & ~np.isnan(day_max),
+                          _clip01((k_day - np.nan_to_num(day_max, nan=np.inf)) / 2.0), 0.0)
+
+        # multivariate: the raw evidence above (not its calibrated form) beside the row features
+        stat = {"f_z_amount": np.clip(np.nan_to_num(amount["z"]), -10, 10), "f_log_merchant_n": np.log1p(m_n),
+                "f_cat_surprise": np.where(expense & known, surprise, 0.0),
+                "f_off_day_surprise": np.where(known & off_day, -np.log10(off_rate), 0.0),
+                "f_twins": np.minimum(same + prev, 5).astype(float),
+                "f_small_surprise": np.where(small & (k_small >= 2), _poisson_surprise(k_small, lam_small), 0.0),
+                "f_day_excess": np.clip(np.nan_to_num(k_day - day_max, nan=0.0), -5, 5)}
+        iso_rank = self._isolation_rank(c, stat) if isolation else np.zeros(n)
+        p_iso = _clip01((iso_rank - 0.98) / 0.02)
+
+        return pd.DataFrame({
+            "p_amount": p_amount, "p_new_merchant": p_new, "p_atypical_category": p_atyp,
+            "p_unusual_day": p_day, "p_duplicate": p_dup, "p_burst": p_burst, "p_frequency": p_freq,
+            "p_isolation": p_iso,
+            "z": amount["z"], "ratio": amount["ratio"], "median": amount["median"], "level": amount["level"],
+            "cat_ratio": amount["cat_ratio"], "cat_median": amount["cat_median"], "merchant_n": m_n,
+            "mc_n": _lookup(self.merchant_category, c["mckey"].to_numpy(), "n", 0.0),
+            "bday_share": share, "twins_same_day": same, "twins_prev_day": prev, "small_count": k_small,
+            "day_count": k_day, "day_max": day_max, "isolation_rank": iso_rank, "cat_prob": prob,
+            **stat,
+        })
+
+    def _isolation_frame(self, c: pd.DataFrame, stat) -> np.ndarray:
+        rf = row_features(c.attrs["prepared"]) if "prepared" in c.attrs else None
+        if rf is None or len(rf) != len(c):
+            rf = row_features(pd.DataFrame({"txn_date": c["date"], "amount": c["amount"]}))
+        cols = [rf[col].to_numpy(dtype=float) for col in _IF_COLUMNS]
+        cols += [np.asarray(stat[f"f_{k}"], dtype=float) for k in _STAT_FEATURES]
+        x = np.column_stack(cols) if cols else np.zeros((len(c), 0))
+        return np.nan_to_num(x, nan=0.0, posinf=10.0, neginf=-10.0)
+
+    def _isolation_rank(self, c: pd.DataFrame, stat) -> np.ndarray:
+        if self.forest is None or len(c) == 0 or len(self.forest_ref) == 0:
+            return np.zeros(len(c))
+        s = -self.forest.score_samples(self._isolation_frame(c, stat))
+        return np.searchsorted(self.forest_ref, s, side="right") / len(self.forest_ref)
+
+    # -- scores ----------------------------------------------------------------------------------------
+    def _combine(self, comp: pd.DataFrame) -> np.ndarray:
+        keep = np.ones(len(comp))
+        for name in COMPONENTS:
+            keep *= 1.0 - self.weights.get(name, 0.0) * comp[f"p_{name}"].to_numpy()
+        return _clip01(1.0 - keep)
+
+    def score_rows(self, frame: pd.DataFrame) -> np.ndarray:
+        """Scores only (no reasons): what evaluation and threshold search need."""
+        return self._combine(self._components(_canon(frame, self.vocabulary)))
+
+    def _score_canon(self, c: pd.DataFrame) -> np.ndarray:
+        return self._combine(self._components(c))
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """anomaly_score, is_anomaly, risk_level and reasons per row, aligned to frame's index."""
+        if len(frame) == 0:
+            return pd.DataFrame({"anomaly_score": pd.Series(dtype=float), "is_anomaly": pd.Series(dtype=bool),
+                                 "risk_level": pd.Series(dtype=object), "reasons": pd.Series(dtype=object)},
+                                index=frame.index)
+        c = _canon(frame, self.vocabulary)
+        comp = self._components(c)
+        score = self._combine(comp)
+        flagged = score >= self.threshold
+        risk = np.where(flagged, "high", np.where(score >= self.threshold / 2.0, "medium", "low"))
+        reasons = _reasons(comp, c, self.weights, flagged)
+        return pd.DataFrame({"anomaly_score": score, "is_anomaly": flagged, "risk_level": risk,
+                             "reasons": reasons}, index=frame.index)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reasons
+# ---------------------------------------------------------------------------------------------------
+
+def _money(x: float) -> str:
+    return f"{x:,.2f}"
+
+
+def _ordinal(k: int) -> str:
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def _reason_amount(r, c) -> str:
+    if r["level"] == "merchant":
+        return f"amount {r['ratio']:.1f}x this merchant's median ({_money(r['median'])})"
+    if r["level"] == "category":
+        return f"amount {r['ratio']:.1f}x the median for {c['category'] or 'this category'}"
+    kind = "expenses" if c["expense"] else "income"
+    return f"amount {r['ratio']:.1f}x the median of all {kind} ({_money(r['median'])})"
+
+
+def _reason_new(r, c) -> str:
+    return f"first transaction with this merchant, {_money(c['abs'])}"
+
+
+def _reason_atypical(r, c) -> str:
+    if r["mc_n"] <= 0:
+        return f"merchant '{c['merchant']}' never seen under {c['category']}"
+    return f"merchant '{c['merchant']}' rarely seen under {c['category']} ({int(r['mc_n'])} of {int(r['merchant_n'])})"
+
+
+def _reason_day(r, c) -> str:
+    when = "holiday" if c["holiday"] else "weekend"
+    n = int(r["merchant_n"])
+    return f"{when} charge from a merchant that posts on business days ({round(r['bday_share'] * n)} of {n} postings)"
+
+
+def _reason_duplicate(r, c) -> str:
+    if r["twins_same_day"] > 0:
+        times = int(r["twins_same_day"]) + 1
+        count = "twice" if times == 2 else f"{times} times"
+        return f"same amount charged {count} by this merchant today ({_money(c['abs'])})"
+    return f"same amount charged by this merchant the day before ({_money(c['abs'])})"
+
+
+def _reason_burst(r, c) -> str:
+    return f"{int(r['small_count'])} small charges (under the small-charge limit) at this merchant within a day"
+
+
+def _reason_frequency(r, c) -> str:
+    return f"{int(r['day_count'])} charges from this merchant today (never more than {int(r['day_max'])} a day before)"
+
+
+def _reason_isolation(r, c) -> str:
+    return f"unusual combination of amount, date and merchant history (top {max(100 * (1 - r['isolation_rank']), 0.1):.1f}% of training rows)"
+
+
+_REASONS = {"amount": _reason_amount, "new_merchant": _reason_new, "atypical_category": _reason_atypical,
+            "unusual_day": _reason_day, "duplicate": _reason_duplicate, "burst": _reason_burst,
+            "frequency": _reason_frequency, "isolation": _reason_isolation}
+
+
+def _reasons(comp: pd.DataFrame, c: pd.DataFrame, weights: dict[str, float], flagged: np.ndarray) -> list[list[str]]:
+    """Reasons per row, strongest first: every component at or above the reporting level, and for a
+    flagged row at least its strongest component."""
+    n = len(comp)
+    w = np.column_stack([weights.get(k, 0.0) * comp[f"p_{k}"].to_numpy() for k in COMPONENTS])
+    show = w >= _REASON_LEVEL
+    best = w.argmax(axis=1)
+    force = flagged & ~show.any(axis=1) & (w.max(axis=1) > 0)
+    show[np.flatnonzero(force), best[force]] = True
+    out: list[list[str]] = [[] for _ in range(n)]
+    rows = np.flatnonzero(show.any(axis=1))
+    if len(rows) == 0:
+        return out
+    comp_rows = comp.iloc[rows].to_dict("records")
+    canon_rows = c.iloc[rows][["merchant", "category", "abs", "expense", "holiday"]].to_dict("records")
+    for i, r, cr in zip(rows, comp_rows, canon_rows):
+        order = np.argsort(-w[i], kind="stable")
+        out[i] = [_REASONS[COMPONENTS[k]](r, cr) for k in order if show[i, k]]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fitting
+# ---------------------------------------------------------------------------------------------------
+
+def _fit(c: pd.DataFrame, vocabulary: Vocabulary, *, min_group: int = 8, small_amount: float = 5.0,
+         weights: dict[str, float] | None = None, n_estimators: int = 100, if_sample: int = 20_000,
+         seed: int = 0) -> AnomalyModel:
+    """Fit the statistics and the isolation forest on canonical training rows."""
+    if len(c) == 0:
+        raise TrainingDataError("no training rows for the anomaly model")
+    mc = _robust_table(c, "mckey")
+    merchants = _robust_table(c, "mkey")
+    categories = _robust_table(c, "ckey")
+    directions = _robust_table(c, "dir")
+
+    has_m = c["has_merchant"].to_numpy()
+    if has_m.any():
+        cm = c[has_m]
+        g = cm.groupby("mkey", sort=False)
+        merchants["bday_share"] = g["bday"].mean()
+        day = _day_number(cm["date"])
+        per_day = pd.DataFrame({"m": cm["mkey"].to_numpy(), "a": cm["acct"].to_numpy(), "d": day,
+                                "small": (cm["expense"].to_numpy() & (cm["abs"].to_numpy() < small_amount))})
+        days = per_day.groupby(["m", "a", "d"], sort=False).agg(rows=("small", "size"), small=("small", "sum"))
+        by_m = days.groupby(level="m", sort=False)
+        merchants["day_max"] = by_m["rows"].max().astype(float)
+        merchants["active_days"] = by_m.size().astype(float)
+        merchants["small_rate"] = by_m["small"].mean()
+        same, prev = _twins(c)
+        twin = pd.Series(((same + prev) > 0)[has_m], index=cm.index).groupby(cm["mkey"], sort=False)
+        # shrunk towards the overall rate with the weight of 100 rows: one coincidence is not a habit
+        overall = float(((same + prev) > 0)[has_m].mean())
+        merchants["twin_rate"] = (twin.sum() + 100.0 * overall) / (twin.size() + 100.0)
+    for col in ("bday_share", "day_max", "active_days", "small_rate", "twin_rate"):
+        if col not in merchants:
+            merchants[col] = np.nan
+
+    # quantiles of size per category and direction
+    q95_c = c.groupby("ckey", sort=False)["abs"].quantile(0.95)
+    categories["q95"] = q95_c.reindex(categories.index)
+    directions["q95"] = c.groupby("dir", sort=False)["abs"].quantile(0.95).reindex(directions.index)
+
+    model = AnomalyModel(vocabulary=vocabulary, merchant_category=mc, merchants=merchants,
+                         categories=categories, directions=directions, cat_prob=np.zeros((0, 0)),
+                         cat_merchants=pd.Index([], dtype=object), cat_labels=pd.Index([], dtype=object),
+                         forest=None, forest_ref=np.zeros(0), weights=dict(weights or DEFAULT_WEIGHTS),
+                         small_amount=small_amount, min_group=min_group)
+
+    # per-category centre of the amount logistic: the 99.5th percentile of the training z (>= 3)
+    stats = model._amount_stats(c)
+    zs = pd.Series(stats["z"], index=c.index)
+    z_c = zs.groupby(c["ckey"], sort=False).quantile(0.995)
+    n_c = c.groupby("ckey", sort=False).size()
+    z_c = z_c.where(n_c.reindex(z_c.index) >= 50)
+    categories["z_star"] = np.clip(z_c.reindex(categories.index), 3.0, 8.0)
+    directions["z_star"] = np.clip(zs.groupby(c["dir"], sort=False).quantile(0.995).reindex(directions.index),
+                                   3.0, 8.0)
+
+    # P(category | merchant) with a learned category-affinity prior (expense merchants)
+    ce = c[has_m & c["expense"].to_numpy() & c["category"].notna().to_numpy()]
+    if len(ce):
+        counts = ce.groupby(["mkey", "ckey"], sort=False).size().unstack(fill_value=0)
+        N = counts.to_numpy(dtype=float)
+        n_m = N.sum(axis=1, keepdims=True)
+        P = N / n_m
+        main = P.argmax(axis=1)
+        T = np.zeros((N.shape[1], N.shape[1]))
+        for j in range(N.shape[1]):
+            sel = main == j
+            if sel.any():
+                T[j] = P[sel].mean(axis=0)
+        prior = P @ T
+        model.cat_prob = (0.5 * N / (n_m + 1.0) + 0.5 * prior).astype(np.float32)
+        model.cat_merchants = pd.Index(counts.index, dtype=object)
+        model.cat_labels = pd.Index(counts.columns, dtype=object)
+
+    # the isolation forest on a subsample of the training rows, with their evidence in context
+    if len(c) >= 20:
+        comp = model._components(c, isolation=False)
+        rng = np.random.default_rng(seed)
+        take = np.sort(rng.choice(len(c), size=min(if_sample, len(c)), replace=False))
+        sub = c.iloc[take]
+        if "prepared" in c.attrs:
+            sub.attrs["prepared"] = c.attrs["prepared"].iloc[take]
+        x = model._isolation_frame(sub, comp.iloc[take])
+        forest = IsolationForest(n_estimators=n_estimators, max_samples=min(256, len(sub)), random_state=seed)
+        forest.fit(x)
+        model.forest = forest
+        model.forest_ref = np.sort(-forest.score_samples(x))
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------
+# Injected anomalies (evaluation without labels)
+# ---------------------------------------------------------------------------------------------------
+
+_SYLLABLES = ("ka", "lo", "mi", "ro", "ve", "zan", "tor", "bel", "qui", "nex", "dra", "pel", "sor", "vin")
+
+
+def _new_name(rng: np.random.Generator, taken: set[str]) -> str:
+    while True:
+        word = "".join(rng.choice(_SYLLABLES, size=int(rng.integers(2, 4))))
+        name = f"{word} {('trading', 'digital', 'outlet', 'supply', 'store')[int(rng.integers(5))]} {int(rng.integers(100, 1000))}"
+        if name not in taken:
+            taken.add(name)
+            return name
+
+
+def inject_anomalies(frame: pd.DataFrame, reference: pd.DataFrame | None = None, *, rate: float = 0.01,
+                     seed: int = 0, vocabulary: Vocabulary | None = None,
+                     kinds: tuple[str, ...] = INJECTED_KINDS) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """A copy of `frame` (warehouse columns) with synthetic anomalies, the labels and their kinds.
+
+    `reference` is the history the anomalies are relative to (the training period; default the frame
+    itself). About `rate` x rows anomalous rows (at least one of each kind when possible):
+    - amount_spike: an expense at 8-20x its merchant's median in the reference;
+    - atypical_merchant: an expense's merchant (reference and description) swapped for a merchant
+      the reference never saw under that row's category, with one of that merchant's amounts;
+    - duplicate_charge: an expense charged again, same day, same text and amount;
+    - small_charge_burst: 2-8 charges under 5.00 at a never-seen merchant on one day (or the next);
+    - new_merchant_large: a never-seen merchant with 1-3x the reference's 99th percentile expense;
+    - unusual_day: a charge from a business-day-only merchant (5+ rows) moved to a nearby weekend.
+    Mutated rows keep their index label; added rows get new labels after the largest integer label
+    and no line_number. Labels are returned in the returned frame's row order."""
+    vocabulary = vocabulary or Vocabulary.from_seeds()
+    rng = np.random.default_rng(seed)
+    out = frame.copy()
+    out = out.reset_index(drop=True) if not pd.api.types.is_integer_dtype(out.index) else out
+    for col in ("description", "reference", "category", "merchant", "payment_method", "account", "source_file",
+                "txn_type"):
+        if col in out:
+            out[col] = out[col].astype(object)
+    ref = frame if reference is None else reference
+    rc = _canon(ref, vocabulary)
+    ref_rows = ref.reset_index(drop=True)
+    fc = _canon(out, vocabulary)
+    n = len(out)
+    labels = np.zeros(n, dtype=bool)
+    kind = np.full(n, None, dtype=object)
+    target = max(int(round(rate * n)), len(kinds) + 1)
+
+    exp_ref = rc[rc["expense"] & rc["has_merchant"]]
+    m_med = np.exp(exp_ref.groupby("merchant")["log_abs"].median())
+    m_n = exp_ref.groupby("merchant").size()
+    m_cats = exp_ref.groupby("merchant")["category"].agg(lambda s: set(s.dropna()))
+    m_bday = exp_ref.groupby("merchant")["bday"].mean()
+    known_names = set(rc["merchant"].dropna()) | set(fc["merchant"].dropna())
+    q99 = float(np.quantile(exp_ref["abs"], 0.99)) if len(exp_ref) else 1000.0
+
+    expense_rows = np.flatnonzero(fc["expense"].to_numpy() & fc["has_merchant"].to_numpy()
+                                  & fc["category"].notna().to_numpy())
+    used = np.zeros(n, dtype=bool)
+    plan = list(kinds) + list(rng.choice(list(kinds), size=max(target - len(kinds), 0)))
+    added: list[dict] = []
+    budget = target
+
+    def pick(pool: np.ndarray) -> int | None:
+        pool = pool[~used[pool]]
+        if len(pool) == 0:
+            return None
+        i = int(rng.choice(pool))
+        used[i] = True
+        return i
+
+    def set_row(i: int, **values) -> None:
+        for k, v in values.items():
+            if k in out:
+                out.iat[i, out.columns.get_loc(k)] = v
+
+    merch = fc["merchant"].to_numpy()
+    for k in plan:
+        if budget <= 0:
+            break
+        if k == "amount_spike":
+            pool = expense_rows[np.isin(merch[expense_rows], m_n.index[m_n >= 3].to_numpy())]
+            i = pick(pool)
+            if i is None:
+                continue
+            set_row(i, amount=-round(float(m_med[merch[i]]) * rng.uniform(8, 20), 2))
+        elif k == "atypical_merchant":
+            i = pick(expense_rows)
+            if i is None:
+                continue
+            cat = fc["category"].iat[i]
+            options = [m for m in m_n.index[m_n >= 5] if cat not in m_cats[m]]
+            if not options:
+                used[i] = False
+                continue
+            m = options[int(rng.integers(len(options)))]
+            src = ref_rows.iloc[int(rng.choice(np.flatnonzero(rc["merchant"].to_numpy() == m)))]
+            set_row(i, amount=float(src["amount"]), description=src.get("description"),
+                    reference=src.get("reference"), merchant=m)
+        elif k == "duplicate_charge":
+            i = pick(expense_rows)
+            if i is None:
+                continue
+            row = out.iloc[i].to_dict()
+            row["line_number"] = None
+            added.append({**row, "_kind": k})
+        elif k == "unusual_day":
+            regular = m_bday.index[(m_bday >= 1.0) & (m_n.reindex(m_bday.index) >= 5)].to_numpy()
+            i = pick(expense_rows[np.isin(merch[expense_rows], regular)])
+            if i is None:
+                continue
+            d = pd.Timestamp(fc["date"].iat[i])
+            days = d + pd.to_timedelta(np.arange(-10, 11), unit="D")
+            off = days[days.dayofweek >= 5]
+            set_row(i, txn_date=off[int(rng.integers(len(off)))])
+        elif k in ("small_charge_burst", "new_merchant_large"):
+            base = pick(expense_rows) if len(expense_rows) else None
+            if base is None:
+                continue
+            used[base] = False  # the template row itself stays as it is
+            name = _new_name(rng, known_names)
+            template = out.iloc[base].to_dict()
+            size = int(rng.integers(2, 9)) if k == "small_charge_burst" else 1
+            size = min(size, max(budget, 2)) if k == "small_charge_burst" else 1
+            day0 = pd.Timestamp(fc["date"].iat[base])
+            for j in range(size):
+                row = dict(template)
+                row["line_number"] = None
+                row["reference"] = name.title()
+                row["description"] = f"SQ *{name.upper()}" if k == "small_charge_burst" else f"WIRE TO {name.upper()}"
+                row["merchant"] = name
+                if k == "small_charge_burst":
+                    row["amount"] = -round(float(rng.uniform(0.5, 4.99)), 2)
+                    day = day0 + pd.Timedelta(days=int(rng.random() < 0.2 and j > 0))
+                else:
+                    row["amount"] = -round(q99 * float(rng.uniform(1, 3)), 2)
+                    day = day0
+                if "txn_date" in row:
+                    row["txn_date"] = day.date() if not isinstance(template.get("txn_date"), pd.Timestamp) else day
+                added.append({**row, "_kind": k})
+            budget -= size - 1
+        else:
+            raise ValueError(f"unknown anomaly kind {k!r}")
+        budget -= 1
+        if k in ("amount_spike", "atypical_merchant", "unusual_day"):
+            labels[i] = True
+            kind[i] = k
+
+    if added:
+        extra = pd.DataFrame(added)
+        kinds_added = extra.pop("_kind").to_numpy(dtype=object)
+        start = (int(out.index.max()) + 1) if len(out) else 0
+        extra.index = pd.RangeIndex(start, start + len(extra))
+        extra = extra.reindex(columns=out.columns)
+        out = pd.concat([out, extra.astype(out.dtypes.to_dict(), errors="ignore")])
+        labels = np.concatenate([labels, np.ones(len(extra), dtype=bool)])
+        kind = np.concatenate([kind, kinds_added])
+    if "txn_date" in out:
+        out["txn_date"] = pd.to_datetime(out["txn_date"])
+    if "merchant" in out:  # keep the warehouse's merchant consistent with the (new) reference
+        out["merchant"] = prepare(out, vocabulary)["merchant"].astype(object)
+    return out, labels, kind
+
+
+# ---------------------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------------------
+
+def _ranking_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    labels = np.asarray(labels, dtype=bool)
+    scores = np.asarray(scores, dtype=float)
+    k = int(labels.sum())
+    out = {"n_test": float(len(labels)), "n_anomalies_test": float(k)}
+    if 0 < k < len(labels):
+        out["roc_auc"] = float(roc_auc_score(labels, scores))
+        out["average_precision"] = float(average_precision_score(labels, scores))
+        top = np.argsort(-scores, kind="stable")[:k]
+        out["precision_at_k"] = float(labels[top].mean())
+    else:
+        out.update(roc_auc=float("nan"), average_precision=float("nan"), precision_at_k=float("nan"))
+    return out
+
+
+def _threshold_metrics(flags: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    labels = np.asarray(labels, dtype=bool)
+    flags = np.asarray(flags, dtype=bool)
+    tp = float((flags & labels).sum())
+    precision = tp / flags.sum() if flags.any() else 0.0
+    recall = tp / labels.sum() if labels.any() else float("nan")
+    f1 = 2 * precision * recall / (precision + recall) if (precision + recall) > 0 else 0.0
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+
+
+def score(model: AnomalyModel, holdout) -> dict[str, float]:
+    """Metrics of any anomaly model on a holdout `(frame, labels)` (TrainResult.holdout)."""
+    frame, labels = holdout
+    labels = np.asarray(labels, dtype=bool)
+    pred = model.predict(frame)
+    out = _ranking_metrics(pred["anomaly_score"].to_numpy(), labels)
+    out.update(_threshold_metrics(pred["is_anomaly"].to_numpy(), labels))
+    out["threshold"] = float(getattr(model, "threshold", float("nan")))
+    return out
+
+
+def choose_threshold(scores: np.ndarray, labels: np.ndarray, precision_target: float | None = None) -> float:
+    """The score cut (flag = score >= cut) with the best F1 on labelled rows, or the lowest cut whose
+    precision reaches `precision_target` (best F1 when none does)."""
+    scores = np.asarray(scores, dtype=float)
+    labels = np.asarray(labels, dtype=bool)
+    if not labels.any():
+        raise TrainingDataError("no anomalies in the validation rows: cannot choose a threshold")
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    tp = np.cumsum(y)
+    fp = np.cumsum(~y)
+    last = np.r_[s[1:] != s[:-1], True]  # cut after the last row of each tied score
+    tp, fp, cut = tp[last], fp[last], s[last]
+    precision = tp / (tp + fp)
+    recall = tp / y.sum()
+    f1 = np.where(tp > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    if precision_target is not None:
+        ok = np.flatnonzero(precision >= precision_target)
+        if len(ok):
+            i = ok[-1]
+            return float(cut[i])
+    i = int(np.argmax(f1))
+    # halfway to the next lower score, so a row at the boundary is not a coin flip
+    lower = cut[i + 1] if i + 1 < len(cut) else 0.0
+    return float(max((cut[i] + lower) / 2.0, 1e-6))
+
+
+def _baselines(train_c: pd.DataFrame, test_c: pd.DataFrame, labels: np.ndarray) -> dict[str, dict[str, float]]:
+    base = {"abs_amount": _ranking_metrics(test_c["abs"].to_numpy(), labels)}
+    cats = _robust_table(train_c, "ckey")
+    glob = _robust_table(train_c, "dir")
+    med = _lookup(cats, test_c["ckey"].to_numpy(), "med")
+    scale = _lookup(cats, test_c["ckey"].to_numpy(), "scale")
+    gmed = _lookup(glob, test_c["dir"].to_numpy(), "med", 0.0)
+    gscale = _lookup(glob, test_c["dir"].to_numpy(), "scale", 1.0)
+    z = (test_c["log_abs"].to_numpy() - np.where(np.isnan(med), gmed, med)) / np.where(np.isnan(scale), gscale, scale)
+    base["category_zscore"] = _ranking_metrics(z, labels)
+    return base
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------
+
+def _figure(scores: np.ndarray, labels: np.ndarray, threshold: float):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot(1, 1, 1)
+    bins = np.linspace(0, 1, 41)
+    ax.hist(scores[~labels], bins=bins, alpha=0.6, label=f"normal ({int((~labels).sum())})", density=True)
+    if labels.any():
+        ax.hist(scores[labels], bins=bins, alpha=0.6, label=f"anomalous ({int(labels.sum())})", density=True)
+    ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
+    ax.set_yscale("log")
+    ax.set_xlabel("anomaly score")
+    ax.set_ylabel("density (log)")
+    ax.set_title("Anomaly scores on the test period")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _as_labels(labels, frame: pd.DataFrame) -> np.ndarray | None:
+    if labels is None:
+        return None
+    if isinstance(labels, pd.Series):
+        values = labels.reindex(frame.index) if labels.index.equals(frame.index) is False and \
+            labels.index.isin(frame.index).all() else labels
+        arr = values.fillna(False).to_numpy(dtype=bool)
+    else:
+        arr = np.asarray(labels, dtype=bool)
+    if len(arr) != len(frame):
+        raise ValueError(f"labels have {len(arr)} values for {len(frame)} rows")
+    return arr
+
+
+def train(data: pd.DataFrame, labels=None, **params) -> TrainResult:
+    """Fit the anomaly model on the past, choose its threshold on a validation period and measure it on
+    the most recent period.
+
+    params: test_fraction (0.2), validation_fraction (0.2 of the training period), min_group (8 rows
+    for a group's own statistics), small_amount (5.0), precision_target (None: best F1), weights
+    (component -> weight), n_estimators (100), if_sample (20,000 rows for the isolation forest),
+    injected_rate (0.01 of rows when evaluating on injected anomalies), seed (0)."""
+    t_frac = float(params.get("test_fraction", 0.2))
+    v_frac = float(params.get("validation_fraction", 0.2))
+    seed = int(params.get("seed", 0))
+    fit_kw = {"min_group": int(params.get("min_group", 8)), "small_amount": float(params.get("small_amount", 5.0)),
+              "weights": {**DEFAULT_WEIGHTS, **(params.get("weights") or {})},
+              "n_estimators": int(params.get("n_estimators", 100)), "if_sample": int(params.get("if_sample", 20_000)),
+              "seed": seed}
+    precision_target = params.get("precision_target")
+    rate = float(params.get("injected_rate", 0.01))
+    notes: list[str] = []
+
+    if data is None or len(data) == 0:
+        raise TrainingDataError("no transactions to train the anomaly model on")
+    if "txn_date" not in data:
+        raise TrainingDataError("the anomaly model needs txn_date")
+    y_all = _as_labels(labels, data)
+    frame = data.copy()
+    frame["_label"] = y_all if y_all is not None else False
+    frame = frame[pd.to_datetime(frame["txn_date"], errors="coerce").notna()
+                  & pd.to_numeric(frame["amount"], errors="coerce").notna()]
+    if len(frame) < 60:
+        raise TrainingDataError(f"{len(frame)} usable rows: the anomaly model needs at least 60")
+    vocabulary = Vocabulary.from_seeds()
+
+    train_df, test_df = time_split(frame, "txn_date", test_fraction=t_frac)
+    fit_df, val_df = time_split(train_df, "txn_date", test_fraction=v_frac)
+    evaluation = "ground_truth" if y_all is not None else "injected"
+    if y_all is not None and (not test_df["_label"].any() or not val_df["_label"].any()):
+        notes.append("labels given but the validation or test period holds no labelled anomaly: "
+                     "evaluated on injected anomalies instead")
+        evaluation = "injected"
+
+    def clean(df: pd.DataFrame) -> pd.DataFrame:
+        # known anomalies are not normal behaviour: leave them out of the statistics
+        return df[~df["_label"].to_numpy(dtype=bool)] if y_all is not None else df
+
+    def holdout_of(df: pd.DataFrame, history: pd.DataFrame, salt: int):
+        if evaluation == "ground_truth":
+            return df.drop(columns="_label"), df["_label"].to_numpy(dtype=bool), None
+        base = df.drop(columns="_label")
+        injected, y, kinds = inject_anomalies(base, history.drop(columns="_label"), rate=rate, seed=seed + salt,
+                                              vocabulary=vocabulary)
+        return injected, y, kinds
+
+    # 1. threshold on validation: statistics from the period before it
+    val_frame, val_y, _ = holdout_of(val_df, fit_df, 1)
+    fit_c = _canon(clean(fit_df).drop(columns="_label"), vocabulary)
+    early = _fit(fit_c, vocabulary, **fit_kw)
+    val_scores = early.score_rows(val_frame)
+    threshold = choose_threshold(val_scores, val_y, precision_target)
+
+    # 2. the model: statistics from the whole training period, the validated threshold
+    train_c = _canon(clean(train_df).drop(columns="_label"), vocabulary)
+    model = _fit(train_c, vocabulary, **fit_kw)
+    model.threshold = threshold
+
+    # 3. the test period
+    test_frame, test_y, test_kinds = holdout_of(test_df, train_df, 2)
+    test_pred = model.predict(test_frame)
+    scores = test_pred["anomaly_score"].to_numpy()
+    metrics = _ranking_metrics(scores, test_y)
+    metrics.update(_threshold_metrics(test_pred["is_anomaly"].to_numpy(), test_y))
+    metrics["threshold"] = threshold
+    baselines = _baselines(train_c, _canon(test_frame, vocabulary), test_y)
+
+    # small-data notes: which statistics the test rows could use
+    levels = model._amount_stats(_canon(test_frame, vocabulary))["level"]
+    share = {lv: float(np.mean(levels == lv)) for lv in ("merchant", "category", "global")}
+    if share["merchant"] < 0.5:
+        notes.append(f"small history: only {share['merchant']:.0%} of test rows have merchant statistics "
+                     f"({share['category']:.0%} fall back to their category, {share['global']:.0%} to all rows)")
+    rare = model.categories.index[model.categories["n"] < fit_kw["min_group"]]
+    if len(rare):
+        notes.append(f"{len(rare)} categories with under {fit_kw['min_group']} training rows use the global "
+                     f"statistics: {', '.join(sorted(map(str, rare))[:10])}")
+    if evaluation == "injected":
+        notes.append("no ground truth: threshold and metrics use anomalies injected into the validation and "
+                     "test periods (inject_anomalies), which only measures the kinds injected")
+    notes.append("income rows are scored with income-only statistics; every test row counts in the metrics")
+    if len(val_y) and val_y.sum() < 10:
+        notes.append(f"threshold chosen on only {int(val_y.sum())} validation anomalies")
+
+    run_params = {
+        "evaluation": evaluation, "test_fraction": t_frac, "validation_fraction": v_frac,
+        "min_group": fit_kw["min_group"], "small_amount": fit_kw["small_amount"],
+        "weights": fit_kw["weights"], "n_estimators": fit_kw["n_estimators"], "if_sample": fit_kw["if_sample"],
+        "threshold_objective": "precision_target" if precision_target is not None else "f1",
+        "precision_target": precision_target, "injected_rate": rate if evaluation == "injected" else None,
+        "seed": seed, "validation_rows": len(val_frame), "validation_anomalies": int(val_y.sum()),
+        "combination": "noisy_or",
+    }
+    if test_kinds is not None:
+        run_params["injected_test_kinds"] = {k: int((test_kinds == k).sum()) for k in INJECTED_KINDS}
+    model.params = dict(run_params)
+    window = window_of(train_df, test_df, "txn_date")
+    window.update(validation_start=pd.to_datetime(val_df["txn_date"]).min().date().isoformat(),
+                  validation_rows=len(val_df))
+    return TrainResult(
+        model=model, metrics=metrics, baselines=baselines, params=run_params, data_window=window,
+        holdout=(test_frame, test_y),
+        figures={"anomaly_score_distribution.png": _figure(scores, test_y, threshold)}, notes=notes)
