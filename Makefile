@@ -40,6 +40,7 @@ lint: install
 benchmark: prepare
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/generate.py
+	$(BIN)/python benchmarks/training.py
 
 docs: prepare
 	$(BIN)/titans docs

@@ -3,7 +3,8 @@
 `generate(out_dir, ...)` writes one CSV per account in the canonical Titans Finance format
 (`Date,Type,Description,Amount,Category,Payment Method,Status,Reference,Receipt URL`), newest-first
 like real exports, and writes the ground truth (`anomalies.csv`, `label_noise.csv`, `manifest.json`)
-to `labels_dir` (default `out_dir.parent / "labels"`), which the pipeline never reads.
+to `labels_dir` (default `out_dir.parent / "labels"`), which the pipeline never loads: only the
+anomaly model's evaluation reads `anomalies.csv` there (TITANS_LABELS_DIR), to score its holdout.
 `report(landing_dir)` summarises what was written (category shares, amount quantiles, recurring
 intervals, weekday and month shares) so a change to the generator shows up as numbers.
 
@@ -610,7 +611,7 @@ class GenerationSummary:
         lines.append(f"  anomalies: {self.total_anomalies:,} ("
                      + ", ".join(f"{k} {v}" for k, v in self.anomalies.items() if v) + ")")
         lines.append(f"  label noise: {self.label_noise_rows:,} rows")
-        lines.append(f"Ground truth (never read by the pipeline): {self.labels_dir}")
+        lines.append(f"Ground truth (not loaded; scores the anomaly model): {self.labels_dir}")
         return "\n".join(lines)
 
 
@@ -1417,7 +1418,7 @@ def _validate(out_dir, labels_dir, rows, years, accounts, anomaly_rate, messy_ra
     out_r, lab_r = out_dir.resolve(), labels_dir.resolve()
     if lab_r == out_r or out_r in lab_r.parents:
         raise ValueError(f"labels_dir {labels_dir} is inside the landing folder {out_dir}: "
-                         "ground truth must stay where the pipeline never reads")
+                         "ground truth must stay out of the data the pipeline loads")
 
 
 def _csv_text(header: Sequence[str], rows: list[tuple]) -> str:

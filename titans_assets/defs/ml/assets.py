@@ -34,7 +34,8 @@ def model_assets(spec: ModelSpec) -> list:
     champion_key = dg.AssetKey(["ml", f"{spec.key}_champion"])
 
     @dg.asset(key=challenger_key, deps=[SOURCES[spec.source]], group_name="ml", kinds={"python", "mlflow"},
-              description=f"Train {spec.name} on the past, test on the most recent period, log and register it.")
+              description=f"Train the {spec.key} model on the past, test it on the most recent period, "
+                          "log the run and register a version.")
     def challenger(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MlflowResource):
         result = train_model(spec, warehouse.database(), warehouse.settings())
         run_id, version = mlflow.registry().log_training(
@@ -51,9 +52,9 @@ def model_assets(spec: ModelSpec) -> list:
     @dg.asset(key=evaluation_key, ins={"trained": dg.AssetIn(challenger_key)}, group_name="ml",
               kinds={"python", "mlflow"},
               check_specs=[dg.AssetCheckSpec(CHECK, asset=evaluation_key, blocking=True,
-                                             description=f"The challenger beats the strongest baseline on "
-                                                         f"{spec.primary_metric}.")],
-              description=f"{spec.name}: the challenger vs the current champion and the baselines, same holdout.")
+                                             description="The challenger beats the strongest baseline on "
+                                                         "the model's primary metric.")],
+              description=f"The {spec.key} challenger vs the current champion and the baselines, same holdout.")
     def evaluation(context: dg.AssetExecutionContext, mlflow: MlflowResource, trained: dict):
         registry = mlflow.registry()
         champion = registry.champion(spec.name)
@@ -70,7 +71,8 @@ def model_assets(spec: ModelSpec) -> list:
                                             "best_baseline_value": decision.best_baseline_value})
 
     @dg.asset(key=champion_key, ins={"decision": dg.AssetIn(evaluation_key)}, group_name="ml", kinds={"mlflow"},
-              description=f"{spec.name}@champion: moved only when the evaluation says the challenger is as good.")
+              description=f"The {spec.key} model's registry alias `champion`, moved only when the evaluation "
+                          "says the challenger is at least as good.")
     def champion(context: dg.AssetExecutionContext, mlflow: MlflowResource, decision: dict):
         registry = mlflow.registry()
         if decision["promote"]:

@@ -15,8 +15,9 @@ Components (each turns one kind of evidence into a probability-like value in [0,
       the 95th percentile of its category (a new coffee shop is not news, a 4,500.00 wire is).
     - `atypical_category`: a merchant seen under other categories, now under this one. P(category |
       merchant) mixes the merchant's own history with a category-affinity prior learned from the
-      data (for merchants whose main category is c', the average share of c), so near-duplicate
-      labels (food vs meals) stay plausible while a cinema under office supplies does not.
+      data (how often rows under one category come from merchants also used for the other,
+      generalist merchants down-weighted), so near-duplicate labels (food vs meals, hardware vs
+      computer equipment) stay plausible while a cinema under office supplies does not.
     - `unusual_day`: a weekend or US federal holiday charge from a merchant that (almost) only posts
       on business days (share of business-day postings, at least 5 postings).
     In-frame context, computed on the frame being scored (a warehouse batch or a request batch):
@@ -559,12 +560,14 @@ def _fit(c: pd.DataFrame, vocabulary: Vocabulary, *, min_group: int = 8, small_a
         N = counts.to_numpy(dtype=float)
         n_m = N.sum(axis=1, keepdims=True)
         P = N / n_m
-        main = P.argmax(axis=1)
-        T = np.zeros((N.shape[1], N.shape[1]))
-        for j in range(N.shape[1]):
-            sel = main == j
-            if sel.any():
-                T[j] = P[sel].mean(axis=0)
+        # category affinity T[c', c]: among rows under c', how often their merchant is also used for c.
+        # Generalist merchants (Amazon, Costco: many categories) say little about which labels are
+        # near-synonyms, so a merchant counts with weight 1 / (effective number of its categories)^2.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            entropy = -np.nansum(np.where(P > 0, P * np.log(P), 0.0), axis=1)
+        w = np.exp(-2.0 * entropy)[:, None]
+        T = (w * N).T @ P / np.maximum((w * N).sum(axis=0)[:, None], 1e-12)
+        T = (T + T.T) / 2.0  # near-synonyms are symmetric
         prior = P @ T
         model.cat_prob = (0.5 * N / (n_m + 1.0) + 0.5 * prior).astype(np.float32)
         model.cat_merchants = pd.Index(counts.index, dtype=object)

@@ -65,3 +65,32 @@ def anomaly_labels(frame: pd.DataFrame, labels_dir: Path) -> pd.Series | None:
     keys = pd.MultiIndex.from_frame(truth.rename(columns={"file": "source_file"}))
     rows = pd.MultiIndex.from_arrays([frame["source_file"], frame["line_number"].astype("int64")])
     return pd.Series(rows.isin(keys), index=frame.index, name="is_anomaly")
+
+
+def frame_from_csvs(landing_dir: Path) -> pd.DataFrame:
+    """Warehouse-shaped transactions straight from CSV files, without a database: the input
+    contract's parser, then the same label normalization and merchant as dbt (via features.prepare).
+    For tests and benchmarks of the models; the pipeline reads the dbt feature table instead."""
+    from titans_assets.lib.csv_contract import parse_csv
+    from titans_assets.lib.loader import account_of, landing_files, source_file_key
+    from titans_assets.lib.ml.features import Vocabulary, prepare
+
+    parts = []
+    for path in landing_files(landing_dir):
+        rows = parse_csv(path.read_bytes()).rows
+        key = source_file_key(landing_dir, path)
+        parts.append(rows.assign(source_file=key, account=account_of(key)))
+    raw = pd.concat(parts, ignore_index=True)
+    frame = prepare(raw, Vocabulary.from_seeds())
+    frame["category"] = frame["category"].where(raw["txn_type"] == "Expense", None)
+    frame = frame.assign(transaction_id=raw.index.astype(str), account=raw["account"],
+                         source_file=raw["source_file"], line_number=raw["line_number"].astype("int64"),
+                         txn_type=raw["txn_type"])
+    return frame.sort_values(["txn_date", "source_file", "line_number"], kind="stable").reset_index(drop=True)
+
+
+def daily_series(frame: pd.DataFrame) -> pd.DataFrame:
+    """Daily net flow over every calendar day of `frame` (what features.ml_daily_cashflow holds)."""
+    net = frame.groupby("txn_date")["amount"].sum()
+    days = pd.date_range(net.index.min(), net.index.max(), freq="D")
+    return pd.DataFrame({"metric_date": days, "net_flow": net.reindex(days, fill_value=0.0).to_numpy()})
