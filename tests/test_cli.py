@@ -36,6 +36,27 @@ def _titans(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.C
     return subprocess.run([*TITANS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_until_up(url: str, proc: subprocess.Popen, timeout: float = 180) -> str:
+    """The body of `url` once the server `proc` started answers it ('' if it never did)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return resp.read().decode()
+        except OSError:
+            time.sleep(1)
+    return ""
+
+
 @pytest.fixture()
 def home():
     path = Path(tempfile.mkdtemp(prefix="titans-cli-"))
@@ -100,24 +121,12 @@ def test_dagster_definitions_validate(home: Path):
 
 
 def test_docs_site_is_generated_and_served(home: Path):
-    import time
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     env = _env(home, home / "raw")
     proc = subprocess.Popen([*TITANS, "docs", "--port", str(port)], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline, body = time.monotonic() + 180, ""
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
-                    body = resp.read().decode()
-                break
-            except OSError:
-                time.sleep(1)
+        body = _get_until_up(f"http://127.0.0.1:{port}/", proc)
         assert "dbt" in body.lower() and "<html" in body.lower(), proc.stdout.read() if proc.poll() is not None else body
         assert (home / "dbt-docs" / "catalog.json").exists() and (home / "dbt-docs" / "manifest.json").exists()
     finally:
@@ -134,9 +143,7 @@ def test_dagster_dev_serves_the_graph_and_ctrl_c_leaves_no_process(home: Path):
 
     import psutil
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     proc = subprocess.Popen(
         [*TITANS, "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
         env=_env(home, home / "raw"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -165,3 +172,23 @@ def test_dagster_dev_serves_the_graph_and_ctrl_c_leaves_no_process(home: Path):
     postgres = [p for p in psutil.process_iter(["cmdline"]) if str(home) in " ".join(p.info["cmdline"] or [])]
     assert [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
     assert postgres == []  # the embedded server stopped with its last user
+
+
+def test_mlflow_ui_serves_the_project_store_and_ctrl_c_stops_it(home: Path):
+    import signal
+
+    import psutil
+
+    port = _free_port()
+    proc = subprocess.Popen([*TITANS, "mlflow", "--port", str(port)], env=_env(home, home / "raw"), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        body = _get_until_up(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5", proc)
+        assert "experiments" in json.loads(body or "{}"), body
+        started = psutil.Process(proc.pid).children(recursive=True)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=60)
+    assert rc in (0, -signal.SIGINT, 130)
+    assert [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from titans_assets.commands.generate import generate, generate_report
+from titans_assets.commands.serve import serve
 
 
 class _Group(click.Group):
@@ -56,6 +57,7 @@ def main() -> None:
 
 main.add_command(generate)
 main.add_command(generate_report)
+main.add_command(serve)
 
 
 @main.command()
@@ -193,6 +195,28 @@ def docs(port: int, host: str, no_serve: bool) -> None:
     stop_embedded()
     os.execv(DBT_EXECUTABLE, [DBT_EXECUTABLE, "docs", "serve", *common, "--port", str(port), "--host", host,
                               "--no-browser"])
+
+
+@main.command()
+@click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def mlflow(port: int, host: str) -> None:
+    """Serve the MLflow UI (runs, metrics, plots, the model registry) on this project's store."""
+    from titans_assets.lib.ml.tracking import Registry
+
+    settings, db = _prepare()
+    registry = Registry.from_settings(settings, db)
+    if not registry.tracking_uri.startswith("postgresql"):
+        click.echo(f"MLflow tracking server: {registry.tracking_uri}")
+        return
+    click.echo(f"MLflow UI on http://{host}:{port} (store: {db.redacted()} -> {db.dbname}_mlflow)")
+    # No job runner: its consumer processes are for MLflow's GenAI jobs and outlive a Ctrl-C.
+    os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    exe = Path(sys.executable).with_name("mlflow")
+    sys.exit(run_until_child_exits([str(exe) if exe.exists() else "mlflow", "server", "--host", host,
+                                    "--port", str(port), "--workers", "1",
+                                    "--backend-store-uri", registry.tracking_uri,
+                                    "--default-artifact-root", registry.artifact_root]))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

@@ -18,7 +18,15 @@
 -- Medians and percentile positions are approximate: each day carries a histogram of abs(amount) on
 -- a log scale (6 bins per decade from 1 cent to 1M, so a bin spans a factor 10^(1/6) = 1.47),
 -- cumulated over the past; values are interpolated linearly (in log space) inside a bin.
-{{ config(pre_hook=["set local work_mem = '256MB'"]) }}
+{#- Planner settings for this statement only (SET LOCAL ends with the model's transaction). The
+    joins below are equi-joins of 1M rows with daily aggregates built in CTEs, which have no
+    statistics: PostgreSQL estimates 1 row, then picks nested loops or a merge join on `account`
+    alone (a near cross join, minutes at 1M rows). Hash joins are right for every join here. -#}
+{{ config(pre_hook=[
+    "set local work_mem = '256MB'",
+    "set local enable_nestloop = off",
+    "set local enable_mergejoin = off",
+]) }}
 
 {%- set bins_per_decade = 6 %}
 {%- set min_log10 = -2 %}
@@ -27,10 +35,11 @@
 {#- Prior-history statistics of abs(amount) for one aggregation level (columns n_prior,
     sum_abs_prior, sumsq_abs_prior, le_prior[1..n_bins], as produced by the *_hist CTEs). -#}
 {%- set prior_stats -%}
-        case when n_prior > 0 then sum_abs_prior / n_prior end                       as prior_mean_abs,
-        case when n_prior > 1 then sqrt(greatest(
+        cast(case when n_prior > 0 then sum_abs_prior / n_prior end as double precision)
+                                                                                     as prior_mean_abs,
+        cast(case when n_prior > 1 then sqrt(greatest(
             (sumsq_abs_prior - sum_abs_prior * sum_abs_prior / n_prior) / (n_prior - 1), 0)) end
-                                                                                     as prior_std_abs,
+            as double precision)                                                     as prior_std_abs,
         case when n_prior > 0 then case
             {%- for i in range(1, n_bins + 1) %}
             when le_prior[{{ i }}] * 2 >= n_prior then {{ i }}
@@ -38,12 +47,12 @@
         end end                                                                      as median_bin
 {%- endset %}
 
-{#- Approximate median from median_bin (first bin whose cumulative count reaches half), linear in
-    log10 space inside the bin. -#}
+{#- Approximate median from median_bin (the first bin whose cumulative count reaches half the
+    prior rows), linear in log10 space inside the bin; double precision (numeric power is slow). -#}
 {%- set median_from_bin -%}
         power(10.0, {{ min_log10 }} + (
             (median_bin - 1)
-            + (n_prior / 2.0 - coalesce(le_prior[median_bin - 1], 0))
+            + (cast(n_prior as double precision) / 2 - coalesce(le_prior[median_bin - 1], 0))
               / nullif(le_prior[median_bin] - coalesce(le_prior[median_bin - 1], 0), 0)
         ) / {{ bins_per_decade }}.0)
 {%- endset %}
@@ -64,6 +73,8 @@ with txns as (
         category,
         amount,
         abs(amount)                                                         as abs_amount,
+        cast(abs(amount) as double precision)                               as abs_f,
+        cast(round(abs(amount) * 100) as bigint)                            as abs_cents,
         case when txn_type = 'Expense' then 1 else 0 end                    as is_expense,
         case when txn_type = 'Expense' then -amount else 0 end              as expense_amount,
         ln(1 + cast(abs(amount) as double precision))                       as log_abs_amount,
@@ -88,8 +99,8 @@ binned as (
             else cast(floor(bin_pos) as integer) + 1
         end                                                                 as amount_bin,
         case
-            when bin_pos is null or bin_pos < 0 then 0.0
-            when bin_pos >= {{ n_bins }} then 1.0
+            when bin_pos is null or bin_pos < 0 then cast(0 as double precision)
+            when bin_pos >= {{ n_bins }} then cast(1 as double precision)
             else bin_pos - floor(bin_pos)
         end                                                                 as amount_bin_frac
     from txns
@@ -201,10 +212,11 @@ acct_merchant_stats as (
         case when active_days_prior >= 2 then
             cast(prev_date - first_date as double precision) / (active_days_prior - 1)
         end                                                                 as merchant_mean_gap_days,
-        case when n_prior > 0 then sum_abs_prior / n_prior end              as merchant_prior_mean_abs,
-        case when n_prior > 1 then sqrt(greatest(
+        cast(case when n_prior > 0 then sum_abs_prior / n_prior end as double precision)
+                                                                            as merchant_prior_mean_abs,
+        cast(case when n_prior > 1 then sqrt(greatest(
             (sumsq_abs_prior - sum_abs_prior * sum_abs_prior / n_prior) / (n_prior - 1), 0)) end
-                                                                            as merchant_prior_std_abs
+            as double precision)                                            as merchant_prior_std_abs
     from acct_merchant_hist
 
 ),
@@ -256,19 +268,19 @@ acct_hist as (
         sum(sumsq_abs) over w_prior                                         as sumsq_abs_prior,
         sum(sum_log) over w_prior                                           as sum_log_prior,
         sum(sumsq_log) over w_prior                                         as sumsq_log_prior,
-        max(max_abs) over w_prior                                           as max_abs_prior,
+        cast(max(max_abs) over w_prior as double precision)                 as max_abs_prior,
         coalesce(sum(n_new_merchants) over w_prior, 0)                      as acct_prior_distinct_merchants,
         lag(txn_date) over w_days                                           as prev_date,
         array[
             {%- for i in range(1, n_bins + 1) %}
-            sum(le_{{ i }}) over w_prior{{ "," if not loop.last }}
+            cast(coalesce(sum(le_{{ i }}) over w_prior, 0) as integer){{ "," if not loop.last }}
             {%- endfor %}
         ]                                                                   as le_prior,
         {%- for days in [7, 14, 30] %}
         sum(n) over w_{{ days }}d                                           as acct_txn_count_{{ days }}d,
-        sum(sum_amount) over w_{{ days }}d                                  as acct_amount_sum_{{ days }}d,
+        cast(sum(sum_amount) over w_{{ days }}d as double precision)        as acct_amount_sum_{{ days }}d,
         sum(n_expense) over w_{{ days }}d                                   as acct_expense_count_{{ days }}d,
-        sum(sum_expense) over w_{{ days }}d                                 as acct_expense_sum_{{ days }}d,
+        cast(sum(sum_expense) over w_{{ days }}d as double precision)       as acct_expense_sum_{{ days }}d,
         {%- endfor %}
         count(*) over w_30d                                                 as acct_active_days_30d,
         coalesce(sum(n) over (
@@ -287,14 +299,24 @@ acct_hist as (
 
 acct_stats as (
 
-    select
-        acct_hist.*,
-        {{ prior_stats }},
-        case when n_prior > 0 then sum_log_prior / n_prior end              as prior_mean_log,
-        case when n_prior > 1 then sqrt(greatest(
-            (sumsq_log_prior - sum_log_prior * sum_log_prior / n_prior) / (n_prior - 1), 0)) end
+    select s.*, {{ median_from_bin }} as prior_median_abs
+    from (
+        select
+            acct_hist.*,
+            {{ prior_stats }},
+            {%- for days in [7, 14, 30] %}
+            acct_amount_sum_{{ days }}d / acct_txn_count_{{ days }}d       as acct_amount_mean_{{ days }}d,
+            acct_expense_sum_{{ days }}d / nullif(acct_expense_count_{{ days }}d, 0)
+                                                                            as acct_expense_mean_{{ days }}d,
+            {%- endfor %}
+            cast(acct_txn_count_same_day as double precision)
+                / nullif(acct_txn_count_prior_30d / 30.0, 0)                as acct_velocity_ratio_30d,
+            case when n_prior > 0 then sum_log_prior / n_prior end          as prior_mean_log,
+            case when n_prior > 1 then sqrt(greatest(
+                (sumsq_log_prior - sum_log_prior * sum_log_prior / n_prior) / (n_prior - 1), 0)) end
                                                                             as prior_std_log
-    from acct_hist
+        from acct_hist
+    ) as s
 
 ),
 
@@ -310,11 +332,11 @@ acct_cat_hist as (
         sum(sumsq_abs) over w_prior                                         as sumsq_abs_prior,
         array[
             {%- for i in range(1, n_bins + 1) %}
-            sum(le_{{ i }}) over w_prior{{ "," if not loop.last }}
+            cast(coalesce(sum(le_{{ i }}) over w_prior, 0) as integer){{ "," if not loop.last }}
             {%- endfor %}
         ]                                                                   as le_prior,
         sum(n) over w_30d                                                   as acct_cat_txn_count_30d,
-        sum(sum_expense) over w_30d                                         as acct_cat_expense_sum_30d
+        cast(sum(sum_expense) over w_30d as double precision)               as acct_cat_expense_sum_30d
     from acct_cat_day
     window
         w_prior as (partition by account, category_key order by txn_date rows between unbounded preceding and 1 preceding),
@@ -324,8 +346,8 @@ acct_cat_hist as (
 
 acct_cat_stats as (
 
-    select acct_cat_hist.*, {{ prior_stats }}
-    from acct_cat_hist
+    select s.*, {{ median_from_bin }} as prior_median_abs
+    from (select acct_cat_hist.*, {{ prior_stats }} from acct_cat_hist) as s
 
 ),
 
@@ -356,7 +378,7 @@ cat_hist as (
         sum(sumsq_abs) over w_prior                                         as sumsq_abs_prior,
         array[
             {%- for i in range(1, n_bins + 1) %}
-            sum(le_{{ i }}) over w_prior{{ "," if not loop.last }}
+            cast(coalesce(sum(le_{{ i }}) over w_prior, 0) as integer){{ "," if not loop.last }}
             {%- endfor %}
         ]                                                                   as le_prior
     from cat_day
@@ -405,21 +427,21 @@ joined as (
         {%- for days in [7, 14, 30] %}
         a.acct_txn_count_{{ days }}d,
         a.acct_amount_sum_{{ days }}d,
+        a.acct_amount_mean_{{ days }}d,
         a.acct_expense_count_{{ days }}d,
         a.acct_expense_sum_{{ days }}d,
+        a.acct_expense_mean_{{ days }}d,
         {%- endfor %}
         a.acct_active_days_30d,
-        a.acct_txn_count_prior_30d,
-        {{ median_from_bin | replace('median_bin', 'a.median_bin') | replace('n_prior', 'a.n_prior') | replace('le_prior', 'a.le_prior') }}
-                                                                            as acct_median,
+        a.acct_velocity_ratio_30d,
+        a.prior_median_abs                                                  as acct_median,
         ac.n_prior                                                          as acct_cat_n_prior,
         ac.prior_mean_abs                                                   as acct_cat_mean,
         ac.prior_std_abs                                                    as acct_cat_std,
         ac.le_prior                                                         as acct_cat_le,
         ac.acct_cat_txn_count_30d,
         ac.acct_cat_expense_sum_30d,
-        {{ median_from_bin | replace('median_bin', 'ac.median_bin') | replace('n_prior', 'ac.n_prior') | replace('le_prior', 'ac.le_prior') }}
-                                                                            as acct_cat_median,
+        ac.prior_median_abs                                                 as acct_cat_median,
         c.n_prior                                                           as cat_n_prior,
         c.prior_mean_abs                                                    as cat_mean,
         c.prior_std_abs                                                     as cat_std,
@@ -505,44 +527,39 @@ select
     cal.days_to_month_end,
 
     -- amount: the row itself
-    cast(j.abs_amount as double precision)                                  as abs_amount,
+    j.abs_f                                                                 as abs_amount,
     j.log_abs_amount,
     cast(sign(j.amount) as integer)                                         as amount_sign,
     j.is_expense,
-    case when j.abs_amount % 10 = 0 then 1 else 0 end                       as is_round_10,
-    case when j.abs_amount % 100 = 0 then 1 else 0 end                      as is_round_100,
-    case when j.abs_amount % 1 <> 0 then 1 else 0 end                       as has_cents,
-    cast(round((j.abs_amount % 1) * 100) as integer)                        as amount_cents,
+    case when j.abs_cents % 1000 = 0 then 1 else 0 end                      as is_round_10,
+    case when j.abs_cents % 10000 = 0 then 1 else 0 end                     as is_round_100,
+    case when j.abs_cents % 100 <> 0 then 1 else 0 end                      as has_cents,
+    cast(j.abs_cents % 100 as integer)                                      as amount_cents,
 
     -- amount: relative to the past (strictly earlier days)
-    cast(j.acct_mean as double precision)                                   as acct_prior_mean_abs_amount,
-    cast(j.acct_std as double precision)                                    as acct_prior_std_abs_amount,
+    j.acct_mean                                                             as acct_prior_mean_abs_amount,
+    j.acct_std                                                              as acct_prior_std_abs_amount,
     j.acct_median                                                           as acct_prior_median_abs_amount,
-    cast((j.abs_amount - j.acct_mean) / nullif(j.acct_std, 0) as double precision)
-                                                                            as acct_amount_zscore,
+    (j.abs_f - j.acct_mean) / nullif(j.acct_std, 0)                         as acct_amount_zscore,
     (j.log_abs_amount - j.acct_mean_log) / nullif(j.acct_std_log, 0)        as acct_log_amount_zscore,
-    cast(j.abs_amount as double precision) / nullif(j.acct_median, 0)       as acct_amount_to_median_ratio,
-    cast(j.abs_amount / nullif(j.acct_max_abs_prior, 0) as double precision)
-                                                                            as acct_amount_to_prior_max_ratio,
+    j.abs_f / nullif(j.acct_median, 0)                                      as acct_amount_to_median_ratio,
+    j.abs_f / nullif(j.acct_max_abs_prior, 0)                               as acct_amount_to_prior_max_ratio,
     {{ pctl | replace('LE', 'j.acct_le') | replace('N', 'j.acct_n_prior') }}
                                                                             as acct_amount_pctl,
-    cast(j.acct_cat_mean as double precision)                               as acct_cat_prior_mean_abs_amount,
-    cast(j.acct_cat_std as double precision)                                as acct_cat_prior_std_abs_amount,
+    j.acct_cat_mean                                                         as acct_cat_prior_mean_abs_amount,
+    j.acct_cat_std                                                          as acct_cat_prior_std_abs_amount,
     j.acct_cat_median                                                       as acct_cat_prior_median_abs_amount,
-    cast((j.abs_amount - j.acct_cat_mean) / nullif(j.acct_cat_std, 0) as double precision)
-                                                                            as acct_cat_amount_zscore,
-    cast(j.abs_amount as double precision) / nullif(j.acct_cat_median, 0)   as acct_cat_amount_to_median_ratio,
+    (j.abs_f - j.acct_cat_mean) / nullif(j.acct_cat_std, 0)                 as acct_cat_amount_zscore,
+    j.abs_f / nullif(j.acct_cat_median, 0)                                  as acct_cat_amount_to_median_ratio,
     {{ pctl | replace('LE', 'j.acct_cat_le') | replace('N', 'j.acct_cat_n_prior') }}
                                                                             as acct_cat_amount_pctl,
-    cast((j.abs_amount - j.cat_mean) / nullif(j.cat_std, 0) as double precision)
-                                                                            as cat_amount_zscore,
+    (j.abs_f - j.cat_mean) / nullif(j.cat_std, 0)                           as cat_amount_zscore,
     {{ pctl | replace('LE', 'j.cat_le') | replace('N', 'j.cat_n_prior') }}
                                                                             as cat_amount_pctl,
-    cast(j.merchant_prior_mean_abs as double precision)                     as merchant_prior_mean_abs_amount,
-    cast((j.abs_amount - j.merchant_prior_mean_abs) / nullif(j.merchant_prior_std_abs, 0) as double precision)
+    j.merchant_prior_mean_abs                                               as merchant_prior_mean_abs_amount,
+    (j.abs_f - j.merchant_prior_mean_abs) / nullif(j.merchant_prior_std_abs, 0)
                                                                             as merchant_amount_zscore,
-    cast(j.abs_amount / nullif(j.merchant_prior_mean_abs, 0) as double precision)
-                                                                            as merchant_amount_to_mean_ratio,
+    j.abs_f / nullif(j.merchant_prior_mean_abs, 0)                          as merchant_amount_to_mean_ratio,
 
     -- categorical: point-in-time frequency encodings (strictly earlier days of the account)
     j.acct_n_prior                                                          as acct_prior_txn_count,
@@ -566,22 +583,19 @@ select
     -- behavioral: account windows of N calendar days ending at txn_date (the day included)
     {%- for days in [7, 14, 30] %}
     j.acct_txn_count_{{ days }}d,
-    cast(j.acct_amount_sum_{{ days }}d as double precision)                 as acct_amount_sum_{{ days }}d,
-    cast(j.acct_amount_sum_{{ days }}d / j.acct_txn_count_{{ days }}d as double precision)
-                                                                            as acct_amount_mean_{{ days }}d,
+    j.acct_amount_sum_{{ days }}d,
+    j.acct_amount_mean_{{ days }}d,
     j.acct_expense_count_{{ days }}d,
-    cast(j.acct_expense_sum_{{ days }}d as double precision)                as acct_expense_sum_{{ days }}d,
-    cast(j.acct_expense_sum_{{ days }}d / nullif(j.acct_expense_count_{{ days }}d, 0) as double precision)
-                                                                            as acct_expense_mean_{{ days }}d,
+    j.acct_expense_sum_{{ days }}d,
+    j.acct_expense_mean_{{ days }}d,
     {%- endfor %}
     j.acct_active_days_30d,
     j.acct_cat_txn_count_30d,
-    cast(j.acct_cat_expense_sum_30d as double precision)                    as acct_cat_expense_sum_30d,
+    j.acct_cat_expense_sum_30d,
     j.txn_date - j.acct_prev_date                                           as acct_days_since_prev_txn,
     -- velocity
     j.acct_txn_count_same_day,
-    cast(j.acct_txn_count_same_day as double precision)
-        / nullif(j.acct_txn_count_prior_30d / 30.0, 0)                      as acct_velocity_ratio_30d,
+    j.acct_velocity_ratio_30d,
     j.merchant_txn_count_same_day,
     j.same_charge_count_same_day,
     -- merchant recurrence (the account's earlier days with this merchant)

@@ -28,8 +28,9 @@ training window) wins; a candidate that fails is skipped with a note. Candidates
 Intervals are empirical: quantiles of the backtest errors (actual - forecast) of the chosen method,
 pooled over the origins and a window of neighbouring horizon steps, with a finite-sample (split
 conformal) correction, made monotone in the step by isotonic regression so that they never shrink.
-When fewer than `MIN_CALIBRATION` errors exist, the in-sample seasonal differences are used instead
-(wide: honest for small data). Beyond the backtest horizon the widths grow as (step/horizon)**0.25,
+When the backtest errors cover fewer than `CALIBRATION_DAYS` distinct days, the in-sample seasonal
+differences (y[t] - y[t-7], wider than a good model's errors) join the pool: small data gets wide,
+honest intervals. Beyond the backtest horizon the widths grow as (step/horizon)**0.25,
 a heuristic whose coverage is not measured. The reported `interval_coverage` is cross-validated:
 each origin's interval is calibrated on the errors of the other origins on days outside its own
 test window (or on the in-sample seasonal differences when those are too few).
@@ -68,7 +69,7 @@ SEASON = 7
 MIN_DAYS = 45  # the smallest series train() accepts (with the default 30-day horizon)
 MIN_TRAIN_DAYS = 15  # history before the earliest backtest origin
 MAX_HORIZON = 365
-MIN_CALIBRATION = 20  # errors needed to calibrate an interval from the backtest
+CALIBRATION_DAYS = 90  # below this many distinct backtest days, intervals also use seasonal differences
 MIN_POOL = 40  # errors pooled (over neighbouring steps) for one step's quantiles
 GBM_MIN_ROWS = 30
 BASELINES = ("seasonal_naive_7", "mean_28")
@@ -140,7 +141,7 @@ class BacktestConfig:
     n_origins: int = 6
     origin_step: int | None = None  # None: the horizon when the data allows, else 7 days
     gbm_loss: str = "squared_error"
-    gbm_max_iter: int = 200
+    gbm_max_iter: int = 100
 
 
 def _seasonal_naive(y: np.ndarray, first: pd.Timestamp, steps: int, config: BacktestConfig):
@@ -253,9 +254,11 @@ def _gbm(y: np.ndarray, first: pd.Timestamp, steps: int, config: BacktestConfig)
                          f"training days), got {len(y)}")
     targets = np.arange(gap, len(y))
     X = _gbm_design(y, first, targets, gap)
+    columns = [c for c in X.columns if X[c].notna().any()]  # e.g. no day a year earlier yet
+    X = X[columns]
     model = HistGradientBoostingRegressor(
-        loss=config.gbm_loss, learning_rate=0.05, max_iter=config.gbm_max_iter, max_leaf_nodes=15,
-        min_samples_leaf=max(5, min(20, rows // 10)), l2_regularization=1.0, early_stopping=False,
+        loss=config.gbm_loss, learning_rate=0.03, max_iter=config.gbm_max_iter, max_leaf_nodes=7,
+        min_samples_leaf=max(5, min(30, rows // 10)), l2_regularization=1.0, early_stopping=False,
         random_state=0)
     ext = y.astype(float).copy()
     path: list[float] = []
@@ -266,10 +269,10 @@ def _gbm(y: np.ndarray, first: pd.Timestamp, steps: int, config: BacktestConfig)
         while len(path) < steps:  # direct within a block of `gap` days, recursive across blocks
             block = min(gap, steps - len(path))
             idx = np.arange(len(ext), len(ext) + block)
-            pred = model.predict(_gbm_design(ext, first, idx, gap))
+            pred = model.predict(_gbm_design(ext, first, idx, gap)[columns])
             path.extend(pred.tolist())
             ext = np.concatenate([ext, pred])
-    return np.asarray(path), {"regressor": model, "gap": gap, "features": list(X.columns)}
+    return np.asarray(path), {"regressor": model, "gap": gap, "features": columns}
 
 
 ForecastFn = Callable[[np.ndarray, pd.Timestamp, int, BacktestConfig], tuple[np.ndarray, Any]]
@@ -387,6 +390,16 @@ def _seasonal_diffs(y: np.ndarray) -> np.ndarray:
     return d - np.mean(d)
 
 
+def _calibration_set(resid: np.ndarray, steps: np.ndarray, distinct_days: int,
+                     history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The errors an interval is calibrated on: the backtest errors, plus the in-sample seasonal
+    differences of `history` (at any step) when those errors cover fewer than CALIBRATION_DAYS days."""
+    if distinct_days >= CALIBRATION_DAYS:
+        return resid, steps
+    extra = _seasonal_diffs(history)
+    return np.concatenate([resid, extra]), np.concatenate([steps, np.zeros(len(extra), dtype=int)])
+
+
 def evaluate(bt: Backtest, y: np.ndarray, level: float) -> dict[str, float]:
     """The backtest metrics; sets bt.lower / bt.upper to the cross-validated intervals."""
     n_orig, h = bt.pred.shape
@@ -398,10 +411,7 @@ def evaluate(bt: Backtest, y: np.ndarray, level: float) -> dict[str, float]:
         keep = np.ones((n_orig, h), dtype=bool)
         keep[i] = False
         keep &= (day < o) | (day >= o + h)
-        resid, steps = err[keep], step[keep]
-        if len(resid) < MIN_CALIBRATION:
-            resid = _seasonal_diffs(y[:o])
-            steps = np.zeros(len(resid), dtype=int)
+        resid, steps = _calibration_set(err[keep], step[keep], len(np.unique(day[keep])), y[:o])
         lo, hi = interval_offsets(resid, steps, level, h)
         lower[i], upper[i] = bt.pred[i] + lo, bt.pred[i] + hi
     bt.lower, bt.upper = lower, upper
@@ -458,6 +468,8 @@ class CashflowModel:
 
     def __post_init__(self) -> None:
         self.flat_path = _flatten_weekly(self.path)
+        self._offsets[round(self.level, 6)] = interval_offsets(
+            self.residuals, self.residual_steps, self.level, self.config.horizon, MAX_HORIZON)
 
     def interval(self, level: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Offsets (lower, upper) to add to the point forecast at steps 1..MAX_HORIZON."""
@@ -478,13 +490,13 @@ class CashflowModel:
         if isinstance(horizon_days, bool) or int(horizon_days) != horizon_days or not 1 <= horizon_days <= MAX_HORIZON:
             raise ValueError(f"horizon_days must be an integer in 1..{MAX_HORIZON}, got {horizon_days!r}")
         h = int(horizon_days)
-        point = (self.path if include_seasonality else self.flat_path)[:h]
+        point = (self.path if include_seasonality else self.flat_path)[:h].copy()
         lo, hi = self.interval(level)
         return pd.DataFrame({
             "date": pd.date_range(self.as_of + DAY, periods=h, freq="D"),
-            "predicted_amount": np.round(point, 2),
-            "lower": np.round(point + lo[:h], 2),
-            "upper": np.round(point + hi[:h], 2),
+            "predicted_amount": point,
+            "lower": point + lo[:h],
+            "upper": point + hi[:h],
         })
 
     def summary(self, forecast_df: pd.DataFrame) -> dict[str, Any]:
@@ -517,16 +529,15 @@ class CashflowModel:
         """Serving entry point: one forecast per request row (columns horizon_days, default 30;
         optional include_seasonality and level). Rows: request (position), date, predicted_amount,
         lower, upper."""
+        def get(row: pd.Series, name: str, default: Any) -> Any:
+            value = row[name] if name in row.index else None
+            return default if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+
         parts = []
         for i in range(len(frame)):
             row = frame.iloc[i]
-
-            def get(name: str, default: Any) -> Any:
-                value = row[name] if name in frame.columns else None
-                return default if value is None or (not isinstance(value, str) and pd.isna(value)) else value
-
-            out = self.forecast(int(get("horizon_days", 30)), level=get("level", None),
-                                include_seasonality=bool(get("include_seasonality", True)))
+            out = self.forecast(int(get(row, "horizon_days", 30)), level=get(row, "level", None),
+                                include_seasonality=bool(get(row, "include_seasonality", True)))
             out.insert(0, "request", i)
             parts.append(out)
         if not parts:
@@ -534,8 +545,9 @@ class CashflowModel:
         return pd.concat(parts, ignore_index=True)
 
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_offsets"] = {}
+        state = self.__dict__.copy()  # keep only the training level's offsets
+        key = round(self.level, 6)
+        state["_offsets"] = {key: self._offsets[key]} if key in self._offsets else {}
         return state
 
 
@@ -619,10 +631,10 @@ def train(data: pd.DataFrame, *, horizon: int = 30, level: float = 0.9, n_origin
     else:
         raise TrainingDataError("no cash-flow candidate could be refitted on the full series: " + "; ".join(notes))
     bt = backtests[chosen]
-    err = (bt.actual - bt.pred).ravel()
-    steps = np.broadcast_to(np.arange(1, horizon + 1), bt.pred.shape).ravel()
-    if len(err) < MIN_CALIBRATION:
-        err, steps = _seasonal_diffs(y), np.zeros(len(y) - SEASON, dtype=int)
+    days = (bt.origins[:, None] + np.arange(horizon)[None, :]).ravel()
+    err, steps = _calibration_set((bt.actual - bt.pred).ravel(),
+                                  np.broadcast_to(np.arange(1, horizon + 1), bt.pred.shape).ravel(),
+                                  len(np.unique(days)), y)
     model = CashflowModel(
         method=chosen, as_of=dates[-1], path=path, state=state, residuals=err.copy(),
         residual_steps=np.asarray(steps, dtype=int).copy(), level=level, config=config,
@@ -634,9 +646,13 @@ def train(data: pd.DataFrame, *, horizon: int = 30, level: float = 0.9, n_origin
         if name in results:
             metrics[f"cand_{name}_mase"] = results[name][PRIMARY_METRIC]
     baselines = {b: results[b] for b in BASELINES if b in results}
+    covered = len(np.unique(days))
+    if covered < CALIBRATION_DAYS:
+        notes.append(f"the backtest covers only {covered} distinct days (< {CALIBRATION_DAYS}): the intervals "
+                     "also use the in-sample seasonal differences, so they are wide (conservative)")
     if len(y) < 180:
         notes.append(f"only {len(y)} days of history: seasonality beyond the week and any trend are barely "
-                     "identifiable; intervals come from few backtest errors")
+                     "identifiable")
     if "seasonal_naive_7" in results and metrics["mase"] > results["seasonal_naive_7"]["mase"]:
         notes.append("the chosen model does not beat the seasonal naive(7) baseline")
     params = {

@@ -1,0 +1,87 @@
+"""The BentoML service: the MLflow champions over HTTP (`titans serve`, `bentoml serve bento.service:TitansService`).
+
+The API itself is the Starlette app of `titans_assets.lib.serving.app`, mounted at `/` (BentoML's
+`@asgi_app`): BentoML supplies the server, the workers, `/livez`, `/readyz`, `/metrics` and `bentoml
+build`; the app supplies routing with path parameters, the one error shape, auth, rate limits and a
+lean request path. Each worker, when BentoML creates the service instance, resolves
+`models:/NAME@champion` for the four models through the project's Registry (explicit tracking URI
+from Settings), starts its alias poller, and hands the runtime to the app. No Dagster import here.
+
+Two adjustments to BentoML 1.4's HTTP stack, both done through its public extension points:
+- metrics: BentoML labels requests by raw path, so `TitansBentoService.to_asgi` shows its middleware
+  the route template (`/models/{name}/reload`, `/{unmatched}`) and `RestorePath` restores the real
+  path before routing (titans_assets/lib/serving/routes.py);
+- tracing: with no trace exporter configured, OpenTelemetry's ASGI middleware only costs time
+  (~0.5 ms per request here, sampling rate 0), so its URLs are excluded unless an exporter is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import bentoml
+from _bentoml_sdk.service.factory import Service
+
+from titans_assets.lib.serving.app import create_app
+from titans_assets.lib.serving.routes import RestorePath, TemplatePaths
+from titans_assets.lib.serving.runtime import Runtime, poll_seconds
+
+log = logging.getLogger("titans.serving")
+
+app = create_app()  # the runtime is attached per worker, in TitansService.__init__
+
+
+class TitansBentoService(Service):
+    """BentoML's Service with the two adjustments above."""
+
+    __slots__ = ()
+
+    def inject_config(self) -> None:
+        super().inject_config()
+        from bentoml._internal.configuration.containers import BentoMLContainer
+
+        if BentoMLContainer.config.tracing.exporter_type.get() is None:
+            BentoMLContainer.config.tracing.excluded_urls.set([".*"])
+
+    def to_asgi(self, is_main: bool = True):
+        return TemplatePaths(super().to_asgi(is_main=is_main))
+
+
+def _metrics():
+    """Prometheus series of our own (BentoML's multiprocess-safe client): which version each worker
+    serves, and the reloads that changed it."""
+    version = bentoml.metrics.Gauge(name="titans_model_version", documentation="registry version served",
+                                    labelnames=["model"], multiprocess_mode="mostrecent")
+    reloads = bentoml.metrics.Counter(name="titans_model_reloads", documentation="champion swaps",
+                                      labelnames=["model"])
+    return version, reloads
+
+
+@bentoml.service(name="titans", service_class=TitansBentoService, workers=1, traffic={"timeout": 60})
+@bentoml.asgi_app(app, path="/")
+class TitansService:
+    def __init__(self) -> None:
+        self.runtime = Runtime.from_env()
+        try:
+            version, reloads = _metrics()
+        except Exception:  # metrics are an extra: never stop the service for them
+            log.exception("titans metrics unavailable")
+            version = reloads = None
+
+        def on_change(result) -> None:
+            if version is not None and result.version and result.version.isdigit():
+                version.labels(model=result.key).set(int(result.version))
+                if result.previous is not None:
+                    reloads.labels(model=result.key).inc()
+
+        self.runtime.holder.on_change = on_change
+        self.runtime.start(poll_seconds(os.environ))
+        app.state.runtime = self.runtime
+
+    @bentoml.on_shutdown
+    def shutdown(self) -> None:
+        self.runtime.stop()
+
+
+TitansService.add_asgi_middleware(RestorePath)

@@ -1,0 +1,227 @@
+"""The expense amount model on generated ledgers (no database): beats its baselines, honest intervals,
+serving-shaped predictions for single requests, unknown categories, small data, pickling."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from titans_assets.lib.generator import generate, read_export
+from titans_assets.lib.ml import amount
+from titans_assets.lib.ml.common import TrainingDataError, TrainResult
+
+END = dt.date(2026, 6, 30)
+SEED = 11
+
+
+def warehouse_rows(landing: Path) -> pd.DataFrame:
+    """Generated CSVs read with pandas, invalid rows dropped, in the warehouse's column names."""
+    df = pd.concat([read_export(p) for p in sorted(landing.glob("*.csv"))], ignore_index=True)
+    category = df["Category"].where(df["Category"].ne("") & df["Type"].eq("Expense"), None)
+    return pd.DataFrame({
+        "txn_date": df["Date"], "txn_type": df["Type"], "description": df["Description"],
+        "amount": pd.to_numeric(df["Amount"], errors="coerce"), "category": category,
+        "payment_method": df["Payment Method"], "reference": df["Reference"],
+    }).dropna(subset=["txn_date", "amount"])
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory) -> pd.DataFrame:
+    root = tmp_path_factory.mktemp("amount")
+    generate(root / "raw", rows=20_000, seed=SEED, end_date=END, labels_dir=root / "labels")
+    return warehouse_rows(root / "raw")
+
+
+@pytest.fixture(scope="module")
+def result(ledger) -> TrainResult:
+    return amount.train(ledger)
+
+
+@pytest.fixture(scope="module")
+def small_result(tmp_path_factory) -> TrainResult:
+    """About a hundred expense rows over four months."""
+    root = tmp_path_factory.mktemp("amount_small")
+    generate(root / "raw", rows=115, years=4 / 12, seed=SEED, end_date=END, labels_dir=root / "labels")
+    data = warehouse_rows(root / "raw")
+    assert 90 <= int((data["txn_type"] == "Expense").sum()) <= 115
+    return amount.train(data)
+
+
+def test_contract_constants():
+    assert amount.NAME == "titans_amount"
+    assert amount.PRIMARY_METRIC == "mae" and amount.HIGHER_IS_BETTER is False
+
+
+def test_beats_both_baselines_on_mae(result):
+    m = result.metrics
+    assert set(result.baselines) == {"global_median", "category_median"}
+    name, best = result.best_baseline(amount.PRIMARY_METRIC, amount.HIGHER_IS_BETTER)
+    assert m["mae"] < best, (m["mae"], name, best)
+    for base in result.baselines.values():
+        assert m["mae"] < base["mae"]
+        assert m["r2"] > base["r2"]
+        assert {"mae", "median_ae", "rmse", "r2", "interval_coverage"} <= set(base)
+    for key in ("mae", "median_ae", "rmse", "r2", "smape", "median_ape", "interval_coverage",
+                "mean_interval_width", "n_train", "n_test"):
+        assert np.isfinite(m[key]), key
+    assert m["n_test"] > 2000 and m["n_train"] > 8000
+
+
+def test_interval_coverage_is_close_to_nominal(result):
+    m = result.metrics
+    assert 0.85 <= m["interval_coverage"] <= 0.95
+    # The same test rows asked as partial requests keep honest intervals too.
+    assert 0.85 <= m["description_only_interval_coverage"] <= 0.95
+    assert 0.85 <= m["bare_interval_coverage"] <= 0.95
+    assert m["mae"] <= m["bare_mae"]
+
+
+def test_predictions_are_ordered_aligned_and_positive(result):
+    holdout = result.holdout
+    out = result.model.predict(holdout)
+    assert out.index.equals(holdout.index)
+    assert list(out.columns) == ["predicted_amount", "lower", "upper", "level", "factors"]
+    assert (out["lower"] <= out["predicted_amount"]).all()
+    assert (out["predicted_amount"] <= out["upper"]).all()
+    assert (out["predicted_amount"] > 0).all() and (out["lower"] >= 0).all()
+    assert (out["level"] == 0.9).all()
+
+
+def test_single_row_with_category_and_date_only(result):
+    out = result.model.predict(pd.DataFrame([{"category": "food", "date": "2026-07-03"}]))
+    assert len(out) == 1
+    row = out.iloc[0]
+    assert 0 <= row["lower"] <= row["predicted_amount"] <= row["upper"]
+    f = row["factors"]
+    for key in ("category_average", "category_median", "seasonal_adjustment", "n_history"):
+        assert key in f
+    assert f["unknown_category"] is False and f["n_history"] > 100 and f["seasonal_adjustment"] > 0
+    assert "merchant_median" not in f
+    # Plain Python numbers: the service serialises factors as JSON.
+    assert all(isinstance(v, (bool, int, float, str)) for v in f.values())
+
+
+def test_known_merchant_sharpens_the_prediction(result):
+    holdout = result.holdout
+    meals = holdout[(holdout["category"] == "meals_entertainment") & holdout["reference"].ne("")]
+    reference = meals["reference"].value_counts().index[0]
+    description = meals.loc[meals["reference"] == reference, "description"].value_counts().index[0]
+    req = pd.DataFrame([
+        {"category": "meals_entertainment", "txn_date": "2026-07-06", "reference": reference},
+        {"category": "meals_entertainment", "txn_date": "2026-07-06", "description": description},
+        {"category": "Meals & Entertainment", "txn_date": "2026-07-06"},
+    ])
+    out = result.model.predict(req)
+    with_ref, with_desc, bare = out["factors"].tolist()
+    assert with_ref["merchant_match"] == "reference+category" and with_ref["merchant_median"] > 0
+    assert with_desc["merchant_match"].startswith("description") and with_desc["merchant_n"] >= 1
+    assert bare["unknown_category"] is False  # the label was normalised like the warehouse does
+    width = (out["upper"] - out["lower"]) / out["predicted_amount"]
+    assert width.iloc[0] < width.iloc[2]
+
+
+def test_unknown_category_gets_a_wide_global_interval(result):
+    req = pd.DataFrame([{"category": "spaceships", "date": "2026-07-03"},
+                        {"category": None, "date": "2026-07-03"},
+                        {"category": "food", "date": "2026-07-03"}])
+    out = result.model.predict(req)
+    unknown, missing, known = out["factors"].tolist()
+    assert unknown["unknown_category"] is True and missing["unknown_category"] is True
+    assert known["unknown_category"] is False
+    assert unknown["n_history"] == 0 and "basis" in unknown
+    rel = (out["upper"] - out["lower"]) / out["predicted_amount"]
+    assert rel.iloc[0] > rel.iloc[2]
+    assert (out["lower"] <= out["predicted_amount"]).all() and (out["predicted_amount"] <= out["upper"]).all()
+
+
+def test_level_can_be_chosen_at_prediction(result):
+    rows = result.holdout.head(200)
+    wide = result.model.predict(rows)
+    narrow = result.model.predict(rows, level=0.5)
+    assert (narrow["level"] == 0.5).all()
+    assert ((narrow["upper"] - narrow["lower"]) <= (wide["upper"] - wide["lower"]) + 0.01).all()
+    assert ((narrow["upper"] - narrow["lower"]).mean() < (wide["upper"] - wide["lower"]).mean())
+
+
+def test_batch_of_a_thousand_rows_is_fast(result):
+    rows = result.holdout.head(1000)
+    result.model.predict(rows.head(5))
+    t0 = time.perf_counter()
+    out = result.model.predict(rows)
+    assert len(out) == len(rows)
+    assert time.perf_counter() - t0 < 5.0
+
+
+def test_pickle_round_trip_predicts_identically(result):
+    clone = pickle.loads(pickle.dumps(result.model))
+    rows = pd.concat([result.holdout.head(300),
+                      pd.DataFrame([{"category": "food", "txn_date": "2026-07-03"}])], ignore_index=True)
+    pd.testing.assert_frame_equal(clone.predict(rows), result.model.predict(rows))
+
+
+def test_score_rescores_the_same_holdout(result):
+    again = amount.score(result.model, result.holdout)
+    assert set(again) == set(result.metrics)
+    for key, value in result.metrics.items():
+        assert again[key] == pytest.approx(value, rel=1e-9), key
+
+
+def test_figures_and_logged_choices(result):
+    assert set(result.figures) == {"residuals.png", "intervals.png"}
+    for fig in result.figures.values():
+        assert isinstance(fig, Figure)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        assert buf.getvalue()[:4] == b"\x89PNG"
+    assert "coverage" in result.figures["intervals.png"].axes[0].get_title()
+    assert result.params["level"] == 0.9 and result.params["max_train_rows"] > 0
+    w = result.data_window
+    assert w["train_end"] < w["test_start"] and w["fit_rows"] + w["calibration_rows"] == w["train_rows"]
+
+
+def test_max_train_rows_caps_and_is_noted(ledger):
+    res = amount.train(ledger, max_train_rows=3000, max_iter=60)
+    assert res.metrics["n_train"] == 3000 and res.params["train_rows_before_cap"] > 3000
+    assert any("max_train_rows" in n for n in res.notes)
+    assert res.data_window["train_rows"] == 3000
+
+
+def test_small_ledger_trains_with_wider_intervals(small_result, result):
+    m = small_result.metrics
+    assert any("small data" in n for n in small_result.notes)
+    assert m["n_test"] >= 20
+    assert m["median_relative_width"] > result.metrics["median_relative_width"]
+    out = small_result.model.predict(pd.DataFrame([{"category": "food", "date": "2026-07-03"}]))
+    assert 0 <= out["lower"].iat[0] <= out["predicted_amount"].iat[0] <= out["upper"].iat[0]
+
+
+def test_rare_categories_shrink_toward_the_global_median(ledger):
+    rows = ledger.copy()
+    expense = rows.index[rows["txn_type"] == "Expense"]
+    rare = expense[::400]  # a handful of rows spread over the period
+    rows.loc[rare, "category"] = "rare_thing"
+    rows.loc[rare, "amount"] = -5000.0
+    res = amount.train(rows, max_train_rows=6000, max_iter=60)
+    state = res.model.state
+    row = state.category.loc["rare_thing"]
+    assert row["med"] > row["shrunk"] > state.global_median  # pulled toward the global median
+
+
+def test_too_little_data_is_a_training_data_error(ledger):
+    with pytest.raises(TrainingDataError):
+        amount.train(ledger.head(30))
+    with pytest.raises(TrainingDataError):
+        amount.train(ledger[ledger["txn_type"] == "Income"])
+
+
+def test_unknown_parameter_is_rejected(ledger):
+    with pytest.raises(ValueError, match="unknown parameters"):
+        amount.train(ledger, levle=0.8)

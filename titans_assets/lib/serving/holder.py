@@ -1,0 +1,262 @@
+"""The champions a worker serves: resolved from the registry alias, swapped atomically, kept on failure.
+
+Each model has a slot holding an immutable `Loaded` (version + model object). A request reads the
+slot once and uses that object's model and version together, so the version it reports is the one
+that answered. A refresh (start-up, `POST /models/{name}/reload`, or the poller) re-resolves
+`NAME@champion`; only when the version differs does it load the new model, and only a successful
+load replaces the slot: a failed load keeps the last good model and records the error. Every worker
+polls on its own (TITANS_MODEL_POLL_SECONDS), so all workers and replicas converge on a new
+champion within one poll interval whichever of them got the reload call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+log = logging.getLogger("titans.serving")
+
+MODEL_KEYS = ("category", "amount", "anomaly", "cashflow")
+DEFAULT_POLL_SECONDS = 30.0
+
+
+class ChampionSource(Protocol):
+    """Where champions come from (the MLflow registry in production, a dict in unit tests)."""
+
+    def current(self, name: str) -> tuple[str, str] | None:
+        """(version, run_id) behind NAME@champion, None when there is no champion; raises when the
+        registry cannot be read."""
+
+    def load(self, name: str, version: str) -> Loaded:
+        """The model object of that version, with its run's metrics and the version's tags."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    name: str
+    version: str
+    run_id: str
+    model: Any
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    loaded_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Slot:
+    key: str
+    name: str
+    loaded: Loaded | None = None
+    error: str | None = None  # the last refresh's failure (the loaded model, if any, keeps serving)
+    error_code: str | None = None
+    checked_at: float | None = None
+
+    @property
+    def status(self) -> str:
+        if self.loaded is not None:
+            return "ready" if self.error is None else "stale"
+        return "error" if self.error else "missing"
+
+
+@dataclass(frozen=True)
+class Refresh:
+    key: str
+    outcome: str  # reloaded | unchanged | missing | failed
+    version: str | None  # what serves now
+    previous: str | None
+    error: str | None = None
+    error_code: str | None = None
+
+
+def _code(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and code[:1] == "E" and code[1:4].isdigit():
+        return code
+    text = str(exc).lstrip()
+    return text[:4] if text[:1] == "E" and text[1:4].isdigit() else "E002"
+
+
+def _line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return text if text[:1] == "E" and text[1:4].isdigit() else f"{type(exc).__name__}: {text}"
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
+
+
+class ModelHolder:
+    def __init__(self, names: dict[str, str], source: ChampionSource | Callable[[], ChampionSource]):
+        """`names`: model key (category, ...) -> registry name. `source` or a factory of it (called on
+        first use and again after a failure, so a registry that was down at start-up is picked up)."""
+        self.names = dict(names)
+        self._source_factory = source if callable(source) and not hasattr(source, "current") else None
+        self._source: ChampionSource | None = None if self._source_factory else source  # type: ignore[assignment]
+        self._slots: dict[str, Slot] = {k: Slot(k, n) for k, n in self.names.items()}
+        self._locks = {k: threading.Lock() for k in self.names}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.poll_seconds: float = 0.0
+        self.on_change: Callable[[Refresh], None] | None = None
+
+    # -- reads (lock-free: one dict lookup of an immutable slot) -----------------------------------
+    def get(self, key: str) -> Slot:
+        return self._slots[key]
+
+    def key_of(self, name: str) -> str | None:
+        """`category` or `titans_category` -> `category`."""
+        if name in self.names:
+            return name
+        for key, registered in self.names.items():
+            if registered == name:
+                return key
+        return None
+
+    # -- refresh --------------------------------------------------------------------------------
+    def source(self) -> ChampionSource:
+        if self._source is None:
+            assert self._source_factory is not None
+            self._source = self._source_factory()
+        return self._source
+
+    def refresh(self, key: str) -> Refresh:
+        with self._locks[key]:
+            result = self._refresh_locked(key)
+        if result.outcome == "reloaded" and self.on_change is not None:
+            try:
+                self.on_change(result)
+            except Exception:  # a metrics hook must never break a reload
+                log.exception("on_change hook failed")
+        return result
+
+    def _refresh_locked(self, key: str) -> Refresh:
+        slot = self._slots[key]
+        now = time.time()
+        previous = slot.loaded.version if slot.loaded else None
+        try:
+            current = self.source().current(slot.name)
+        except Exception as exc:
+            if self._source_factory is not None:
+                self._source = None  # build it again next time (the database may come back)
+            return self._failed(slot, now, previous, exc)
+        if current is None:
+            if slot.loaded is None:
+                self._slots[key] = replace(slot, error=None, error_code=None, checked_at=now)
+                return Refresh(key, "missing", None, None)
+            message = f"E002 {slot.name}@champion no longer exists; still serving version {previous}"
+            self._slots[key] = replace(slot, error=message, error_code="E002", checked_at=now)
+            return Refresh(key, "failed", previous, previous, message, "E002")
+        version, _run_id = current
+        if slot.loaded is not None and slot.loaded.version == version:
+            self._slots[key] = replace(slot, error=None, error_code=None, checked_at=now)
+            return Refresh(key, "unchanged", version, previous)
+        try:
+            loaded = self.source().load(slot.name, version)
+        except Exception as exc:
+            return self._failed(slot, now, previous, exc)
+        self._slots[key] = Slot(key, slot.name, loaded, None, None, now)  # the atomic swap
+        log.info("serving %s version %s (was %s)", slot.name, loaded.version, previous or "none")
+        return Refresh(key, "reloaded", loaded.version, previous)
+
+    def _failed(self, slot: Slot, now: float, previous: str | None, exc: BaseException) -> Refresh:
+        message = _line(exc)
+        if previous:
+            message = f"{message}; still serving version {previous}"
+        self._slots[slot.key] = replace(slot, error=message, error_code=_code(exc), checked_at=now)
+        log.warning("refreshing %s failed: %s", slot.name, message)
+        return Refresh(slot.key, "failed", previous, previous, message, _code(exc))
+
+    def refresh_all(self) -> list[Refresh]:
+        return [self.refresh(k) for k in self.names]
+
+    # -- polling --------------------------------------------------------------------------------
+    def start_polling(self, seconds: float) -> None:
+        """Re-resolve every alias every `seconds` in a daemon thread (0: never)."""
+        self.poll_seconds = seconds
+        if seconds <= 0 or self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name="titans-model-poller", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            for key in self.names:
+                if self._stop.is_set():
+                    return
+                try:
+                    self.refresh(key)
+                except Exception:  # never let the poller die
+                    log.exception("polling %s failed", key)
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=5)
+
+    # -- reports --------------------------------------------------------------------------------
+    def status(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for key, slot in self._slots.items():
+            m = slot.loaded
+            out[key] = {
+                "name": slot.name,
+                "status": slot.status,
+                "model_version": m.version if m else None,
+                "run_id": m.run_id if m else None,
+                "loaded_at": _iso(m.loaded_at) if m else None,
+                "checked_at": _iso(slot.checked_at),
+                "metrics": dict(m.metrics) if m else {},
+                "promotion_reason": m.tags.get("titans.promotion_reason") if m else None,
+                "error": slot.error,
+                "error_code": slot.error_code,
+            }
+        return out
+
+    def health(self) -> dict[str, Any]:
+        models = {}
+        for key, slot in self._slots.items():
+            entry: dict[str, Any] = {"name": slot.name, "status": slot.status,
+                                     "model_version": slot.loaded.version if slot.loaded else None}
+            if slot.error:
+                entry["error"] = {"code": slot.error_code or "E002", "message": slot.error}
+            elif slot.loaded is None:
+                entry["error"] = {"code": "E002", "message": f"E002 no champion for {slot.name} yet: "
+                                  "train and promote one (titans materialize)"}
+            models[key] = entry
+        serving = sum(1 for s in self._slots.values() if s.loaded is not None)
+        clean = sum(1 for s in self._slots.values() if s.status == "ready")
+        overall = "healthy" if clean == len(self._slots) else ("degraded" if serving else "unhealthy")
+        return {"status": overall, "models": models, "worker_pid": os.getpid()}
+
+
+class RegistrySource:
+    """The MLflow registry of `Settings` (tracking URI explicit; same database as the warehouse by default)."""
+
+    def __init__(self, settings, database=None):
+        from titans_assets.lib.db import get_database
+        from titans_assets.lib.ml.tracking import Registry
+
+        db = database or get_database(settings)
+        self.registry = Registry.from_settings(settings, db)
+        _ = self.registry.client  # reach the store now: E002 at once when it is down
+
+    def current(self, name: str) -> tuple[str, str] | None:
+        mv = self.registry.champion_version(name)
+        return None if mv is None else (str(mv.version), mv.run_id)
+
+    def load(self, name: str, version: str) -> Loaded:
+        from titans_assets.lib.ml.tracking import RegistryError
+
+        champ = self.registry.champion(name)  # resolves again: the version loaded is the one reported
+        if champ is None:
+            raise RegistryError(f"E002 {name}@champion disappeared while loading version {version}")
+        return Loaded(name=name, version=champ.version, run_id=champ.run_id, model=champ.model,
+                      metrics=champ.metrics, tags=champ.tags)

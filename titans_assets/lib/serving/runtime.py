@@ -1,0 +1,158 @@
+"""What one worker holds (keys, limiter, champions) and the API's operations as plain method calls.
+
+The HTTP layer (app.py) only reads bodies, picks a thread and encodes JSON; everything an endpoint
+decides happens here, so tests (and other callers) can call the service logic in-process. Errors
+are `ApiError`s with the code, status and field of the one error shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from titans_assets.lib.serving import predict
+from titans_assets.lib.serving import validation as V
+from titans_assets.lib.serving.auth import KeyRing, bearer_token
+from titans_assets.lib.serving.errors import ApiError, invalid, model_unavailable, rate_limited, unauthorized
+from titans_assets.lib.serving.holder import DEFAULT_POLL_SECONDS, MODEL_KEYS, ChampionSource, ModelHolder
+from titans_assets.lib.serving.ratelimit import RateLimitConfig, RateLimiter
+
+log = logging.getLogger("titans.serving")
+
+REGISTRY_NAMES = {k: f"titans_{k}" for k in MODEL_KEYS}  # each model module's NAME (catalog.SPECS)
+
+
+def poll_seconds(environ: Mapping[str, str]) -> float:
+    raw = environ.get("TITANS_MODEL_POLL_SECONDS")
+    if not raw:
+        return DEFAULT_POLL_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"E003 invalid input: TITANS_MODEL_POLL_SECONDS must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"E003 invalid input: TITANS_MODEL_POLL_SECONDS must be >= 0, got {raw!r}")
+    return value
+
+
+@dataclass
+class Runtime:
+    keys: KeyRing
+    limiter: RateLimiter
+    holder: ModelHolder
+    max_body_bytes: int = V.DEFAULT_MAX_BODY_BYTES
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None,
+                 source: ChampionSource | Callable[[], ChampionSource] | None = None) -> Runtime:
+        """Configuration from the environment; champions from `source` (default: the MLflow registry of
+        `Settings.from_env`). Nothing is loaded until `start()`."""
+        env = dict(os.environ if environ is None else environ)
+        keys = KeyRing.from_env(env)
+        if not keys:
+            log.warning("no API keys configured (TITANS_API_KEYS / TITANS_API_KEYS_FILE): "
+                        "every prediction and management route answers 401")
+        if source is None:
+            from titans_assets.lib.serving.holder import RegistrySource
+            from titans_assets.lib.settings import Settings
+
+            settings = Settings.from_env(env)
+
+            def source():  # built lazily, and again after a failure (the database may come back)
+                return RegistrySource(settings)
+
+        return cls(keys=keys, limiter=RateLimiter(RateLimitConfig.from_env(env)),
+                   holder=ModelHolder(REGISTRY_NAMES, source), max_body_bytes=V.body_limit(env))
+
+    def start(self, poll: float = DEFAULT_POLL_SECONDS) -> None:
+        """Resolve and load every champion (a missing one is reported, not fatal), then poll."""
+        for r in self.holder.refresh_all():
+            if r.outcome in ("missing", "failed"):
+                log.warning("%s: %s", self.holder.names[r.key], r.error or "no champion yet")
+        self.holder.start_polling(poll)
+
+    def stop(self) -> None:
+        self.holder.stop()
+
+    # -- admission: IP limit, then the key, then the key's limit ---------------------------------
+    def admit(self, client_ip: str, authorization: str | None) -> str:
+        """The caller's key id, or ApiError 429 (E004) / 401 (E005). Unauthenticated attempts count
+        against the IP's limit, so guessing keys is rate limited too."""
+        rejected = self.limiter.hit("ip", client_ip)
+        if rejected:
+            raise rate_limited("client IP", rejected.limit, rejected.retry_after)
+        token = bearer_token(authorization)
+        if token is None:
+            raise unauthorized("E005 authentication required: send Authorization: Bearer <API key>")
+        key_id = self.keys.identify(token)
+        if key_id is None:
+            raise unauthorized("E005 invalid API key")
+        rejected = self.limiter.hit("key", key_id)
+        if rejected:
+            raise rate_limited("API key", rejected.limit, rejected.retry_after)
+        return key_id
+
+    # -- predictions ----------------------------------------------------------------------------
+    def champion(self, key: str):
+        slot = self.holder.get(key)
+        if slot.loaded is None:
+            reason = slot.error or f"no champion for {slot.name} yet: train and promote one (titans materialize)"
+            raise model_unavailable(reason if reason.startswith("E00") else f"E002 {reason}")
+        return slot.loaded
+
+    def parse_rows(self, key: str, payload: Any, batch: bool) -> list[V.Row]:
+        spec = V.ROW_SPECS[key]
+        return V.parse_batch(spec, payload) if batch else [V.parse_row(spec, payload)]
+
+    def predict_rows(self, key: str, rows: list[V.Row], batch: bool) -> dict[str, Any]:
+        loaded = self.champion(key)
+        results = predict.ROW_PREDICTORS[key](loaded.model, rows)
+        if batch:
+            return {"predictions": results, "count": len(results), "model_version": loaded.version}
+        body = results[0]
+        body["model_version"] = loaded.version
+        return body
+
+    def predict(self, key: str, payload: Any, batch: bool = False) -> dict[str, Any]:
+        """One call: validate, predict, shape (what the HTTP endpoints do, minus HTTP)."""
+        if key == "cashflow":
+            if batch:
+                raise invalid("path", "cashflow has no batch form", status=404)
+            return self.predict_cashflow(payload)
+        return self.predict_rows(key, self.parse_rows(key, payload, batch), batch)
+
+    def predict_cashflow(self, payload: Any) -> dict[str, Any]:
+        request = V.parse_cashflow(payload)
+        loaded = self.champion("cashflow")
+        body = predict.cashflow(loaded.model, request)
+        body["model_version"] = loaded.version
+        return body
+
+    # -- management -----------------------------------------------------------------------------
+    def reload(self, name: str) -> dict[str, Any]:
+        key = self.holder.key_of(name)
+        if key is None:
+            raise ApiError(404, "E002", f"E002 unknown model {name[:60]!r} (known: "
+                           f"{', '.join(self.holder.names.values())})", field="name")
+        r = self.holder.refresh(key)
+        if r.outcome == "failed":
+            raise ApiError(503, r.error_code or "E002", f"reload of {self.holder.names[key]} failed: {r.error}")
+        if r.outcome == "missing":
+            raise model_unavailable(f"E002 no champion for {self.holder.names[key]} in the registry")
+        return {"model": key, "name": self.holder.names[key], "outcome": r.outcome,
+                "model_version": r.version, "previous_version": r.previous, "worker_pid": os.getpid()}
+
+    def models_status(self) -> dict[str, Any]:
+        return {"worker_pid": os.getpid(), "poll_seconds": self.holder.poll_seconds,
+                "rate_limits": self.limiter.config.describe(), "models": self.holder.status()}
+
+    def models_health(self) -> dict[str, Any]:
+        return self.holder.health()
+
+    def health(self) -> dict[str, Any]:
+        """Public: no versions or errors, just whether each model can answer."""
+        h = self.holder.health()
+        return {"status": h["status"], "models": {k: m["status"] for k, m in h["models"].items()}}
