@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+# Compile .pyc files at install: where PYTHONDONTWRITEBYTECODE is set (as on the CI machine) every
+# process would otherwise recompile each module it imports (importing mlflow: 11.5 s -> 5.3 s here).
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: install prepare demo test test-unit test-external lint benchmark docs clean
 

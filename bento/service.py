@@ -17,6 +17,7 @@ Two adjustments to BentoML 1.4's HTTP stack, both done through its public extens
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -48,13 +49,15 @@ class TitansBentoService(Service):
         return TemplatePaths(super().to_asgi(is_main=is_main))
 
 
+@functools.cache
 def _metrics():
-    """Prometheus series of our own (BentoML's multiprocess-safe client): which version each worker
-    serves, and the reloads that changed it."""
-    version = bentoml.metrics.Gauge(name="titans_model_version", documentation="registry version served",
-                                    labelnames=["model"], multiprocess_mode="mostrecent")
-    reloads = bentoml.metrics.Counter(name="titans_model_reloads", documentation="champion swaps",
-                                      labelnames=["model"])
+    """Prometheus series of our own, beside BentoML's on /metrics (BentoML points prometheus_client at
+    its multiprocess directory in every worker): the version each model is served at, and the swaps."""
+    from prometheus_client import Counter, Gauge
+
+    version = Gauge("titans_model_version", "registry version of the champion served", ["model"],
+                    multiprocess_mode="mostrecent")
+    reloads = Counter("titans_model_reloads", "champion swaps after start-up", ["model"])
     return version, reloads
 
 

@@ -163,7 +163,8 @@ def test_batch_of_a_thousand_rows_is_fast(result):
 def test_pickle_round_trip_predicts_identically(result):
     clone = pickle.loads(pickle.dumps(result.model))
     rows = pd.concat([result.holdout.head(300),
-                      pd.DataFrame([{"category": "food", "txn_date": "2026-07-03"}])], ignore_index=True)
+                      pd.DataFrame([{"category": "food", "txn_date": "2026-07-03"},
+                                    {"category": "spaceships", "txn_date": "2026-07-03"}])], ignore_index=True)
     pd.testing.assert_frame_equal(clone.predict(rows), result.model.predict(rows))
 
 
@@ -172,6 +173,28 @@ def test_score_rescores_the_same_holdout(result):
     assert set(again) == set(result.metrics)
     for key, value in result.metrics.items():
         assert again[key] == pytest.approx(value, rel=1e-9), key
+
+
+def test_score_works_for_any_object_with_predict(result):
+    class Wrapped:  # e.g. a champion behind another interface: only predict(frame)
+        def __init__(self, model):
+            self.model = model
+
+        def predict(self, frame):
+            return self.model.predict(frame)
+
+    holdout = result.holdout.head(400)
+    direct = amount.score(result.model, holdout)
+    wrapped = amount.score(Wrapped(result.model), holdout)
+    for key in ("mae", "rmse", "interval_coverage", "description_only_mae", "bare_interval_coverage"):
+        assert wrapped[key] == pytest.approx(direct[key], rel=1e-9), key
+
+
+def test_empty_and_partial_frames(result):
+    empty = result.model.predict(pd.DataFrame({"category": [], "date": []}))
+    assert empty.empty and list(empty.columns) == ["predicted_amount", "lower", "upper", "level", "factors"]
+    out = result.model.predict(pd.DataFrame({"date": ["2026-07-01", "2026-07-02"]}, index=[7, 3]))
+    assert list(out.index) == [7, 3] and all(f["unknown_category"] for f in out["factors"])
 
 
 def test_figures_and_logged_choices(result):

@@ -370,7 +370,9 @@ def _threads(n: int | None):
 
 @dataclass
 class AmountModel:
-    """Fitted expense-amount model (picklable): `predict(frame)` -> predicted_amount, lower, upper, level, factors."""
+    """The fitted expense-amount model (picklable).
+
+    `predict(frame, level=None, explain=True)` -> predicted_amount, lower, upper, level, factors."""
 
     vocabulary: F.Vocabulary
     params: dict[str, Any]
@@ -382,6 +384,8 @@ class AmountModel:
     calibration: dict[tuple[str, str], np.ndarray]  # (category or '*', tier) -> sorted signed log residuals
     global_quantiles: np.ndarray  # log1p|amount| of the training period at `_GLOBAL_PROBS`
     category_report: pd.DataFrame  # per category: mean_amount, median_amount, n
+    global_mean: float  # training-period mean and median |amount| (all categories)
+    global_median: float
     level: float = 0.9
     n_train: int = 0
     point: str = "booster"  # or "lookup": the shrunk merchant / category median (chosen on calibration MAE)
@@ -445,7 +449,7 @@ class AmountModel:
         mean_a, med_a, n_a = (rep[c].to_numpy(dtype=float) for c in ("mean_amount", "median_amount", "n"))
         seasonal = np.exp(X["cat_month"].to_numpy() + X["cat_dow"].to_numpy())
         _, m_raw, m_n, _, m_src = self._encoder().merchant(self.state, rows, X["cat_median"].to_numpy())
-        g_mean, g_med = self.category_report.attrs["global_mean"], self.category_report.attrs["global_median"]
+        g_mean, g_med = self.global_mean, self.global_median
         out = []
         for i, known in enumerate(r["known"].tolist()):
             if known:
@@ -519,7 +523,9 @@ def _score_detail(model, holdout: pd.DataFrame, prepared: pd.DataFrame | None = 
             preds[name] = (r["predicted"], r["lower"], r["upper"])
     else:  # any object with predict(frame) -> predicted_amount, lower, upper
         for name, (ref, desc) in _VARIANTS.items():
-            blank = ({"reference": ""} if ref else {}) | ({"description": "", "payment_method": None} if desc else {})
+            blank: dict[str, Any] = {"reference": ""} if ref else {}
+            if desc:
+                blank |= {"description": "", "payment_method": None}
             out = model.predict(rows.assign(**blank) if name == "as_given" else rows.iloc[sample].assign(**blank))
             preds[name] = tuple(out[c].to_numpy(dtype=float) for c in ("predicted_amount", "lower", "upper"))
     metrics = _metrics(actual, *preds["as_given"])
@@ -676,12 +682,11 @@ def _train(data: pd.DataFrame, p: dict[str, Any], level: float) -> TrainResult:
     a_train = np.abs(train_p["amount"].to_numpy())
     report = (pd.DataFrame({"a": a_train, "c": train_p["category"].to_numpy(dtype=object)}).dropna()
               .groupby("c")["a"].agg(mean_amount="mean", median_amount="median", n="size"))
-    report.attrs["global_mean"] = float(a_train.mean())
-    report.attrs["global_median"] = float(np.median(a_train))
     model = AmountModel(vocabulary=vocabulary, params=p, state=state, vectorizer=vectorizer, booster=booster,
                         codes=codes, feature_names=feature_names, calibration={},
                         global_quantiles=np.quantile(np.log1p(a_train), _GLOBAL_PROBS),
-                        category_report=report, level=level, n_train=len(train_p), notes=notes)
+                        category_report=report, global_mean=float(a_train.mean()),
+                        global_median=float(np.median(a_train)), level=level, n_train=len(train_p), notes=notes)
 
     # Split-conformal calibration on the latest training days, per input tier (the calibration rows
     # as they are, with the description only, and bare) and, with enough rows, per category.
@@ -742,7 +747,8 @@ def _train(data: pd.DataFrame, p: dict[str, Any], level: float) -> TrainResult:
               "calibration_method": method, "point_predictor": model.point,
               "calibration_mae_booster": round(cal_mae["booster"], 4),
               "calibration_mae_lookup": round(cal_mae["lookup"], 4),
-              "encode_seconds": round(t_enc, 2), "boost_seconds": round(t_gbm, 2), "calibrate_seconds": round(t_cal, 2), "train_seconds": round(train_seconds, 2)}
+              "encode_seconds": round(t_enc, 2), "boost_seconds": round(t_gbm, 2),
+              "calibrate_seconds": round(t_cal, 2), "train_seconds": round(train_seconds, 2)}
     return TrainResult(model=model, metrics=metrics, baselines=baselines, params=logged,
                        data_window={**window_of(train_rows, test_rows, "txn_date"),
                                     "fit_rows": len(fit_rows), "calibration_rows": len(cal_rows)},

@@ -70,7 +70,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from titans_assets.lib.ml.common import TrainingDataError, TrainResult, time_split, window_of
-from titans_assets.lib.ml.features import Vocabulary, clean_name, prepare, row_features
+from titans_assets.lib.ml.features import Vocabulary, amount_features, clean_name, prepare, time_features
 
 NAME = "titans_anomaly"
 PRIMARY_METRIC = "average_precision"
@@ -123,8 +123,10 @@ def _prepared(frame: pd.DataFrame, vocabulary: Vocabulary) -> pd.DataFrame:
     codes = _codes(*text.values())
     first = np.unique(codes, return_index=True)[1]
     distinct = prepare(pd.DataFrame({k: pd.Series(v[first], dtype=object) for k, v in text.items()}), vocabulary)
-    date_codes, date_uniques = pd.factorize(col("txn_date"), use_na_sentinel=False)
-    dates = prepare(pd.DataFrame({"txn_date": pd.Series(date_uniques, dtype=object)}), vocabulary)["txn_date"]
+    raw_dates = (frame["txn_date"].to_numpy() if "txn_date" in frame and
+                 pd.api.types.is_datetime64_any_dtype(frame["txn_date"].dtype) else col("txn_date"))
+    date_codes, date_uniques = pd.factorize(raw_dates, use_na_sentinel=False)
+    dates = prepare(pd.DataFrame({"txn_date": pd.Series(date_uniques)}), vocabulary)["txn_date"]
     out = pd.DataFrame({"txn_date": dates.to_numpy()[date_codes],
                         "amount": pd.to_numeric(pd.Series(col("amount")), errors="coerce").to_numpy(dtype=float)})
     for name in ("category", "payment_method", "merchant"):
@@ -145,38 +147,61 @@ def _canon(frame: pd.DataFrame, vocabulary: Vocabulary) -> pd.DataFrame:
     category = p["category"]
     has_cat = category.notna().to_numpy()
     if "txn_type" in frame:
-        ttype = frame["txn_type"].astype(object).where(frame["txn_type"].notna(), "").astype(str)
-        ttype = ttype.str.strip().str.lower().to_numpy()
+        ttype = _per_distinct(frame["txn_type"].to_numpy(dtype=object),
+                              lambda u: [str(x).strip().lower() if pd.notna(x) else "" for x in u])
         expense = np.where(ttype == "income", False, np.where(ttype == "expense", True, (amount < 0) | has_cat))
     else:
         expense = (amount < 0) | has_cat
     merchant = p["merchant"].to_numpy(dtype=object)
     has_m = pd.notna(merchant)
     direction = np.where(expense, "e", "i").astype(object)
-    ckey = np.where(expense, np.where(has_cat, category.to_numpy(dtype=object), _NO_CAT), _INCOME_CAT)
-    mkey = np.where(has_m, direction + ":" + np.where(has_m, merchant, "").astype(object), None)
-    mckey = np.where(has_m, np.where(has_m, mkey, "").astype(object) + _SEP + ckey.astype(object), None)
-    acct = (frame["account"].astype(object).where(frame["account"].notna(), "").astype(str).to_numpy(dtype=object)
+    ckey = np.where(expense, np.where(has_cat, category.to_numpy(dtype=object), _NO_CAT), _INCOME_CAT).astype(object)
+    mcode = _codes(direction, merchant)
+    mkey = _per_code(mcode, lambda f: [d + ":" + m if m is not None else None
+                                       for d, m in zip(direction[f], merchant[f])])
+    mckey = _per_code(_codes(mcode, ckey), lambda f: [m + _SEP + k if m is not None else None
+                                                      for m, k in zip(mkey[f], ckey[f])])
+    acct = (_per_distinct(frame["account"].to_numpy(dtype=object), lambda u: ["" if pd.isna(x) else str(x) for x in u])
             if "account" in frame else np.full(n, "", dtype=object))
     absolute = np.abs(amount)
-    rf = row_features(p)
+    day = p["txn_date"].to_numpy(dtype="datetime64[D]")
+    # calendar features once per distinct day, amount features per row (features.row_features' parts)
+    day_codes, day_uniques = pd.factorize(day, use_na_sentinel=False)
+    tf = time_features(pd.Series(pd.to_datetime(day_uniques))).iloc[day_codes].reset_index(drop=True)
+    af = amount_features(p["amount"])
     out = pd.DataFrame({
-        "date": p["txn_date"].to_numpy(), "day": p["txn_date"].to_numpy(dtype="datetime64[D]").astype(np.int64),
+        "date": p["txn_date"].to_numpy(), "day": day.astype(np.int64),
         "amount": amount, "abs": absolute, "log_abs": np.log(np.maximum(absolute, 0.01)), "expense": expense,
         "dir": direction, "merchant": merchant, "has_merchant": has_m,
-        "category": category.to_numpy(dtype=object), "ckey": ckey.astype(object), "mkey": mkey.astype(object),
-        "mckey": mckey.astype(object),
-        "bday": rf["is_business_day"].to_numpy() > 0, "holiday": rf["is_holiday"].to_numpy() > 0,
+        "category": category.to_numpy(dtype=object), "ckey": ckey, "mkey": mkey, "mckey": mckey,
+        "bday": tf["is_business_day"].to_numpy() > 0, "holiday": tf["is_holiday"].to_numpy() > 0,
         # who and what, as integer codes: account + merchant, and the repeated-charge identity
-        "g_am": _codes(acct, mkey),
-        "g_dup": _codes(acct, mkey, p["description"].to_numpy(dtype=object),
+        "g_am": _codes(acct, mcode),
+        "g_dup": _codes(acct, mcode, p["description"].to_numpy(dtype=object),
                         np.round(np.nan_to_num(amount) * 100).astype(np.int64)),
     })
+    rf = pd.concat([tf, af], axis=1)
     for col in ("dir", "merchant", "category", "ckey", "mkey", "mckey"):  # object, not arrow strings:
         out[col] = pd.Series(out[col].to_numpy(dtype=object), index=out.index, dtype=object)  # cheap to slice
     for col in _IF_COLUMNS:
         out[f"rf_{col}"] = rf[col].to_numpy(dtype=float)
     return out
+
+
+def _per_distinct(values: np.ndarray, build) -> np.ndarray:
+    """build(distinct values) -> one result per distinct value, spread back to the rows."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return np.asarray(build(uniques), dtype=object)[codes] if len(codes) else np.zeros(0, dtype=object)
+
+
+def _per_code(codes: np.ndarray, build) -> np.ndarray:
+    """build(first row of each code) -> one result per code (codes are 0..k-1), spread back to the rows."""
+    if len(codes) == 0:
+        return np.zeros(0, dtype=object)
+    first = np.unique(codes, return_index=True)[1]
+    out = np.empty(len(first), dtype=object)
+    out[:] = build(first)
+    return out[codes]
 
 
 def _codes(*arrays) -> np.ndarray:
@@ -664,12 +689,16 @@ def _fit(c: pd.DataFrame, vocabulary: Vocabulary, *, min_group: int = 8, small_a
 # ---------------------------------------------------------------------------------------------------
 
 _SYLLABLES = ("ka", "lo", "mi", "ro", "ve", "zan", "tor", "bel", "qui", "nex", "dra", "pel", "sor", "vin")
+_SUFFIXES = ("trading", "digital", "outlet", "supply", "store")
+_INJECT_SHARES = {"amount_spike": 0.25, "duplicate_charge": 0.2, "atypical_merchant": 0.15, "unusual_day": 0.15,
+                  "small_charge_burst": 0.1, "new_merchant_large": 0.15}
 
 
 def _new_name(rng: np.random.Generator, taken: set[str]) -> str:
+    """A merchant name nobody has used: lower-case words, so clean_name(name.title()) == name."""
     while True:
         word = "".join(rng.choice(_SYLLABLES, size=int(rng.integers(2, 4))))
-        name = f"{word} {('trading', 'digital', 'outlet', 'supply', 'store')[int(rng.integers(5))]} {int(rng.integers(100, 1000))}"
+        name = f"{word} {_SUFFIXES[int(rng.integers(len(_SUFFIXES)))]} {int(rng.integers(100, 1000))}"
         if name not in taken:
             taken.add(name)
             return name
@@ -681,146 +710,156 @@ def inject_anomalies(frame: pd.DataFrame, reference: pd.DataFrame | None = None,
     """A copy of `frame` (warehouse columns) with synthetic anomalies, the labels and their kinds.
 
     `reference` is the history the anomalies are relative to (the training period; default the frame
-    itself). About `rate` x rows anomalous rows (at least one of each kind when possible):
+    itself). About `rate` x rows anomalous rows, at least one of each kind when the data allows
+    (shares as in the generator):
     - amount_spike: an expense at 8-20x its merchant's median in the reference;
-    - atypical_merchant: an expense's merchant (reference and description) swapped for a merchant
-      the reference never saw under that row's category, with one of that merchant's amounts;
-    - duplicate_charge: an expense charged again, same day, same text and amount;
-    - small_charge_burst: 2-8 charges under 5.00 at a never-seen merchant on one day (or the next);
-    - new_merchant_large: a never-seen merchant with 1-3x the reference's 99th percentile expense;
-    - unusual_day: a charge from a business-day-only merchant (5+ rows) moved to a nearby weekend.
-    Mutated rows keep their index label; added rows get new labels after the largest integer label
-    and no line_number. Labels are returned in the returned frame's row order."""
+    - atypical_merchant: an expense's merchant (reference, description, amount) swapped for a
+      merchant (5+ rows) the reference never saw under that row's category;
+    - duplicate_charge: an expense charged again, same day, same text and amount (a new row);
+    - small_charge_burst: 2-8 charges of 0.50-4.99 at a never-seen merchant on one day or the next;
+    - new_merchant_large: a never-seen merchant with 1-3x the reference's 99th-percentile expense;
+    - unusual_day: a charge from a business-day-only merchant (5+ rows) moved to a weekend within
+      10 days.
+    Mutated rows keep their index label; added rows get new labels after the largest one (the index
+    is reset first unless it is a unique integer index) and no line_number. `labels` and `kinds`
+    follow the returned frame's row order (kind None = untouched)."""
+    unknown = set(kinds) - set(INJECTED_KINDS)
+    if unknown:
+        raise ValueError(f"unknown anomaly kinds {sorted(unknown)}")
     vocabulary = vocabulary or Vocabulary.from_seeds()
     rng = np.random.default_rng(seed)
     out = frame.copy()
-    out = out.reset_index(drop=True) if not pd.api.types.is_integer_dtype(out.index) else out
-    for col in ("description", "reference", "category", "merchant", "payment_method", "account", "source_file",
-                "txn_type"):
+    if not (pd.api.types.is_integer_dtype(out.index) and out.index.is_unique):
+        out = out.reset_index(drop=True)
+    for col in ("description", "reference", "merchant"):
         if col in out:
             out[col] = out[col].astype(object)
-    ref = frame if reference is None else reference
-    rc = _canon(ref, vocabulary)
-    ref_rows = ref.reset_index(drop=True)
-    fc = _canon(out, vocabulary)
+    date_col = "txn_date" if "txn_date" in out else "date"
     n = len(out)
+    ref = out if reference is None else reference
+    rc = _canon(ref, vocabulary)
+    fc = _canon(out, vocabulary)
+    ref_desc = (ref["description"].to_numpy(dtype=object) if "description" in ref else np.full(len(ref), None))
+    ref_refr = (ref["reference"].to_numpy(dtype=object) if "reference" in ref else np.full(len(ref), None))
+    ref_amount = rc["amount"].to_numpy()
+
+    # what the reference says about each expense merchant
+    er = rc[rc["expense"].to_numpy() & rc["has_merchant"].to_numpy()]
+    g = er.groupby("merchant", sort=False)
+    m_med = np.exp(g["log_abs"].median())
+    m_n = g.size()
+    m_bday = g["bday"].mean()
+    m_rows = g.indices  # merchant -> positions in er
+    er_pos = np.flatnonzero(rc["expense"].to_numpy() & rc["has_merchant"].to_numpy())
+    seen = pd.crosstab(er["merchant"], er["category"]) > 0 if len(er) else pd.DataFrame()
+    taken_names = set(rc["merchant"].dropna()) | set(fc["merchant"].dropna())
+    q99 = float(np.quantile(er["abs"], 0.99)) if len(er) else 1000.0
+
+    merch = fc["merchant"].to_numpy(dtype=object)
+    cats = fc["category"].to_numpy(dtype=object)
+    dates = pd.to_datetime(fc["date"])
+    candidates = np.flatnonzero(fc["expense"].to_numpy() & fc["has_merchant"].to_numpy() & pd.notna(cats))
+    free = np.ones(n, dtype=bool)
     labels = np.zeros(n, dtype=bool)
     kind = np.full(n, None, dtype=object)
     target = max(int(round(rate * n)), len(kinds) + 1)
+    share = np.array([_INJECT_SHARES[k] for k in kinds])
+    budget = dict(zip(kinds, np.maximum(1, np.round(target * share / share.sum())).astype(int).tolist()))
 
-    exp_ref = rc[rc["expense"] & rc["has_merchant"]]
-    m_med = np.exp(exp_ref.groupby("merchant")["log_abs"].median())
-    m_n = exp_ref.groupby("merchant").size()
-    m_cats = exp_ref.groupby("merchant")["category"].agg(lambda s: set(s.dropna()))
-    m_bday = exp_ref.groupby("merchant")["bday"].mean()
-    known_names = set(rc["merchant"].dropna()) | set(fc["merchant"].dropna())
-    q99 = float(np.quantile(exp_ref["abs"], 0.99)) if len(exp_ref) else 1000.0
+    def take(pool: np.ndarray, k: int) -> np.ndarray:
+        pool = pool[free[pool]]
+        if len(pool) == 0 or k <= 0:
+            return pool[:0]
+        pick = rng.choice(pool, size=min(k, len(pool)), replace=False)
+        free[pick] = False
+        return pick
 
-    expense_rows = np.flatnonzero(fc["expense"].to_numpy() & fc["has_merchant"].to_numpy()
-                                  & fc["category"].notna().to_numpy())
-    used = np.zeros(n, dtype=bool)
-    plan = list(kinds) + list(rng.choice(list(kinds), size=max(target - len(kinds), 0)))
-    added: list[dict] = []
-    budget = target
+    def as_date(ts: pd.Timestamp):
+        return ts if pd.api.types.is_datetime64_any_dtype(out[date_col].dtype) else ts.date()
 
-    def pick(pool: np.ndarray) -> int | None:
-        pool = pool[~used[pool]]
-        if len(pool) == 0:
-            return None
-        i = int(rng.choice(pool))
-        used[i] = True
-        return i
+    def put(rows: np.ndarray, col: str, values) -> None:
+        if col in out and len(rows):
+            out.iloc[rows, out.columns.get_loc(col)] = values
 
-    def set_row(i: int, **values) -> None:
-        for k, v in values.items():
-            if k in out:
-                out.iat[i, out.columns.get_loc(k)] = v
+    def mark(rows: np.ndarray, name: str) -> None:
+        labels[rows] = True
+        kind[rows] = name
 
-    merch = fc["merchant"].to_numpy()
-    for k in plan:
-        if budget <= 0:
-            break
-        if k == "amount_spike":
-            pool = expense_rows[np.isin(merch[expense_rows], m_n.index[m_n >= 3].to_numpy())]
-            i = pick(pool)
-            if i is None:
-                continue
-            set_row(i, amount=-round(float(m_med[merch[i]]) * rng.uniform(8, 20), 2))
-        elif k == "atypical_merchant":
-            i = pick(expense_rows)
-            if i is None:
-                continue
-            cat = fc["category"].iat[i]
-            options = [m for m in m_n.index[m_n >= 5] if cat not in m_cats[m]]
-            if not options:
-                used[i] = False
+    if "amount_spike" in budget:
+        regular = m_n.index[m_n >= 3].to_numpy(dtype=object)
+        rows = take(candidates[np.isin(merch[candidates], regular)], budget["amount_spike"])
+        put(rows, "amount", -np.round(m_med.reindex(merch[rows]).to_numpy() * rng.uniform(8, 20, len(rows)), 2))
+        mark(rows, "amount_spike")
+    if "atypical_merchant" in budget and len(seen):
+        eligible = m_n.index[m_n >= 5]
+        rows = take(candidates, budget["atypical_merchant"])
+        keep, src = [], []
+        for r in rows:
+            options = (eligible[~seen.loc[eligible, cats[r]].to_numpy()] if cats[r] in seen.columns else eligible)
+            if len(options) == 0:
+                free[r] = True
                 continue
             m = options[int(rng.integers(len(options)))]
-            src = ref_rows.iloc[int(rng.choice(np.flatnonzero(rc["merchant"].to_numpy() == m)))]
-            set_row(i, amount=float(src["amount"]), description=src.get("description"),
-                    reference=src.get("reference"), merchant=m)
-        elif k == "duplicate_charge":
-            i = pick(expense_rows)
-            if i is None:
-                continue
-            row = out.iloc[i].to_dict()
-            row["line_number"] = None
-            added.append({**row, "_kind": k})
-        elif k == "unusual_day":
-            regular = m_bday.index[(m_bday >= 1.0) & (m_n.reindex(m_bday.index) >= 5)].to_numpy()
-            i = pick(expense_rows[np.isin(merch[expense_rows], regular)])
-            if i is None:
-                continue
-            d = pd.Timestamp(fc["date"].iat[i])
-            days = d + pd.to_timedelta(np.arange(-10, 11), unit="D")
-            off = days[days.dayofweek >= 5]
-            set_row(i, txn_date=off[int(rng.integers(len(off)))])
-        elif k in ("small_charge_burst", "new_merchant_large"):
-            base = pick(expense_rows) if len(expense_rows) else None
-            if base is None:
-                continue
-            used[base] = False  # the template row itself stays as it is
-            name = _new_name(rng, known_names)
-            template = out.iloc[base].to_dict()
-            size = int(rng.integers(2, 9)) if k == "small_charge_burst" else 1
-            size = min(size, max(budget, 2)) if k == "small_charge_burst" else 1
-            day0 = pd.Timestamp(fc["date"].iat[base])
-            for j in range(size):
-                row = dict(template)
-                row["line_number"] = None
-                row["reference"] = name.title()
-                row["description"] = f"SQ *{name.upper()}" if k == "small_charge_burst" else f"WIRE TO {name.upper()}"
-                row["merchant"] = name
-                if k == "small_charge_burst":
-                    row["amount"] = -round(float(rng.uniform(0.5, 4.99)), 2)
-                    day = day0 + pd.Timedelta(days=int(rng.random() < 0.2 and j > 0))
-                else:
-                    row["amount"] = -round(q99 * float(rng.uniform(1, 3)), 2)
-                    day = day0
-                if "txn_date" in row:
-                    row["txn_date"] = day.date() if not isinstance(template.get("txn_date"), pd.Timestamp) else day
-                added.append({**row, "_kind": k})
-            budget -= size - 1
-        else:
-            raise ValueError(f"unknown anomaly kind {k!r}")
-        budget -= 1
-        if k in ("amount_spike", "atypical_merchant", "unusual_day"):
-            labels[i] = True
-            kind[i] = k
+            keep.append(r)
+            src.append(er_pos[m_rows[m][int(rng.integers(len(m_rows[m])))]])
+        rows, src = np.asarray(keep, dtype=np.int64), np.asarray(src, dtype=np.int64)
+        put(rows, "amount", ref_amount[src])
+        put(rows, "description", ref_desc[src])
+        put(rows, "reference", ref_refr[src])
+        put(rows, "merchant", rc["merchant"].to_numpy(dtype=object)[src])
+        mark(rows, "atypical_merchant")
+    if "unusual_day" in budget:
+        regular = m_bday.index[(m_bday >= 1.0) & (m_n.reindex(m_bday.index) >= 5)].to_numpy(dtype=object)
+        rows = take(candidates[np.isin(merch[candidates], regular)], budget["unusual_day"])
+        moved = []
+        for r in rows:
+            window = dates.iloc[r] + pd.to_timedelta(np.arange(-10, 11), unit="D")
+            weekend = window[window.dayofweek >= 5]
+            moved.append(as_date(weekend[int(rng.integers(len(weekend)))]))
+        put(rows, date_col, pd.Series(moved, dtype=object).to_numpy() if moved else [])
+        mark(rows, "unusual_day")
+
+    added: list[pd.DataFrame] = []
+    added_kinds: list[str] = []
+    if "duplicate_charge" in budget:
+        rows = take(candidates, budget["duplicate_charge"])
+        added.append(out.iloc[rows].copy())
+        added_kinds += ["duplicate_charge"] * len(rows)
+    for name_kind in ("small_charge_burst", "new_merchant_large"):
+        if name_kind not in budget or len(candidates) == 0:
+            continue
+        groups = (max(1, int(round(budget[name_kind] / 5))) if name_kind == "small_charge_burst"
+                  else budget[name_kind])
+        for _ in range(groups):
+            base = int(rng.choice(candidates))
+            size = int(rng.integers(2, 9)) if name_kind == "small_charge_burst" else 1
+            name = _new_name(rng, taken_names)
+            block = out.iloc[np.full(size, base)].copy()
+            block["reference"] = name.title()
+            block["description"] = (f"SQ *{name.upper()}" if name_kind == "small_charge_burst"
+                                    else f"WIRE TRANSFER TO {name.upper()}")
+            if "merchant" in block:
+                block["merchant"] = name
+            if name_kind == "small_charge_burst":
+                block["amount"] = -np.round(rng.uniform(0.5, 4.99, size), 2)
+                next_day = (rng.random(size) < 0.2) & (np.arange(size) > 0)
+                day0 = dates.iloc[base]
+                block[date_col] = pd.Series([as_date(day0 + pd.Timedelta(days=int(d))) for d in next_day],
+                                            dtype=object).to_numpy()
+            else:
+                block["amount"] = -np.round(q99 * rng.uniform(1, 3, size), 2)
+            added.append(block)
+            added_kinds += [name_kind] * size
 
     if added:
-        extra = pd.DataFrame(added)
-        kinds_added = extra.pop("_kind").to_numpy(dtype=object)
-        start = (int(out.index.max()) + 1) if len(out) else 0
+        extra = pd.concat(added)
+        if "line_number" in extra:
+            extra["line_number"] = None
+        start = int(out.index.max()) + 1 if n else 0
         extra.index = pd.RangeIndex(start, start + len(extra))
-        extra = extra.reindex(columns=out.columns)
         out = pd.concat([out, extra.astype(out.dtypes.to_dict(), errors="ignore")])
         labels = np.concatenate([labels, np.ones(len(extra), dtype=bool)])
-        kind = np.concatenate([kind, kinds_added])
-    if "txn_date" in out:
-        out["txn_date"] = pd.to_datetime(out["txn_date"])
-    if "merchant" in out:  # keep the warehouse's merchant consistent with the (new) reference
-        out["merchant"] = prepare(out, vocabulary)["merchant"].astype(object)
+        kind = np.concatenate([kind, np.asarray(added_kinds, dtype=object)])
     return out, labels, kind
 
 

@@ -112,13 +112,29 @@ DEFAULT_PARAMS: dict[str, Any] = {
 
 
 # --------------------------------------------------------------------------- data
-def labelled_rows(data: pd.DataFrame, vocabulary: F.Vocabulary) -> pd.DataFrame:
-    """Prepared rows that carry a category (income and uncategorised rows dropped), oldest first."""
-    prepared = F.prepare(data, vocabulary)
-    keep = prepared["category"].notna().to_numpy() & prepared["txn_date"].notna().to_numpy()
+def _labelled_raw(data: pd.DataFrame) -> pd.DataFrame:
+    """Rows that may carry a category, before `prepare` (cheap: a 1M-row frame is prepared only where
+    it is used), oldest first, with their parsed date in `_date`."""
+    date_col = "txn_date" if "txn_date" in data else "date"
+    if "category" not in data or date_col not in data:
+        return data.iloc[:0].assign(_date=pd.Series(dtype="datetime64[ns]"))
+    category = data["category"]
+    keep = category.notna().to_numpy() & (category.astype(str).str.strip().str.len() > 0).to_numpy()
     if "txn_type" in data:
         keep &= ~data["txn_type"].astype(str).str.strip().str.lower().eq("income").to_numpy()
-    return prepared[keep].sort_values("txn_date", kind="stable")
+    rows = data[keep]
+    rows = rows.assign(_date=pd.to_datetime(rows[date_col], errors="coerce"))
+    return rows[rows["_date"].notna()].sort_values("_date", kind="stable")
+
+
+def _prepare_labelled(raw: pd.DataFrame, vocabulary: F.Vocabulary) -> pd.DataFrame:
+    prepared = F.prepare(raw, vocabulary)
+    return prepared[prepared["category"].notna().to_numpy() & prepared["txn_date"].notna().to_numpy()]
+
+
+def labelled_rows(data: pd.DataFrame, vocabulary: F.Vocabulary) -> pd.DataFrame:
+    """Prepared rows that carry a category (income and uncategorised rows dropped), oldest first."""
+    return _prepare_labelled(_labelled_raw(data), vocabulary)
 
 
 def _distinct(text: pd.Series) -> tuple[np.ndarray, pd.Index]:
@@ -260,11 +276,13 @@ class CategoryModel:
     def _logits(self, prepared: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.encoder.transform(prepared) @ self.weights, dtype=np.float64) + self.intercept
 
+    def proba_of_prepared(self, prepared: pd.DataFrame) -> np.ndarray:
+        return _softmax(self._logits(prepared) / self.temperature)
+
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         if len(frame) == 0:
             return np.zeros((0, len(self.classes_)))
-        prepared = F.prepare(frame, self.vocabulary)
-        return _softmax(self._logits(prepared) / self.temperature)
+        return self.proba_of_prepared(F.prepare(frame, self.vocabulary))
 
     def predict(self, frame: pd.DataFrame, top_k: int | None = None) -> pd.DataFrame:
         k = max(1, min(int(top_k or self.top_k), len(self.classes_)))
@@ -287,11 +305,17 @@ class CategoryModel:
 
 # --------------------------------------------------------------------------- baselines
 class _Distribution:
-    """Shared predict shape of the baselines: per-row class probabilities over `classes_`."""
+    """Shared shape of the baselines: per-row class probabilities over `classes_`."""
 
     vocabulary: F.Vocabulary
     classes_: np.ndarray
     n_train_: int
+
+    def proba_of_prepared(self, prepared: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.proba_of_prepared(F.prepare(frame, self.vocabulary))
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         proba = self.predict_proba(frame)
@@ -308,8 +332,8 @@ class MajorityBaseline(_Distribution):
         self.vocabulary, self.classes_, self.n_train_ = vocabulary, shares.index.to_numpy(dtype=object), len(labels)
         self.prior = shares.to_numpy(dtype=float)
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.tile(self.prior, (len(frame), 1))
+    def proba_of_prepared(self, prepared: pd.DataFrame) -> np.ndarray:
+        return np.tile(self.prior, (len(prepared), 1))
 
 
 class LookupBaseline(_Distribution):
@@ -320,8 +344,7 @@ class LookupBaseline(_Distribution):
         majority = MajorityBaseline(vocabulary, prepared["category"])
         self.vocabulary, self.classes_, self.prior = vocabulary, majority.classes_, majority.prior
         self.n_train_ = len(prepared)
-        index = {c: i for i, c in enumerate(self.classes_)}
-        y = prepared["category"].map(index).to_numpy()
+        y = prepared["category"].map({c: i for i, c in enumerate(self.classes_)}).to_numpy()
         self.tables = []
         for key in self._keys(prepared):
             k_codes, k_uniques = pd.factorize(key)
@@ -334,10 +357,12 @@ class LookupBaseline(_Distribution):
 
     @staticmethod
     def _keys(prepared: pd.DataFrame) -> list[pd.Series]:
-        return [F.clean_description(prepared["description"]), prepared["merchant"]]
+        codes, uniques = pd.factorize(prepared["description"])  # clean each distinct description once
+        cleaned = F.clean_description(pd.Series(uniques, dtype=object)).to_numpy(dtype=object)
+        description = pd.Series(np.where(codes >= 0, cleaned[codes], None), index=prepared.index, dtype=object)
+        return [description, prepared["merchant"]]
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        prepared = F.prepare(frame, self.vocabulary)
+    def proba_of_prepared(self, prepared: pd.DataFrame) -> np.ndarray:
         out = np.tile(self.prior, (len(prepared), 1))
         done = np.zeros(len(prepared), dtype=bool)
         for key, (index, table) in zip(self._keys(prepared), self.tables):
@@ -362,16 +387,23 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bi
     return float(total)
 
 
-def _detail(model, holdout: pd.DataFrame) -> dict[str, Any]:
-    vocabulary = getattr(model, "vocabulary", None) or F.Vocabulary.from_seeds()
-    rows = labelled_rows(holdout, vocabulary)
+def _proba(model, prepared: pd.DataFrame) -> np.ndarray:
+    """Class probabilities of prepared rows (this module's models skip preparing them a second time)."""
+    if len(prepared) == 0:
+        return np.zeros((0, len(model.classes_)))
+    own = getattr(model, "proba_of_prepared", None)
+    return own(prepared) if own is not None else np.asarray(model.predict_proba(prepared))
+
+
+def _detail(model, rows: pd.DataFrame) -> dict[str, Any]:
+    """Predictions of `model` on prepared labelled `rows`, with what the metrics need."""
     y = rows["category"].to_numpy(dtype=object)
     classes = np.asarray(model.classes_, dtype=object)
-    proba = model.predict_proba(rows)
+    proba = _proba(model, rows)
     index = {c: i for i, c in enumerate(classes)}
     target = np.array([index.get(c, -1) for c in y], dtype=int)
     pred = classes[proba.argmax(axis=1)] if len(rows) else np.array([], dtype=object)
-    return {"rows": rows, "y": y, "classes": classes, "proba": proba, "target": target, "pred": pred,
+    return {"y": y, "classes": classes, "proba": proba, "target": target, "pred": pred,
             "n_train": getattr(model, "n_train_", float("nan"))}
 
 
@@ -401,8 +433,10 @@ def _metrics(d: dict[str, Any]) -> dict[str, float]:
 
 
 def score(model, holdout: pd.DataFrame) -> dict[str, float]:
-    """The metrics of any fitted category model (or baseline) on a holdout of categorised rows."""
-    return _metrics(_detail(model, holdout))
+    """The metrics of any fitted category model (or baseline) on a holdout of categorised rows
+    (raw warehouse rows or `TrainResult.holdout`, which is already prepared)."""
+    vocabulary = getattr(model, "vocabulary", None) or F.Vocabulary.from_seeds()
+    return _metrics(_detail(model, labelled_rows(holdout, vocabulary)))
 
 
 # --------------------------------------------------------------------------- training
@@ -493,16 +527,20 @@ def train(data: pd.DataFrame, **params: Any) -> TrainResult:
     notes: list[str] = []
     vocabulary = F.Vocabulary.from_seeds()
 
-    rows = labelled_rows(data, vocabulary)
-    if len(rows) < MIN_ROWS:
-        raise TrainingDataError(f"{len(rows)} categorised rows; the category model needs at least {MIN_ROWS}")
-    train_p, test_p = time_split(rows, "txn_date", test_fraction=float(p["test_fraction"]),
-                                 min_test_rows=min(20, len(rows) // 4))
-    n_before_cap = len(train_p)
+    raw = _labelled_raw(data)
+    if len(raw) < MIN_ROWS:
+        raise TrainingDataError(f"{len(raw)} categorised rows; the category model needs at least {MIN_ROWS}")
+    train_raw, test_raw = time_split(raw, "_date", test_fraction=float(p["test_fraction"]),
+                                     min_test_rows=min(20, len(raw) // 4))
+    n_before_cap = len(train_raw)
     if n_before_cap > int(p["max_train_rows"]):
-        train_p = train_p.iloc[-int(p["max_train_rows"]):]
-        notes.append(f"training capped to the latest {len(train_p):,} of {n_before_cap:,} categorised rows "
+        train_raw = train_raw.iloc[-int(p["max_train_rows"]):]
+        notes.append(f"training capped to the latest {len(train_raw):,} of {n_before_cap:,} categorised rows "
                      "before the test period (max_train_rows)")
+    train_p = _prepare_labelled(train_raw, vocabulary)
+    test_p = _prepare_labelled(test_raw, vocabulary)
+    if test_p.empty:
+        raise TrainingDataError("no categorised rows in the test period")
     if train_p["category"].nunique() < 2:
         raise TrainingDataError("the training period holds a single category: nothing to classify")
 
@@ -540,8 +578,8 @@ def train(data: pd.DataFrame, **params: Any) -> TrainResult:
     detail = _detail(model, test_p)
     metrics = _metrics(detail)
     baselines = {
-        "majority": score(MajorityBaseline(vocabulary, train_p["category"]), test_p),
-        "description_lookup": score(LookupBaseline(vocabulary, train_p), test_p),
+        "majority": _metrics(_detail(MajorityBaseline(vocabulary, train_p["category"]), test_p)),
+        "description_lookup": _metrics(_detail(LookupBaseline(vocabulary, train_p), test_p)),
     }
     figures = _figures(detail)
     log.info("category model: %d train rows (%d fitted), macro_f1 %.3f (lookup %.3f), ece %.3f, T %.2f, %.1fs",

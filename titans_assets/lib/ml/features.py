@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, wraps
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,19 @@ _DESC_PUNCT = re.compile(r"[^\w&']+|_+")
 _DIGIT_WORD = re.compile(r"(?<!\w)[0-9]+(?!\w)")
 
 
+def _by_value(fn):
+    """Run a text cleaner once per distinct value and map back (real columns repeat a few thousand
+    merchants over a million rows): identical output, several times faster."""
+    @wraps(fn)
+    def per_value(s: pd.Series) -> pd.Series:
+        codes, uniques = pd.factorize(s, use_na_sentinel=True)
+        cleaned = fn(pd.Series(uniques, dtype=object)).to_numpy(dtype=object)
+        values = np.append(cleaned, fn(pd.Series([None], dtype=object)).to_numpy(dtype=object))  # code -1: NA
+        return pd.Series(values[codes], index=s.index, dtype=object)
+
+    return per_value
+
+
 def _blank_to_none(s: pd.Series) -> pd.Series:
     """Object dtype with None for blanks (pandas 3's str dtype would turn None into NaN)."""
     return s.astype(object).where(s.str.len() > 0, None)
@@ -35,17 +48,20 @@ def _text(s: pd.Series) -> pd.Series:
     return s.astype(object).where(s.notna(), "").map(str).astype(object)
 
 
+@_by_value
 def normalize_label(s: pd.Series) -> pd.Series:
     """dbt `normalize_label`: 'Meals & Entertainment ' -> 'meals_entertainment', '' -> None."""
     out = _text(s).str.strip().str.lower().str.replace(_NON_ALNUM, "_", regex=True).str.strip("_")
     return _blank_to_none(out)
 
 
+@_by_value
 def clean_name(s: pd.Series) -> pd.Series:
     """dbt `clean_name`: lower, whitespace runs collapsed, trimmed, '' -> None."""
     return _blank_to_none(_text(s).str.lower().str.replace(_SPACES, " ", regex=True).str.strip())
 
 
+@_by_value
 def clean_description(s: pd.Series) -> pd.Series:
     """dbt `clean_description`: 'STARBUCKS #1234  Seattle*WA' -> 'starbucks seattle wa'."""
     out = (_text(s).str.lower().str.replace(_DESC_PUNCT, " ", regex=True)
