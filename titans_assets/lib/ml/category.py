@@ -92,7 +92,7 @@ LOG_LOSS_EPS = 1e-15
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "test_fraction": 0.2,
-    "max_train_rows": 200_000,
+    "max_train_rows": 150_000,
     "calibration_fraction": 0.15,
     "min_calibration_rows": 300,
     "calibration_folds": 5,
@@ -102,7 +102,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "min_df": 2,  # rows a term must appear in
     "amount_bins": 16,
     "alpha": 1e-5,
-    "epochs": 5,
+    "epochs": 3,  # at least; small data gets more, up to `max_epochs`, to reach `target_updates`
+    "target_updates": 200_000,  # sample updates per class (rows x epochs)
+    "max_epochs": 30,
     "refit": True,  # refit on the whole training period after calibrating on its last slice
     "request_fraction": 0.2,  # extra request-shaped copies (no reference / no payment method)
     "rare_class_rows": 3,
@@ -234,12 +236,17 @@ class _Encoder:
 
 
 # --------------------------------------------------------------------------- classifier
+def _epochs(n_rows: int, params: dict[str, Any]) -> int:
+    wanted = math.ceil(int(params["target_updates"]) / max(n_rows, 1))
+    return max(int(params["epochs"]), min(int(params["max_epochs"]), wanted))
+
+
 def _fit_linear(X: sp.csr_matrix, y: np.ndarray, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(classes, W (features x classes), b): OvR logistic regression by averaged SGD."""
     classes = np.unique(y)
     if len(classes) < 2:
         raise TrainingDataError(f"one category ({classes[0]!r}) in the training rows; need at least two")
-    clf = SGDClassifier(loss="log_loss", alpha=float(params["alpha"]), max_iter=int(params["epochs"]), tol=None,
+    clf = SGDClassifier(loss="log_loss", alpha=float(params["alpha"]), max_iter=_epochs(X.shape[0], params), tol=None,
                         average=True, n_jobs=params["n_jobs"], random_state=int(params["seed"]))
     clf.fit(X, y)
     coef, intercept = clf.coef_, clf.intercept_
@@ -590,6 +597,7 @@ def train(data: pd.DataFrame, **params: Any) -> TrainResult:
               "calibration": "temperature scaling", "calibration_method": cal["method"],
               "calibration_rows": cal["rows"], "temperature": round(temperature, 4), "n_features": model.encoder.n_features,
               "n_fitted_rows": n_fitted, "train_rows_before_cap": n_before_cap,
+              "epochs_used": _epochs(n_fitted + int(round(n_fitted * float(p["request_fraction"]))), p),
               "calibrate_seconds": round(t_cal, 2), "fit_seconds": round(t_fit, 2),
               "train_seconds": round(train_seconds, 2)}
     return TrainResult(model=model, metrics=metrics, baselines=baselines, params=logged,

@@ -1,0 +1,321 @@
+"""The anomaly model on generated ledgers: beats its baselines, explains itself, serves one row or a
+batch, picks its threshold on validation data, and trains on a small ledger.
+
+Pure Python (no database): the generator's CSVs are read with pandas and mapped to the warehouse
+columns; the ground truth (`anomalies.csv`) is joined by (file, line_number).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from titans_assets.lib.generator import generate, read_export
+from titans_assets.lib.ml import anomaly
+from titans_assets.lib.ml.common import TrainingDataError
+from titans_assets.lib.ml.features import Vocabulary, prepare, row_features
+
+END = dt.date(2025, 6, 30)
+ROWS = 20_000
+SEED = 11
+
+
+def load_exports(raw_dir: Path, labels_dir: Path | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    """Warehouse-shaped rows (as fct_transactions has them) and their anomaly type (None = normal)."""
+    frames = []
+    for path in sorted(raw_dir.glob("*.csv")):
+        x = read_export(path)
+        expense = x["Type"] == "Expense"
+        frames.append(pd.DataFrame({
+            "txn_date": x["Date"].dt.date, "account": path.stem, "source_file": path.name,
+            "line_number": x["line_number"], "txn_type": x["Type"], "description": x["Description"],
+            "amount": x["Amount"], "category": x["Category"].where(expense & (x["Category"] != ""), None),
+            "payment_method": x["Payment Method"], "reference": x["Reference"],
+        }))
+    df = pd.concat(frames, ignore_index=True)
+    df["merchant"] = prepare(df, Vocabulary.from_seeds())["merchant"]
+    kinds = pd.Series(None, index=df.index, dtype=object)
+    if labels_dir is not None:
+        truth = pd.read_csv(labels_dir / "anomalies.csv")
+        keyed = df[["source_file", "line_number"]].reset_index().merge(
+            truth.rename(columns={"file": "source_file"}), on=["source_file", "line_number"], how="inner")
+        kinds[keyed["index"].to_numpy()] = keyed["anomaly_type"].to_numpy()
+    return df, kinds
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory) -> tuple[pd.DataFrame, pd.Series]:
+    root = tmp_path_factory.mktemp("anomaly_ledger")
+    generate(root / "raw", rows=ROWS, seed=SEED, end_date=END, labels_dir=root / "labels")
+    return load_exports(root / "raw", root / "labels")
+
+
+@pytest.fixture(scope="module")
+def trained(ledger):
+    df, kinds = ledger
+    return anomaly.train(df, kinds.notna())
+
+
+@pytest.fixture(scope="module")
+def injected(ledger):
+    df, _ = ledger
+    return anomaly.train(df, None, seed=3)
+
+
+def merchant_rows(df: pd.DataFrame, model: anomaly.AnomalyModel, min_rows: int = 40) -> pd.DataFrame:
+    """Expense rows of a frequent, single-category merchant with a steady business-day history."""
+    e = df[(df["txn_type"] == "Expense") & df["merchant"].notna()]
+    counts = e.groupby("merchant")["category"].agg(["size", "nunique"])
+    name = counts[(counts["size"] >= min_rows) & (counts["nunique"] == 1)].sort_values("size").index[-1]
+    return e[e["merchant"] == name]
+
+
+# --------------------------------------------------------------------------- quality
+def test_beats_baselines_on_ground_truth(trained):
+    m = trained.metrics
+    best_name, best_ap = trained.best_baseline(anomaly.PRIMARY_METRIC, anomaly.HIGHER_IS_BETTER)
+    assert set(trained.baselines) == {"abs_amount", "category_zscore"}
+    assert m["n_anomalies_test"] >= 20
+    assert m["average_precision"] > best_ap + 0.3, (m, trained.baselines)
+    assert m["roc_auc"] > 0.95
+    assert m["precision_at_k"] > 0.6
+    assert m["f1"] > 0.6
+    assert trained.params["evaluation"] == "ground_truth"
+
+
+def test_metrics_and_result_shape(trained):
+    keys = {"roc_auc", "average_precision", "precision_at_k", "precision", "recall", "f1", "threshold",
+            "n_test", "n_anomalies_test"}
+    assert keys <= set(trained.metrics)
+    assert all(np.isfinite(trained.metrics[k]) for k in keys)
+    assert anomaly.NAME == "titans_anomaly" and anomaly.PRIMARY_METRIC == "average_precision"
+    assert anomaly.HIGHER_IS_BETTER is True
+    frame, labels = trained.holdout
+    assert len(frame) == len(labels) == trained.metrics["n_test"]
+    assert labels.sum() == trained.metrics["n_anomalies_test"]
+    w = trained.data_window
+    assert w["train_end"] < w["test_start"] and w["validation_start"] <= w["train_end"]
+    fig = trained.figures["anomaly_score_distribution.png"]
+    assert isinstance(fig, Figure) and fig.axes[0].lines  # the threshold line
+
+
+def test_score_rescores_the_same_holdout(trained):
+    again = anomaly.score(trained.model, trained.holdout)
+    for k, v in trained.metrics.items():
+        assert again[k] == pytest.approx(v), k
+
+
+def test_scores_in_unit_interval_and_levels_follow_threshold(trained):
+    frame, _ = trained.holdout
+    pred = trained.model.predict(frame)
+    assert list(pred.columns) == ["anomaly_score", "is_anomaly", "risk_level", "reasons"]
+    assert pred.index.equals(frame.index)
+    s = pred["anomaly_score"]
+    assert s.between(0, 1).all() and s.notna().all()
+    t = trained.model.threshold
+    assert (pred["is_anomaly"] == (s >= t)).all()
+    assert (pred.loc[pred["is_anomaly"], "risk_level"] == "high").all()
+    assert set(pred.loc[~pred["is_anomaly"], "risk_level"]) <= {"low", "medium"}
+    assert pred["reasons"].map(lambda r: isinstance(r, list)).all()
+    assert pred.loc[pred["is_anomaly"], "reasons"].map(len).gt(0).all()  # every flag is explained
+    assert pred["reasons"].map(len).eq(0).mean() > 0.8  # most rows: nothing stands out
+
+
+# --------------------------------------------------------------------------- reasons
+def test_reasons_name_the_generated_spikes_and_duplicates(trained, ledger):
+    _, kinds = ledger
+    frame, _ = trained.holdout
+    pred = trained.model.predict(frame)
+    kind = kinds.reindex(frame.index)
+    spikes = pred[kind == "amount_spike"]
+    dups = pred[(kind == "duplicate_charge") & pred["is_anomaly"]]
+    assert len(spikes) and len(dups)
+    spike_reason = spikes["reasons"].map(lambda r: any(x.startswith("amount ") and "x " in x for x in r))
+    assert spike_reason.mean() >= 0.8, spikes
+    assert dups["reasons"].map(lambda r: any("same amount charged" in x for x in r)).all(), dups
+
+
+def test_reasons_for_a_built_spike_and_duplicate(trained, ledger):
+    df, kinds = ledger
+    model = trained.model
+    rows = merchant_rows(df[kinds.isna()], model)
+    base = rows.iloc[[-1]].copy()
+    median = float(np.exp(np.median(np.log(rows["amount"].abs()))))
+    spike = base.assign(amount=-round(median * 12, 2), txn_date=dt.date(2025, 7, 2))
+    twin = base.assign(amount=-round(median * 1.05, 2), txn_date=dt.date(2025, 7, 3))
+    batch = pd.concat([spike, twin, twin], ignore_index=True)
+    pred = model.predict(batch)
+    assert pred.loc[0, "is_anomaly"]
+    assert any(r.startswith("amount ") and "x this merchant's median (" in r for r in pred.loc[0, "reasons"])
+    assert "12." in pred.loc[0, "reasons"][0] or "11." in pred.loc[0, "reasons"][0]
+    for i in (1, 2):
+        assert pred.loc[i, "anomaly_score"] > pred.loc[0, "anomaly_score"] / 2
+        assert any(r.startswith("same amount charged twice by this merchant today") for r in pred.loc[i, "reasons"])
+    alone = model.predict(twin)  # one row alone: no duplicate, nothing stands out
+    assert not alone.loc[alone.index[0], "is_anomaly"] and alone["reasons"].iloc[0] == []
+
+
+def test_reasons_for_new_merchant_and_atypical_category(trained, ledger):
+    df, kinds = ledger
+    rows = merchant_rows(df[kinds.isna()], trained.model)
+    other = sorted(set(df["category"].dropna()) - set(rows["category"]))
+    weekday = dt.date(2025, 7, 2)
+    batch = pd.DataFrame({
+        "txn_date": [weekday, weekday], "amount": [-4500.0, float(rows["amount"].iloc[0])],
+        "category": ["professional_fees", other[0]], "txn_type": "Expense",
+        "description": ["WIRE TRANSFER TO BRAND NEW CONSULTING 123", rows["description"].iloc[0]],
+        "reference": ["Brand New Consulting 123", rows["reference"].iloc[0]],
+    })
+    pred = trained.model.predict(batch)
+    assert "first transaction with this merchant, 4,500.00" in pred.loc[0, "reasons"]
+    assert pred.loc[0, "is_anomaly"]
+    merchant = rows["merchant"].iloc[0]
+    assert f"merchant '{merchant}' never seen under {other[0]}" in pred.loc[1, "reasons"]
+
+
+# --------------------------------------------------------------------------- serving
+def test_single_row_with_only_amount_and_date(trained):
+    model = trained.model
+    for request in (
+        pd.DataFrame({"amount": [-45.0], "date": ["2025-07-01"]}),
+        pd.DataFrame({"amount": [-9800.0], "date": ["2025-07-05"], "category": ["Software"],
+                      "description": ["ADOBE *CREATIVE CLD"], "payment_method": ["credit_car"],
+                      "reference": [None]}),
+    ):
+        pred = model.predict(request)
+        assert len(pred) == 1 and pred.index.equals(request.index)
+        assert 0.0 <= pred["anomaly_score"].iloc[0] <= 1.0
+        assert pred["risk_level"].iloc[0] in {"low", "medium", "high"}
+        assert isinstance(pred["reasons"].iloc[0], list)
+    big = model.predict(pd.DataFrame({"amount": [-250_000.0], "date": ["2025-07-01"]}))
+    assert big["anomaly_score"].iloc[0] > model.predict(
+        pd.DataFrame({"amount": [-45.0], "date": ["2025-07-01"]}))["anomaly_score"].iloc[0]
+    assert big["reasons"].iloc[0] and big["reasons"].iloc[0][0].startswith("amount ")
+    assert model.predict(pd.DataFrame({"amount": [], "date": []})).empty
+
+
+def test_batch_of_1000_requests(trained):
+    frame, _ = trained.holdout
+    batch = frame.head(1000)[["txn_date", "amount", "category", "description", "payment_method", "reference"]]
+    batch = batch.rename(columns={"txn_date": "date"}).set_index(pd.Index([f"r{i}" for i in range(len(batch))]))
+    started = time.perf_counter()
+    pred = trained.model.predict(batch)
+    elapsed = time.perf_counter() - started
+    assert len(pred) == 1000 and pred.index.equals(batch.index)
+    assert pred["anomaly_score"].between(0, 1).all()
+    print(f"batch of 1000 predicted in {elapsed:.3f}s")
+
+
+def test_pickle_round_trip_predicts_identically(trained):
+    frame, _ = trained.holdout
+    clone = pickle.loads(pickle.dumps(trained.model))
+    pd.testing.assert_frame_equal(clone.predict(frame), trained.model.predict(frame))
+
+
+# --------------------------------------------------------------------------- threshold
+def test_choose_threshold_best_f1_and_precision_target():
+    scores = np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.2, 0.1])
+    labels = np.array([1, 1, 0, 1, 0, 0, 1, 0], dtype=bool)
+    cut = anomaly.choose_threshold(scores, labels)
+    assert 0.6 < cut <= 0.7  # flag the top four: precision 3/4, recall 3/4 is the best F1
+    strict = anomaly.choose_threshold(scores, labels, precision_target=1.0)
+    assert 0.8 < strict <= 0.9
+    with pytest.raises(TrainingDataError):
+        anomaly.choose_threshold(scores, np.zeros(8, dtype=bool))
+
+
+def test_threshold_comes_from_validation(trained, injected):
+    """Not a constant: it follows the validation data (here ground truth vs injected anomalies)."""
+    t1, t2 = trained.model.threshold, injected.model.threshold
+    assert 0 < t1 < 1 and 0 < t2 < 1 and t1 != pytest.approx(t2)
+    assert trained.params["validation_anomalies"] > 0 and trained.params["threshold_objective"] == "f1"
+    assert trained.metrics["threshold"] == t1
+
+
+# --------------------------------------------------------------------------- no labels
+def test_injected_evaluation_without_labels(injected):
+    assert injected.params["evaluation"] == "injected"
+    m = injected.metrics
+    _, best_ap = injected.best_baseline(anomaly.PRIMARY_METRIC, anomaly.HIGHER_IS_BETTER)
+    assert m["average_precision"] > best_ap
+    assert m["roc_auc"] > 0.9
+    kinds = injected.params["injected_test_kinds"]
+    assert set(kinds) == set(anomaly.INJECTED_KINDS) and all(v > 0 for v in kinds.values())
+    assert any("injected" in n for n in injected.notes)
+
+
+def test_inject_anomalies(ledger):
+    df, _ = ledger
+    df = df.iloc[:6000]
+    out, labels, kinds = anomaly.inject_anomalies(df, rate=0.02, seed=5)
+    assert len(out) == len(labels) == len(kinds) and len(out) > len(df)
+    assert out.index.is_unique and out.index[: len(df)].equals(df.index)
+    assert set(kinds[labels]) == set(anomaly.INJECTED_KINDS) and (pd.isna(kinds) == ~labels).all()
+    e = df[(df["txn_type"] == "Expense") & df["merchant"].notna()]
+    medians = e.groupby("merchant")["amount"].agg(lambda a: np.exp(np.median(np.log(a.abs()))))
+    spikes = out[kinds == "amount_spike"]
+    ratio = spikes["amount"].abs().to_numpy() / medians.reindex(spikes["merchant"]).to_numpy()
+    assert ((ratio > 7.9) & (ratio < 20.1)).all()
+    news = out[np.isin(kinds, ["small_charge_burst", "new_merchant_large"])]
+    assert not news["merchant"].isin(set(df["merchant"].dropna())).any()
+    assert out.loc[kinds == "small_charge_burst", "amount"].between(-5, -0.5).all()
+    dup = out[kinds == "duplicate_charge"]
+    cols = ["txn_date", "account", "description", "amount", "reference"]
+    assert dup[cols].merge(df[cols], how="left", indicator=True)["_merge"].eq("both").all()
+    moved = pd.to_datetime(out.loc[kinds == "unusual_day", "txn_date"])
+    assert (moved.dt.day_of_week >= 5).all()
+    same, _, _ = anomaly.inject_anomalies(df, rate=0.02, seed=5)
+    pd.testing.assert_frame_equal(same, out)  # deterministic for a seed
+
+
+# --------------------------------------------------------------------------- small data, edges
+def test_small_ledger_trains(tmp_path):
+    generate(tmp_path / "raw", rows=150, years=4 / 12, accounts=("ledger",), seed=4, end_date=END,
+             labels_dir=tmp_path / "labels")
+    df, _ = load_exports(tmp_path / "raw")
+    df = df[df["txn_type"] == "Expense"].sort_values("txn_date")
+    df = df.iloc[np.linspace(0, len(df) - 1, 100).round().astype(int)]  # 100 rows spread over the span
+    assert len(df) == 100 and (pd.to_datetime(df["txn_date"]).max() - pd.to_datetime(df["txn_date"]).min()).days > 90
+    result = anomaly.train(df)
+    assert result.params["evaluation"] == "injected"
+    assert np.isfinite(result.metrics["average_precision"]) and 0 < result.metrics["threshold"] < 1
+    assert any("small history" in n for n in result.notes)
+    assert any("categories with under" in n for n in result.notes)  # rare categories fall back
+    pred = result.model.predict(pd.DataFrame({"amount": [-20.0], "date": ["2025-07-01"], "category": ["unheard_of"]}))
+    assert pred["anomaly_score"].between(0, 1).all()
+
+
+def test_too_little_data_and_misaligned_labels(ledger):
+    df, kinds = ledger
+    with pytest.raises(TrainingDataError):
+        anomaly.train(df.head(30))
+    with pytest.raises(ValueError):
+        anomaly.train(df.head(500), kinds.notna().to_numpy()[:10])
+
+
+def test_fast_preparation_matches_features(ledger):
+    """The model prepares distinct texts and days once: the result equals features.prepare and
+    features.row_features row for row."""
+    df, _ = ledger
+    df = df.iloc[:3000].copy()
+    df.loc[df.index[:20], "reference"] = None
+    df.loc[df.index[20:30], "reference"] = "   "
+    vocabulary = Vocabulary.from_seeds()
+    expected = prepare(df, vocabulary).reset_index(drop=True)
+    got = anomaly._prepared(df, vocabulary)
+    for col in ("txn_date", "category", "payment_method", "merchant"):
+        a = expected[col].astype(object).where(expected[col].notna(), None).tolist()
+        b = got[col].astype(object).where(got[col].notna(), None).tolist()
+        assert a == b, col
+    np.testing.assert_allclose(expected["amount"], got["amount"])
+    canon = anomaly._canon(df, vocabulary)
+    rf = row_features(expected)
+    for col in anomaly._IF_COLUMNS:
+        np.testing.assert_allclose(canon[f"rf_{col}"], rf[col].to_numpy(), err_msg=col)
