@@ -300,21 +300,14 @@ def test_too_little_data_and_misaligned_labels(ledger):
         anomaly.train(df.head(500), kinds.notna().to_numpy()[:10])
 
 
-def test_fast_preparation_matches_features(ledger):
-    """The model prepares distinct texts and days once: the result equals features.prepare and
-    features.row_features row for row."""
+def test_the_model_reads_the_shared_row_features(ledger):
+    """The isolation forest's row features are features.row_features, row for row."""
     df, _ = ledger
     df = df.iloc[:3000].copy()
     df.loc[df.index[:20], "reference"] = None
     df.loc[df.index[20:30], "reference"] = "   "
     vocabulary = Vocabulary.from_seeds()
     expected = prepare(df, vocabulary).reset_index(drop=True)
-    got = anomaly._prepared(df, vocabulary)
-    for col in ("txn_date", "category", "payment_method", "merchant"):
-        a = expected[col].astype(object).where(expected[col].notna(), None).tolist()
-        b = got[col].astype(object).where(got[col].notna(), None).tolist()
-        assert a == b, col
-    np.testing.assert_allclose(expected["amount"], got["amount"])
     canon = anomaly._canon(df, vocabulary)
     rf = row_features(expected)
     for col in anomaly._IF_COLUMNS:

@@ -61,7 +61,8 @@ def service_environment(environ: dict[str, str], settings, database_url: str, wo
               help="Print the SHA-256 line for KEY to put in a TITANS_API_KEYS_FILE, and exit.")
 def serve(host: str, port: int, workers: int, dev: bool, access_log: bool, hash_key: str | None) -> None:
     """Serve the champion models over HTTP (BentoML): /predict/*, /models/*, /health, /metrics."""
-    from titans_assets.lib.serving.auth import MIN_KEY_LENGTH, KeyRing, hash_key as _hash
+    from titans_assets.lib.serving.auth import MIN_KEY_LENGTH, KeyRing
+    from titans_assets.lib.serving.auth import hash_key as _hash
     from titans_assets.lib.settings import Settings
 
     if hash_key is not None:

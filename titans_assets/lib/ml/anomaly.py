@@ -81,7 +81,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from titans_assets.lib.ml.common import TrainingDataError, TrainResult, time_split, window_of
-from titans_assets.lib.ml.features import Vocabulary, amount_features, clean_name, prepare, time_features
+from titans_assets.lib.ml.features import Vocabulary, amount_features, prepare, time_features
 
 NAME = "titans_anomaly"
 PRIMARY_METRIC = "average_precision"
@@ -109,48 +109,12 @@ _REASON_LEVEL = 0.3  # a component whose weighted evidence reaches this is repor
 # Canonical rows
 # ---------------------------------------------------------------------------------------------------
 
-def _prepared(frame: pd.DataFrame, vocabulary: Vocabulary) -> pd.DataFrame:
-    """`features.prepare` (txn_date, amount, category, payment_method, merchant), run once per distinct
-    text and per distinct date: a million rows hold a few thousand merchants, categories and days, and
-    the text cleaning is what costs. The description only decides the merchant when the reference
-    is blank, so elsewhere it is left out of the distinct texts."""
-    n = len(frame)
-    if "txn_date" not in frame and "date" in frame:
-        frame = frame.rename(columns={"date": "txn_date"})
-
-    def col(name: str) -> np.ndarray:
-        if name not in frame:
-            return np.full(n, None, dtype=object)
-        values = frame[name].to_numpy(dtype=object)
-        return np.where(pd.isna(values), None, values)
-
-    reference, description = col("reference"), col("description")
-    ref_codes, ref_uniques = pd.factorize(reference, use_na_sentinel=False)
-    named = clean_name(pd.Series(ref_uniques, dtype=object)).notna().to_numpy()[ref_codes]
-    text = {"reference": reference, "description": np.where(named, None, description),
-            "category": col("category"), "payment_method": col("payment_method")}
-    codes = _codes(*text.values())
-    first = np.unique(codes, return_index=True)[1]
-    distinct = prepare(pd.DataFrame({k: pd.Series(v[first], dtype=object) for k, v in text.items()}), vocabulary)
-    raw_dates = (frame["txn_date"].to_numpy() if "txn_date" in frame and
-                 pd.api.types.is_datetime64_any_dtype(frame["txn_date"].dtype) else col("txn_date"))
-    date_codes, date_uniques = pd.factorize(raw_dates, use_na_sentinel=False)
-    dates = prepare(pd.DataFrame({"txn_date": pd.Series(date_uniques)}), vocabulary)["txn_date"]
-    out = pd.DataFrame({"txn_date": dates.to_numpy()[date_codes],
-                        "amount": pd.to_numeric(pd.Series(col("amount")), errors="coerce").to_numpy(dtype=float)})
-    for name in ("category", "payment_method", "merchant"):
-        values = distinct[name].to_numpy(dtype=object)[codes]
-        out[name] = pd.Series(np.where(pd.isna(values), None, values), dtype=object)
-    out["description"] = pd.Series(np.where(pd.isna(description), "", description), dtype=object)
-    return out
-
-
 def _canon(frame: pd.DataFrame, vocabulary: Vocabulary) -> pd.DataFrame:
     """Prepared rows with what every component needs, on a positional index: the keys of the
     statistics (`mkey` merchant, `ckey` category, `mckey` both, `dir` direction; merchant keys carry
     the direction so a client's income and a vendor's charges never mix), integer codes for the
     in-frame groupings, and the row features the isolation forest reads (`rf_*`)."""
-    p = _prepared(frame, vocabulary)
+    p = prepare(frame, vocabulary).reset_index(drop=True)
     n = len(p)
     amount = p["amount"].to_numpy(dtype=float)
     category = p["category"]

@@ -101,6 +101,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "word_ngram": (1, 2),
     "min_df": 2,  # rows a term must appear in
     "amount_bins": 16,
+    "numeric_weight": 1.0,  # scale of the standardised numeric block beside the l2-normalised text blocks
     "alpha": 1e-5,
     "epochs": 3,  # at least; small data gets more, up to `max_epochs`, to reach `target_updates`
     "target_updates": 200_000,  # sample updates per class (rows x epochs)
@@ -190,6 +191,7 @@ class _Encoder:
         self.word = _TextBlock("word", tuple(params["word_ngram"]))
         self.min_df = int(params["min_df"])
         self.n_bins = int(params["amount_bins"])
+        self.numeric_weight = float(params["numeric_weight"])
 
     def fit_transform(self, prepared: pd.DataFrame) -> sp.csr_matrix:
         codes, uniques = _distinct(F.text_of(prepared))
@@ -231,7 +233,7 @@ class _Encoder:
         bin_block = sp.csr_matrix((np.ones(has_amount.sum()), (np.flatnonzero(has_amount), bins)),
                                   shape=(n, len(self.amount_edges) + 1))
         missing_amount = sp.csr_matrix((~has_amount).astype(float).reshape(-1, 1))
-        scaled = np.nan_to_num((values - self.numeric_mean) / self.numeric_scale, nan=0.0)
+        scaled = np.nan_to_num((values - self.numeric_mean) / self.numeric_scale, nan=0.0) * self.numeric_weight
         return sp.hstack([text, pm_block, bin_block, missing_amount, sp.csr_matrix(scaled)], format="csr")
 
 
