@@ -86,3 +86,13 @@ def test_row_features_are_the_same_for_one_row_and_for_a_batch():
         one = F.row_features(F.prepare(batch.iloc[[i]], v))
         pd.testing.assert_frame_equal(one, whole.iloc[[i]])
     assert "log_abs_amount" not in F.row_features(F.prepare(batch, v), include_amount=False)
+
+
+def test_prepare_is_idempotent():
+    """Models rescore holdouts that are already prepared: preparing twice must change nothing."""
+    v = F.Vocabulary.from_seeds()
+    raw = pd.DataFrame({"date": ["2024-01-15", "2024-02-01"], "amount": ["-12.50", "40"],
+                        "description": ["STARBUCKS #1234  Seattle*WA", ""], "reference": [None, " ACME  Corp"],
+                        "payment_method": ["credit_car", None], "category": ["Meals & Entertainment", None]})
+    once = F.prepare(raw, v)
+    pd.testing.assert_frame_equal(F.prepare(once, v), once)

@@ -443,6 +443,7 @@ def test_reload_endpoint_reports_the_swap_and_failures(client, source):
     ("/models/anything-else/reload", "/models/{name}/reload"), ("/health/", "/health"),
     ("/metrics", "/metrics"), ("/static_content/swagger.css", "/static_content/{path}"),
     ("/wp-admin/setup.php", "/{unmatched}"), ("/models/a/b/reload", "/{unmatched}"),
+    ("/models/a\nb/reload", "/{unmatched}"), ("/static_content/a\x00", "/{unmatched}"),
 ])
 def test_route_templates(path, template):
     assert routes.template_of(path) == template

@@ -26,6 +26,7 @@
 {{ config(pre_hook=[
     "set local work_mem = '256MB'",
     "set local enable_nestloop = off",
+    "set local enable_mergejoin = off",
 ]) }}
 
 {%- set bins_per_decade = 6 %}
@@ -156,7 +157,7 @@ acct_merchant_day as (
 ),
 
 -- identical charges: same account, day, amount and counterparty
-same_charge_day as (
+same_charge_day as materialized (
 
     select
         cast(row(account, txn_date, amount, charge_key) as text)            as join_key,
@@ -195,7 +196,7 @@ acct_merchant_hist as (
 
 ),
 
-acct_merchant_stats as (
+acct_merchant_stats as materialized (
 
     select
         cast(row(account, merchant, txn_date) as text)                      as join_key,
@@ -289,7 +290,7 @@ acct_hist as (
 
 ),
 
-acct_stats as (
+acct_stats as materialized (
 
     select
         cast(row(account, txn_date) as text)                                as join_key,
@@ -335,7 +336,7 @@ acct_cat_hist as (
 
 ),
 
-acct_cat_stats as (
+acct_cat_stats as materialized (
 
     select
         cast(row(account, category_key, txn_date) as text)                  as join_key,
@@ -362,7 +363,7 @@ cat_day as (
 
 ),
 
-cat_stats as (
+cat_stats as materialized (
 
     select cast(row(category_key, txn_date) as text) as join_key, s.*
     from (
@@ -383,7 +384,7 @@ cat_stats as (
 ),
 
 -- ---------------------------------------------------------------- account x payment method history
-acct_pm_stats as (
+acct_pm_stats as materialized (
 
     select
         cast(row(account, payment_method_key, txn_date) as text)            as join_key,

@@ -29,6 +29,7 @@ RELOAD_TEMPLATE = "/models/{name}/reload"
 BENTOML_ROUTES = ("/", "/livez", "/healthz", "/readyz", "/metrics", "/schema.json")
 _EXACT = frozenset(API_ROUTES + BENTOML_ROUTES)
 _RELOAD = re.compile(r"/models/[^/]+/reload")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # Starlette's mounts match `.*`, which stops at a newline
 _STATIC = ("/static_content/", "/assets/")
 
 
@@ -36,6 +37,8 @@ def template_of(path: str) -> str:
     """The route template a raw path belongs to (UNMATCHED when no route serves it)."""
     if path in _EXACT:
         return path
+    if _CONTROL.search(path):
+        return UNMATCHED
     if len(path) > 1 and path.endswith("/") and path[:-1] in _EXACT:
         return path[:-1]
     if _RELOAD.fullmatch(path):

@@ -1,0 +1,209 @@
+"""The transaction category model on generated ledgers (no database): beats its baselines, calibrated
+probabilities, serving-shaped predictions for single requests and batches, rare and unseen categories,
+small data, pickling."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from titans_assets.lib.generator import generate, read_export
+from titans_assets.lib.ml import category
+from titans_assets.lib.ml.common import TrainingDataError, TrainResult
+
+END = dt.date(2026, 6, 30)
+SEED = 7
+METRICS = {"accuracy", "macro_f1", "weighted_f1", "top3_accuracy", "log_loss", "ece", "n_train", "n_test",
+           "n_classes"}
+REQUEST = {"amount": -54.99, "description": "ADOBE *CREATIVE CLD", "date": "2026-07-01"}
+
+
+def warehouse_rows(landing: Path) -> pd.DataFrame:
+    """Generated CSVs read with pandas, invalid rows dropped, in the warehouse's column names. Payment
+    methods keep their typos and case (`credit_car`, ` Credit Card `): the model normalises them."""
+    df = pd.concat([read_export(p) for p in sorted(landing.glob("*.csv"))], ignore_index=True)
+    category_ = df["Category"].where(df["Category"].ne("") & df["Type"].eq("Expense"), None)
+    return pd.DataFrame({
+        "txn_date": df["Date"], "txn_type": df["Type"], "description": df["Description"],
+        "amount": pd.to_numeric(df["Amount"], errors="coerce"), "category": category_,
+        "payment_method": df["Payment Method"], "reference": df["Reference"],
+    }).dropna(subset=["txn_date", "amount"])
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory) -> pd.DataFrame:
+    root = tmp_path_factory.mktemp("category")
+    generate(root / "raw", rows=20_000, seed=SEED, end_date=END, labels_dir=root / "labels")
+    return warehouse_rows(root / "raw")
+
+
+@pytest.fixture(scope="module")
+def result(ledger) -> TrainResult:
+    return category.train(ledger)
+
+
+def test_contract_constants():
+    assert category.NAME == "titans_category"
+    assert category.PRIMARY_METRIC == "macro_f1" and category.HIGHER_IS_BETTER is True
+
+
+def test_the_model_beats_both_baselines_on_the_most_recent_period(result, ledger):
+    m = result.metrics
+    assert set(m) == METRICS and set(result.baselines) == {"majority", "description_lookup"}
+    for name, base in result.baselines.items():
+        assert set(base) == METRICS, name
+        assert m["macro_f1"] > base["macro_f1"] + 0.03, (name, m, base)
+        assert m["accuracy"] > base["accuracy"] + 0.03, (name, m, base)
+        assert m["log_loss"] < base["log_loss"], (name, m, base)
+    assert result.best_baseline("macro_f1", True)[0] == "description_lookup"
+    assert m["top3_accuracy"] >= m["accuracy"] > 0.8
+    assert m["n_classes"] >= 20 and m["n_test"] == result.data_window["test_rows"]
+    # Time split: the test period is the future of the training period, expense rows only.
+    w = result.data_window
+    assert w["train_end"] < w["test_start"] and w["test_end"] == END.isoformat()
+    expenses = int(ledger["category"].notna().sum())
+    assert w["train_rows"] + w["test_rows"] == expenses
+    assert 0.15 < w["test_rows"] / expenses < 0.3
+
+
+def test_probabilities_are_calibrated(result):
+    model, holdout = result.model, result.holdout
+    proba = model.predict_proba(holdout)
+    assert proba.shape == (len(holdout), len(model.classes_))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    assert result.metrics["ece"] < 0.05
+    assert result.params["calibration_method"] == "time_slice" and result.params["temperature"] > 0
+    # Among confident predictions, the confidence is about the hit rate.
+    out = model.predict(holdout)
+    sure = out["confidence"] > 0.9
+    hit = (out["prediction"] == holdout["category"])[sure].mean()
+    assert abs(hit - out["confidence"][sure].mean()) < 0.05
+
+
+def test_the_ece_of_known_cases():
+    conf = np.array([0.9, 0.9, 0.9, 0.9, 0.3, 0.3])
+    assert category.expected_calibration_error(conf, np.array([1, 1, 1, 0, 0, 1], bool)) == pytest.approx(
+        4 / 6 * 0.15 + 2 / 6 * 0.2)
+    assert category.expected_calibration_error(np.full(10, 0.7), np.arange(10) < 7) == pytest.approx(0.0)
+
+
+def test_a_single_request_with_only_amount_description_and_date(result):
+    model = result.model
+    frame = pd.DataFrame([REQUEST], index=[42])
+    out = model.predict(frame)
+    assert list(out.columns) == ["prediction", "confidence", "alternatives"] and list(out.index) == [42]
+    row = out.loc[42]
+    assert row["prediction"] == "software"
+    assert isinstance(row["prediction"], str) and 0 < row["confidence"] <= 1
+    alts = row["alternatives"]
+    assert len(alts) == 3 and alts[0] == {"category": row["prediction"], "confidence": row["confidence"]}
+    assert [a["confidence"] for a in alts] == sorted((a["confidence"] for a in alts), reverse=True)
+    assert all(isinstance(a["category"], str) and isinstance(a["confidence"], float) for a in alts)
+    assert len(model.predict(frame, top_k=5).loc[42, "alternatives"]) == 5
+    assert len(model.predict(frame, top_k=1000).loc[42, "alternatives"]) == len(model.classes_)
+    # Optional fields change the answer where they should: a coffee on the business card vs the personal one.
+    coffee = {"amount": -6.4, "description": "STARBUCKS STORE 40847", "date": "2026-07-02"}
+    business = model.predict(pd.DataFrame([{**coffee, "payment_method": "credit_card"}])).iloc[0]
+    personal = model.predict(pd.DataFrame([{**coffee, "payment_method": "Debit Card"}])).iloc[0]
+    assert (business["prediction"], personal["prediction"]) == ("meals_entertainment", "food")
+    # Nothing usable at all: still an answer, with low confidence.
+    empty = model.predict(pd.DataFrame([{"description": None}])).iloc[0]
+    assert empty["prediction"] in set(model.classes_) and empty["confidence"] < 0.5
+
+
+def test_a_batch_of_a_thousand_rows_is_aligned_with_its_frame(result, ledger):
+    batch = ledger.tail(1000).sample(frac=1.0, random_state=0)  # shuffled index
+    out = result.model.predict(batch)
+    assert out.index.equals(batch.index)
+    proba = result.model.predict_proba(batch)
+    np.testing.assert_allclose(out["confidence"].to_numpy(), proba.max(axis=1))
+    assert (out["prediction"].to_numpy() == result.model.classes_[proba.argmax(axis=1)]).all()
+    assert result.model.predict(batch.iloc[:0]).empty
+
+
+def test_pickle_round_trip_predicts_identically(result, ledger):
+    clone = pickle.loads(pickle.dumps(result.model))
+    batch = ledger.tail(300)
+    pd.testing.assert_frame_equal(clone.predict(batch), result.model.predict(batch))
+    assert list(clone.classes_) == list(result.model.classes_)
+
+
+def test_score_rescores_any_model_on_the_same_holdout(result):
+    assert category.score(result.model, result.holdout) == pytest.approx(result.metrics)
+    lookup = category.LookupBaseline(result.model.vocabulary,
+                                     category.labelled_rows(result.holdout, result.model.vocabulary))
+    in_sample = category.score(lookup, result.holdout)  # a lookup fitted on the test rows themselves
+    assert in_sample["n_test"] == result.metrics["n_test"]
+    assert in_sample["accuracy"] > result.baselines["description_lookup"]["accuracy"]
+
+
+def test_figures_and_logged_params(result):
+    assert set(result.figures) == {"confusion_matrix.png", "calibration.png"}
+    assert all(isinstance(f, Figure) for f in result.figures.values())
+    labels = {t.get_text() for t in result.figures["confusion_matrix.png"].axes[0].get_xticklabels()}
+    assert {"software", "food", "meals_entertainment"} <= labels
+    p = result.params
+    assert p["max_train_rows"] == category.DEFAULT_PARAMS["max_train_rows"] and p["n_features"] > 1000
+
+
+def test_training_is_capped_to_the_most_recent_rows(ledger):
+    capped = category.train(ledger, max_train_rows=3000)
+    w = capped.data_window
+    assert w["train_rows"] == 3000 and w["train_rows_before_cap"] > 3000
+    assert any("max_train_rows" in n for n in capped.notes)
+
+
+def test_rare_and_unseen_categories(ledger):
+    data = ledger[ledger["txn_date"] >= pd.Timestamp(END) - pd.Timedelta(days=120)].copy()
+    dates = data["txn_date"]
+    train_rows = data.index[(dates < dates.quantile(0.5)) & data["category"].notna()]
+    test_rows = data.index[(dates == dates.max()) & data["category"].notna()]
+    data.loc[train_rows[5], "category"] = "Crypto Losses"  # one example, normalised to crypto_losses
+    data.loc[test_rows[0], "category"] = "brand_new"  # only in the test period
+    r = category.train(data)
+    model = r.model
+    assert "crypto_losses" in set(model.classes_)
+    assert any("crypto_losses (1)" in n for n in r.notes)
+    assert any("seen only in the test period" in n and "brand_new" in n for n in r.notes)
+    assert np.isfinite(r.metrics["log_loss"]) and r.metrics["accuracy"] < 1
+    # The one-example class can be predicted for its own row.
+    proba = model.predict_proba(data.loc[[train_rows[5]]])
+    assert proba[0, list(model.classes_).index("crypto_losses")] > 1 / len(model.classes_)
+
+
+def test_a_small_ledger_trains_with_a_note_on_calibration(tmp_path):
+    """About a hundred expense rows over four months, like the original ledger."""
+    generate(tmp_path / "raw", rows=130, years=4 / 12, seed=5, accounts=("business_credit_card",), end_date=END,
+             labels_dir=tmp_path / "labels")
+    data = warehouse_rows(tmp_path / "raw")
+    assert 90 <= int(data["category"].notna().sum()) <= 130
+    r = category.train(data)
+    assert r.params["calibration_method"] == "out_of_fold"
+    assert any("out-of-fold" in n for n in r.notes)
+    assert all(np.isfinite(v) for v in r.metrics.values())
+    assert r.metrics["macro_f1"] > r.baselines["majority"]["macro_f1"]
+    out = r.model.predict(pd.DataFrame([REQUEST]))
+    assert len(out) == 1 and len(out.iloc[0]["alternatives"]) == 3
+
+
+def test_two_categories_and_data_that_cannot_train(ledger):
+    two = ledger[ledger["category"].isin(["fuel", "software"])].sort_values("txn_date").tail(400)
+    r = category.train(two)
+    assert sorted(r.model.classes_) == ["fuel", "software"]
+    proba = r.model.predict_proba(two.tail(20))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert r.metrics["accuracy"] > 0.9
+    with pytest.raises(TrainingDataError, match="at least 30"):
+        category.train(ledger.head(20))
+    with pytest.raises(TrainingDataError, match="single category"):
+        category.train(ledger[ledger["category"] == "fuel"].sort_values("txn_date").tail(200))
+    with pytest.raises(TrainingDataError):
+        category.train(ledger[ledger["category"].isna()])  # income only
+    with pytest.raises(ValueError, match="unknown parameters"):
+        category.train(ledger, learning_rate=0.1)
