@@ -48,9 +48,9 @@ async def read_json(request: Request, limit: int):
     V.check_content_type(request.headers.get("content-type"))
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not (declared.isascii() and declared.isdigit()) or len(declared) > 18:
+        if not (declared.isascii() and declared.isdigit()):
             raise ApiError(400, INVALID, "Content-Length: not a number", field="Content-Length")
-        if int(declared) > limit:
+        if len(declared) > 18 or int(declared) > limit:
             raise ApiError(413, INVALID, f"body: larger than {limit} bytes", field="body")
         body = await request.body()
     else:  # chunked: count as it arrives
