@@ -73,7 +73,8 @@ def test_materialize_then_status_json(server, home: Path, request):
             for schema in ("raw", "staging", "intermediate", "marts", "seeds"):
                 cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     landing = home / "data" / "raw"
-    gen = generate(landing, rows=400, seed=3, end_date=dt.date.today(), labels_dir=home / "data" / "labels")
+    gen = generate(landing, years=2.0, seed=42,  # the data of `titans demo`
+                   end_date=dt.date.today(), labels_dir=home / "data" / "labels")
     env = _env(home, landing, url)
 
     run = _titans("materialize", env=env)
@@ -93,6 +94,13 @@ def test_materialize_then_status_json(server, home: Path, request):
     assert report["checks"]["raw/transactions:gx_raw_transactions"]["status"] == "passed"
     assert report["checks_failed"] == []
     assert {f["source_file"] for f in report["files"]} == {p.name for p in landing.glob("*.csv")}
+    # Four champions in the MLflow registry (on the same server), each with its metrics and best baseline.
+    models = report["models"]
+    assert {m["name"]: m["champion"] for m in models.values()} == {
+        "titans_category": "1", "titans_amount": "1", "titans_anomaly": "1", "titans_cashflow": "1"}
+    for m in models.values():
+        assert m["metrics"][m["primary_metric"]] == m["value"] and m["best_baseline"], m
+    assert "titans_category    v1" in run.stdout  # the run's summary names the champions
 
 
 def test_unreachable_database_is_one_line_with_code(home: Path):

@@ -419,3 +419,20 @@ def test_sql_agrees_with_a_brute_force_reference(random_built):
     # the ledger exercises what the features are about
     assert any(w["same_charge_count_same_day"] > 1 for w in expected.values())
     assert any(w["merchant_mean_gap_days"] for w in expected.values())
+
+
+def test_calendar_matches_the_python_time_features(random_built):
+    """Training reads time features from these tables, serving computes them in Python
+    (titans_assets.lib.ml.features.time_features): same values, day by day (January to July 2024 here:
+    MLK, Presidents, Memorial Day, Juneteenth, Independence Day)."""
+    import pandas as pd
+
+    from titans_assets.lib.ml.features import time_features
+
+    calendar = pd.DataFrame(_query(random_built, "select * from features.ml_calendar_features order by 1"))
+    python = time_features(pd.Series(pd.to_datetime(calendar["calendar_date"])))
+    shared = [c for c in python.columns if c in calendar.columns]
+    assert {"day_of_week", "is_holiday", "is_business_day", "days_until_payday", "dom_sin"} <= set(shared)
+    for column in shared:
+        assert calendar[column].astype(float).to_numpy() == pytest.approx(python[column].to_numpy()), column
+    assert calendar["is_holiday"].sum() >= 5

@@ -122,7 +122,10 @@ def _echo_models(models: dict[str, dict], indent: str = "") -> None:
         if m.get("champion") is None:
             click.echo(f"{indent}  {m['name']:<18} {m.get('error') or 'no champion yet'}")
         else:
-            click.echo(f"{indent}  {m['name']:<18} v{m['champion']:<4} {m['primary_metric']} {m['value']:.4f}")
+            baseline = (f" (best baseline {m['best_baseline']}: {m['best_baseline_value']:.4f})"
+                        if m.get("best_baseline") else "")
+            click.echo(f"{indent}  {m['name']:<18} v{m['champion']:<4} {m['primary_metric']} {m['value']:.4f}"
+                       + baseline)
 
 
 CHECK_STATES = ("passed", "failed", "warning", "not run")

@@ -6,6 +6,7 @@ Dagster-aware but thin: the CLI formats, this module decides what to run.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import time
@@ -168,8 +169,10 @@ def check_state(evaluation) -> str:
 
 
 def _one_line(message: str) -> str:
+    """First lines of an error, without the exception's module path (`dagster._core.errors.X: ...`)."""
     lines = [ln.strip() for ln in (message or "").strip().splitlines() if ln.strip()]
-    return " ".join(lines[:2])[:300] if lines else "unknown error"
+    text = " ".join(lines[:2])[:300] if lines else "unknown error"
+    return re.sub(r"^(?:[a-z_]\w*\.)+(\w+(?:Error|Exception): )", r"\1", text)
 
 
 class _ProgressWatcher:

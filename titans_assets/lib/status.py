@@ -54,8 +54,13 @@ def champion_summary(registry) -> dict[str, dict]:
         if champ is None:
             out[spec.key] = {"name": spec.name, "champion": None}
             continue
+        suffix = "." + spec.primary_metric
+        baselines = {k.removeprefix("baseline.").removesuffix(suffix): v for k, v in champ.metrics.items()
+                     if k.startswith("baseline.") and k.endswith(suffix)}
+        best = (max if spec.higher_is_better else min)(baselines, key=baselines.get) if baselines else None
         out[spec.key] = {
             "name": spec.name, "champion": champ.version, "run_id": champ.run_id,
+            "best_baseline": best, "best_baseline_value": baselines.get(best),
             "primary_metric": spec.primary_metric, "higher_is_better": spec.higher_is_better,
             "value": champ.metrics.get(spec.primary_metric),
             "promotion_reason": champ.tags.get("titans.promotion_reason"),
