@@ -38,12 +38,13 @@ test-unit: install
 	$(BIN)/python -m pytest -m "not integration and not external"
 
 lint: install
-	$(BIN)/ruff check titans_assets tests benchmarks
+	$(BIN)/ruff check titans_assets tests benchmarks bento
 
 benchmark: prepare
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/generate.py
 	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/serving.py
 
 docs: prepare
 	$(BIN)/titans docs
