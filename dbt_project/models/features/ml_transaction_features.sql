@@ -33,7 +33,9 @@
 {%- set min_log10 = -2 %}
 {%- set n_bins = 8 * bins_per_decade %}
 
-{#- Position of abs(amount) on the histogram scale: in [0, n_bins) inside the covered range. -#}
+{#- Position of abs(amount) on the histogram scale: in [0, n_bins) inside the covered range; then
+    the bin (1..n_bins, out-of-range amounts in the end bins) and the position inside it (0..1),
+    from a column `bin_pos`. -#}
 {%- set bin_pos -%}
     case when amount <> 0 then
         (log(cast(abs(amount) as double precision)) - ({{ min_log10 }})) * {{ bins_per_decade }}
@@ -41,16 +43,16 @@
 {%- endset %}
 {%- set amount_bin -%}
     case
-        when ({{ bin_pos }}) is null or ({{ bin_pos }}) < 0 then 1
-        when ({{ bin_pos }}) >= {{ n_bins }} then {{ n_bins }}
-        else cast(floor({{ bin_pos }}) as integer) + 1
+        when bin_pos is null or bin_pos < 0 then 1
+        when bin_pos >= {{ n_bins }} then {{ n_bins }}
+        else cast(floor(bin_pos) as integer) + 1
     end
 {%- endset %}
 {%- set amount_bin_frac -%}
     case
-        when ({{ bin_pos }}) is null or ({{ bin_pos }}) < 0 then cast(0 as double precision)
-        when ({{ bin_pos }}) >= {{ n_bins }} then cast(1 as double precision)
-        else ({{ bin_pos }}) - floor({{ bin_pos }})
+        when bin_pos is null or bin_pos < 0 then cast(0 as double precision)
+        when bin_pos >= {{ n_bins }} then cast(1 as double precision)
+        else bin_pos - floor(bin_pos)
     end
 {%- endset %}
 {%- set charge_key = "coalesce(merchant, lower(description))" %}
@@ -113,7 +115,11 @@ with txns as (
         case when txn_type = 'Expense' then -amount else 0 end              as expense_amount,
         ln(1 + cast(abs(amount) as double precision))                       as log_abs_amount,
         {{ amount_bin }}                                                    as amount_bin
-    from {{ ref('fct_transactions') }}
+    from (
+        select fct.*, {{ bin_pos }} as bin_pos
+        from {{ ref('fct_transactions') }} as fct
+        offset 0  -- computed once per row, not once per reference
+    ) as t
 
 ),
 
@@ -401,6 +407,8 @@ acct_pm_stats as materialized (
 ),
 
 -- ---------------------------------------------------------------- one row per transaction
+-- (OFFSET 0 keeps PostgreSQL from pulling these subqueries up into the final select, where each
+-- derived column would be computed again at every reference.)
 rows_ as (
 
     select
@@ -430,7 +438,12 @@ rows_ as (
             cast(row(account, merchant, txn_date) as text)
         end                                                                 as acct_merchant_key,
         cast(row(account, txn_date, amount, {{ charge_key }}) as text)      as charge_key
-    from {{ ref('fct_transactions') }}
+    from (
+        select fct.*, {{ bin_pos }} as bin_pos
+        from {{ ref('fct_transactions') }} as fct
+        offset 0
+    ) as t
+    offset 0
 
 )
 
