@@ -158,9 +158,9 @@ def labelled_rows(data: pd.DataFrame, vocabulary: F.Vocabulary) -> pd.DataFrame:
     return _prepare_labelled(_labelled_raw(data), vocabulary)
 
 
-def _distinct(text: pd.Series) -> tuple[np.ndarray, pd.Index]:
+def _distinct(text: pd.Series | np.ndarray) -> tuple[np.ndarray, pd.Index]:
     codes, uniques = pd.factorize(text, sort=False)
-    return codes, pd.Index(uniques)
+    return codes, pd.Index(uniques, dtype=object)
 
 
 # --------------------------------------------------------------------------- features
@@ -196,6 +196,34 @@ class _TextBlock:
     def transform(self, uniques: pd.Index) -> sp.csr_matrix:
         return self.vectorizer.transform(uniques)
 
+    def row(self, text: str) -> tuple[list[int], np.ndarray]:
+        """(columns, values) of one text: `transform([text])`'s row (same n-gram counts, sorted columns,
+        log tf + 1, idf, l2 norm summed in column order) without scikit-learn's per-call checks."""
+        fast = self.__dict__.get("_fast")
+        if fast is None:
+            self.vectorizer.transform([""])  # sets vocabulary_ from the fixed vocabulary
+            fast = self._fast = (self.vectorizer.build_analyzer(), self.vectorizer.vocabulary_, self.vectorizer.idf_)
+        analyze, vocabulary, idf = fast
+        counts: dict[int, int] = {}
+        for term in analyze(text):
+            j = vocabulary.get(term)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        columns = sorted(counts)
+        values = np.array([counts[j] for j in columns], dtype=np.float64)
+        np.log(values, out=values)
+        values += 1.0
+        values *= idf[columns]
+        total = 0.0
+        for v in values.tolist():
+            total += v * v
+        if total != 0.0:
+            values /= math.sqrt(total)
+        return columns, values
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_fast"}
+
     @property
     def size(self) -> int:
         return len(self.vectorizer.vocabulary_)
@@ -225,34 +253,94 @@ class _Encoder:
         log_amount = numeric["log_abs_amount"].dropna().to_numpy()
         qs = np.linspace(0, 1, self.n_bins + 1)[1:-1]
         self.amount_edges = np.unique(np.quantile(log_amount, qs)) if len(log_amount) else np.zeros(0)
-        return self._assemble(prepared, text[codes], numeric)
+        return self._assemble(prepared, text[codes], numeric[self.numeric_columns].to_numpy(dtype=float))
 
-    def transform(self, prepared: pd.DataFrame) -> sp.csr_matrix:
-        codes, uniques = _distinct(F.text_of(prepared))
+    def transform(self, prepared: pd.DataFrame | dict[str, np.ndarray]) -> sp.csr_matrix:
+        """Prepared rows (a DataFrame from `features.prepare` or the columns of `prepare_columns`) ->
+        the feature matrix. Up to `features.SMALL` rows (a request) are encoded row by row; the same
+        matrix, entry for entry, as the batch path."""
+        if F.n_rows(prepared) <= F.SMALL:
+            return self._transform_small(prepared)
+        texts = F.text_values(F.column(prepared, "description"), F.column(prepared, "reference"))
+        codes, uniques = _distinct(texts)
         text = sp.hstack([self.char.transform(uniques), self.word.transform(uniques)], format="csr")[codes]
-        return self._assemble(prepared, text, F.row_features(prepared))
+        return self._assemble(prepared, text, self._numeric(prepared))
 
     @property
     def n_features(self) -> int:
         return (self.char.size + self.word.size + len(self.payment_methods) + len(self.amount_edges) + 2
                 + len(self.numeric_columns))
 
-    def _assemble(self, prepared: pd.DataFrame, text: sp.csr_matrix, numeric: pd.DataFrame) -> sp.csr_matrix:
-        n = len(prepared)
+    def _numeric(self, prepared) -> np.ndarray:
+        """Row features of prepared rows in `numeric_columns` order, rows x columns."""
+        values = F.row_values(prepared)
+        order = [F.ROW_COLUMNS.index(c) for c in self.numeric_columns]
+        return values[order].T
+
+    def _scaled(self, values: np.ndarray) -> np.ndarray:
+        return np.nan_to_num((values - self.numeric_mean) / self.numeric_scale, nan=0.0) * self.numeric_weight
+
+    def _assemble(self, prepared, text: sp.csr_matrix, values: np.ndarray) -> sp.csr_matrix:
+        n = F.n_rows(prepared)
         # Payment method one-hot (unknown or missing: no column set).
-        pm = prepared["payment_method"].map({m: i for i, m in enumerate(self.payment_methods)}).to_numpy(dtype=float)
+        pm = (pd.Series(F.column(prepared, "payment_method"), dtype=object)
+              .map({m: i for i, m in enumerate(self.payment_methods)}).to_numpy(dtype=float))
         has_pm = ~np.isnan(pm)
         pm_block = sp.csr_matrix((np.ones(has_pm.sum()), (np.flatnonzero(has_pm), pm[has_pm].astype(int))),
                                  shape=(n, len(self.payment_methods)))
-        values = numeric[self.numeric_columns].to_numpy(dtype=float)
         log_amount = values[:, self.numeric_columns.index("log_abs_amount")]
         has_amount = ~np.isnan(log_amount)
         bins = np.searchsorted(self.amount_edges, log_amount[has_amount])
         bin_block = sp.csr_matrix((np.ones(has_amount.sum()), (np.flatnonzero(has_amount), bins)),
                                   shape=(n, len(self.amount_edges) + 1))
         missing_amount = sp.csr_matrix((~has_amount).astype(float).reshape(-1, 1))
-        scaled = np.nan_to_num((values - self.numeric_mean) / self.numeric_scale, nan=0.0) * self.numeric_weight
+        scaled = self._scaled(values)
         return sp.hstack([text, pm_block, bin_block, missing_amount, sp.csr_matrix(scaled)], format="csr")
+
+    def _transform_small(self, prepared) -> sp.csr_matrix:
+        """`transform` of a few rows, entry by entry in `_assemble`'s order: text (char then word
+        n-grams), payment method, amount bin, missing amount, non-zero scaled numeric columns."""
+        n = F.n_rows(prepared)
+        texts = F.text_values(F.column(prepared, "description"), F.column(prepared, "reference"))
+        payment = F.column(prepared, "payment_method")
+        values = self._numeric(prepared)
+        scaled = self._scaled(values)
+        log_amount = values[:, self.numeric_columns.index("log_abs_amount")]
+        pm_index = self.__dict__.get("_pm_index")
+        if pm_index is None:
+            pm_index = self._pm_index = {m: i for i, m in enumerate(self.payment_methods)}
+        n_char, n_text = self.char.size, self.char.size + self.word.size
+        n_pm = len(self.payment_methods)
+        n_bins = len(self.amount_edges) + 1
+        numeric_at = n_text + n_pm + n_bins + 1
+        columns: list[np.ndarray] = []
+        data: list[np.ndarray] = []
+        indptr = [0]
+        for i in range(n):
+            c_cols, c_vals = self.char.row(texts[i])
+            w_cols, w_vals = self.word.row(texts[i])
+            row_cols = c_cols + [n_char + j for j in w_cols]
+            row_vals = [c_vals, w_vals]
+            pm = pm_index.get(payment[i])
+            if pm is not None:
+                row_cols.append(n_text + pm)
+                row_vals.append(np.ones(1))
+            if np.isnan(log_amount[i]):
+                row_cols.append(n_text + n_pm + n_bins)
+            else:
+                row_cols.append(n_text + n_pm + int(np.searchsorted(self.amount_edges, log_amount[i])))
+            row_vals.append(np.ones(1))
+            nonzero = np.flatnonzero(scaled[i])
+            row_cols.extend((numeric_at + nonzero).tolist())
+            row_vals.append(scaled[i, nonzero])
+            columns.append(np.asarray(row_cols, dtype=np.int64))
+            data.append(np.concatenate(row_vals))
+            indptr.append(indptr[-1] + len(row_cols))
+        return sp.csr_matrix((np.concatenate(data), np.concatenate(columns), np.asarray(indptr)),
+                             shape=(n, self.n_features))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_pm_index"}
 
 
 # --------------------------------------------------------------------------- classifier
@@ -300,16 +388,21 @@ class CategoryModel:
         self.top_k = top_k
         self.n_train_ = n_train
 
-    def _logits(self, prepared: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.encoder.transform(prepared) @ self.weights, dtype=np.float64) + self.intercept
+    def _logits(self, prepared: pd.DataFrame | dict[str, np.ndarray]) -> np.ndarray:
+        X = self.encoder.transform(prepared)
+        if X.shape[0] <= F.SMALL:  # only the weight rows the few rows use: the same products in the same order
+            used, local = np.unique(X.indices, return_inverse=True)
+            X = sp.csr_matrix((X.data, local.reshape(-1), X.indptr), shape=(X.shape[0], len(used)))
+            return np.asarray(X @ self.weights[used], dtype=np.float64) + self.intercept
+        return np.asarray(X @ self.weights, dtype=np.float64) + self.intercept
 
-    def proba_of_prepared(self, prepared: pd.DataFrame) -> np.ndarray:
+    def proba_of_prepared(self, prepared: pd.DataFrame | dict[str, np.ndarray]) -> np.ndarray:
         return _softmax(self._logits(prepared) / self.temperature)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         if len(frame) == 0:
             return np.zeros((0, len(self.classes_)))
-        return self.proba_of_prepared(F.prepare(frame, self.vocabulary))
+        return self.proba_of_prepared(F.prepare_columns(frame, self.vocabulary))
 
     def predict(self, frame: pd.DataFrame, top_k: int | None = None) -> pd.DataFrame:
         k = max(1, min(int(top_k or self.top_k), len(self.classes_)))
@@ -317,12 +410,13 @@ class CategoryModel:
         order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         top_p = np.take_along_axis(proba, order, axis=1)
         names = self.classes_[order]
-        alternatives = [[{"category": str(c), "confidence": float(p)} for c, p in zip(cs, ps)]
-                        for cs, ps in zip(names.tolist(), top_p.tolist())]
+        alternatives = np.empty(len(frame), dtype=object)
+        for i, (cs, ps) in enumerate(zip(names.tolist(), top_p.tolist())):
+            alternatives[i] = [{"category": str(c), "confidence": float(p)} for c, p in zip(cs, ps)]
         return pd.DataFrame({
-            "prediction": pd.Series(names[:, 0] if len(frame) else [], dtype=object).to_numpy(),
+            "prediction": names[:, 0] if len(frame) else np.zeros(0, dtype=object),
             "confidence": top_p[:, 0] if len(frame) else np.zeros(0),
-            "alternatives": pd.Series(alternatives, dtype=object).to_numpy(),
+            "alternatives": alternatives,
         }, index=frame.index)
 
     def __repr__(self) -> str:
