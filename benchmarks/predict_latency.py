@@ -8,7 +8,7 @@ For each model, trained on a generated ledger (seed 7, --rows rows, read with da
 and `features.prepare` on --prepare-rows raw rows (the parser's output, before any cleaning: messy
 text, typos, blanks), best of 3.
 
-    .venv/bin/python benchmarks/predict_latency.py                      # ~3 minutes
+    .venv/bin/python benchmarks/predict_latency.py                      # ~1 minute once the ledgers are cached
     .venv/bin/python benchmarks/predict_latency.py --prepare-rows 0     # skip the 1M-row prepare
     .venv/bin/python benchmarks/predict_latency.py --profile category   # cProfile of 500 single rows
 

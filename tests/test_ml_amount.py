@@ -248,3 +248,78 @@ def test_too_little_data_is_a_training_data_error(ledger):
 def test_unknown_parameter_is_rejected(ledger):
     with pytest.raises(ValueError, match="unknown parameters"):
         amount.train(ledger, levle=0.8)
+
+
+# --------------------------------------------------------------------------- the request (small-frame) path
+def _requests(ledger: pd.DataFrame, n: int = 1200) -> pd.DataFrame:
+    """Expense rows as the service sends them: ISO date strings, some without a reference, a description
+    or a payment method, a few unknown or missing categories and messy text."""
+    rows = amount.expense_rows(ledger).sample(n, random_state=4)
+    frame = pd.DataFrame({"date": pd.to_datetime(rows["txn_date"]).dt.strftime("%Y-%m-%d").to_numpy(),
+                          "category": rows["category"].to_numpy(dtype=object),
+                          "description": rows["description"].to_numpy(dtype=object),
+                          "payment_method": rows["payment_method"].to_numpy(dtype=object),
+                          "reference": rows["reference"].to_numpy(dtype=object)}, index=rows.index)
+    frame.iloc[::3, frame.columns.get_loc("reference")] = None
+    frame.iloc[::4, frame.columns.get_loc("description")] = None
+    frame.iloc[::5, frame.columns.get_loc("payment_method")] = None
+    frame.iloc[::19, frame.columns.get_loc("category")] = "Brand New Category"
+    frame.iloc[::31, frame.columns.get_loc("category")] = None
+    frame.iloc[::13, frame.columns.get_loc("description")] = "  Café ☕ #12  naïve*CA "
+    frame.iloc[::29, frame.columns.get_loc("date")] = "2024-02-29"
+    return frame
+
+
+def _parts(frame: pd.DataFrame, sizes=(1, 1, 3, 16, 64)):
+    start, i = 0, 0
+    while start < len(frame):
+        yield frame.iloc[start:start + sizes[i % len(sizes)]]
+        start += sizes[i % len(sizes)]
+        i += 1
+
+
+def test_requests_predict_exactly_as_the_batch_path(result, ledger, monkeypatch):
+    """A request (up to features.SMALL rows) takes the small path: its own hashed words, dict lookups of
+    the fitted tables, the boosted trees walked in numpy; every number and factor is the batch path's."""
+    from titans_assets.lib.ml import features as F
+
+    model = result.model
+    requests = _requests(ledger)
+    parts = list(_parts(requests))
+    fast = pd.concat([model.predict(p) for p in parts])
+    fast_80 = pd.concat([model.predict(p, level=0.8) for p in parts[:30]])
+    monkeypatch.setattr(F, "SMALL", -1)  # from here on every frame takes the batch path
+    pd.testing.assert_frame_equal(fast, model.predict(requests), check_exact=True)
+    pd.testing.assert_frame_equal(fast_80, pd.concat([model.predict(p, level=0.8) for p in parts[:30]]),
+                                  check_exact=True)
+    assert fast["factors"].tolist() == model.predict(requests)["factors"].tolist()
+
+
+def test_the_numpy_tree_walk_equals_the_booster(result, ledger):
+    model = result.model
+    rows = amount._enrich(amount.F.prepare(amount.expense_rows(ledger).sample(2000, random_state=5), model.vocabulary))
+    enc = model._encoder()
+    X = enc.matrix(model.state, rows, model.codes, enc.text_matrix(rows))[model.feature_names].to_numpy(dtype=float)
+    rng = np.random.default_rng(0)
+    odd = X.copy()
+    odd[::7, 0] = 999.0  # a category code the booster never saw
+    odd[::5, 1] = np.nan  # no payment method
+    odd[::3, 2:] = np.where(rng.random(odd[::3, 2:].shape) < 0.2, np.nan, odd[::3, 2:])
+    odd[::11, 0] = -1.0
+    trees = model._trees()
+    assert trees is not None
+    for matrix in (X, odd):
+        expected = model.booster.predict(matrix)
+        got = np.concatenate([trees.predict(matrix[i:i + 17]) for i in range(0, len(matrix), 17)])
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_hashed_rows_equal_the_hashing_vectorizer(result, ledger):
+    vectorizer = result.model.vectorizer
+    texts = list(dict.fromkeys(ledger["description"].astype(str).sample(3000, random_state=6).tolist()))
+    texts += ["", "12 34", "Café ☕ naïve 日本 o'reilly at&t", "x" * 400, "AMZN MKTP US*2K4RT1"]
+    expected = vectorizer.transform(texts)
+    got = amount._hashed_rows(vectorizer, texts)
+    np.testing.assert_array_equal(got.indptr, expected.indptr)
+    np.testing.assert_array_equal(got.indices, expected.indices)
+    np.testing.assert_array_equal(got.data, expected.data)

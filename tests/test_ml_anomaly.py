@@ -312,3 +312,57 @@ def test_the_model_reads_the_shared_row_features(ledger):
     rf = row_features(expected)
     for col in anomaly._IF_COLUMNS:
         np.testing.assert_allclose(canon[f"rf_{col}"], rf[col].to_numpy(), err_msg=col)
+
+
+# --------------------------------------------------------------------------- the request (small-frame) path
+def test_requests_score_exactly_as_the_batch_path(trained, monkeypatch):
+    """A request (up to features.SMALL rows) is scored on plain columns: dict lookups of the fitted
+    tables and the isolation trees walked in numpy; scores, levels and reasons are the batch path's for
+    the same rows (in-frame context included: each part is scored as one request)."""
+    from titans_assets.lib.ml import features as F
+
+    model = trained.model
+    frame, _ = trained.holdout
+    frame = frame.head(1500)
+    requests = frame[["txn_date", "amount", "category", "description", "payment_method", "reference", "account",
+                      "txn_type"]].rename(columns={"txn_date": "date"})
+    requests = requests.assign(date=pd.to_datetime(requests["date"]).dt.strftime("%Y-%m-%d"))
+    requests.iloc[::3, requests.columns.get_loc("reference")] = None
+    requests.iloc[::7, requests.columns.get_loc("category")] = None
+    requests.iloc[::11, requests.columns.get_loc("description")] = None
+    bare = requests[["date", "amount"]].iloc[::9]
+    sizes = (1, 1, 2, 5, 16, F.SMALL)
+    parts, start, i = [], 0, 0
+    while start < len(requests):
+        parts.append(requests.iloc[start:start + sizes[i % len(sizes)]])
+        start += sizes[i % len(sizes)]
+        i += 1
+    parts += [bare.iloc[[j]] for j in range(40)] + [pd.concat([requests.iloc[[5]]] * 3)]  # a request repeated
+    fast = [model.predict(p) for p in parts]
+    fast_components = [model.components(p) for p in parts[:60]]
+    monkeypatch.setattr(F, "SMALL", -1)
+    monkeypatch.setattr(anomaly, "SMALL", -1)  # from here on every frame takes the batch path
+    flagged = 0
+    for p, got in zip(parts, fast):
+        want = model.predict(p)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        assert got["reasons"].tolist() == want["reasons"].tolist()
+        flagged += int(got["reasons"].map(len).gt(0).sum())
+    for p, got in zip(parts[:60], fast_components):
+        pd.testing.assert_frame_equal(got, model.components(p), check_exact=True)
+    assert flagged >= 5  # the comparison covered reasons, not only scores
+
+
+def test_the_numpy_isolation_trees_equal_the_forest(trained):
+    model = trained.model
+    frame, _ = trained.holdout
+    c = anomaly._canon(frame.head(3000), model.vocabulary)
+    x = model._isolation_frame(c, model._components(c, isolation=False))
+    odd = x.copy()
+    odd[::5, 3] = np.nan
+    odd[::7] *= 1.0 + 1e-7
+    fast = anomaly._Forest(model.forest)
+    for matrix in (x, odd):
+        expected = -model.forest.score_samples(matrix)
+        got = np.concatenate([fast.scores(matrix[i:i + 13]) for i in range(0, len(matrix), 13)])
+        np.testing.assert_array_equal(got, expected)

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from titans_assets.lib.generator import generate, read_export
 from titans_assets.lib.ml import category
+from titans_assets.lib.ml import features as F
 from titans_assets.lib.ml.common import TrainingDataError, TrainResult
 
 END = dt.date(2026, 6, 30)
@@ -207,3 +208,75 @@ def test_two_categories_and_data_that_cannot_train(ledger):
         category.train(ledger[ledger["category"].isna()])  # income only
     with pytest.raises(ValueError, match="unknown parameters"):
         category.train(ledger, learning_rate=0.1)
+
+
+# --------------------------------------------------------------------------- the request (small-frame) path
+def _requests(ledger: pd.DataFrame, n: int = 1500) -> pd.DataFrame:
+    """Ledger rows as the service sends them: ISO date strings, some without a reference or a payment
+    method, a few with messy or missing fields."""
+    rows = ledger.sample(n, random_state=3)
+    frame = pd.DataFrame({"date": pd.to_datetime(rows["txn_date"]).dt.strftime("%Y-%m-%d").to_numpy(),
+                          "amount": rows["amount"].to_numpy(dtype=float),
+                          "description": rows["description"].to_numpy(dtype=object),
+                          "payment_method": rows["payment_method"].to_numpy(dtype=object),
+                          "reference": rows["reference"].to_numpy(dtype=object)}, index=rows.index)
+    frame.iloc[::3, frame.columns.get_loc("reference")] = None
+    frame.iloc[::5, frame.columns.get_loc("payment_method")] = None
+    frame.iloc[::17, frame.columns.get_loc("description")] = "  Café ☕ #12  naïve*CA "
+    frame.iloc[::23, frame.columns.get_loc("amount")] = np.nan
+    frame.iloc[::29, frame.columns.get_loc("date")] = "2024-02-29"
+    return frame
+
+
+def _parts(frame: pd.DataFrame, sizes=(1, 1, 3, 16, F.SMALL)):
+    start, i = 0, 0
+    while start < len(frame):
+        yield frame.iloc[start:start + sizes[i % len(sizes)]]
+        start += sizes[i % len(sizes)]
+        i += 1
+
+
+def test_requests_score_exactly_as_the_batch_path(result, ledger, monkeypatch):
+    """A request (up to features.SMALL rows) is encoded row by row, with its own TF-IDF rows and only the
+    weight rows it uses; the probabilities are the batch path's, bit for bit."""
+    model = result.model
+    requests = _requests(ledger)
+    parts = list(_parts(requests))
+    fast = np.concatenate([model.predict_proba(p) for p in parts])
+    fast_pred = pd.concat([model.predict(p) for p in parts[:200]])
+    monkeypatch.setattr(F, "SMALL", -1)  # from here on every frame takes the batch path
+    np.testing.assert_array_equal(fast, model.predict_proba(requests))
+    np.testing.assert_array_equal(fast[:40], np.concatenate([model.predict_proba(requests.iloc[[i]]) for i in range(40)]))
+    pd.testing.assert_frame_equal(fast_pred, pd.concat([model.predict(p) for p in parts[:200]]), check_exact=True)
+    assert fast_pred["alternatives"].tolist() == model.predict(requests.loc[fast_pred.index])["alternatives"].tolist()
+
+
+def test_the_request_encoding_is_the_batch_matrix_entry_for_entry(result, ledger, monkeypatch):
+    model = result.model
+    prepared = F.prepare(_requests(ledger, 400), model.vocabulary)
+    parts = [F.prepare_columns(p, model.vocabulary) for p in _parts(_requests(ledger, 400))]
+    small = [model.encoder.transform(p) for p in parts]
+    monkeypatch.setattr(F, "SMALL", -1)
+    batch = model.encoder.transform(prepared)
+    row = 0
+    for X in small:
+        for i in range(X.shape[0]):
+            want = batch[row]
+            got = X[i]
+            np.testing.assert_array_equal(got.indices, want.indices)
+            np.testing.assert_array_equal(got.data, want.data)
+            row += 1
+    assert row == len(prepared)
+
+
+def test_tfidf_rows_equal_scikit_learn(result, ledger):
+    encoder = result.model.encoder
+    prepared = F.prepare(ledger.sample(3000, random_state=1), result.model.vocabulary)
+    texts = list(dict.fromkeys(F.text_of(prepared).tolist()))
+    texts += ["", " | ", "café ☕ naïve | 日本", "a", "x" * 500 + " | y", "12 34 | 56"]
+    for block in (encoder.char, encoder.word):
+        reference = block.vectorizer.transform(texts)
+        for i, text in enumerate(texts):
+            columns, values = block.row(text)
+            np.testing.assert_array_equal(columns, reference[i].indices)
+            np.testing.assert_array_equal(values, reference[i].data)

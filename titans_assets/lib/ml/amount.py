@@ -67,7 +67,11 @@ Scale
     `max_train_rows` (default 300,000) keeps the latest training rows (noted and logged). The
     booster and BLAS run on `threads` threads (default 1): on this 2-core machine OpenMP spin-waits
     badly when other jobs share the cores (a 15k-row fit took 6 s on 2 threads vs 0.9 s on one under
-    load). 1M generated rows train in about 45 s of CPU.
+    load). 1M generated rows train in about 45 s of CPU. A request (up to `features.SMALL` rows) is
+    predicted without DataFrames: its description hashed directly (`_hashed_row`), the fitted tables
+    read through dicts, and the boosted trees walked in numpy (`_Trees`; scikit-learn's predict makes
+    one OpenMP call per tree, milliseconds for one row), with the same numbers as the batch path
+    (tests hold them equal bit for bit): about a millisecond per request.
 """
 
 from __future__ import annotations
@@ -75,17 +79,20 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from matplotlib.figure import Figure
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import Ridge
-from threadpoolctl import threadpool_limits
+from sklearn.utils import murmurhash3_32
+from threadpoolctl import ThreadpoolController
 
 from titans_assets.lib.ml import features as F
 from titans_assets.lib.ml.common import TrainingDataError, TrainResult, time_split, window_of
@@ -148,24 +155,22 @@ def expense_rows(data: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _on_uniques(fn, s: pd.Series) -> pd.Series:
-    """`fn` (a features.py text cleaner) applied once per distinct value: same result, far fewer regex calls."""
-    codes, uniques = pd.factorize(s.to_numpy(dtype=object))
-    cleaned = fn(pd.Series(uniques, dtype=object)).to_numpy(dtype=object)
-    out = np.full(len(s), None, dtype=object)
-    out[codes >= 0] = cleaned[codes[codes >= 0]]
-    return pd.Series(out, index=s.index, dtype=object)
-
-
-def _enrich(prepared: pd.DataFrame) -> pd.DataFrame:
+def _enrich(prepared: pd.DataFrame | dict[str, np.ndarray]) -> pd.DataFrame | dict[str, np.ndarray]:
     """Prepared rows plus the counterparty lookup keys (cleaned reference and cleaned description,
-    None when absent) and whether a description was given, computed once per frame."""
+    None when absent) and whether a description was given, computed once per frame (once per distinct
+    text). A DataFrame gives a DataFrame, the columns of `features.prepare_columns` (a request) a dict."""
+    reference, description = F.column(prepared, "reference"), F.column(prepared, "description")
+    n = len(reference)
+    extra = {"_ref": F.per_text(reference, n, F.clean_name_text),
+             "_desc": F.per_text(description, n, F.clean_description_text),
+             "_has_desc": np.array([len(d.strip()) > 0 for d in description], dtype=bool),
+             "_has_ref": np.array([len(r.strip()) > 0 for r in reference], dtype=bool),
+             "_row": np.arange(n)}
+    if not isinstance(prepared, pd.DataFrame):
+        return {**prepared, **extra}
     out = prepared.copy()
-    out["_ref"] = _on_uniques(F.clean_name, prepared["reference"])
-    out["_desc"] = _on_uniques(F.clean_description, prepared["description"])
-    out["_has_desc"] = prepared["description"].str.strip().str.len().to_numpy() > 0
-    out["_has_ref"] = prepared["reference"].str.strip().str.len().to_numpy() > 0
-    out["_row"] = np.arange(len(out))
+    for name, values in extra.items():
+        out[name] = pd.Series(values, index=out.index, dtype=values.dtype)
     return out
 
 
@@ -193,25 +198,63 @@ def _group_stats(keys: pd.Series, y: np.ndarray) -> pd.DataFrame:
     return stats
 
 
-def _lookup(stats: pd.DataFrame, keys: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _positions(index: pd.Index, keys: np.ndarray, memo: dict[Any, dict] | None = None, name: Any = None
+               ) -> np.ndarray:
+    """Position of each key in `index` (-1 when absent or None): `Index.get_indexer`, or for a few keys
+    a dict of the index kept in `memo[name]` (the same positions without building an Index per call)."""
+    if memo is not None and len(keys) <= F.SMALL:
+        table = memo.get(name)
+        if table is None:
+            table = memo[name] = {k: i for i, k in enumerate(index)}
+        return np.array([table.get(k, -1) if k is not None else -1 for k in keys], dtype=np.intp)
+    return index.get_indexer(keys)
+
+
+def _values(table: pd.DataFrame, col: str, memo: dict[Any, Any] | None = None, name: Any = None) -> np.ndarray:
+    """table[col] as an array (kept in `memo` under (name, col): a fitted table does not change)."""
+    if memo is None:
+        return table[col].to_numpy()
+    values = memo.get((name, col))
+    if values is None:
+        values = memo[(name, col)] = table[col].to_numpy()
+    return values
+
+
+def _lookup(stats: pd.DataFrame, keys: np.ndarray, memo: dict[Any, dict] | None = None, name: Any = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(median, std, n) for each key, NaN / 0 where the key is unknown or None."""
-    idx = stats.index.get_indexer(keys.to_numpy(dtype=object))
+    idx = _positions(stats.index, keys, memo, name)
     hit = idx >= 0
     med = np.full(len(keys), np.nan)
     std = np.full(len(keys), np.nan)
     n = np.zeros(len(keys))
-    med[hit] = stats["med"].to_numpy()[idx[hit]]
-    std[hit] = stats["std"].to_numpy()[idx[hit]]
-    n[hit] = stats["n"].to_numpy()[idx[hit]]
+    med[hit] = _values(stats, "med", memo, name)[idx[hit]]
+    std[hit] = _values(stats, "std", memo, name)[idx[hit]]
+    n[hit] = _values(stats, "n", memo, name)[idx[hit]]
     return med, std, n
 
 
-def _pair(a: pd.Series, b: pd.Series) -> pd.Series:
-    """A combined key (a, b joined by a unit separator), None when either part is None."""
-    both = (a.notna() & b.notna()).to_numpy()
-    out = np.full(len(a), None, dtype=object)
-    out[both] = a.to_numpy(dtype=object)[both] + _SEP + b.to_numpy(dtype=object)[both]
-    return pd.Series(out, index=a.index, dtype=object)
+def _pair(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray) -> pd.Series | np.ndarray:
+    """A combined key (a, b joined by a unit separator), None when either part is None (a Series for
+    Series, an object array for arrays)."""
+    va, vb = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+    both = pd.notna(va) & pd.notna(vb)
+    out = np.full(len(va), None, dtype=object)
+    out[both] = va[both] + _SEP + vb[both]
+    return pd.Series(out, index=a.index, dtype=object) if isinstance(a, pd.Series) else out
+
+
+def _month_dow(dates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Month (1-12) and weekday (Monday 0) of datetime64 values, as `.dt.month` / `.dt.day_of_week`
+    give them: integers, or floats with NaN when a date is missing."""
+    days = dates.astype("datetime64[D]")
+    month = days.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    dow = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
+    nat = np.isnat(days)
+    if nat.any():
+        month, dow = month.astype(float), dow.astype(float)
+        month[nat] = dow[nat] = np.nan
+    return month, dow
 
 
 @dataclass
@@ -225,6 +268,17 @@ class _State:
     lookups: dict[str, pd.DataFrame]  # ref_cat, ref, desc_cat, desc -> med/mean/std/n
     text: Any  # fitted Ridge on hashed description words (or None)
 
+    @property
+    def memo(self) -> dict[Any, dict]:
+        """Dicts of the tables' indexes for small requests (built on first use, not pickled)."""
+        memo = self.__dict__.get("_memo")
+        if memo is None:
+            memo = self._memo = {}
+        return memo
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_memo"}
+
 
 class _Encoder:
     """Fits `_State` from enriched rows + log targets and turns enriched rows into the feature matrix.
@@ -236,11 +290,15 @@ class _Encoder:
         self.p = params
         self.vectorizer = vectorizer
 
-    def text_matrix(self, rows: pd.DataFrame):
-        """Hashed words of each row's description (hashed once per distinct description)."""
-        codes, uniques = pd.factorize(rows["description"].to_numpy(dtype=object))
+    def text_matrix(self, rows: pd.DataFrame | dict[str, np.ndarray]):
+        """Hashed words of each row's description (hashed once per distinct description; for a few rows,
+        through `_hashed_rows`)."""
+        descriptions = F.column(rows, "description")
+        if len(descriptions) <= F.SMALL:
+            return _hashed_rows(self.vectorizer, descriptions)
+        codes, uniques = pd.factorize(np.asarray(descriptions, dtype=object))
         if len(uniques) == 0:
-            return self.vectorizer.transform([""] * len(rows))
+            return self.vectorizer.transform([""] * len(descriptions))
         return self.vectorizer.transform(list(uniques))[codes]
 
     def fit(self, rows: pd.DataFrame, y: np.ndarray, text) -> _State:
@@ -267,10 +325,11 @@ class _Encoder:
             model.fit(text[rows["_row"].to_numpy()[has_desc]], resid.to_numpy()[has_desc])
         return _State(gmed, cat, seasonal["month"], seasonal["dow"], lookups, model)
 
-    def merchant(self, state: _State, rows: pd.DataFrame, prior: np.ndarray):
+    def merchant(self, state: _State, rows, prior: np.ndarray):
         """Merchant summary per row: (shrunk median, raw median, count, std, match source 0..4)."""
-        ref, desc, cats = rows["_ref"], rows["_desc"], rows["category"]
-        n_rows = len(rows)
+        ref, desc = F.column(rows, "_ref"), F.column(rows, "_desc")
+        cats = F.column(rows, "category")
+        n_rows = len(ref)
         raw = np.full(n_rows, np.nan)
         std = np.full(n_rows, np.nan)
         cnt = np.zeros(n_rows)
@@ -281,46 +340,115 @@ class _Encoder:
             todo = source == 0
             if not todo.any():
                 break
-            med_k, std_k, n_k = _lookup(state.lookups[name], keys())
+            med_k, std_k, n_k = _lookup(state.lookups[name], np.asarray(keys(), dtype=object), state.memo, name)
             take = todo & (n_k > 0)
             raw[take], std[take], cnt[take], source[take] = med_k[take], std_k[take], n_k[take], rank
         km = self.p["merchant_shrinkage"]
         shrunk = np.where(cnt > 0, (cnt * np.nan_to_num(raw) + km * prior) / (cnt + km), prior)
         return shrunk, raw, cnt, std, source
 
-    def matrix(self, state: _State, rows: pd.DataFrame, codes: dict[str, dict[str, int]], text) -> pd.DataFrame:
-        cats = rows["category"]
-        cat_idx = state.category.index.get_indexer(cats.to_numpy(dtype=object))
+    def columns(self, state: _State, rows, codes: dict[str, dict[str, int]], text
+                ) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, ...]]:
+        """The feature columns of enriched rows (a DataFrame or a request's dict of columns), and the
+        merchant summary they were built from."""
+        cats = np.asarray(F.column(rows, "category"), dtype=object)
+        n = len(cats)
+        cat_idx = _positions(state.category.index, cats, state.memo, "category")
         known = cat_idx >= 0
         ci = np.maximum(cat_idx, 0)
 
         def cat_col(col: str, fill: float) -> np.ndarray:
-            return np.where(known, state.category[col].to_numpy()[ci], fill)
+            return np.where(known, _values(state.category, col, state.memo, "category")[ci], fill)
 
+        def code(values: np.ndarray, mapping: dict[str, int]) -> np.ndarray:
+            if n <= F.SMALL:
+                return np.array([mapping.get(v, np.nan) if v is not None else np.nan for v in values], dtype=float)
+            return pd.Series(values, dtype=object).map(mapping).to_numpy(dtype=float, na_value=np.nan)
+
+        month, dow = _month_dow(F.column(rows, "txn_date"))
         prior = cat_col("shrunk", state.global_median)
         cols: dict[str, np.ndarray] = {
-            "cat_code": cats.map(codes["category"]).to_numpy(dtype=float, na_value=np.nan),
-            "pm_code": rows["payment_method"].map(codes["payment_method"]).to_numpy(dtype=float, na_value=np.nan),
+            "cat_code": code(cats, codes["category"]),
+            "pm_code": code(np.asarray(F.column(rows, "payment_method"), dtype=object), codes["payment_method"]),
             "cat_median": prior,
             "cat_mean": cat_col("mean", state.global_median),
             "cat_std": cat_col("std", np.nan),
             "cat_log_n": np.log1p(cat_col("n", 0.0)),
-            "cat_month": _factor(state.month, cats, rows["txn_date"].dt.month.to_numpy()),
-            "cat_dow": _factor(state.dow, cats, rows["txn_date"].dt.day_of_week.to_numpy()),
+            "cat_month": _factor(state.month, cats, month, state.memo, "month"),
+            "cat_dow": _factor(state.dow, cats, dow, state.memo, "dow"),
         }
-        shrunk, raw, cnt, std, source = self.merchant(state, rows, prior)
+        merchant = self.merchant(state, rows, prior)
+        shrunk, raw, cnt, std, source = merchant
         cols.update({"merchant_median": shrunk, "merchant_delta": shrunk - prior, "merchant_log_n": np.log1p(cnt),
                      "merchant_std": std, "merchant_source": source})
-        has_desc = rows["_has_desc"].to_numpy()
-        score = np.full(len(rows), np.nan)
+        has_desc = F.column(rows, "_has_desc")
+        score = np.full(n, np.nan)
         if state.text is not None and has_desc.any():
-            score[has_desc] = state.text.predict(text[rows["_row"].to_numpy()[has_desc]])
+            score[has_desc] = _ridge(state.text, text[F.column(rows, "_row")[has_desc]])
         cols["text_score"] = score
-        cols["has_text"] = (rows["_has_desc"].to_numpy() | rows["_has_ref"].to_numpy()).astype(float)
-        cal = F.row_features(rows, include_amount=False)
-        for c in cal.columns:
-            cols[c] = cal[c].to_numpy(dtype=float)
-        return pd.DataFrame(cols, index=rows.index)
+        cols["has_text"] = (has_desc | F.column(rows, "_has_ref")).astype(float)
+        cal = F.row_values(rows, include_amount=False)
+        for j, c in enumerate(F.TIME_COLUMNS):
+            cols[c] = cal[j]
+        return cols, merchant
+
+    def matrix(self, state: _State, rows: pd.DataFrame, codes: dict[str, dict[str, int]], text) -> pd.DataFrame:
+        return pd.DataFrame(self.columns(state, rows, codes, text)[0], index=rows.index)
+
+
+def _ridge(model, X) -> np.ndarray:
+    """`Ridge.predict` (X @ coef_ + intercept_, as scikit-learn computes it) without its input checks."""
+    return X @ model.coef_ + model.intercept_
+
+
+_HASH_CACHE = 4096  # distinct descriptions whose hashed rows are kept
+_HASH_STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # vectorizer -> (analyzer, rows by text)
+
+
+def _hashed_row(vectorizer: HashingVectorizer, text: str) -> tuple[list[int], np.ndarray]:
+    """(columns, values) of `vectorizer.transform([text])` (alternate_sign=False, l2 norm): the same
+    murmurhash3 columns, counts summed per column in column order, norm summed in column order."""
+    fast = _HASH_STATE.get(vectorizer)
+    if fast is None:
+        if vectorizer.alternate_sign or vectorizer.binary or vectorizer.norm != "l2":
+            raise NotImplementedError("the fast hashed rows follow alternate_sign=False, binary=False, norm='l2'")
+        fast = _HASH_STATE[vectorizer] = (vectorizer.build_analyzer(), {})
+    analyze, cache = fast
+    hit = cache.get(text)
+    if hit is not None:
+        return hit
+    n_features = vectorizer.n_features
+    counts: dict[int, int] = {}
+    for token in analyze(text):
+        h = murmurhash3_32(token, seed=0)
+        j = (2147483647 - (n_features - 1)) % n_features if h == -2147483648 else abs(h) % n_features
+        counts[j] = counts.get(j, 0) + 1
+    columns = sorted(counts)
+    values = np.array([counts[j] for j in columns], dtype=np.float64)
+    total = 0.0
+    for v in values.tolist():
+        total += v * v
+    if total != 0.0:
+        values /= math.sqrt(total)
+    values.flags.writeable = False
+    if len(cache) >= _HASH_CACHE:
+        cache.clear()
+    cache[text] = (columns, values)
+    return columns, values
+
+
+def _hashed_rows(vectorizer: HashingVectorizer, texts) -> sp.csr_matrix:
+    """`vectorizer.transform(texts)` for a few texts, row by row through `_hashed_row`."""
+    columns: list[int] = []
+    data: list[np.ndarray] = [np.zeros(0)]
+    indptr = [0]
+    for text in texts:
+        c, v = _hashed_row(vectorizer, text)
+        columns += c
+        data.append(v)
+        indptr.append(len(columns))
+    return sp.csr_matrix((np.concatenate(data), np.asarray(columns, dtype=np.int32), np.asarray(indptr, dtype=np.int32)),
+                         shape=(len(indptr) - 1, vectorizer.n_features))
 
 
 def _category_prior(cat: pd.DataFrame, categories: pd.Series, gmed: float) -> np.ndarray:
@@ -328,11 +456,15 @@ def _category_prior(cat: pd.DataFrame, categories: pd.Series, gmed: float) -> np
     return np.where(idx >= 0, cat["shrunk"].to_numpy()[np.maximum(idx, 0)], gmed)
 
 
-def _factor(table: pd.DataFrame, categories: pd.Series, part: np.ndarray) -> np.ndarray:
+def _factor(table: pd.DataFrame, categories: np.ndarray, part: np.ndarray, memo: dict[Any, dict] | None = None,
+            name: Any = None) -> np.ndarray:
     if table.empty:
         return np.zeros(len(categories))
-    idx = table.index.get_indexer(pd.MultiIndex.from_arrays([categories.to_numpy(dtype=object), part]))
-    return np.where(idx >= 0, table["factor"].to_numpy()[np.maximum(idx, 0)], 0.0)
+    if memo is not None and len(categories) <= F.SMALL:
+        idx = _positions(table.index, list(zip(categories.tolist(), part.tolist())), memo, name)
+    else:
+        idx = table.index.get_indexer(pd.MultiIndex.from_arrays([categories, part]))
+    return np.where(idx >= 0, _values(table, "factor", memo, name)[np.maximum(idx, 0)], 0.0)
 
 
 # --------------------------------------------------------------------------- conformal
@@ -358,14 +490,107 @@ _GLOBAL_PROBS = np.linspace(0.0, 1.0, 201)
 _MATCH_NAMES = {4: "reference+category", 3: "reference", 2: "description+category", 1: "description"}
 
 
-def _tiers(rows: pd.DataFrame) -> np.ndarray:
+def _tiers(rows) -> np.ndarray:
     """Input tier of each request: reference given, description only, or bare (category + date)."""
-    has_desc = rows["_has_desc"].to_numpy()
-    return np.where(rows["_has_ref"].to_numpy(), _TIER_REF, np.where(has_desc, _TIER_DESC, _TIER_BARE))
+    has_desc = F.column(rows, "_has_desc")
+    return np.where(F.column(rows, "_has_ref"), _TIER_REF, np.where(has_desc, _TIER_DESC, _TIER_BARE))
+
+
+_CONTROLLER: list[ThreadpoolController] = []
 
 
 def _threads(n: int | None):
-    return threadpool_limits(limits=n) if n else nullcontext()
+    """`threadpool_limits(limits=n)` with one ThreadpoolController for the process (building one looks
+    up every loaded library: milliseconds per call)."""
+    if not n:
+        return nullcontext()
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=n)
+
+
+class _Trees:
+    """`HistGradientBoostingRegressor.predict` for a few rows in numpy, without one OpenMP call per tree
+    (milliseconds for one row): the booster's own ordinal encoding of the categorical columns, the tree
+    walk of scikit-learn's `_predictor.pyx` (missing values, category bitsets, unknown categories as
+    missing) on all trees at once, and the leaf values added to the baseline tree by tree, in order
+    (the same sums as scikit-learn's)."""
+
+    def __init__(self, booster: HistGradientBoostingRegressor):
+        if booster.n_trees_per_iteration_ != 1:
+            raise NotImplementedError("one tree per iteration (regression) only")
+        self.link = booster._loss.link
+        self.baseline = np.asarray(booster._baseline_prediction, dtype=np.float64).reshape(1, 1)
+        mask = booster.is_categorical_
+        if booster._preprocessor is None or mask is None:
+            self.cat_cols, self.num_cols, self.categories = [], None, []
+        else:  # the ColumnTransformer puts the ordinal-encoded categorical columns first
+            encoder = booster._preprocessor.named_transformers_["encoder"]
+            self.cat_cols = np.flatnonzero(mask).tolist()
+            self.num_cols = np.flatnonzero(~mask)
+            self.categories = [{float(c): float(i) for i, c in enumerate(cats) if c == c} for cats in encoder.categories_]
+        predictors = [p[0] for p in booster._predictors]
+        nodes = np.concatenate([p.nodes for p in predictors])
+        sizes = np.array([len(p.nodes) for p in predictors])
+        self.roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        offset = np.repeat(self.roots, sizes)
+        self.feature = nodes["feature_idx"].astype(np.intp)
+        self.threshold = nodes["num_threshold"].astype(np.float64)
+        self.missing_left = nodes["missing_go_to_left"].astype(bool)
+        self.left = nodes["left"].astype(np.intp) + offset
+        self.right = nodes["right"].astype(np.intp) + offset
+        self.value = nodes["value"].astype(np.float64)
+        leaf = nodes["is_leaf"].astype(bool)
+        index = np.arange(len(nodes))
+        self.left[leaf] = self.right[leaf] = index[leaf]  # a leaf is its own child: every walk stops there
+        self.depth = int(nodes["depth"].max())
+        # A categorical split sends code c left when it is in the split's left set, right when it is a
+        # known category, else where missing values go; one row of decisions per categorical node.
+        bits = [p.raw_left_cat_bitsets for p in predictors]
+        bit_offset = np.repeat(np.concatenate([[0], np.cumsum([len(b) for b in bits])[:-1]]), sizes)
+        known, f_idx_map = booster._bin_mapper.make_known_categories_bitsets()
+        self.cat_nodes = np.flatnonzero(nodes["is_categorical"].astype(bool) & ~leaf)
+        codes = np.arange(256)
+        word, bit = codes >> 5, codes & 31
+        table = np.zeros((len(self.cat_nodes), 256), dtype=bool)
+        if len(self.cat_nodes):
+            left_bits = np.vstack(bits).astype(np.int64)[nodes["bitset_idx"][self.cat_nodes].astype(np.intp)
+                                                         + bit_offset[self.cat_nodes]]
+            known_bits = np.asarray(known, dtype=np.int64)[
+                np.asarray(f_idx_map, dtype=np.intp)[self.feature[self.cat_nodes]]]
+            in_left = ((left_bits[:, word] >> bit) & 1).astype(bool)
+            in_known = ((known_bits[:, word] >> bit) & 1).astype(bool)
+            table = in_left | (~in_known & self.missing_left[self.cat_nodes, None])
+        self.cat_table = table
+
+    def _encode(self, X: np.ndarray) -> np.ndarray:
+        if not self.cat_cols:
+            return X
+        encoded = np.empty((len(X), len(self.cat_cols)))
+        for k, col in enumerate(self.cat_cols):  # unknown and missing categories -> NaN
+            encoded[:, k] = [self.categories[k].get(v, np.nan) for v in X[:, col].tolist()]
+        return np.hstack([encoded, X[:, self.num_cols]])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        X = self._encode(np.asarray(X, dtype=np.float64))
+        n = len(X)
+        # Every split's decision for every row (as `_predictor.pyx` takes it), then the walks.
+        v = X[:, self.feature]
+        go_left = v <= self.threshold
+        if len(self.cat_nodes):
+            c = v[:, self.cat_nodes]
+            valid = c >= 0  # False for NaN; a negative code counts as missing
+            code = np.where(valid, c, 0).astype(np.int64) & 255  # <uint8_t>data_val
+            decided = self.cat_table[np.arange(len(self.cat_nodes)), code]
+            go_left[:, self.cat_nodes] = np.where(valid, decided, self.missing_left[self.cat_nodes])
+        go_left = np.where(np.isnan(v), self.missing_left, go_left)
+        node = np.broadcast_to(self.roots, (n, len(self.roots)))
+        rows = np.arange(n)[:, None]
+        for _ in range(self.depth):
+            node = np.where(go_left[rows, node], self.left[node], self.right[node])
+        # raw = 0 + baseline, then + each tree's leaf in order (the sums of `_raw_predict`)
+        terms = np.concatenate([np.zeros((n, 1)), np.repeat(self.baseline, n, axis=0), self.value[node]], axis=1)
+        return self.link.inverse(np.cumsum(terms, axis=1)[:, -1])
 
 
 @dataclass
@@ -394,28 +619,65 @@ class AmountModel:
     def _encoder(self) -> _Encoder:
         return _Encoder(self.params, self.vectorizer)
 
+    def _fast(self) -> dict[str, Any]:
+        """What small requests reuse (the tree arrays, conformal offsets, index dicts): built on first
+        use, not pickled."""
+        fast = self.__dict__.get("_fast_state")
+        owner = (self.booster, self.calibration, self.category_report)
+        if fast is None or any(a is not b for a, b in zip(fast["owner"], owner)):  # refitted parts: start over
+            fast = self._fast_state = {"owner": owner, "bounds": {}, "memo": {}}
+        return fast
+
+    def _trees(self) -> _Trees | None:
+        """The booster's trees as arrays (None when this booster cannot use them: the sklearn path)."""
+        fast = self._fast()
+        if "trees" not in fast:
+            try:
+                fast["trees"] = _Trees(self.booster)
+            except (AttributeError, KeyError, NotImplementedError):
+                fast["trees"] = None
+        return fast["trees"]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_fast_state"}
+
     def _bounds(self, categories: np.ndarray, tiers: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
         """Conformal offsets (log space) per row: its (category, tier) scores when calibrated, else the tier's."""
-        keys = pd.Series([f"{c}{_SEP}{t}" for c, t in zip(categories, tiers)])
-        codes, uniques = pd.factorize(keys)
+        memo = self._fast()["bounds"]
+        if len(memo) > 10_000:  # arbitrary request categories and levels: keep the memo bounded
+            memo.clear()
+        keys = [f"{c}{_SEP}{t}" for c, t in zip(categories, tiers)]
+        if len(keys) > F.SMALL:
+            codes, uniques = pd.factorize(pd.Series(keys, dtype=object))
+        else:
+            codes, uniques = np.arange(len(keys)), keys
         lo_u, hi_u = np.empty(len(uniques)), np.empty(len(uniques))
         for j, key in enumerate(uniques):
-            c, t = key.split(_SEP)
-            scores = self.calibration.get((c, t), self.calibration[("*", t)])
-            lo_u[j], hi_u[j], _ = _conformal_bounds(scores.astype(float), level)
-        return lo_u[codes], hi_u[codes]
+            bounds = memo.get((key, level))
+            if bounds is None:
+                c, t = key.split(_SEP)
+                scores = self.calibration.get((c, t), self.calibration[("*", t)])
+                bounds = memo[(key, level)] = _conformal_bounds(scores.astype(float), level)[:2]
+            lo_u[j], hi_u[j] = bounds
+        lo, hi = lo_u[codes], hi_u[codes]
+        return lo, hi
 
     def _predict_rows(self, rows: pd.DataFrame, text, level: float) -> dict[str, Any]:
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level}")
-        X = self._encoder().matrix(self.state, rows, self.codes, text)
+        X, merchant = self._encoder().columns(self.state, rows, self.codes, text)
         if self.point == "booster":
-            with _threads(self.params.get("threads")):
-                pred_log = self.booster.predict(X[self.feature_names].to_numpy(dtype=float))
+            values = np.column_stack([X[c] for c in self.feature_names])
+            trees = self._trees() if len(values) <= F.SMALL else None
+            if trees is not None:
+                pred_log = trees.predict(values)
+            else:
+                with _threads(self.params.get("threads")):
+                    pred_log = self.booster.predict(values)
         else:
-            pred_log = X["merchant_median"].to_numpy()
-        cats = rows["category"].to_numpy(dtype=object)
-        known = self.state.category.index.get_indexer(cats) >= 0
+            pred_log = X["merchant_median"]
+        cats = np.asarray(F.column(rows, "category"), dtype=object)
+        known = _positions(self.state.category.index, cats, self.state.memo, "category") >= 0
         lo, hi = self._bounds(cats, _tiers(rows), level)
         lower_log, upper_log = pred_log + lo, pred_log + hi
         if (~known).any():  # unknown or missing category: global median and empirical quantiles
@@ -427,7 +689,8 @@ class AmountModel:
         predicted = np.round(np.maximum(np.expm1(pred_log), 0.01), 2)
         lower = np.minimum(np.floor(np.maximum(np.expm1(lower_log), 0.0) * 100) / 100, predicted)
         upper = np.maximum(np.ceil(np.expm1(upper_log) * 100) / 100, predicted)
-        return {"X": X, "known": known, "level": level, "predicted": predicted, "lower": lower, "upper": upper}
+        return {"X": X, "merchant": merchant, "known": known, "level": level, "predicted": predicted,
+                "lower": lower, "upper": upper}
 
     def predict(self, frame: pd.DataFrame, level: float | None = None, explain: bool = True) -> pd.DataFrame:
         """One row per input row (same index): predicted_amount, lower, upper (currency units, >= 0),
@@ -437,18 +700,22 @@ class AmountModel:
         columns = ["predicted_amount", "lower", "upper", "level", "factors"]
         if len(frame) == 0:
             return pd.DataFrame({c: [] for c in columns}, index=frame.index)
-        rows = _enrich(F.prepare(frame, self.vocabulary))
+        rows = _enrich(F.prepare_columns(frame, self.vocabulary))
         r = self._predict_rows(rows, self._encoder().text_matrix(rows), level)
-        factors = self._factors(rows, r) if explain else [None] * len(rows)
+        factors = self._factors(rows, r) if explain else [None] * len(frame)
         return pd.DataFrame({"predicted_amount": r["predicted"], "lower": r["lower"], "upper": r["upper"],
                              "level": level, "factors": factors}, index=frame.index)
 
     def _factors(self, rows: pd.DataFrame, r: dict[str, Any]) -> list[dict[str, Any]]:
         X = r["X"]
-        rep = self.category_report.reindex(rows["category"].to_numpy(dtype=object))
-        mean_a, med_a, n_a = (rep[c].to_numpy(dtype=float) for c in ("mean_amount", "median_amount", "n"))
-        seasonal = np.exp(X["cat_month"].to_numpy() + X["cat_dow"].to_numpy())
-        _, m_raw, m_n, _, m_src = self._encoder().merchant(self.state, rows, X["cat_median"].to_numpy())
+        report = self.category_report
+        pos = _positions(report.index, np.asarray(F.column(rows, "category"), dtype=object), self._fast()["memo"],
+                         "report")
+        mean_a, med_a, n_a = (np.where(pos >= 0, _values(report, c, self._fast()["memo"], "report").astype(float)
+                                       [np.maximum(pos, 0)], np.nan)
+                              for c in ("mean_amount", "median_amount", "n"))
+        seasonal = np.exp(X["cat_month"] + X["cat_dow"])
+        _, m_raw, m_n, _, m_src = r["merchant"]
         g_mean, g_med = self.global_mean, self.global_median
         out = []
         for i, known in enumerate(r["known"].tolist()):

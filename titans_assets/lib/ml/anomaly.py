@@ -66,7 +66,11 @@ is not normal behaviour); without labels every row counts and the robust statist
 
 Speed: text cleaning (`features.prepare`) runs once per distinct reference/description/category
 text and once per distinct day, groupings use integer codes, and the isolation forest is fitted on
-at most `if_sample` rows, so training on 1M generated rows takes under a minute.
+at most `if_sample` rows, so training on 1M generated rows takes under a minute. A request (up to
+`features.SMALL` rows) is scored on plain columns (`_canon_columns`), the fitted tables read through
+dicts kept on the model and the isolation trees walked in numpy (`_Forest`; scikit-learn scores one
+tree per joblib call), with the same scores and reasons as the batch path (tests hold them equal):
+one to two milliseconds per request.
 """
 
 from __future__ import annotations
@@ -81,7 +85,15 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from titans_assets.lib.ml.common import TrainingDataError, TrainResult, time_split, window_of
-from titans_assets.lib.ml.features import Vocabulary, amount_features, prepare, time_features
+from titans_assets.lib.ml.features import (
+    AMOUNT_COLUMNS,
+    SMALL,
+    TIME_COLUMNS,
+    Vocabulary,
+    amount_values,
+    prepare_columns,
+    time_values,
+)
 
 NAME = "titans_anomaly"
 PRIMARY_METRIC = "average_precision"
@@ -109,26 +121,48 @@ _REASON_LEVEL = 0.3  # a component whose weighted evidence reaches this is repor
 # Canonical rows
 # ---------------------------------------------------------------------------------------------------
 
+_OBJECT_COLUMNS = ("dir", "merchant", "category", "ckey", "mkey", "mckey")
+
+
 def _canon(frame: pd.DataFrame, vocabulary: Vocabulary) -> pd.DataFrame:
     """Prepared rows with what every component needs, on a positional index: the keys of the
     statistics (`mkey` merchant, `ckey` category, `mckey` both, `dir` direction; merchant keys carry
     the direction so a client's income and a vendor's charges never mix), integer codes for the
     in-frame groupings, and the row features the isolation forest reads (`rf_*`)."""
-    p = prepare(frame, vocabulary).reset_index(drop=True)
-    n = len(p)
-    amount = p["amount"].to_numpy(dtype=float)
+    cols = _canon_columns(frame, vocabulary)
+    index = pd.RangeIndex(len(frame))
+    return pd.DataFrame({k: pd.Series(v, index=index, dtype=v.dtype, copy=False) for k, v in cols.items()},
+                        copy=False)
+
+
+def _as_frame_column(values: np.ndarray) -> np.ndarray:
+    """An object array of strings and None as a DataFrame column built from it gives it back: pandas
+    stores strings as `str` (None -> NaN) unless every value is missing. Kept so that a request's
+    canonical columns equal the batch frame's, reasons included."""
+    if any(v is not None for v in values):
+        out = values.copy()
+        out[pd.isna(values)] = np.nan
+        return out
+    return values
+
+
+def _canon_columns(frame: pd.DataFrame, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+    """`_canon` as plain columns (what a request is scored on, without building DataFrames)."""
+    p = prepare_columns(frame, vocabulary)
+    n = len(frame)
+    amount = p["amount"]
     category = p["category"]
-    has_cat = category.notna().to_numpy()
+    has_cat = pd.notna(category)
     if "txn_type" in frame:
         ttype = _per_distinct(frame["txn_type"].to_numpy(dtype=object),
                               lambda u: [str(x).strip().lower() if pd.notna(x) else "" for x in u])
         expense = np.where(ttype == "income", False, np.where(ttype == "expense", True, (amount < 0) | has_cat))
     else:
         expense = (amount < 0) | has_cat
-    merchant = p["merchant"].to_numpy(dtype=object)
+    merchant = p["merchant"]
     has_m = pd.notna(merchant)
     direction = np.where(expense, "e", "i").astype(object)
-    ckey = np.where(expense, np.where(has_cat, category.to_numpy(dtype=object), _NO_CAT), _INCOME_CAT).astype(object)
+    ckey = np.where(expense, np.where(has_cat, category, _NO_CAT), _INCOME_CAT).astype(object)
     mcode = _codes(direction, merchant)
     mkey = _per_code(mcode, lambda f: [d + ":" + m if m is not None else None
                                        for d, m in zip(direction[f], merchant[f])])
@@ -137,34 +171,36 @@ def _canon(frame: pd.DataFrame, vocabulary: Vocabulary) -> pd.DataFrame:
     acct = (_per_distinct(frame["account"].to_numpy(dtype=object), lambda u: ["" if pd.isna(x) else str(x) for x in u])
             if "account" in frame else np.full(n, "", dtype=object))
     absolute = np.abs(amount)
-    day = p["txn_date"].to_numpy(dtype="datetime64[D]")
+    day = p["txn_date"].astype("datetime64[D]")
     has_date = ~np.isnat(day)
-    # calendar features once per distinct day, amount features per row (features.row_features' parts)
-    day_codes, day_uniques = pd.factorize(day, use_na_sentinel=False)
-    tf = time_features(pd.Series(pd.to_datetime(day_uniques))).iloc[day_codes].reset_index(drop=True)
-    af = amount_features(p["amount"])
-    out = pd.DataFrame({
-        "date": p["txn_date"].to_numpy(), "day": np.where(has_date, day.astype(np.int64), 0),
+    tf = time_values(day)  # calendar features per distinct day, amount features per row (row_values' parts)
+    af = amount_values(amount)
+    rf = dict(zip(TIME_COLUMNS + AMOUNT_COLUMNS, [*tf, *af]))
+    out = {
+        "date": p["txn_date"], "day": np.where(has_date, day.astype(np.int64), 0),
         "has_date": has_date,
         "amount": amount, "abs": absolute, "log_abs": np.log(np.maximum(absolute, 0.01)), "expense": expense,
         "dir": direction, "merchant": merchant, "has_merchant": has_m,
-        "category": category.to_numpy(dtype=object), "ckey": ckey, "mkey": mkey, "mckey": mckey,
-        "bday": tf["is_business_day"].to_numpy() > 0, "holiday": tf["is_holiday"].to_numpy() > 0,
+        "category": category, "ckey": ckey, "mkey": mkey, "mckey": mckey,
+        "bday": rf["is_business_day"] > 0, "holiday": rf["is_holiday"] > 0,
         # who and what, as integer codes: account + merchant, and the repeated-charge identity
         "g_am": _codes(acct, mcode),
-        "g_dup": _codes(acct, mcode, p["description"].to_numpy(dtype=object),
-                        np.round(np.nan_to_num(amount) * 100).astype(np.int64)),
-    })
-    rf = pd.concat([tf, af], axis=1)
-    for col in ("dir", "merchant", "category", "ckey", "mkey", "mckey"):  # object, not arrow strings:
-        out[col] = pd.Series(out[col].to_numpy(dtype=object), index=out.index, dtype=object)  # cheap to slice
+        "g_dup": _codes(acct, mcode, p["description"], np.round(np.nan_to_num(amount) * 100).astype(np.int64)),
+    }
+    for col in _OBJECT_COLUMNS:
+        out[col] = _as_frame_column(np.asarray(out[col], dtype=object))
     for col in _IF_COLUMNS:
-        out[f"rf_{col}"] = rf[col].to_numpy(dtype=float)
+        out[f"rf_{col}"] = rf[col]
     return out
 
 
 def _per_distinct(values: np.ndarray, build) -> np.ndarray:
-    """build(distinct values) -> one result per distinct value, spread back to the rows."""
+    """build(distinct values) -> one result per distinct value, spread back to the rows (a few rows:
+    per row; `build` works value by value)."""
+    if len(values) <= SMALL:
+        out = np.empty(len(values), dtype=object)
+        out[:] = build(values)
+        return out
     codes, uniques = pd.factorize(values, use_na_sentinel=False)
     return np.asarray(build(uniques), dtype=object)[codes] if len(codes) else np.zeros(0, dtype=object)
 
@@ -180,13 +216,22 @@ def _per_code(codes: np.ndarray, build) -> np.ndarray:
 
 
 def _codes(*arrays) -> np.ndarray:
-    """One integer code per distinct combination of the arrays' values (missing values are a value)."""
+    """One integer code per distinct combination of the arrays' values (missing values are a value),
+    numbered in order of first appearance (as `pd.factorize`)."""
+    if len(arrays[0]) <= SMALL:  # a few rows: a dict of the combinations
+        seen: dict[tuple, int] = {}
+        keys = zip(*[[_NA if (v is None or (type(v) is float and v != v)) else v for v in np.asarray(a).tolist()]
+                     for a in arrays])
+        return np.array([seen.setdefault(k, len(seen)) for k in keys], dtype=np.int64)
     combined = np.zeros(len(arrays[0]), dtype=np.int64)
     for arr in arrays:
         codes, uniques = pd.factorize(np.asarray(arr), use_na_sentinel=False)
         combined = combined * (len(uniques) + 1) + codes
         combined = pd.factorize(combined)[0].astype(np.int64)
     return combined
+
+
+_NA = object()  # the one missing value of `_codes`' small path (None and NaN alike, as pd.factorize)
 
 
 def _robust_table(c: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -225,8 +270,8 @@ def _twins(c: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per row: other rows with the same account, merchant, amount and description text on the same
     day, and on the day before (rows without a merchant never match). A repeated charge carries the
     same descriptor (and the same reference code, when the bank prints one)."""
-    has = c["has_merchant"].to_numpy() & c["has_date"].to_numpy()
-    group, day = c["g_dup"].to_numpy(), c["day"].to_numpy()
+    has = _col(c, "has_merchant") & _col(c, "has_date")
+    group, day = _col(c, "g_dup"), _col(c, "day")
     same = np.where(has, _window_counts(group, day, has, (0,)) - 1, 0)
     prev = np.where(has, _window_counts(group, day, has, (-1,)), 0)
     return same, prev
@@ -234,8 +279,8 @@ def _twins(c: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def _day_counts(c: pd.DataFrame, mask: np.ndarray, window: int) -> np.ndarray:
     """Per row: rows in `mask` with the same account and merchant within +-window days (0 = same day)."""
-    has = c["has_merchant"].to_numpy() & c["has_date"].to_numpy()
-    counts = _window_counts(c["g_am"].to_numpy(), c["day"].to_numpy(), has & mask, tuple(range(-window, window + 1)))
+    has = _col(c, "has_merchant") & _col(c, "has_date")
+    counts = _window_counts(_col(c, "g_am"), _col(c, "day"), has & mask, tuple(range(-window, window + 1)))
     return np.where(has, counts, 0)
 
 
@@ -260,8 +305,16 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
 
 
-def _positions(index: pd.Index, keys: np.ndarray) -> np.ndarray:
-    """Position of each key in `index` (-1 when absent), matching each distinct key only once."""
+def _positions(index: pd.Index, keys: np.ndarray, memo: dict | None = None) -> np.ndarray:
+    """Position of each key in `index` (-1 when absent or missing), matching each distinct key only
+    once; with `memo` (a request), through a dict of the index kept there."""
+    if memo is not None and len(keys) <= SMALL:
+        entry = memo.get(id(index))
+        if entry is None or entry[0] is not index:
+            entry = memo[id(index)] = (index, {k: i for i, k in enumerate(index)})
+        table = entry[1]
+        return np.array([-1 if v is None or (type(v) is float and v != v) else table.get(v, -1) for v in keys],
+                        dtype=np.int64)
     codes, uniques = pd.factorize(np.asarray(keys, dtype=object))
     if len(uniques) == 0 or len(index) == 0:
         return np.full(len(codes), -1, dtype=np.int64)
@@ -270,26 +323,87 @@ def _positions(index: pd.Index, keys: np.ndarray) -> np.ndarray:
 
 
 def _lookup(table: pd.DataFrame, keys: np.ndarray, column: str, default: float = np.nan,
-            pos: np.ndarray | None = None) -> np.ndarray:
+            pos: np.ndarray | None = None, memo: dict | None = None) -> np.ndarray:
     if table is None or table.empty:
         return np.full(len(keys) if pos is None else len(pos), default, dtype=float)
-    pos = _positions(table.index, keys) if pos is None else pos
-    values = table[column].to_numpy(dtype=float)
+    pos = _positions(table.index, keys, memo) if pos is None else pos
+    if memo is not None:  # a request: the table's columns as arrays, kept
+        entry = memo.get((id(table), column))
+        if entry is None or entry[0] is not table:
+            entry = memo[(id(table), column)] = (table, table[column].to_numpy(dtype=float))
+        values = entry[1]
+    else:
+        values = table[column].to_numpy(dtype=float)
     return np.where(pos >= 0, values[np.maximum(pos, 0)], default)
 
 
 class _Keys:
-    """Lookups of one canonical frame's keys in the fitted tables, each key matched once per table."""
+    """Lookups of one canonical frame's keys in the fitted tables, each key matched once per table
+    (with `memo`, a request's: through dicts of the fitted tables kept there)."""
 
-    def __init__(self, c: pd.DataFrame):
+    def __init__(self, c, memo: dict | None = None):
         self.c = c
+        self.memo = memo
         self.cache: dict[tuple[int, str], np.ndarray] = {}
 
     def __call__(self, table: pd.DataFrame, key: str, column: str, default: float = np.nan) -> np.ndarray:
         pos = self.cache.get((id(table), key))
         if pos is None:
-            pos = self.cache[(id(table), key)] = _positions(table.index, self.c[key].to_numpy())
-        return _lookup(table, None, column, default, pos=pos)
+            pos = self.cache[(id(table), key)] = _positions(table.index, _col(self.c, key), self.memo)
+        return _lookup(table, None, column, default, pos=pos, memo=self.memo)
+
+
+def _col(c, name: str) -> np.ndarray:
+    """A column of canonical rows: a DataFrame (`_canon`) or a request's dict (`_canon_columns`)."""
+    values = c[name]
+    return values if isinstance(values, np.ndarray) else values.to_numpy()
+
+
+def _n(c) -> int:
+    return len(c) if isinstance(c, pd.DataFrame) else len(c["amount"])
+
+
+class _Forest:
+    """`IsolationForest.score_samples` (negated: higher = more anomalous) for a few rows in numpy,
+    without scikit-learn's per-tree joblib calls (milliseconds for one row): the float32 inputs, the
+    tree walk of `Tree.apply` (missing values as each split says), and per tree the leaf's depth plus
+    the average path length of its samples minus one, added tree by tree in order, as scikit-learn sums."""
+
+    def __init__(self, forest: IsolationForest):
+        from sklearn.ensemble._iforest import _average_path_length
+
+        trees = [e.tree_ for e in forest.estimators_]
+        if forest._max_features != forest.n_features_in_:
+            raise NotImplementedError("feature subsampling")
+        sizes = np.array([t.node_count for t in trees])
+        self.roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        offset = np.repeat(self.roots, sizes)
+        left = np.concatenate([t.children_left for t in trees]).astype(np.intp)
+        right = np.concatenate([t.children_right for t in trees]).astype(np.intp)
+        leaf = left == -1
+        index = np.arange(len(left))
+        self.left = np.where(leaf, index, left + offset)  # a leaf is its own child: every walk stops there
+        self.right = np.where(leaf, index, right + offset)
+        self.feature = np.where(leaf, 0, np.concatenate([t.feature for t in trees])).astype(np.intp)
+        self.threshold = np.concatenate([t.threshold for t in trees]).astype(np.float64)
+        self.missing_left = np.concatenate([t.missing_go_to_left for t in trees]).astype(bool)
+        self.term = np.concatenate([dpl + apl - 1.0 for dpl, apl in
+                                    zip(forest._decision_path_lengths, forest._average_path_length_per_tree)])
+        self.depth = max(t.max_depth for t in trees)
+        self.denominator = len(forest.estimators_) * _average_path_length([forest._max_samples])
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)  # as score_samples validates it
+        n = len(X)
+        v = X[:, self.feature]
+        go_left = np.where(np.isnan(v), self.missing_left, v <= self.threshold)
+        node = np.broadcast_to(self.roots, (n, len(self.roots)))
+        rows = np.arange(n)[:, None]
+        for _ in range(self.depth):
+            node = np.where(go_left[rows, node], self.left[node], self.right[node])
+        depths = np.cumsum(np.concatenate([np.zeros((n, 1)), self.term[node]], axis=1), axis=1)[:, -1]
+        denominator = self.denominator
+        return 2 ** (-np.divide(depths, denominator, out=np.ones_like(depths), where=denominator != 0))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -316,15 +430,26 @@ class AnomalyModel:
     min_group: int = 8
     params: dict[str, Any] = field(default_factory=dict)
 
+    def _memo(self) -> dict:
+        """What requests reuse (dicts of the fitted tables, the forest's arrays): built on first use,
+        not pickled."""
+        memo = self.__dict__.get("_request_memo")
+        if memo is None:
+            memo = self._request_memo = {}
+        return memo
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_request_memo"}
+
     # -- components ---------------------------------------------------------------------------------
     def components(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Per-row evidence (p_<component> in [0, 1]), the numbers the reasons quote and the isolation
         forest's inputs (f_*), aligned to frame's index: for inspection and ablations."""
-        return self._components(_canon(frame, self.vocabulary)).set_index(frame.index)
+        return pd.DataFrame(self._components(_canon_columns(frame, self.vocabulary)), index=frame.index)
 
-    def _amount_stats(self, c: pd.DataFrame, k: _Keys | None = None) -> dict[str, np.ndarray]:
+    def _amount_stats(self, c, k: _Keys | None = None) -> dict[str, np.ndarray]:
         k = k or _Keys(c)
-        la = c["log_abs"].to_numpy()
+        la = _col(c, "log_abs")
         mc_n = k(self.merchant_category, "mckey", "n", 0.0)
         m_n = k(self.merchants, "mkey", "n", 0.0)
         c_n = k(self.categories, "ckey", "n", 0.0)
@@ -332,11 +457,11 @@ class AnomalyModel:
             ("merchant", mc_n >= self.min_group, self.merchant_category, "mckey"),
             ("merchant", m_n >= self.min_group, self.merchants, "mkey"),
             ("category", c_n >= self.min_group, self.categories, "ckey"),
-            ("global", np.ones(len(c), dtype=bool), self.directions, "dir"),
+            ("global", np.ones(_n(c), dtype=bool), self.directions, "dir"),
         ]
-        med = np.full(len(c), np.nan)
-        scale = np.full(len(c), np.nan)
-        level = np.full(len(c), "", dtype=object)
+        med = np.full(_n(c), np.nan)
+        scale = np.full(_n(c), np.nan)
+        level = np.full(_n(c), "", dtype=object)
         for name, ok, table, key in levels:
             take = ok & np.isnan(med)
             if not take.any():
@@ -351,22 +476,24 @@ class AnomalyModel:
         return {"z": z, "median": np.exp(med), "ratio": np.exp(la - med), "level": level, "m_n": m_n,
                 "cat_ratio": np.exp(la - cmed), "cat_median": np.exp(cmed)}
 
-    def _cat_prob(self, c: pd.DataFrame) -> np.ndarray:
-        prob = np.full(len(c), np.nan)
+    def _cat_prob(self, c, memo: dict | None = None) -> np.ndarray:
+        prob = np.full(_n(c), np.nan)
         if self.cat_prob.size == 0:
             return prob
-        mi = _positions(self.cat_merchants, c["mkey"].to_numpy())
-        ci = _positions(self.cat_labels, c["ckey"].to_numpy())
+        mi = _positions(self.cat_merchants, _col(c, "mkey"), memo)
+        ci = _positions(self.cat_labels, _col(c, "ckey"), memo)
         ok = (mi >= 0) & (ci >= 0)
         prob[ok] = self.cat_prob[mi[ok], ci[ok]]
         return prob
 
-    def _components(self, c: pd.DataFrame, isolation: bool = True) -> pd.DataFrame:
-        n = len(c)
-        k = _Keys(c)
+    def _components(self, c, isolation: bool = True, memo: dict | None = None) -> dict[str, np.ndarray]:
+        """Per-row evidence and what the reasons quote, as columns, of canonical rows (a DataFrame, or a
+        request's dict of columns; `memo`: the request lookups kept on the model)."""
+        n = _n(c)
+        k = _Keys(c, memo)
         amount = self._amount_stats(c, k)
-        expense = c["expense"].to_numpy()
-        has_m = c["has_merchant"].to_numpy()
+        expense = _col(c, "expense")
+        has_m = _col(c, "has_merchant")
         known = has_m & (k(self.merchants, "mkey", "n", 0.0) > 0)
         m_n = amount["m_n"]
 
@@ -380,11 +507,11 @@ class AnomalyModel:
         q95 = k(self.categories, "ckey", "q95", np.nan)
         q95 = np.where(np.isnan(q95) | (k(self.categories, "ckey", "n", 0.0) < self.min_group),
                        k(self.directions, "dir", "q95", np.nan), q95)
-        size = np.log(np.maximum(c["abs"].to_numpy(), 0.01) / np.where(np.isnan(q95), np.inf, q95))
+        size = np.log(np.maximum(_col(c, "abs"), 0.01) / np.where(np.isnan(q95), np.inf, q95))
         p_new = np.where(has_m & ~known, _sigmoid(3.0 * size + 1.0), 0.0)
 
         # a known merchant under a category it is not used for
-        prob = self._cat_prob(c)
+        prob = self._cat_prob(c, memo)
         surprise = -np.log10(np.maximum(np.where(np.isnan(prob), 1.0, prob), 1e-6))
         confidence = _clip01((m_n - 2.0) / 8.0)
         p_atyp = np.where(expense & known & ~np.isnan(prob), _clip01(surprise - 2.0) * confidence, 0.0)
@@ -393,7 +520,7 @@ class AnomalyModel:
         # (off-day postings + 0.2) / (postings + 1): 0 of 40 is a habit, 5 of 130 is not
         share = k(self.merchants, "mkey", "bday_share", np.nan)
         off_rate = ((1.0 - np.nan_to_num(share, nan=1.0)) * m_n + 0.2) / (m_n + 1.0)
-        off_day = ~c["bday"].to_numpy()
+        off_day = ~_col(c, "bday")
         p_day = np.where(known & off_day & (m_n >= 5) & ~np.isnan(share),
                          _clip01((-np.log10(off_rate) - 1.6) / 0.6), 0.0)
 
@@ -401,12 +528,15 @@ class AnomalyModel:
         same, prev = _twins(c)
         twin_rate = np.nan_to_num(k(self.merchants, "mkey", "twin_rate", 0.0))
         p_dup = np.where(same > 0, 1.0, np.where(prev > 0, 0.7, 0.0)) * np.exp(-twin_rate / 0.02)
-        small = expense & (c["abs"].to_numpy() < self.small_amount)
+        small = expense & (_col(c, "abs") < self.small_amount)
         k_small = _day_counts(c, small, window=1)
         small_rate = np.where(known, np.nan_to_num(k(self.merchants, "mkey", "small_rate", 0.0)), 0.0)
         lam_small = 3.0 * np.maximum(small_rate, 0.03)  # three days in the window
-        p_burst = np.where(small & (k_small >= 2), _clip01((_poisson_surprise(k_small, lam_small) - 1.5) / 1.5),
-                           0.0)
+        bursty = small & (k_small >= 2)
+        small_surprise = np.zeros(n)  # only bursty rows use it (elementwise: computed on those alone)
+        if bursty.any():
+            small_surprise[bursty] = _poisson_surprise(k_small[bursty], lam_small[bursty])
+        p_burst = np.where(bursty, _clip01((small_surprise - 1.5) / 1.5), 0.0)
         # more rows on a day than the merchant ever had on one day (with 10+ active days of history)
         k_day = _day_counts(c, np.ones(n, dtype=bool), window=0)
         day_max = k(self.merchants, "mkey", "day_max", np.nan)
@@ -419,12 +549,12 @@ class AnomalyModel:
                 "f_cat_surprise": np.where(expense & known, surprise, 0.0),
                 "f_off_day_surprise": np.where(known & off_day, -np.log10(off_rate), 0.0),
                 "f_twins": np.minimum(same + prev, 5).astype(float),
-                "f_small_surprise": np.where(small & (k_small >= 2), _poisson_surprise(k_small, lam_small), 0.0),
+                "f_small_surprise": np.where(bursty, small_surprise, 0.0),
                 "f_day_excess": np.clip(np.nan_to_num(k_day - day_max, nan=0.0), -5, 5)}
         iso_rank = self._isolation_rank(c, stat) if isolation else np.zeros(n)
         p_iso = _clip01((iso_rank - 0.98) / 0.02)
 
-        return pd.DataFrame({
+        return {
             "p_amount": p_amount, "p_new_merchant": p_new, "p_atypical_category": p_atyp,
             "p_unusual_day": p_day, "p_duplicate": p_dup, "p_burst": p_burst, "p_frequency": p_freq,
             "p_isolation": p_iso,
@@ -434,24 +564,39 @@ class AnomalyModel:
             "bday_share": share, "twins_same_day": same, "twins_prev_day": prev, "small_count": k_small,
             "day_count": k_day, "day_max": day_max, "isolation_rank": iso_rank, "cat_prob": prob,
             **stat,
-        })
+        }
 
-    def _isolation_frame(self, c: pd.DataFrame, stat) -> np.ndarray:
-        cols = [c[f"rf_{col}"].to_numpy(dtype=float) for col in _IF_COLUMNS]
+    def _isolation_frame(self, c, stat) -> np.ndarray:
+        cols = [np.asarray(_col(c, f"rf_{col}"), dtype=float) for col in _IF_COLUMNS]
         cols += [np.asarray(stat[f"f_{k}"], dtype=float) for k in _STAT_FEATURES]
         return np.nan_to_num(np.column_stack(cols), nan=0.0, posinf=10.0, neginf=-10.0)
 
-    def _isolation_rank(self, c: pd.DataFrame, stat) -> np.ndarray:
-        if self.forest is None or len(c) == 0 or len(self.forest_ref) == 0:
-            return np.zeros(len(c))
-        s = -self.forest.score_samples(self._isolation_frame(c, stat))
+    def _isolation_rank(self, c, stat) -> np.ndarray:
+        n = _n(c)
+        if self.forest is None or n == 0 or len(self.forest_ref) == 0:
+            return np.zeros(n)
+        x = self._isolation_frame(c, stat)
+        fast = self._fast_forest() if n <= SMALL else None
+        s = fast.scores(x) if fast is not None else -self.forest.score_samples(x)
         return np.searchsorted(self.forest_ref, s, side="right") / len(self.forest_ref)
 
+    def _fast_forest(self) -> _Forest | None:
+        """The forest's arrays for a few rows (None when this forest cannot use them: the sklearn path)."""
+        memo = self._memo()
+        entry = memo.get("forest")
+        if entry is None or entry[0] is not self.forest:
+            try:
+                fast = _Forest(self.forest)
+            except (AttributeError, ImportError, NotImplementedError):
+                fast = None
+            entry = memo["forest"] = (self.forest, fast)
+        return entry[1]
+
     # -- scores ----------------------------------------------------------------------------------------
-    def _combine(self, comp: pd.DataFrame) -> np.ndarray:
-        keep = np.ones(len(comp))
+    def _combine(self, comp) -> np.ndarray:
+        keep = np.ones(len(comp["p_amount"]))
         for name in COMPONENTS:
-            keep *= 1.0 - self.weights.get(name, 0.0) * np.nan_to_num(comp[f"p_{name}"].to_numpy())
+            keep *= 1.0 - self.weights.get(name, 0.0) * np.nan_to_num(_col(comp, f"p_{name}"))
         return _clip01(1.0 - keep)
 
     def score_rows(self, frame: pd.DataFrame) -> np.ndarray:
@@ -468,10 +613,11 @@ class AnomalyModel:
             return pd.DataFrame({"anomaly_score": pd.Series(dtype=float), "is_anomaly": pd.Series(dtype=bool),
                                  "risk_level": pd.Series(dtype=object), "reasons": pd.Series(dtype=object)},
                                 index=frame.index)
-        return self._predict_canon(_canon(frame, self.vocabulary), frame.index)
+        memo = self._memo() if len(frame) <= SMALL else None
+        return self._predict_canon(_canon_columns(frame, self.vocabulary), frame.index, memo)
 
-    def _predict_canon(self, c: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
-        comp = self._components(c)
+    def _predict_canon(self, c, index: pd.Index, memo: dict | None = None) -> pd.DataFrame:
+        comp = self._components(c, memo=memo)
         score = self._combine(comp)
         flagged = score >= self.threshold
         risk = np.where(flagged, "high", np.where(score >= self.threshold / 2.0, "medium", "low"))
@@ -544,12 +690,18 @@ _REASONS = {"amount": _reason_amount, "new_merchant": _reason_new, "atypical_cat
             "frequency": _reason_frequency, "isolation": _reason_isolation}
 
 
-def _reasons(comp: pd.DataFrame, c: pd.DataFrame, model: AnomalyModel, flagged: np.ndarray,
+def _records(columns: dict[str, np.ndarray], rows: np.ndarray) -> list[dict[str, Any]]:
+    """The given rows as dicts of plain Python values (what `DataFrame.to_dict("records")` gives)."""
+    items = [(k, v.tolist() if v.dtype != object else v) for k, v in columns.items()]
+    return [{k: v[i] for k, v in items} for i in rows.tolist()]
+
+
+def _reasons(comp, c, model: AnomalyModel, flagged: np.ndarray,
              risky: np.ndarray | None = None) -> list[list[str]]:
     """Reasons per row, strongest first: every component at or above the reporting level, and for a
     flagged (or `risky`: medium-risk) row at least its strongest component."""
-    n = len(comp)
-    w = np.column_stack([model.weights.get(k, 0.0) * np.nan_to_num(comp[f"p_{k}"].to_numpy()) for k in COMPONENTS])
+    n = len(flagged)
+    w = np.column_stack([model.weights.get(k, 0.0) * np.nan_to_num(_col(comp, f"p_{k}")) for k in COMPONENTS])
     show = w >= _REASON_LEVEL
     best = w.argmax(axis=1)
     force = (flagged | (risky if risky is not None else flagged)) & ~show.any(axis=1) & (w.max(axis=1) > 0)
@@ -558,8 +710,8 @@ def _reasons(comp: pd.DataFrame, c: pd.DataFrame, model: AnomalyModel, flagged: 
     rows = np.flatnonzero(show.any(axis=1))
     if len(rows) == 0:
         return out
-    comp_rows = comp.iloc[rows].to_dict("records")
-    canon_rows = c.iloc[rows][["merchant", "category", "abs", "expense", "holiday"]].to_dict("records")
+    comp_rows = _records({k: np.asarray(_col(comp, k)) for k in comp}, rows)
+    canon_rows = _records({k: _col(c, k) for k in ("merchant", "category", "abs", "expense", "holiday")}, rows)
     for i, r, cr in zip(rows, comp_rows, canon_rows):
         cr["small_amount"] = model.small_amount
         order = np.argsort(-w[i], kind="stable")
@@ -655,7 +807,7 @@ def _fit(c: pd.DataFrame, vocabulary: Vocabulary, *, min_group: int = 8, small_a
         comp = model._components(c, isolation=False)
         rng = np.random.default_rng(seed)
         take = np.sort(rng.choice(len(c), size=min(if_sample, len(c)), replace=False))
-        x = model._isolation_frame(c.iloc[take], comp.iloc[take])
+        x = model._isolation_frame(c.iloc[take], {k: v[take] for k, v in comp.items()})
         forest = IsolationForest(n_estimators=n_estimators, max_samples=min(256, len(take)), random_state=seed)
         forest.fit(x)
         model.forest = forest

@@ -73,8 +73,8 @@ def clean_description_text(text: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- columns of values
-def _per_text(values: pd.Series | np.ndarray | None, n: int, fn: Callable[[str], Any],
-              uncached: Callable[[str], Any] | None = None) -> np.ndarray:
+def per_text(values: pd.Series | np.ndarray | None, n: int, fn: Callable[[str], Any],
+             uncached: Callable[[str], Any] | None = None) -> np.ndarray:
     """fn(text_value(v)) for every value, as an object array: once per distinct value (pd.factorize's
     notion of distinct; missing values are one value, fn('')). Small inputs go value by value through
     fn's cache; large ones once per distinct value through `uncached` (default: fn without its cache)."""
@@ -123,14 +123,14 @@ def _canonical(values: pd.Series | None, n: int, aliases: Mapping[str, str]) -> 
     def canonical(label: str | None) -> str | None:
         return aliases.get(label, label) if label is not None else None
 
-    return _per_text(values, n, lambda t: canonical(normalize_label_text(t)),
-                     lambda t: canonical(normalize_label_text.__wrapped__(t)))
+    return per_text(values, n, lambda t: canonical(normalize_label_text(t)),
+                    lambda t: canonical(normalize_label_text.__wrapped__(t)))
 
 
 def _merchants(reference: np.ndarray, description: np.ndarray) -> np.ndarray:
     """The counterparty: the cleaned reference, else a guess from the description (as in dbt)."""
-    name = _per_text(reference, len(reference), clean_name_text)
-    desc = _per_text(description, len(description), clean_description_text)
+    name = per_text(reference, len(reference), clean_name_text)
+    desc = per_text(description, len(description), clean_description_text)
     missing = pd.isna(name)
     name[missing] = desc[missing]
     return name
@@ -186,17 +186,17 @@ def _amounts(values: pd.Series | None, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------- Series API
 def normalize_label(s: pd.Series) -> pd.Series:
     """dbt `normalize_label`: 'Meals & Entertainment ' -> 'meals_entertainment', '' -> None."""
-    return pd.Series(_per_text(s, len(s), normalize_label_text), index=s.index, dtype=object)
+    return pd.Series(per_text(s, len(s), normalize_label_text), index=s.index, dtype=object)
 
 
 def clean_name(s: pd.Series) -> pd.Series:
     """dbt `clean_name`: lower, whitespace runs collapsed, trimmed, '' -> None."""
-    return pd.Series(_per_text(s, len(s), clean_name_text), index=s.index, dtype=object)
+    return pd.Series(per_text(s, len(s), clean_name_text), index=s.index, dtype=object)
 
 
 def clean_description(s: pd.Series) -> pd.Series:
     """dbt `clean_description`: 'STARBUCKS #1234  Seattle*WA' -> 'starbucks seattle wa'."""
-    return pd.Series(_per_text(s, len(s), clean_description_text), index=s.index, dtype=object)
+    return pd.Series(per_text(s, len(s), clean_description_text), index=s.index, dtype=object)
 
 
 def merchant_of(reference: pd.Series, description: pd.Series) -> pd.Series:
@@ -348,13 +348,24 @@ def _calendar(day: np.ndarray, holiday: np.ndarray) -> np.ndarray:
     ])
 
 
-@lru_cache(maxsize=_CACHE)
-def _calendar_of_day(day: int) -> np.ndarray:
-    """TIME_COLUMNS of one day at midnight (days since 1970-01-01), cached: a request's date."""
-    holiday = np.isin(np.array([day]), _holiday_days())
-    row = _calendar(np.array([day], dtype=float), holiday)[:, 0]
-    row.flags.writeable = False
-    return row
+_DAYS: dict[int, np.ndarray] = {}  # TIME_COLUMNS of the days requests asked for, by day number (at most _CACHE)
+
+
+def _calendar_of_days(days: list[int]) -> list[np.ndarray]:
+    """TIME_COLUMNS of days at midnight (days since 1970-01-01), through `_DAYS`: a request's dates.
+    The days not seen yet are computed together by `_calendar`."""
+    rows = [_DAYS.get(d) for d in days]
+    new = sorted({d for d, row in zip(days, rows) if row is None})
+    if new:
+        values = np.array(new, dtype=np.int64)
+        calendar = _calendar(values.astype(float), np.isin(values, _holiday_days()))
+        calendar.flags.writeable = False
+        if len(_DAYS) + len(new) > _CACHE:
+            _DAYS.clear()
+        for j, d in enumerate(new):
+            _DAYS[d] = calendar[:, j]
+        rows = [_DAYS[d] if row is None else row for d, row in zip(days, rows)]
+    return rows
 
 
 def time_values(dates: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -367,8 +378,8 @@ def time_values(dates: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     if out is None:
         out = np.empty((len(TIME_COLUMNS), n))
     if n <= SMALL and midnight.all():
-        for i, day in enumerate(days.astype(np.int64).tolist()):
-            out[:, i] = _calendar_of_day(day)
+        for i, row in enumerate(_calendar_of_days(days.astype(np.int64).tolist())):
+            out[:, i] = row
         return out
     codes, uniques = pd.factorize(np.ascontiguousarray(dates).view(np.int64))
     distinct = uniques.view(dates.dtype)
