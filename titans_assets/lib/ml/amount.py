@@ -95,7 +95,13 @@ from sklearn.utils import murmurhash3_32
 from threadpoolctl import ThreadpoolController
 
 from titans_assets.lib.ml import features as F
-from titans_assets.lib.ml.common import TrainingDataError, TrainResult, time_split, window_of
+from titans_assets.lib.ml.common import (
+    TrainingDataError,
+    TrainResult,
+    cache_unit_row,
+    time_split,
+    window_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -425,16 +431,7 @@ def _hashed_row(vectorizer: HashingVectorizer, text: str) -> tuple[list[int], np
         counts[j] = counts.get(j, 0) + 1
     columns = sorted(counts)
     values = np.array([counts[j] for j in columns], dtype=np.float64)
-    total = 0.0
-    for v in values.tolist():
-        total += v * v
-    if total != 0.0:
-        values /= math.sqrt(total)
-    values.flags.writeable = False
-    if len(cache) >= _HASH_CACHE:
-        cache.clear()
-    cache[text] = (columns, values)
-    return columns, values
+    return cache_unit_row(cache, _HASH_CACHE, text, columns, values)
 
 
 def _hashed_rows(vectorizer: HashingVectorizer, texts) -> sp.csr_matrix:

@@ -99,7 +99,13 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import KFold
 
 from titans_assets.lib.ml import features as F
-from titans_assets.lib.ml.common import TrainingDataError, TrainResult, time_split, window_of
+from titans_assets.lib.ml.common import (
+    TrainingDataError,
+    TrainResult,
+    cache_unit_row,
+    time_split,
+    window_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -225,16 +231,7 @@ class _TextBlock:
         np.log(values, out=values)
         values += 1.0
         values *= idf[columns]
-        total = 0.0
-        for v in values.tolist():
-            total += v * v
-        if total != 0.0:
-            values /= math.sqrt(total)
-        values.flags.writeable = False
-        if len(cache) >= ROW_CACHE:
-            cache.clear()
-        cache[text] = (columns, values)
-        return columns, values
+        return cache_unit_row(cache, ROW_CACHE, text, columns, values)
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_fast"}

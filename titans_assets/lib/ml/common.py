@@ -71,3 +71,21 @@ def window_of(train: pd.DataFrame, test: pd.DataFrame, date_col: str) -> dict[st
     (tr0, tr1), (te0, te1) = bounds(train), bounds(test)
     return {"train_start": tr0, "train_end": tr1, "test_start": te0, "test_end": te1,
             "train_rows": len(train), "test_rows": len(test)}
+
+
+def cache_unit_row(cache: dict, limit: int, text: str, columns: list[int], values) -> tuple[list[int], Any]:
+    """Scale one sparse text row (column indices, float64 values) to unit L2 norm the way
+    scikit-learn's `normalize` does (sum of squares in order), freeze it and cache it under `text`
+    (the cache is emptied when it reaches `limit`): the small-request paths of the text models."""
+    import math
+
+    total = 0.0
+    for v in values.tolist():
+        total += v * v
+    if total != 0.0:
+        values /= math.sqrt(total)
+    values.flags.writeable = False
+    if len(cache) >= limit:
+        cache.clear()
+    cache[text] = (columns, values)
+    return columns, values
