@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from titans_assets.lib.db import Database, get_database, stop_embedded
@@ -85,3 +86,18 @@ def titans_env(monkeypatch: pytest.MonkeyPatch, db: Database, home: Path, landin
         monkeypatch.setenv("TITANS_DATABASE_URL", db.url)
     for key, value in db.dbt_env().items():
         monkeypatch.setenv(key, value)
+
+
+def warehouse_rows(landing: Path) -> pd.DataFrame:
+    """Generated CSVs read with pandas, invalid rows dropped, in the warehouse's column names (for the
+    model tests). Payment methods keep their typos and case (`credit_car`, ` Credit Card `): the
+    models normalise them."""
+    from titans_assets.lib.generator import read_export
+
+    df = pd.concat([read_export(p) for p in sorted(landing.glob("*.csv"))], ignore_index=True)
+    category = df["Category"].where(df["Category"].ne("") & df["Type"].eq("Expense"), None)
+    return pd.DataFrame({
+        "txn_date": df["Date"], "txn_type": df["Type"], "description": df["Description"],
+        "amount": pd.to_numeric(df["Amount"], errors="coerce"), "category": category,
+        "payment_method": df["Payment Method"], "reference": df["Reference"],
+    }).dropna(subset=["txn_date", "amount"])

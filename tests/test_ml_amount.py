@@ -7,30 +7,19 @@ import datetime as dt
 import io
 import pickle
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import warehouse_rows
 from matplotlib.figure import Figure
 
-from titans_assets.lib.generator import generate, read_export
+from titans_assets.lib.generator import generate
 from titans_assets.lib.ml import amount
 from titans_assets.lib.ml.common import TrainingDataError, TrainResult
 
 END = dt.date(2026, 6, 30)
 SEED = 11
-
-
-def warehouse_rows(landing: Path) -> pd.DataFrame:
-    """Generated CSVs read with pandas, invalid rows dropped, in the warehouse's column names."""
-    df = pd.concat([read_export(p) for p in sorted(landing.glob("*.csv"))], ignore_index=True)
-    category = df["Category"].where(df["Category"].ne("") & df["Type"].eq("Expense"), None)
-    return pd.DataFrame({
-        "txn_date": df["Date"], "txn_type": df["Type"], "description": df["Description"],
-        "amount": pd.to_numeric(df["Amount"], errors="coerce"), "category": category,
-        "payment_method": df["Payment Method"], "reference": df["Reference"],
-    }).dropna(subset=["txn_date", "amount"])
 
 
 @pytest.fixture(scope="module")

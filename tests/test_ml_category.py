@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import warehouse_rows
 from matplotlib.figure import Figure
 
-from titans_assets.lib.generator import generate, read_export
+from titans_assets.lib.generator import generate
 from titans_assets.lib.ml import category
 from titans_assets.lib.ml import features as F
 from titans_assets.lib.ml.common import TrainingDataError, TrainResult
@@ -23,18 +23,6 @@ SEED = 7
 METRICS = {"accuracy", "macro_f1", "weighted_f1", "top3_accuracy", "log_loss", "ece", "n_train", "n_test",
            "n_classes"}
 REQUEST = {"amount": -54.99, "description": "ADOBE *CREATIVE CLD", "date": "2026-07-01"}
-
-
-def warehouse_rows(landing: Path) -> pd.DataFrame:
-    """Generated CSVs read with pandas, invalid rows dropped, in the warehouse's column names. Payment
-    methods keep their typos and case (`credit_car`, ` Credit Card `): the model normalises them."""
-    df = pd.concat([read_export(p) for p in sorted(landing.glob("*.csv"))], ignore_index=True)
-    category_ = df["Category"].where(df["Category"].ne("") & df["Type"].eq("Expense"), None)
-    return pd.DataFrame({
-        "txn_date": df["Date"], "txn_type": df["Type"], "description": df["Description"],
-        "amount": pd.to_numeric(df["Amount"], errors="coerce"), "category": category_,
-        "payment_method": df["Payment Method"], "reference": df["Reference"],
-    }).dropna(subset=["txn_date", "amount"])
 
 
 @pytest.fixture(scope="module")

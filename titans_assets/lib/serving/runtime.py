@@ -26,16 +26,7 @@ REGISTRY_NAMES = {k: f"titans_{k}" for k in MODEL_KEYS}  # each model module's N
 
 
 def poll_seconds(environ: Mapping[str, str]) -> float:
-    raw = environ.get("TITANS_MODEL_POLL_SECONDS")
-    if not raw:
-        return DEFAULT_POLL_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"E003 invalid input: TITANS_MODEL_POLL_SECONDS must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"E003 invalid input: TITANS_MODEL_POLL_SECONDS must be >= 0, got {raw!r}")
-    return value
+    return V.env_number(environ, "TITANS_MODEL_POLL_SECONDS", DEFAULT_POLL_SECONDS, float, 0)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,17 +218,24 @@ def check_content_type(value: str | None) -> None:
         raise invalid("Content-Type", f"expected application/json, got {value[:60]!r}", status=415)
 
 
-def body_limit(environ: dict[str, str]) -> int:
-    raw = environ.get("TITANS_MAX_BODY_BYTES")
+def env_number(environ: Mapping[str, str], name: str, default, cast, minimum):
+    """A numeric setting from the environment: `default` when unset, E003 when not a number or below
+    `minimum`."""
+    raw = environ.get(name)
     if not raw:
-        return DEFAULT_MAX_BODY_BYTES
+        return default
     try:
-        value = int(raw)
+        value = cast(raw)
     except ValueError:
-        raise ValueError(f"E003 invalid input: TITANS_MAX_BODY_BYTES must be an integer, got {raw!r}") from None
-    if value < 1024:
-        raise ValueError(f"E003 invalid input: TITANS_MAX_BODY_BYTES must be >= 1024, got {value}")
+        kind = "an integer" if cast is int else "a number"
+        raise ValueError(f"E003 invalid input: {name} must be {kind}, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"E003 invalid input: {name} must be >= {minimum}, got {raw!r}")
     return value
+
+
+def body_limit(environ: Mapping[str, str]) -> int:
+    return env_number(environ, "TITANS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int, 1024)
 
 
 Parser = Callable[[Any], Any]
