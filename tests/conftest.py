@@ -22,6 +22,10 @@ from titans_assets.lib.db import Database, get_database, stop_embedded
 from titans_assets.lib.settings import Settings
 
 EXTERNAL_URL_ENV = "TITANS_TEST_EXTERNAL_URL"
+ROOT = Path(__file__).resolve().parents[1]
+# Screenshots of the browser tests land here (gitignored); CI keeps them as artifacts.
+ARTIFACTS = Path(os.environ.get("TITANS_TEST_ARTIFACTS") or ROOT / "test-artifacts")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
 @pytest.fixture(scope="session")
@@ -101,3 +105,30 @@ def warehouse_rows(landing: Path) -> pd.DataFrame:
         "amount": pd.to_numeric(df["Amount"], errors="coerce"), "category": category,
         "payment_method": df["Payment Method"], "reference": df["Reference"],
     }).dropna(subset=["txn_date", "amount"])
+
+
+# ---------------------------------------------------------------------------------------------- browser tests
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (Debian's package, driven by Playwright); skipped where it is not installed."""
+    if not CHROMIUM:
+        pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser, request):
+    """A fresh page; a screenshot of where it ended goes to test-artifacts/<test name>.png."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    context.close()

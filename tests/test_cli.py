@@ -7,13 +7,13 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+from support import free_port, get_until_up
 
 from titans_assets.lib.db import Database
 from titans_assets.lib.generator import generate
@@ -34,27 +34,6 @@ def _env(home: Path, landing: Path, database_url: str | None = None) -> dict[str
 
 def _titans(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([*TITANS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get_until_up(url: str, proc: subprocess.Popen, timeout: float = 180) -> str:
-    """The body of `url` once the server `proc` started answers it ('' if it never did)."""
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                return resp.read().decode()
-        except OSError:
-            time.sleep(1)
-    return ""
 
 
 @pytest.fixture()
@@ -109,9 +88,7 @@ def test_materialize_then_status_json(server, home: Path, request):
 
 
 def test_unreachable_database_is_one_line_with_code(home: Path):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     env = _env(home, home / "raw", f"postgresql://titans:secret@127.0.0.1:{port}/nowhere")
     done = _titans("status", env=env, timeout=60)
     assert done.returncode == 1
@@ -134,12 +111,12 @@ def test_dagster_definitions_validate(home: Path):
 
 
 def test_docs_site_is_generated_and_served(home: Path):
-    port = _free_port()
+    port = free_port()
     env = _env(home, home / "raw")
     proc = subprocess.Popen([*TITANS, "docs", "--port", str(port)], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        body = _get_until_up(f"http://127.0.0.1:{port}/", proc)
+        body = get_until_up(f"http://127.0.0.1:{port}/", proc)
         assert "dbt" in body.lower() and "<html" in body.lower(), proc.stdout.read() if proc.poll() is not None else body
         assert (home / "dbt-docs" / "catalog.json").exists() and (home / "dbt-docs" / "manifest.json").exists()
     finally:
@@ -156,7 +133,7 @@ def test_dagster_dev_serves_the_graph_and_ctrl_c_leaves_no_process(home: Path):
 
     import psutil
 
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [*TITANS, "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
         env=_env(home, home / "raw"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -192,12 +169,12 @@ def test_mlflow_ui_serves_the_project_store_and_ctrl_c_stops_it(home: Path):
 
     import psutil
 
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([*TITANS, "mlflow", "--port", str(port)], env=_env(home, home / "raw"), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        body = _get_until_up(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5", proc)
+        body = get_until_up(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5", proc)
         assert "experiments" in json.loads(body or "{}"), body
         started = psutil.Process(proc.pid).children(recursive=True)
     finally:

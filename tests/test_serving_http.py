@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from starlette.testclient import TestClient
+from support import free_port
 
 from titans_assets.lib.db import Database
 from titans_assets.lib.generator import generate, read_export
@@ -206,12 +206,6 @@ def test_the_full_bentoml_stack(asgi):
 
 
 # ---------------------------------------------------------------------------------------------- a real server
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     def __init__(self, env: dict[str, str], workers: int, log: Path):
         import psutil
