@@ -3,8 +3,10 @@
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from titans_assets.defs.automation import sensors as automation
 from titans_assets.defs.ingest import assets as ingest
 from titans_assets.defs.ml import assets as ml
+from titans_assets.defs.ml import monitoring
 from titans_assets.defs.quality import checks as quality
 from titans_assets.defs.transform import dbt as transform
 from titans_assets.defs.transform.project import DBT_EXECUTABLE, titans_dbt_project
@@ -15,6 +17,8 @@ defs = dg.Definitions.merge(
     transform.defs,
     quality.defs,
     ml.defs,
+    monitoring.defs,
+    automation.defs,
     dg.Definitions(
         resources={
             "warehouse": WarehouseResource(),

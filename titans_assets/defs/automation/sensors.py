@@ -1,0 +1,121 @@
+"""The platform runs itself: sensors, declarative automation and the nightly schedule.
+
+- `landing_sensor` (running by default): new, changed and removed CSVs in the landing folder -> one
+  load run per file, keyed by the change so a duplicate run is impossible (lib/landing.py);
+- `titans_automation`: evaluates the assets' automation conditions (dbt models, mart checks and
+  `ml/retrain_signal` are eager, and never consume data whose blocking checks failed);
+- `retrain_sensor`: a new `ml/retrain_signal` that says "retrain" -> train, evaluate and promote
+  the four models (a promotion reaches the service through its workers' alias polling);
+- `nightly_cashflow_backtest`: the cash-flow model's rolling-origin backtest and metrics, nightly.
+"""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+
+from titans_assets.defs.ingest.assets import RAW_FILES, RAW_QUARANTINE, RAW_TRANSACTIONS, landing_files
+from titans_assets.defs.ml.monitoring import RETRAIN_SIGNAL, last_training
+from titans_assets.defs.quality.checks import mart_checks
+from titans_assets.lib import landing
+from titans_assets.lib.monitoring import should_retrain
+from titans_assets.resources import WarehouseResource
+
+RUNNING = dg.DefaultSensorStatus.RUNNING
+MODELS = dg.AssetSelection.groups("ml")
+CASHFLOW = dg.AssetSelection.assets(*(dg.AssetKey(["ml", f"cashflow_{s}"]) for s in ("challenger", "evaluation",
+                                                                                     "champion")))
+
+retrain_job = dg.define_asset_job("retrain_models", selection=MODELS,
+                                  description="Train, evaluate and (if better) promote the four models.")
+cashflow_job = dg.define_asset_job("cashflow_backtest", selection=CASHFLOW,
+                                   description="The cash-flow model's rolling-origin backtest, evaluation "
+                                               "and promotion.")
+
+
+@dg.sensor(
+    name="landing_sensor", asset_selection=[RAW_TRANSACTIONS, RAW_FILES, RAW_QUARANTINE],
+    minimum_interval_seconds=10, default_status=RUNNING,
+    description="New, changed or removed CSVs in the landing folder -> one load run per file.",
+)
+def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
+    settings = warehouse.settings()
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    present, settling, cache = landing.scan(settings.landing_dir, cursor.get("files", {}))
+    loaded = landing.loaded_checksums(warehouse.database())
+    requested = cursor.get("requested", {})
+    changes = landing.plan(present, loaded, requested, settling)
+
+    known = set(context.instance.get_dynamic_partitions(landing_files.name))
+    add = sorted({c.key for c in changes} - known)
+    # A file that left the folder and whose rows are gone no longer needs its partition.
+    stale = sorted(known - set(present) - set(loaded) - settling - {c.key for c in changes})
+    requested = {k: v for k, v in requested.items() if k in present or k in loaded or k in settling}
+    requested |= {c.key: c.run_key for c in changes}
+    for c in changes:
+        context.log.info(f"{c.key}: {c.kind}, requesting a load ({c.run_key})")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(run_key=c.run_key, partition_key=c.key,
+                          tags={"titans/ingest": "landing", "titans/trigger": "landing_sensor",
+                                "titans/change": c.kind})
+            for c in changes
+        ],
+        dynamic_partitions_requests=[r for r in (landing_files.build_add_request(add) if add else None,
+                                                 landing_files.build_delete_request(stale) if stale else None) if r],
+        cursor=json.dumps({"files": cache, "requested": requested}, sort_keys=True),
+    )
+
+
+def failed_mart_checks(instance: dg.DagsterInstance) -> list[str]:
+    """The blocking Great Expectations checks on the marts whose latest evaluation failed."""
+    failed = []
+    for checks in mart_checks:
+        for key in checks.check_keys:
+            record = instance.get_latest_asset_check_evaluation_record(key)
+            evaluation = record.evaluation if record else None
+            if evaluation is not None and not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                failed.append(key.to_user_string())
+    return failed
+
+
+@dg.sensor(
+    name="retrain_sensor", job=retrain_job, minimum_interval_seconds=15, default_status=RUNNING,
+    description="Retrain the four models when ml/retrain_signal says so (new validated data or drift).",
+)
+def retrain_sensor(context: dg.SensorEvaluationContext):
+    records = context.instance.fetch_materializations(RETRAIN_SIGNAL, limit=1).records
+    if not records or str(records[0].storage_id) == context.cursor:
+        return dg.SkipReason("no new retrain signal")
+    record = records[0]
+    meta = record.asset_materialization.metadata
+    signal = {"retrain": meta["retrain"].value if "retrain" in meta else False,
+              "reasons": meta["reasons_list"].value if "reasons_list" in meta else []}
+    _, trained_at = last_training(context.instance)
+    go, why = should_retrain(signal, record.timestamp, trained_at, failed_mart_checks(context.instance))
+    context.update_cursor(str(record.storage_id))
+    if not go:
+        return dg.SkipReason(why)
+    return dg.RunRequest(run_key=f"retrain:{record.storage_id}",
+                         tags={"titans/trigger": "retrain_sensor", "titans/reason": why[:200]})
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "titans_automation", target=dg.AssetSelection.all(), default_status=RUNNING, minimum_interval_seconds=15,
+    description="Declarative automation: dbt models, mart checks and the retrain signal update eagerly, "
+                "never past a failed blocking check.",
+)
+
+nightly_cashflow = dg.ScheduleDefinition(
+    name="nightly_cashflow_backtest", job=cashflow_job, cron_schedule="0 2 * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every night: the cash-flow model's rolling-origin backtest on the latest data, its metrics, "
+                "and a promotion if it beats the champion.",
+)
+
+defs = dg.Definitions(
+    jobs=[retrain_job, cashflow_job],
+    sensors=[landing_sensor, retrain_sensor, automation_sensor],
+    schedules=[nightly_cashflow],
+)
