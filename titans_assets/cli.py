@@ -15,8 +15,10 @@ from pathlib import Path
 
 import click
 
+from titans_assets.commands.dashboard import dashboard
 from titans_assets.commands.generate import generate, generate_report
 from titans_assets.commands.serve import serve
+from titans_assets.commands.up import up
 
 
 class _Group(click.Group):
@@ -58,6 +60,8 @@ def main() -> None:
 main.add_command(generate)
 main.add_command(generate_report)
 main.add_command(serve)
+main.add_command(dashboard)
+main.add_command(up)
 
 
 @main.command()
