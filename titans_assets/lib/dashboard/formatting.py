@@ -17,9 +17,7 @@ def money(value: float | None, signed: bool = False) -> str:
     """1234.5 -> '1,234.50'; signed: '+1,234.50' / '-1,234.50'."""
     if _missing(value):
         return DASH
-    value = float(value)
-    if value == 0:
-        value = 0.0  # no '-0.00'
+    value = round(float(value), 2) + 0.0  # no '-0.00'
     return f"{value:+,.2f}" if signed else f"{value:,.2f}"
 
 
