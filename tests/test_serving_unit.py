@@ -223,6 +223,41 @@ def test_memory_limits_reject_with_a_retry_time():
     assert limiter.hit("ip", "10.0.0.2") is None  # per client
 
 
+def test_local_counters_decide_as_the_limits_memory_storage(monkeypatch):
+    """The thread-free in-memory counters give the same accept/reject decisions and retry times as
+    `limits`' own MemoryStorage under its SlidingWindowCounter strategy, on one simulated clock that
+    crosses window boundaries; expired windows are dropped."""
+    from limits import parse
+    from limits.storage import MemoryStorage
+    from limits.strategies import SlidingWindowCounterRateLimiter
+
+    from titans_assets.lib.serving.ratelimit import LocalCounters
+
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    reference_storage = MemoryStorage()
+    reference, local = SlidingWindowCounterRateLimiter(reference_storage), LocalCounters()
+    items = [parse("5/minute"), parse("2/second"), parse("30/hour")]
+    steps = [0.05] * 12 + [0.4, 1.1, 7.0, 13.0, 29.0, 0.3, 61.0, 0.2, 0.2, 119.0] + [0.7] * 40
+    decisions = 0
+    try:
+        for step in steps:
+            clock[0] += step
+            for item in items:
+                for who in ("a", "b"):
+                    want = reference.hit(item, "ip", who)
+                    assert local.hit(item, "ip", who) == want, (clock[0], str(item), who)
+                    decisions += not want
+                    got_stats, want_stats = local.get_window_stats(item, "ip", who), reference.get_window_stats(item, "ip", who)
+                    assert got_stats.remaining == want_stats.remaining
+                    assert got_stats.reset_time == pytest.approx(want_stats.reset_time, abs=1e-6)
+    finally:
+        reference_storage.timer.cancel()
+    assert decisions > 20  # rejections were compared, not only acceptances
+    clock[0] += 7200 + LocalCounters.SWEEP_SECONDS
+    assert local.hit(items[0], "ip", "c") and len(local._counts) == 1  # the sweep dropped the old windows
+
+
 @pytest.fixture
 def redis_env():
     redis = pytest.importorskip("redis")

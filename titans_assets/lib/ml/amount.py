@@ -693,15 +693,20 @@ class AmountModel:
         """One row per input row (same index): predicted_amount, lower, upper (currency units, >= 0),
         level, factors (a dict per row; None when explain=False). Needs category and txn_date (or
         date); payment_method, description and reference are optional."""
-        level = self.level if level is None else float(level)
-        columns = ["predicted_amount", "lower", "upper", "level", "factors"]
         if len(frame) == 0:
+            columns = ["predicted_amount", "lower", "upper", "level", "factors"]
             return pd.DataFrame({c: [] for c in columns}, index=frame.index)
+        return pd.DataFrame(self.predict_columns(frame, level, explain), index=frame.index)
+
+    def predict_columns(self, frame: F.Rows, level: float | None = None, explain: bool = True) -> dict[str, Any]:
+        """`predict`'s columns (arrays; level a float, factors a list), of a non-empty DataFrame or a
+        request's columns (`features.Rows`)."""
+        level = self.level if level is None else float(level)
         rows = _enrich(F.prepare_columns(frame, self.vocabulary))
         r = self._predict_rows(rows, self._encoder().text_matrix(rows), level)
-        factors = self._factors(rows, r) if explain else [None] * len(frame)
-        return pd.DataFrame({"predicted_amount": r["predicted"], "lower": r["lower"], "upper": r["upper"],
-                             "level": level, "factors": factors}, index=frame.index)
+        factors = self._factors(rows, r) if explain else [None] * F.input_rows(frame)
+        return {"predicted_amount": r["predicted"], "lower": r["lower"], "upper": r["upper"], "level": level,
+                "factors": factors}
 
     def _factors(self, rows: pd.DataFrame, r: dict[str, Any]) -> list[dict[str, Any]]:
         X = r["X"]

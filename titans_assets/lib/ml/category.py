@@ -415,25 +415,30 @@ class CategoryModel:
     def proba_of_prepared(self, prepared: pd.DataFrame | dict[str, np.ndarray]) -> np.ndarray:
         return _softmax(self._logits(prepared) / self.temperature)
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        if len(frame) == 0:
+    def predict_proba(self, frame: F.Rows) -> np.ndarray:
+        if F.input_rows(frame) == 0:
             return np.zeros((0, len(self.classes_)))
         return self.proba_of_prepared(F.prepare_columns(frame, self.vocabulary))
 
-    def predict(self, frame: pd.DataFrame, top_k: int | None = None) -> pd.DataFrame:
+    def predict_columns(self, rows: F.Rows, top_k: int | None = None) -> dict[str, np.ndarray]:
+        """`predict`'s columns as arrays, of a DataFrame or a request's columns (`features.Rows`)."""
+        n = F.input_rows(rows)
         k = max(1, min(int(top_k or self.top_k), len(self.classes_)))
-        proba = self.predict_proba(frame)
+        proba = self.predict_proba(rows)
         order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         top_p = np.take_along_axis(proba, order, axis=1)
         names = self.classes_[order]
-        alternatives = np.empty(len(frame), dtype=object)
+        alternatives = np.empty(n, dtype=object)
         for i, (cs, ps) in enumerate(zip(names.tolist(), top_p.tolist())):
             alternatives[i] = [{"category": str(c), "confidence": float(p)} for c, p in zip(cs, ps)]
-        return pd.DataFrame({
-            "prediction": names[:, 0] if len(frame) else np.zeros(0, dtype=object),
-            "confidence": top_p[:, 0] if len(frame) else np.zeros(0),
+        return {
+            "prediction": names[:, 0] if n else np.zeros(0, dtype=object),
+            "confidence": top_p[:, 0] if n else np.zeros(0),
             "alternatives": alternatives,
-        }, index=frame.index)
+        }
+
+    def predict(self, frame: pd.DataFrame, top_k: int | None = None) -> pd.DataFrame:
+        return pd.DataFrame(self.predict_columns(frame, top_k), index=frame.index)
 
     def __repr__(self) -> str:
         return (f"CategoryModel({len(self.classes_)} classes, {self.encoder.n_features} features, "

@@ -104,13 +104,22 @@ def per_text(values: pd.Series | np.ndarray | None, n: int, fn: Callable[[str], 
     return table[codes]
 
 
-def _texts(values: pd.Series | None, n: int) -> np.ndarray:
+def _objects(values: pd.Series | np.ndarray) -> np.ndarray:
+    """The values of a frame column (a Series) or of a request column (an array) as an object array."""
+    return values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+
+
+def _series(values: pd.Series | np.ndarray) -> pd.Series:
+    return values if isinstance(values, pd.Series) else pd.Series(values)
+
+
+def _texts(values: pd.Series | np.ndarray | None, n: int) -> np.ndarray:
     """Text of each value ('' when missing): what description and reference hold after `prepare`."""
     out = np.empty(n, dtype=object)
     if values is None:
         out[:] = [""] * n
         return out
-    raw = values.to_numpy(dtype=object)
+    raw = _objects(values)
     if n > SMALL and pd.api.types.infer_dtype(raw, skipna=False) == "string":  # all str already
         out[:] = raw
     else:
@@ -118,7 +127,7 @@ def _texts(values: pd.Series | None, n: int) -> np.ndarray:
     return out
 
 
-def _canonical(values: pd.Series | None, n: int, aliases: Mapping[str, str]) -> np.ndarray:
+def _canonical(values: pd.Series | np.ndarray | None, n: int, aliases: Mapping[str, str]) -> np.ndarray:
     """Normalized label mapped through the aliases (None when missing or blank)."""
     def canonical(label: str | None) -> str | None:
         return aliases.get(label, label) if label is not None else None
@@ -147,15 +156,15 @@ def _iso_day(text: str) -> np.datetime64 | None:
         return None
 
 
-def _dates(values: pd.Series | None, n: int) -> np.ndarray:
+def _dates(values: pd.Series | np.ndarray | None, n: int) -> np.ndarray:
     """Dates as datetime64[ns] at midnight (NaT when missing): `pd.to_datetime(...).dt.normalize()`."""
     if values is None:
         return np.full(n, np.datetime64("NaT", "ns"))
     if values.dtype == np.dtype("datetime64[ns]"):
-        return values.to_numpy().astype("datetime64[D]").astype("datetime64[ns]")  # floor to the day
+        return np.asarray(values).astype("datetime64[D]").astype("datetime64[ns]")  # floor to the day
     if n <= SMALL:  # a request: ISO day strings, parsed once per distinct string
         out = np.empty(n, dtype="datetime64[ns]")
-        for i, v in enumerate(values.to_numpy(dtype=object)):
+        for i, v in enumerate(_objects(values)):
             if type(v) is str:
                 day = _iso_day(v)
                 if day is None:
@@ -167,20 +176,20 @@ def _dates(values: pd.Series | None, n: int) -> np.ndarray:
                 break
         else:
             return out
-    return pd.to_datetime(values).dt.normalize().astype("datetime64[ns]").to_numpy()
+    return pd.to_datetime(_series(values)).dt.normalize().astype("datetime64[ns]").to_numpy()
 
 
-def _amounts(values: pd.Series | None, n: int) -> np.ndarray:
+def _amounts(values: pd.Series | np.ndarray | None, n: int) -> np.ndarray:
     """Amounts as float (NaN when missing or not a number): `pd.to_numeric(..., errors='coerce')`."""
     if values is None:
         return np.full(n, np.nan)
     if isinstance(values.dtype, np.dtype) and values.dtype.kind in "fiub":
-        return np.array(values.to_numpy(), dtype=float)
+        return np.array(np.asarray(values), dtype=float)
     if n <= SMALL:
-        raw = values.to_numpy(dtype=object)
+        raw = _objects(values)
         if all(v is None or type(v) is float for v in raw):
             return np.array([np.nan if v is None else v for v in raw], dtype=float)
-    return pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
+    return pd.to_numeric(_series(values), errors="coerce").astype(float).to_numpy()
 
 
 # --------------------------------------------------------------------------- Series API
@@ -236,12 +245,35 @@ class Vocabulary:
 
 
 # --------------------------------------------------------------------------- prepared rows
-def prepare_columns(frame: pd.DataFrame, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
-    """`prepare` as plain numpy columns (PREPARED_COLUMNS, in the frame's row order): what the models
-    read on their small-request path, without building a DataFrame."""
-    n = len(frame)
+Rows = pd.DataFrame | Mapping[str, np.ndarray]
+"""What the models predict on: a DataFrame, or a request's columns (name -> one 1-d array per column,
+all of one length: object arrays of str/None for text and dates, float arrays for amounts), which the
+service passes instead of building a DataFrame for a few rows."""
 
-    def col(name: str) -> pd.Series | None:
+
+def input_rows(rows: Rows) -> int:
+    """How many rows a DataFrame or a mapping of columns holds."""
+    if isinstance(rows, pd.DataFrame):
+        return len(rows)
+    for values in rows.values():
+        return len(values)
+    return 0
+
+
+def input_column(rows: Rows, name: str) -> np.ndarray | None:
+    """One input column as an object array (None when absent)."""
+    if name not in rows:
+        return None
+    return _objects(rows[name])
+
+
+def prepare_columns(frame: Rows, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+    """`prepare` as plain numpy columns (PREPARED_COLUMNS, in the frame's row order): what the models
+    read on their small-request path, without building a DataFrame. `frame` may also be a mapping of
+    columns (`Rows`): the values are the same as for a DataFrame of those columns."""
+    n = input_rows(frame)
+
+    def col(name: str) -> pd.Series | np.ndarray | None:
         return frame[name] if name in frame else None
 
     description = _texts(col("description"), n)
