@@ -1,0 +1,132 @@
+"""`titans up`: the whole platform on this machine, in one command.
+
+Starts the Dagster webserver and daemon (so the landing sensor, declarative automation, the retrain
+sensor and the nightly schedule run), the MLflow UI, the BentoML service, the dbt docs site and the
+dashboard; prints their URLs as each answers; Ctrl-C (or SIGTERM) stops all of them and their
+children. Every server runs as its own `titans ...` / `dagster-...` process on the database this
+command resolved (the embedded server's socket URL is passed on, so they share one server), and logs
+to $TITANS_HOME/logs/up/<name>.log.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from titans_assets.lib.supervisor import Service, Supervisor, tail
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PORTS = {"dagster": 3070, "mlflow": 5000, "service": 3000, "docs": 8580, "dashboard": 8501}
+
+
+def _exe(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def plan_services(host: str, ports: dict[str, int], workers: int, with_dashboard: bool) -> list[Service]:
+    """What `titans up` runs (pure: tested without starting anything)."""
+    titans, workspace = _exe("titans"), str(PROJECT_ROOT / "workspace.yaml")
+    url = lambda name, path="": f"http://{host}:{ports[name]}{path}"  # noqa: E731
+    services = [
+        Service("dagster", [_exe("dagster-webserver"), "-w", workspace, "-h", host, "-p", str(ports["dagster"])],
+                url("dagster"), url("dagster", "/server_info")),
+        Service("dagster-daemon", [_exe("dagster-daemon"), "run", "-w", workspace], "", ""),
+        Service("mlflow", [titans, "mlflow", "--host", host, "--port", str(ports["mlflow"])],
+                url("mlflow"), url("mlflow", "/health")),
+        Service("service", [titans, "serve", "--host", host, "--port", str(ports["service"]), "--workers",
+                            str(workers), "--no-access-log"], url("service", "/docs"), url("service", "/livez")),
+        Service("docs", [titans, "docs", "--host", host, "--port", str(ports["docs"])], url("docs"), url("docs")),
+    ]
+    if with_dashboard:
+        services.append(Service("dashboard", [titans, "dashboard", "--host", host, "--port", str(ports["dashboard"])],
+                                url("dashboard"), url("dashboard", "/_stcore/health")))
+    return services
+
+
+@click.command("up")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface every server binds.")
+@click.option("--dagster-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["dagster"], show_default=True)
+@click.option("--mlflow-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["mlflow"], show_default=True)
+@click.option("--service-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["service"], show_default=True)
+@click.option("--docs-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["docs"], show_default=True)
+@click.option("--dashboard-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["dashboard"],
+              show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Service workers.")
+@click.option("--dev", is_flag=True, help="Development: generate an API key for the service and the dashboard.")
+@click.option("--ready-timeout", type=click.IntRange(10, 3600), default=300, show_default=True,
+              help="Seconds to wait for every server to answer.")
+def up(host: str, dagster_port: int, mlflow_port: int, service_port: int, docs_port: int, dashboard_port: int,
+       workers: int, dev: bool, ready_timeout: int) -> None:
+    """Start Dagster (webserver + daemon), MLflow, the service, the dbt docs and the dashboard; Ctrl-C stops all."""
+    from titans_assets.cli import _prepare, main
+    from titans_assets.lib.serving.auth import KeyRing
+
+    keys = os.environ.get("TITANS_API_KEYS", "")
+    if dev:
+        generated = secrets.token_urlsafe(24)
+        keys = ",".join(k for k in (keys, generated) if k)
+        os.environ.setdefault("TITANS_API_KEY", generated)
+    elif not KeyRing.from_env(dict(os.environ)):
+        raise click.UsageError("no API keys for the service: set TITANS_API_KEYS (and TITANS_API_KEY for the "
+                               "dashboard), or run `titans up --dev`")
+    if keys:
+        os.environ["TITANS_API_KEYS"] = keys
+        os.environ.setdefault("TITANS_API_KEY", keys.split(",")[0].strip())
+
+    settings, db = _prepare()  # the database (embedded: started here), DAGSTER_HOME, dbt's connection
+    os.environ.update({"TITANS_DATABASE_URL": db.url, "TITANS_HOME": str(settings.home),
+                       "TITANS_LANDING_DIR": str(settings.landing_dir), "TITANS_LABELS_DIR": str(settings.labels_dir)})
+    settings.landing_dir.mkdir(parents=True, exist_ok=True)
+    ports = {"dagster": dagster_port, "mlflow": mlflow_port, "service": service_port, "docs": docs_port,
+             "dashboard": dashboard_port}
+    os.environ.setdefault("TITANS_SERVICE_URL", f"http://{host}:{service_port}")
+    services = plan_services(host, ports, workers, with_dashboard="dashboard" in main.commands)
+
+    supervisor = Supervisor(settings.home / "logs" / "up", cwd=PROJECT_ROOT)
+    stopping = {"signal": None}
+
+    def on_signal(signum, frame):
+        stopping["signal"] = signum
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    click.echo(f"database: {db.redacted()}")
+    click.echo(f"landing folder: {settings.landing_dir} (drop CSV exports here)")
+    if dev:
+        click.echo(f"dev API key (this run only): {os.environ['TITANS_API_KEY']}")
+    failed = None
+    try:
+        for service in services:
+            supervisor.start(service)
+        click.echo(f"starting {len(services)} servers (logs: {supervisor.log_dir}) ...")
+        started = time.monotonic()
+        announced = False
+        while stopping["signal"] is None:
+            became, exited = supervisor.poll()
+            for r in became:
+                click.echo(f"  {r.service.name:<15} {r.service.url}")
+            if exited is not None:
+                failed = (f"{exited.service.name} exited with code {exited.proc.returncode}: "
+                          f"{tail(exited.log) or 'no output'} (log: {exited.log})")
+                break
+            waiting = [r.service.name for r in supervisor.running if r.service.ready_url and not r.ready]
+            if not waiting and not announced:
+                click.echo("all up: drop CSVs into the landing folder and watch the Dagster UI (Ctrl-C stops all)")
+                announced = True
+            if waiting and time.monotonic() - started > ready_timeout:
+                failed = f"not answering after {ready_timeout}s: {', '.join(waiting)} (logs: {supervisor.log_dir})"
+                break
+            time.sleep(0.5)
+    finally:
+        click.echo("stopping ...")
+        killed = supervisor.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        click.echo("stopped" + (f" (killed after the grace period: {', '.join(killed)})" if killed else ""))
+    if failed:
+        raise click.ClickException(failed)
