@@ -6,7 +6,6 @@ pages against a real warehouse and a real service."""
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -196,7 +195,7 @@ def test_connection_failures_are_down_not_numbers():
     out = connection_failure("http://127.0.0.1:9", urllib.error.URLError(ConnectionRefusedError(111, "refused")))
     assert out.state == "down" and out.body is None and "connection refused" in out.line()
     assert out.line().startswith("E002") and "titans serve" in out.line()
-    assert connection_failure("http://x", urllib.error.URLError(socket.timeout("timed out"))).line().count("timed out")
+    assert connection_failure("http://x", urllib.error.URLError(TimeoutError("timed out"))).line().count("timed out")
 
 
 def test_a_missing_key_sends_nothing():
@@ -347,7 +346,8 @@ def test_the_dashboard_command_pins_the_environment_and_runs_streamlit_headless(
     assert argv[1:5] == ["-m", "streamlit", "run", str(APP)] and APP.exists()
     flags = dict(zip(argv[5::2], argv[6::2]))
     assert flags == {"--server.headless": "true", "--browser.gatherUsageStats": "false",
-                     "--server.address": "127.0.0.1", "--server.port": "8502", "--server.fileWatcherType": "none"}
+                     "--server.address": "127.0.0.1", "--server.port": "8502", "--server.fileWatcherType": "none",
+                     "--client.toolbarMode": "minimal"}
 
 
 def test_outcome_line_keeps_a_code_once():

@@ -34,7 +34,7 @@ def streamlit_argv(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(APP),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--server.address", host, "--server.port", str(port),
-            "--server.fileWatcherType", "none"]
+            "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
 
 
 @click.command("dashboard")

@@ -30,7 +30,7 @@ with st.form("one"):
     method = c3.selectbox("Payment method", methods, key="p_method")
     description = st.text_input("Description", "ADOBE *CREATIVE CLD", max_chars=500, key="p_description")
     reference = st.text_input("Reference (vendor or client, optional)", "", max_chars=200, key="p_reference")
-    submitted = st.form_submit_button("Predict")
+    submitted = st.form_submit_button("Predict", key="p_submit")
 
 if submitted:
     base = {"date": day.isoformat(), "payment_method": method, "description": description}

@@ -100,7 +100,7 @@ def connection_failure(url: str, exc: BaseException) -> Outcome:
     reason = getattr(exc, "reason", exc)
     if isinstance(reason, ConnectionRefusedError):
         why = "connection refused"
-    elif isinstance(reason, (TimeoutError, socket.timeout)):
+    elif isinstance(reason, TimeoutError):
         why = "timed out"
     elif isinstance(reason, socket.gaierror):
         why = "unknown host"
