@@ -132,7 +132,7 @@ def _echo_models(models: dict[str, dict], indent: str = "") -> None:
                        + baseline)
 
 
-CHECK_STATES = ("passed", "failed", "warning", "not run")
+CHECK_STATES = ("passed", "failed", "warning", "running", "not run")
 
 
 def collect_status() -> dict:
@@ -151,9 +151,8 @@ def collect_status() -> dict:
     checks = {}
     for check_key in sorted(graph.asset_check_keys, key=lambda k: k.to_user_string()):
         record = instance.get_latest_asset_check_evaluation_record(check_key)
-        evaluation = record.evaluation if record else None
         checks[check_key.to_user_string()] = {
-            "status": "not run" if evaluation is None else runner.check_state(evaluation),
+            "status": runner.check_record_state(record),
             "at": _iso(record.create_timestamp) if record else None,
             "run_id": record.run_id if record else None,
         }

@@ -161,6 +161,16 @@ def materialize(
     return summary
 
 
+def check_record_state(record) -> str:
+    """The latest execution record of a check as a state: not run / running / passed / warning / failed."""
+    if record is None:
+        return "not run"
+    evaluation = record.evaluation
+    if not isinstance(evaluation, dg.AssetCheckEvaluation):  # planned: its run is executing it
+        return "running"
+    return check_state(evaluation)
+
+
 def check_state(evaluation) -> str:
     """passed / warning (a WARN-severity failure: shown, not blocking) / failed."""
     if evaluation.passed:

@@ -21,6 +21,7 @@ from titans_assets.defs.quality.checks import mart_checks
 from titans_assets.lib import landing
 from titans_assets.lib.monitoring import should_retrain
 from titans_assets.resources import WarehouseResource
+from titans_assets.runner import check_record_state
 
 RUNNING = dg.DefaultSensorStatus.RUNNING
 MODELS = dg.AssetSelection.groups("ml")
@@ -70,14 +71,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
 
 def failed_mart_checks(instance: dg.DagsterInstance) -> list[str]:
     """The blocking Great Expectations checks on the marts whose latest evaluation failed."""
-    failed = []
-    for checks in mart_checks:
-        for key in checks.check_keys:
-            record = instance.get_latest_asset_check_evaluation_record(key)
-            evaluation = record.evaluation if record else None
-            if evaluation is not None and not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-                failed.append(key.to_user_string())
-    return failed
+    return [key.to_user_string() for checks in mart_checks for key in checks.check_keys
+            if check_record_state(instance.get_latest_asset_check_evaluation_record(key)) == "failed"]
 
 
 @dg.sensor(
