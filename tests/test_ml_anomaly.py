@@ -366,3 +366,62 @@ def test_the_numpy_isolation_trees_equal_the_forest(trained):
         expected = -model.forest.score_samples(matrix)
         got = np.concatenate([fast.scores(matrix[i:i + 13]) for i in range(0, len(matrix), 13)])
         np.testing.assert_array_equal(got, expected)
+
+
+def test_one_row_scalar_path_equals_the_batch_path_row_by_row(trained, monkeypatch):
+    """A single row (a /predict/anomaly request) is scored on Python scalars (`_predict_one`). Every
+    row of a generated holdout, plus variants a request can send (no reference, no category, no
+    description, income, bare amount + date, an amount of 0, missing amount or date, unknown
+    merchants), alone: the same score, flag, level and reasons as the batch path, whether given as a
+    DataFrame, as plain columns (what the service passes) or through the service's converter."""
+    from titans_assets.lib.ml import features as F
+    from titans_assets.lib.serving import predict as serving
+
+    model = trained.model
+    frame, labels = trained.holdout
+    rng = np.random.default_rng(5)
+    flagged_rows = np.flatnonzero(np.asarray(labels, dtype=bool))[:150]
+    picked = np.unique(np.concatenate([rng.choice(len(frame), size=450, replace=False), flagged_rows]))
+    base = frame.iloc[picked][["txn_date", "amount", "category", "description", "payment_method", "reference",
+                               "account", "txn_type"]].reset_index(drop=True)
+    variants = [base]
+    for drop in ("reference", "category", "description", "payment_method"):
+        variants.append(base.iloc[::4].assign(**{drop: None}))
+    variants.append(base.iloc[::5][["txn_date", "amount"]])  # a bare request
+    odd = base.iloc[:12].copy()
+    odd["amount"] = [0.0, np.nan, 4.99, -4.99, 1e9, -1e9, -0.01, 12.0, -3.0, -4999.0, np.nan, 250.0]
+    odd.loc[odd.index[1::3], "txn_date"] = None
+    odd.loc[odd.index[::2], "reference"] = "never seen merchant #" + pd.Series(range(6)).astype(str).to_numpy()
+    odd.loc[odd.index[3], "txn_type"] = "Income"
+    variants.append(odd)
+    rows = pd.concat(variants, ignore_index=True)
+    requests = rows.drop(columns=["account", "txn_type"]).assign(
+        txn_date=pd.to_datetime(rows["txn_date"]).dt.strftime("%Y-%m-%d").where(rows["txn_date"].notna(), None))
+
+    def alone(df):
+        return [model.predict(df.iloc[[i]]) for i in range(len(df))]
+
+    def as_columns(df):  # what the service passes for one request
+        return [{c: np.array([df[c].iloc[i]], dtype=float if c == "amount" else object) for c in df.columns}
+                for i in range(len(df))]
+
+    fast = alone(rows)
+    fast_requests = [model.predict_columns(cols) for cols in as_columns(requests)]
+    served = [serving.anomaly(model, [{k: (None if pd.isna(v) else v) for k, v in r.items()}])[0]
+              for r in requests.to_dict("records")]
+    monkeypatch.setattr(F, "SMALL", -1)
+    monkeypatch.setattr(anomaly, "SMALL", -1)  # from here on every frame takes the batch path
+    want = alone(rows)
+    want_requests = alone(requests)
+    reasons = 0
+    for got, expected in zip(fast, want):
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+        assert got["reasons"].tolist() == expected["reasons"].tolist()
+        reasons += len(got["reasons"].iloc[0]) > 0
+    for got, expected, body in zip(fast_requests, want_requests, served):
+        pd.testing.assert_frame_equal(pd.DataFrame(got, index=expected.index), expected, check_exact=True)
+        row = expected.iloc[0]
+        assert body == {"is_anomaly": bool(row["is_anomaly"]), "anomaly_score": float(row["anomaly_score"]),
+                        "risk_level": row["risk_level"], "reasons": list(row["reasons"])}
+    assert reasons >= 40  # reasons were compared, not only scores
+    assert len({r["risk_level"] for r in served}) == 3

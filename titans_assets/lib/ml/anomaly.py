@@ -337,12 +337,7 @@ def _positions(index: pd.Index, keys: np.ndarray, memo: dict | None = None) -> n
     """Position of each key in `index` (-1 when absent or missing), matching each distinct key only
     once; with `memo` (a request), through a dict of the index kept there."""
     if memo is not None and len(keys) <= SMALL:
-        entry = memo.get(id(index))
-        if entry is None or entry[0] is not index:
-            entry = memo[id(index)] = (index, {k: i for i, k in enumerate(index)})
-        table = entry[1]
-        return np.array([-1 if v is None or (type(v) is float and v != v) else table.get(v, -1) for v in keys],
-                        dtype=np.int64)
+        return np.array([_position(index, v, memo) for v in keys], dtype=np.int64)
     codes, uniques = pd.factorize(np.asarray(keys, dtype=object))
     if len(uniques) == 0 or len(index) == 0:
         return np.full(len(codes), -1, dtype=np.int64)
@@ -350,14 +345,29 @@ def _positions(index: pd.Index, keys: np.ndarray, memo: dict | None = None) -> n
     return np.where(codes >= 0, upos[np.maximum(codes, 0)], -1)
 
 
+def _table_column(table: pd.DataFrame | None, column: str, memo: dict) -> np.ndarray | None:
+    """A fitted table's column as a float array (None for an empty table), kept in `memo`."""
+    entry = memo.get((id(table), column))
+    if entry is None or entry[0] is not table:
+        entry = memo[(id(table), column)] = (
+            table, None if table is None or table.empty else table[column].to_numpy(dtype=float))
+    return entry[1]
+
+
+def _position(index: pd.Index, key: Any, memo: dict) -> int:
+    """`_positions` of one key through the dict of `index` kept in `memo`."""
+    if key is None or (type(key) is float and key != key):
+        return -1
+    entry = memo.get(id(index))
+    if entry is None or entry[0] is not index:
+        entry = memo[id(index)] = (index, {k: i for i, k in enumerate(index)})
+    return entry[1].get(key, -1)
+
+
 def _lookup(table: pd.DataFrame, keys: np.ndarray, column: str, default: float = np.nan,
             pos: np.ndarray | None = None, memo: dict | None = None) -> np.ndarray:
     if memo is not None:  # a request: the table's column as an array (None: an empty table), kept
-        entry = memo.get((id(table), column))
-        if entry is None or entry[0] is not table:
-            entry = memo[(id(table), column)] = (
-                table, None if table is None or table.empty else table[column].to_numpy(dtype=float))
-        values = entry[1]
+        values = _table_column(table, column, memo)
     else:
         values = None if table is None or table.empty else table[column].to_numpy(dtype=float)
     if values is None:
@@ -647,7 +657,10 @@ class AnomalyModel:
     def predict_columns(self, rows: Rows) -> dict[str, Any]:
         """`predict`'s columns (anomaly_score, is_anomaly, risk_level as arrays, reasons as a list), of
         a non-empty DataFrame or a request's columns (`features.Rows`)."""
-        memo = self._memo() if input_rows(rows) <= SMALL else None
+        n = input_rows(rows)
+        if n == 1 and n <= SMALL:
+            return self._predict_one(rows)
+        memo = self._memo() if n <= SMALL else None
         return self._predictions(_canon_columns(rows, self.vocabulary), memo)
 
     def _predict_canon(self, c, index: pd.Index, memo: dict | None = None) -> pd.DataFrame:
@@ -660,6 +673,186 @@ class AnomalyModel:
         risk = np.where(flagged, "high", np.where(score >= self.threshold / 2.0, "medium", "low"))
         reasons = _reasons(comp, c, self, flagged, risk != "low")
         return {"anomaly_score": score, "is_anomaly": flagged, "risk_level": risk.astype(object), "reasons": reasons}
+
+
+    # -- one row (a single request) ------------------------------------------------------------------
+    def _predict_one(self, rows: Rows) -> dict[str, Any]:
+        """`_predictions` of one row, computed on Python scalars instead of 1-row arrays (numpy's fixed
+        cost per call was most of a request's time). Every value is the batch path's, operation for
+        operation: the same formulas in the same order (IEEE arithmetic is the same on scalars; logs
+        and exponentials are numpy's own ufuncs on scalars), and with a single row in the frame the
+        in-frame context is known (no repeats, no bursts, one charge that day). tests/test_ml_anomaly.py
+        holds it equal to the batch path on generated rows."""
+        c = _canon_one(rows, self.vocabulary)
+        memo = self._memo()
+
+        def k(table: pd.DataFrame, key: str, column: str, default: float = np.nan):
+            values = _table_column(table, column, memo)
+            if values is None:
+                return default
+            pos = _position(table.index, c[key], memo)
+            return values[pos] if pos >= 0 else default
+
+        # _amount_stats
+        la = c["log_abs"]
+        mc_n = k(self.merchant_category, "mckey", "n", 0.0)
+        m_n = k(self.merchants, "mkey", "n", 0.0)
+        c_n = k(self.categories, "ckey", "n", 0.0)
+        med = scale = np.nan
+        level = ""
+        for name, ok, table, key in (("merchant", mc_n >= self.min_group, self.merchant_category, "mckey"),
+                                     ("merchant", m_n >= self.min_group, self.merchants, "mkey"),
+                                     ("category", c_n >= self.min_group, self.categories, "ckey"),
+                                     ("global", True, self.directions, "dir")):
+            if ok and med != med:
+                med, scale, level = k(table, key, "med"), k(table, key, "scale"), name
+        med = 0.0 if med != med else med
+        scale = 1.0 if scale != scale else scale
+        z = (la - med) / np.float64(scale)
+        cmed = k(self.categories, "ckey", "med") if c_n >= self.min_group else np.nan
+        ratio = np.exp(la - med)
+
+        expense, has_m = c["expense"], c["has_merchant"]
+        known = has_m and k(self.merchants, "mkey", "n", 0.0) > 0
+        z_star = k(self.categories, "ckey", "z_star", np.nan)
+        if z_star != z_star:
+            z_star = k(self.directions, "dir", "z_star", 4.0)
+        p_amount = _sigmoid1(2.0 * (z - z_star)) * _sigmoid1(6.0 * (np.log(ratio) - math.log(3.0)))
+        p_amount = p_amount if math.isfinite(p_amount) else 0.0
+
+        q95 = k(self.categories, "ckey", "q95", np.nan)
+        if q95 != q95 or k(self.categories, "ckey", "n", 0.0) < self.min_group:
+            q95 = k(self.directions, "dir", "q95", np.nan)
+        size = np.log(_max1(c["abs"], 0.01) / np.float64(np.inf if q95 != q95 else q95))
+        p_new = _sigmoid1(3.0 * size + 1.0) if has_m and not known else 0.0
+
+        prob = np.nan
+        if self.cat_prob.size:
+            mi, ci = _position(self.cat_merchants, c["mkey"], memo), _position(self.cat_labels, c["ckey"], memo)
+            if mi >= 0 and ci >= 0:
+                prob = float(self.cat_prob[mi, ci])  # into float64, as the batch path's `prob` array
+        surprise = -np.log10(_max1(1.0 if prob != prob else prob, 1e-6))
+        confidence = _clip1((m_n - 2.0) / 8.0, 0.0, 1.0)
+        p_atyp = _clip1(surprise - 2.0, 0.0, 1.0) * confidence if expense and known and prob == prob else 0.0
+
+        share = k(self.merchants, "mkey", "bday_share", np.nan)
+        off_rate = ((1.0 - _nan_to_num1(share, 1.0)) * m_n + 0.2) / (m_n + 1.0)
+        off_day = not c["bday"]
+        p_day = (_clip1((-np.log10(off_rate) - 1.6) / 0.6, 0.0, 1.0)
+                 if known and off_day and m_n >= 5 and share == share else 0.0)
+
+        # in-frame context of a frame of one row
+        in_frame = has_m and c["has_date"]
+        same = prev = 0
+        twin_rate = _nan_to_num1(k(self.merchants, "mkey", "twin_rate", 0.0))
+        p_dup = (1.0 if same > 0 else 0.7 if prev > 0 else 0.0) * np.exp(-twin_rate / 0.02)
+        small = expense and c["abs"] < self.small_amount
+        k_small = 1 if in_frame and small else 0
+        p_burst = 0.0  # a burst needs 2+ small charges in the frame: never with one row
+        k_day = 1 if in_frame else 0
+        day_max = k(self.merchants, "mkey", "day_max", np.nan)
+        active = k(self.merchants, "mkey", "active_days", 0.0)
+        p_freq = (_clip1((k_day - _nan_to_num1(day_max, np.inf)) / 2.0, 0.0, 1.0)
+                  if known and active >= 10 and day_max == day_max else 0.0)
+
+        stat = {"f_z_amount": _clip1(_nan_to_num1(z), -10.0, 10.0), "f_log_merchant_n": np.log1p(m_n),
+                "f_cat_surprise": surprise if expense and known else 0.0,
+                "f_off_day_surprise": -np.log10(off_rate) if known and off_day else 0.0,
+                "f_twins": float(min(same + prev, 5)), "f_small_surprise": 0.0,
+                "f_day_excess": _clip1(_nan_to_num1(k_day - day_max, 0.0), -5.0, 5.0)}
+        iso_rank = self._isolation_rank_one(c, stat)
+        p_iso = _clip1((iso_rank - 0.98) / 0.02, 0.0, 1.0)
+
+        # _combine, the risk level and _reasons
+        p = {"amount": p_amount, "new_merchant": p_new, "atypical_category": p_atyp, "unusual_day": p_day,
+             "duplicate": p_dup, "burst": p_burst, "frequency": p_freq, "isolation": p_iso}
+        w = [self.weights.get(name, 0.0) * _nan_to_num1(p[name]) for name in COMPONENTS]
+        keep = 1.0
+        for wk in w:
+            keep *= 1.0 - wk
+        score = _clip1(1.0 - keep, 0.0, 1.0)
+        flagged = score >= self.threshold
+        risk = "high" if flagged else "medium" if score >= self.threshold / 2.0 else "low"
+        show = [wk >= _REASON_LEVEL for wk in w]
+        top = max(w)
+        if risk != "low" and not any(show) and top > 0:
+            show[w.index(top)] = True  # argmax: the first of the largest
+        reasons: list[str] = []
+        if any(show):
+            r = {"level": level, "ratio": float(ratio), "median": float(np.exp(med)), "merchant_n": float(m_n),
+                 "mc_n": float(mc_n), "bday_share": float(share), "twins_same_day": same, "small_count": k_small,
+                 "day_count": k_day, "day_max": float(day_max), "isolation_rank": float(iso_rank),
+                 "cat_ratio": float(np.exp(la - cmed)), "cat_median": float(np.exp(cmed))}
+            cr = {"merchant": c["merchant"], "category": c["category"], "abs": float(c["abs"]),
+                  "expense": expense, "holiday": c["holiday"], "small_amount": self.small_amount}
+            order = sorted(range(len(COMPONENTS)), key=lambda j: -w[j])  # stable, as argsort(kind="stable")
+            reasons = [_REASONS[COMPONENTS[j]](r, cr) for j in order if show[j]]
+        return {"anomaly_score": np.array([score], dtype=float), "is_anomaly": np.array([flagged]),
+                "risk_level": np.array([risk], dtype=object), "reasons": [reasons]}
+
+    def _isolation_rank_one(self, c: dict[str, Any], stat: dict[str, Any]) -> float:
+        if self.forest is None or len(self.forest_ref) == 0:
+            return 0.0
+        values = [c[f"rf_{col}"] for col in _IF_COLUMNS] + [stat[f"f_{k}"] for k in _STAT_FEATURES]
+        x = np.array([[0.0 if v != v else 10.0 if v == np.inf else -10.0 if v == -np.inf else v for v in values]],
+                     dtype=float)
+        fast = self._fast_forest()
+        s = fast.scores(x) if fast is not None else -self.forest.score_samples(x)
+        return float(np.searchsorted(self.forest_ref, s, side="right")[0] / len(self.forest_ref))
+
+
+def _canon_one(rows: Rows, vocabulary: Vocabulary) -> dict[str, Any]:
+    """`_canon_columns` of a single row, as scalars (what `_predict_one` reads)."""
+    p = prepare_columns(rows, vocabulary)
+    amount = p["amount"][0]
+    category = p["category"][0]
+    has_cat = not checknull(category)
+    ttype = input_column(rows, "txn_type")
+    if ttype is not None:
+        t = str(ttype[0]).strip().lower() if not checknull(ttype[0]) else ""
+        expense = False if t == "income" else True if t == "expense" else bool(amount < 0 or has_cat)
+    else:
+        expense = bool(amount < 0 or has_cat)
+    merchant = p["merchant"][0]
+    direction = "e" if expense else "i"
+    ckey = (category if has_cat else _NO_CAT) if expense else _INCOME_CAT
+    mkey = direction + ":" + merchant if merchant is not None else None
+    absolute = abs(amount)
+    date = p["txn_date"]
+    rf = dict(zip(TIME_COLUMNS + AMOUNT_COLUMNS, [*time_values(date.astype("datetime64[D]")), *amount_values(p["amount"])]))
+    out = {"amount": amount, "abs": absolute, "log_abs": np.log(_max1(absolute, 0.01)), "expense": expense,
+           "dir": direction, "merchant": merchant, "has_merchant": not checknull(merchant),
+           "category": category, "ckey": ckey, "mkey": mkey, "mckey": mkey + _SEP + ckey if mkey is not None else None,
+           "has_date": not np.isnat(date[0]), "bday": bool(rf["is_business_day"][0] > 0),
+           "holiday": bool(rf["is_holiday"][0] > 0)}
+    for col in _IF_COLUMNS:
+        out[f"rf_{col}"] = rf[col][0]
+    return out
+
+
+def _max1(x, b):
+    """`np.maximum` of one value (NaN propagates)."""
+    return x if x != x or x >= b else b
+
+
+def _clip1(x, lo, hi):
+    """`np.clip` of one value (NaN propagates)."""
+    return x if x != x else lo if x < lo else hi if x > hi else x
+
+
+def _nan_to_num1(x, nan: float = 0.0):
+    """`np.nan_to_num(x, nan=nan)` of one value."""
+    if x != x:
+        return nan
+    if x == np.inf:
+        return np.finfo(np.float64).max
+    if x == -np.inf:
+        return np.finfo(np.float64).min
+    return x
+
+
+def _sigmoid1(x):
+    return 1.0 / (1.0 + np.exp(-_clip1(x, -50.0, 50.0)))
 
 
 # ---------------------------------------------------------------------------------------------------
