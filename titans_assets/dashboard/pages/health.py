@@ -51,8 +51,8 @@ if checks.empty:
     st.info("No checks defined.")
 else:
     counts = checks["status"].value_counts()
-    cols = st.columns(4)
-    for col, state in zip(cols, ("passed", "failed", "warning", "not run")):
+    states = ("passed", "failed", "warning", "running", "not run")
+    for col, state in zip(st.columns(len(states)), states):
         col.metric(state, fmt.count(int(counts.get(state, 0))))
     st.dataframe(checks, hide_index=True, width="stretch", height=280)
 
