@@ -71,6 +71,16 @@ def test_plan_requests_each_transition_once():
     assert landing.plan({}, {"x.csv": a}, {}, settling={"x.csv"}) == []  # being rewritten, not removed
 
 
+def test_adjacent_partitions_load_in_one_run_and_each_batch_has_its_own_key():
+    a = "a" * 64
+    changes = landing.plan({k: a for k in ("n1.csv", "n2.csv", "old.csv")}, {"old.csv": "b" * 64}, {})
+    groups = landing.batches(changes, ["old.csv", "x.csv", "n1.csv", "n2.csv"])
+    assert [[c.key for c in g] for g in groups] == [["old.csv"], ["n1.csv", "n2.csv"]]  # x.csv unchanged
+    assert landing.batch_run_key(groups[0]) == groups[0][0].run_key
+    key = landing.batch_run_key(groups[1])
+    assert key.startswith("landing:n1.csv..n2.csv#2:") and key != landing.batch_run_key(groups[1][:1])
+
+
 # ---------------------------------------------------------------------------------------------- drift
 def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift():
     rng = np.random.default_rng(0)
@@ -215,6 +225,17 @@ def test_landing_sensor_requests_one_load_per_new_changed_or_removed_file(wareho
     gone = _tick(instance, removed.cursor)
     assert gone.run_requests == [] and instance.get_dynamic_partitions(landing_files.name) == []
     assert json.loads(gone.cursor) == {"files": {}, "requested": {}}
+
+    # several exports at once: one run over exactly their (adjacent, new) partitions
+    for name in ("a.csv", "b.csv"):
+        _write(landing_dir / name, source.read_text())
+    batch = _tick(instance, gone.cursor)
+    (run,) = batch.run_requests
+    assert run.partition_key is None and run.tags["titans/change"] == "new"
+    assert (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"]) == (
+        "a.csv", "b.csv")
+    assert run.run_config == {"execution": {"config": {"in_process": {}}}}
+    assert _tick(instance, batch.cursor).run_requests == []
 
 
 def test_a_file_already_loaded_by_the_cli_asks_for_nothing(warehouse):

@@ -84,6 +84,28 @@ def plan(present: dict[str, str], loaded: dict[str, str], requested: dict[str, s
     return [c for c in changes if requested.get(c.key) != c.run_key]
 
 
+def batches(changes: list[Change], partition_order: list[str]) -> list[list[Change]]:
+    """Group changes whose files are adjacent partitions, so one run loads each group (a run covers a
+    contiguous range of partitions; new files are added at the end, in order, so a batch of new
+    exports is one run and one dbt build, not one per file). Every file in a group changed."""
+    position = {key: i for i, key in enumerate(partition_order)}
+    groups: list[list[Change]] = []
+    for change in sorted(changes, key=lambda c: position[c.key]):
+        if groups and position[change.key] == position[groups[-1][-1].key] + 1:
+            groups[-1].append(change)
+        else:
+            groups.append([change])
+    return groups
+
+
+def batch_run_key(group: list[Change]) -> str:
+    """One change keeps its own run key; a batch's key is a digest of its members' keys."""
+    if len(group) == 1:
+        return group[0].run_key
+    digest = hashlib.sha256("\n".join(c.run_key for c in group).encode()).hexdigest()[:24]
+    return f"landing:{group[0].key}..{group[-1].key}#{len(group)}:{digest}"
+
+
 def loaded_checksums(db) -> dict[str, str]:
     """key -> sha256 of every file the warehouse holds (raw.files); empty before the first load."""
     with db.connect() as conn, conn.cursor() as cur:

@@ -1,7 +1,8 @@
 """The platform runs itself: sensors, declarative automation and the nightly schedule.
 
-- `landing_sensor` (running by default): new, changed and removed CSVs in the landing folder -> one
-  load run per file, keyed by the change so a duplicate run is impossible (lib/landing.py);
+- `landing_sensor` (running by default): new, changed and removed CSVs in the landing folder -> load
+  runs of exactly those files (adjacent partitions in one run), keyed by the change so a duplicate
+  run is impossible (lib/landing.py);
 - `titans_automation`: evaluates the assets' automation conditions (dbt models, mart checks and
   `ml/retrain_signal` are eager, and never consume data whose blocking checks failed);
 - `retrain_sensor`: a new `ml/retrain_signal` that says "retrain" -> train, evaluate and promote
@@ -24,6 +25,8 @@ from titans_assets.resources import WarehouseResource
 from titans_assets.runner import check_record_state
 
 RUNNING = dg.DefaultSensorStatus.RUNNING
+# A load is one step: run it in the run's process rather than paying for a step subprocess.
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 MODELS = dg.AssetSelection.groups("ml")
 CASHFLOW = dg.AssetSelection.assets(*(dg.AssetKey(["ml", f"cashflow_{s}"]) for s in ("challenger", "evaluation",
                                                                                      "champion")))
@@ -38,7 +41,7 @@ cashflow_job = dg.define_asset_job("cashflow_backtest", selection=CASHFLOW,
 @dg.sensor(
     name="landing_sensor", asset_selection=[RAW_TRANSACTIONS, RAW_FILES, RAW_QUARANTINE],
     minimum_interval_seconds=10, default_status=RUNNING,
-    description="New, changed or removed CSVs in the landing folder -> one load run per file.",
+    description="New, changed or removed CSVs in the landing folder -> load runs of exactly those files.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
     settings = warehouse.settings()
@@ -48,21 +51,25 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
     requested = cursor.get("requested", {})
     changes = landing.plan(present, loaded, requested, settling)
 
-    known = set(context.instance.get_dynamic_partitions(landing_files.name))
-    add = sorted({c.key for c in changes} - known)
+    known = context.instance.get_dynamic_partitions(landing_files.name)
+    add = sorted({c.key for c in changes} - set(known))
     # A file that left the folder and whose rows are gone no longer needs its partition.
-    stale = sorted(known - set(present) - set(loaded) - settling - {c.key for c in changes})
+    stale = sorted(set(known) - set(present) - set(loaded) - settling - {c.key for c in changes})
     requested = {k: v for k, v in requested.items() if k in present or k in loaded or k in settling}
     requested |= {c.key: c.run_key for c in changes}
-    for c in changes:
-        context.log.info(f"{c.key}: {c.kind}, requesting a load ({c.run_key})")
+    runs = []
+    for group in landing.batches(changes, [*known, *add]):
+        for c in group:
+            context.log.info(f"{c.key}: {c.kind}, requesting a load ({c.run_key})")
+        tags = {"titans/ingest": "landing", "titans/trigger": "landing_sensor",
+                "titans/change": ",".join(sorted({c.kind for c in group}))}
+        if len(group) > 1:
+            tags |= {"dagster/asset_partition_range_start": group[0].key,
+                     "dagster/asset_partition_range_end": group[-1].key}
+        runs.append(dg.RunRequest(run_key=landing.batch_run_key(group), tags=tags, run_config=IN_PROCESS,
+                                  partition_key=group[0].key if len(group) == 1 else None))
     return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(run_key=c.run_key, partition_key=c.key,
-                          tags={"titans/ingest": "landing", "titans/trigger": "landing_sensor",
-                                "titans/change": c.kind})
-            for c in changes
-        ],
+        run_requests=runs,
         dynamic_partitions_requests=[r for r in (landing_files.build_add_request(add) if add else None,
                                                  landing_files.build_delete_request(stale) if stale else None) if r],
         cursor=json.dumps({"files": cache, "requested": requested}, sort_keys=True),
