@@ -152,23 +152,53 @@ def test_replace_is_atomic_when_the_load_fails_midway(db, landing, monkeypatch, 
 
     made = []
 
-    class FailingStream(loader._CsvStream):
+    class FailingStream(loader._CopyStream):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             made.append(self)
 
-        def read(self, size: int = -1) -> str:
+        def read(self, size: int = -1) -> bytes:
             if len(made) == fail_on_copy:
                 raise RuntimeError("disk on fire")
             return super().read(size)
 
-    monkeypatch.setattr(loader, "_CsvStream", FailingStream)
+    monkeypatch.setattr(loader, "_CopyStream", FailingStream)
     with pytest.raises(Exception, match="disk on fire|read"):
         loader.load_file(db, landing, path)
-    assert len(made) == fail_on_copy  # the delete and the registry update had already run
+    assert len(made) == fail_on_copy  # the delete (and, for the quarantine, the rows and registry) had run
     assert snapshot(db, key) == before  # rolled back: the previous load is intact
+    assert not [t for t in threading.enumerate() if t.name == "copy-stream"]  # the producer was stopped
     monkeypatch.undo()
     assert loader.load_file(db, landing, path).status == "replaced"
+    assert_matches_parse(db, path, landing)
+
+
+def test_an_error_while_encoding_a_later_slice_rolls_the_whole_file_back(db, landing, monkeypatch):
+    """The rows are typed and encoded slice by slice in a background thread while COPY runs: an
+    error there (here: in the 3rd slice) must reach load_file and roll back the rows already sent."""
+    lines = [HEADER] + [f"2024-01-{1 + i % 28:02d},Expense,ROW {i},-{i}.00,other,cash,paid,X," for i in range(50)]
+    path = write(landing, V2)
+    key = loader.load_file(db, landing, path).source_file
+    before = snapshot(db, key)
+    write(landing, lines, name=path.name)
+    real = loader.encode_transactions
+    calls = []
+
+    def encode(table, prefix):
+        calls.append(table.num_rows)
+        if len(calls) == 3:
+            raise RuntimeError("encoder on fire")
+        return real(table, prefix)
+
+    monkeypatch.setattr(loader, "encode_transactions", encode)
+    monkeypatch.setattr(loader._Batches.__init__, "__defaults__", (10,))  # 10-row slices
+    with pytest.raises(Exception, match="encoder on fire"):  # psycopg2 wraps it: "error in .read() call"
+        loader.load_file(db, landing, path)
+    assert calls == [10, 10, 10]
+    assert snapshot(db, key) == before
+    monkeypatch.undo()
+    result = loader.load_file(db, landing, path)
+    assert (result.status, result.rows_loaded, result.rows_quarantined) == ("replaced", 50, 0)
     assert_matches_parse(db, path, landing)
 
 
@@ -179,7 +209,7 @@ def test_failed_first_load_leaves_no_registry_row_so_it_is_retried(db, landing, 
     def boom(self, size=-1):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(loader._CsvStream, "read", boom)
+    monkeypatch.setattr(loader._CopyStream, "read", boom)
     with pytest.raises(Exception, match="disk on fire|read"):
         loader.load_file(db, landing, path)
     assert snapshot(db, key) == {"file": [], "rows": [], "quarantine": []}

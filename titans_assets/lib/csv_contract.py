@@ -192,27 +192,67 @@ def parse_amount(text: str) -> Decimal:
 
 def parse_csv(data: bytes) -> ParsedFile:
     """Parse one export. Never raises for bad content: whole-file problems quarantine every line."""
+    split = split_csv(data)
+    rows, quarantine = split.typed()
+    quarantine = sorted(split.quarantine + quarantine, key=lambda q: q[0])
+    return ParsedFile(
+        header=split.header, table=rows, quarantine=quarantine, rows_read=rows.num_rows + len(quarantine),
+        encoding=split.encoding, delimiter=split.delimiter, file_error=split.file_error,
+    )
+
+
+@dataclass
+class SplitFile:
+    """A file split into records but not yet typed: `typed(start, stop)` validates any slice of the
+    records, so a loader can stream a big file in slices (parse_csv types them all at once)."""
+
+    header: list[str]
+    known: dict[str, int]
+    extra: dict[str, int]
+    encoding: str
+    delimiter: str
+    file_error: str | None
+    table: _Table
+    quarantine: list[tuple[int, str, str]]  # records that failed structurally (malformed CSV, huge cells)
+
+    @property
+    def records(self) -> int:
+        return len(self.table.starts)
+
+    def typed(self, start: int = 0, stop: int | None = None) -> tuple[pa.Table, list[tuple[int, str, str]]]:
+        """Records [start, stop): the rows that pass, and (line_number, raw_line, reason) for the rest."""
+        starts = self.table.starts[start:stop]
+        if self.file_error is not None:
+            return _empty_table(), [(int(s_), self.table.raw(int(s_)), self.file_error) for s_ in starts]
+        columns = [c[start:stop] for c in self.table.columns]
+        rows, bad = _validate(columns, starts, self.known, self.extra)
+        return rows, [(int(starts[i]), self.table.raw(int(starts[i])), reason) for i, reason in bad]
+
+
+def split_csv(data: bytes) -> SplitFile:
+    """Decode, read the header and split the records (pyarrow, else pandas, else the csv module)."""
     gc_was_enabled = gc.isenabled()
-    gc.disable()  # millions of short-lived strings; the cyclic collector only costs time here
+    gc.disable()  # the fallback paths make millions of short-lived strings; the collector only costs time
     try:
-        return _parse(data)
+        return _split(data)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _parse(data: bytes) -> ParsedFile:
-    parsed = _parse_one_line_records(data)
-    if parsed is not None:
-        return parsed
+def _split(data: bytes) -> SplitFile:
+    split = _split_one_line_records(data)
+    if split is not None:
+        return split
     text, encoding = decode(data)
     if not text.strip():
-        return ParsedFile(header=[], table=_empty_table(), encoding=encoding)
+        empty = _Table([], np.empty(0, dtype=np.int64), [], {})
+        return SplitFile([], {}, {}, encoding, ",", None, empty, [])
     csv.field_size_limit(1 << 30)
     first_line = next(iter(io.StringIO(text, newline="")))
     delimiter, header, known, extra, file_error = _read_header(first_line)
     table = _fast_table(data, text, encoding, delimiter, len(header)) or _careful_table(text, delimiter, header)
-    return _finish(table, header, known, extra, encoding, delimiter, file_error)
+    return SplitFile(header, known, extra, encoding, delimiter, file_error, table, list(table.quarantine))
 
 
 def _read_header(first_line: str) -> tuple[str, list[str], dict[str, int], dict[str, int], str | None]:
@@ -232,59 +272,41 @@ def _read_header(first_line: str) -> tuple[str, list[str], dict[str, int], dict[
     return delimiter, header, known, extra, file_error
 
 
-def _finish(
-    table: _Table, header: list[str], known: dict[str, int], extra: dict[str, int], encoding: str,
-    delimiter: str, file_error: str | None,
-) -> ParsedFile:
-    quarantine = list(table.quarantine)
-    columns, starts = table.columns, table.starts
-    if file_error is not None:
-        quarantine.extend((int(s_), table.raw(int(s_)), file_error) for s_ in starts)
-        columns, starts = [c[:0] for c in columns], starts[:0]
-    rows, bad = _validate(columns, starts, known, extra)
-    quarantine.extend((int(starts[i]), table.raw(int(starts[i])), reason) for i, reason in bad)
-    quarantine.sort(key=lambda q: q[0])
-    return ParsedFile(
-        header=header, table=rows, quarantine=quarantine, rows_read=rows.num_rows + len(quarantine),
-        encoding=encoding, delimiter=delimiter, file_error=file_error,
-    )
-
-
-def _parse_one_line_records(data: bytes) -> ParsedFile | None:
+def _split_one_line_records(data: bytes) -> SplitFile | None:
     """The fast path: UTF-8, no NUL, no lone CR, no line longer than MAX_FIELD_CHARS bytes, and
-    pyarrow's reader finds exactly one record per non-empty physical line. None otherwise."""
-    if b"\x00" in data or data.count(b"\r") != data.count(b"\r\n"):
+    pyarrow's reader finds exactly one record per non-empty physical line. None otherwise.
+    (pyarrow checks that every field is valid UTF-8; the header line is decoded here.)"""
+    if b"\x00" in data:
         return None
-    if not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
     spans = line_spans(data)
-    if not len(spans) or int((spans[:, 1] - spans[:, 0]).max()) > MAX_FIELD_CHARS:
+    if spans is None or not len(spans) or int((spans[:, 1] - spans[:, 0]).max()) > MAX_FIELD_CHARS:
         return None
-    first_line = data[: spans[1, 0] if len(spans) > 1 else len(data)].decode("utf-8-sig")
+    try:
+        first_line = data[: spans[1, 0] if len(spans) > 1 else len(data)].decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
     if not first_line.strip():
         return None
     delimiter, header, known, extra, file_error = _read_header(first_line)
     table = _arrow_table(data, spans, delimiter, len(header))
     if table is None:
         return None
-    return _finish(table, header, known, extra, "utf-8", delimiter, file_error)
+    return SplitFile(header, known, extra, "utf-8", delimiter, file_error, table, [])
 
 
-def line_spans(data: bytes) -> np.ndarray:
-    """[begin, end) byte offsets of each physical line, line end excluded (LF or CRLF; a lone CR is
-    not a line end here). A trailing newline does not start another line."""
+def line_spans(data: bytes) -> np.ndarray | None:
+    """[begin, end) byte offsets of each physical line, line end (LF or CRLF) excluded; a trailing
+    newline does not start another line. None if the data has a CR that does not end a line."""
     buf = np.frombuffer(data, dtype=np.uint8)
     newlines = np.flatnonzero(buf == 10)
     begins = np.concatenate(([0], newlines + 1))
     ends = np.concatenate((newlines, [len(data)]))
     if begins[-1] == len(data):
         begins, ends = begins[:-1], ends[:-1]
-    if len(ends):
-        ends = ends - ((ends > begins) & (buf[ends - 1] == 13))
-    return np.stack([begins, ends], axis=1)
+    crlf = (ends > begins) & (buf[ends - 1] == 13) if len(ends) else np.zeros(0, dtype=bool)
+    if np.count_nonzero(buf == 13) != np.count_nonzero(crlf & (ends < len(data))):
+        return None
+    return np.stack([begins, ends - crlf], axis=1)
 
 
 @dataclass
@@ -543,6 +565,16 @@ def _plain_amounts(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
 _JSON_SPECIAL = r'["\\\x00-\x1f]'  # what json's string encoder escapes (it keeps other characters)
 
 
+def _may_need_escaping(values: pa.Array) -> bool:
+    """Whether any byte of the strings is `"`, a backslash or a control character (a quick scan of
+    the data buffer, which may hold a little more than the values; a false yes only costs time)."""
+    data = values.buffers()[2]
+    if data is None:
+        return False
+    raw = np.frombuffer(data, dtype=np.uint8)
+    return bool((raw < 0x20).any() or (raw == 0x22).any() or (raw == 0x5C).any())
+
+
 def _extra_json(columns: list[pa.Array], extra: dict[str, int], n: int) -> pa.Array:
     """The extra columns of each record as a JSON object; null where every extra cell is empty.
 
@@ -565,9 +597,9 @@ def _extra_json(columns: list[pa.Array], extra: dict[str, int], n: int) -> pa.Ar
 
 def _json_strings(values: pa.Array) -> pa.Array:
     quoted = pc.binary_join_element_wise('"', values, '"', "")
-    special = pc.match_substring_regex(values, _JSON_SPECIAL)
-    if not pc.any(special).as_py():
+    if not _may_need_escaping(values):
         return quoted
+    special = pc.match_substring_regex(values, _JSON_SPECIAL)
     rows = pa.array(np.flatnonzero(special.to_numpy(zero_copy_only=False)))
     escaped = [encode_basestring(v) for v in values.take(rows).to_pylist()]
     return pc.replace_with_mask(quoted, special, pa.array(escaped, pa.string()))

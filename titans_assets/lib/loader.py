@@ -10,18 +10,19 @@ Invariant, enforced by a CHECK on raw.files: rows_read = rows_loaded + rows_quar
 from __future__ import annotations
 
 import hashlib
-import io
+import queue
+import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 
-from titans_assets.lib.csv_contract import OUTPUT_COLUMNS, parse_csv
+from titans_assets.lib import pg_copy
+from titans_assets.lib.csv_contract import OUTPUT_COLUMNS, SplitFile, split_csv
 from titans_assets.lib.db import Database
 
 _SCHEMA_LOCK = 7_201_113  # advisory lock id serialising DDL between concurrent loaders
@@ -90,79 +91,140 @@ def load_file(db: Database, landing_dir: Path, path: Path) -> LoadResult:
                 source_file, account, "unchanged", sha256, len(data), previous[1], previous[2], previous[3],
                 time.perf_counter() - started,
             )
-        parsed = parse_csv(data)
-        _delete_file_rows(cur, source_file)
+        split = split_csv(data)
+        if previous is not None:
+            # A file's rows exist only together with its registry row (both are written and deleted
+            # in one transaction), so a new file skips this scan of the whole table.
+            _delete_file_rows(cur, source_file)
+        batches = _Batches(split, source_file, account)
+        if split.records and split.file_error is None:
+            stream = _CopyStream(batches)
+            try:
+                cur.copy_expert(
+                    f"COPY raw.transactions (source_file, account, {', '.join(OUTPUT_COLUMNS)}) FROM STDIN"
+                    " WITH (FORMAT binary)",
+                    stream,
+                )
+            finally:
+                stream.close()
+        else:
+            for _ in batches:  # every record is quarantined: nothing to COPY
+                pass
+        quarantine = sorted(split.quarantine + batches.quarantine, key=lambda q: q[0])
+        rows_read = batches.rows_loaded + len(quarantine)
         cur.execute(
             "INSERT INTO raw.files (source_file, account, size_bytes, sha256, rows_read, rows_loaded,"
             " rows_quarantined, header) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (source_file, account, len(data), sha256, parsed.rows_read, parsed.rows_loaded,
-             parsed.rows_quarantined, parsed.header),
+            (source_file, account, len(data), sha256, rows_read, batches.rows_loaded, len(quarantine),
+             split.header),
         )
-        if parsed.rows_loaded:
-            cur.copy_expert(
-                f"COPY raw.transactions (source_file, account, {', '.join(OUTPUT_COLUMNS)}) FROM STDIN"
-                " WITH (FORMAT csv, FORCE_NOT_NULL (description))",
-                _CsvStream(copy_rows(parsed.table, source_file, account)),
-            )
-        if parsed.quarantine:
-            line_numbers, raw_lines, reasons = zip(*parsed.quarantine)
-            cur.copy_expert(
-                "COPY raw.quarantine (source_file, line_number, raw_line, reason) FROM STDIN"
-                " WITH (FORMAT csv, FORCE_NOT_NULL (raw_line))",
-                _CsvStream(pa.table({
-                    "source_file": _constant(source_file, len(line_numbers)),
-                    "line_number": pa.array(line_numbers, pa.int64()),
-                    "raw_line": pa.array(raw_lines, pa.string()),
-                    "reason": pa.array(reasons, pa.string()),
-                })),
-            )
+        if quarantine:
+            line_numbers, raw_lines, reasons = zip(*quarantine)
+            stream = _CopyStream([pg_copy.rows(pg_copy.row_prefix(4, source_file), [
+                *pg_copy.int4_field(np.array(line_numbers, dtype=np.int64)),
+                *pg_copy.text_field(pa.array(raw_lines, pa.string())),
+                *pg_copy.text_field(pa.array(reasons, pa.string())),
+            ])])
+            try:
+                cur.copy_expert(
+                    "COPY raw.quarantine (source_file, line_number, raw_line, reason) FROM STDIN WITH (FORMAT binary)",
+                    stream,
+                )
+            finally:
+                stream.close()
     return LoadResult(
-        source_file, account, "replaced" if previous else "loaded", sha256, len(data), parsed.rows_read,
-        parsed.rows_loaded, parsed.rows_quarantined, time.perf_counter() - started, parsed.file_error,
+        source_file, account, "replaced" if previous else "loaded", sha256, len(data), rows_read,
+        batches.rows_loaded, len(quarantine), time.perf_counter() - started, split.file_error,
     )
 
 
-# Text columns whose empty cells are stored as NULL (as before: an empty unquoted CSV field).
+class _Batches:
+    """The file's records typed slice by slice, each slice encoded as a binary COPY segment of
+    raw.transactions rows; counts what it typed."""
+
+    def __init__(self, split: SplitFile, source_file: str, account: str, rows: int = 16_384):
+        self._split, self._rows = split, rows
+        self._prefix = pg_copy.row_prefix(2 + len(OUTPUT_COLUMNS), source_file, account)
+        self.rows_loaded = 0
+        self.quarantine: list[tuple[int, str, str]] = []
+
+    def __iter__(self) -> Iterator[bytes]:
+        for start in range(0, self._split.records, self._rows):
+            rows, bad = self._split.typed(start, start + self._rows)
+            self.quarantine.extend(bad)
+            self.rows_loaded += rows.num_rows
+            if rows.num_rows:
+                yield encode_transactions(rows, self._prefix)
+
+
+# Text columns whose empty cells are stored as NULL (as they always were); description keeps "".
 _NULL_IF_EMPTY = ("category", "payment_method", "status", "reference", "receipt_url")
 
 
-def copy_rows(table: pa.Table, source_file: str, account: str) -> pa.Table:
-    """raw.transactions' COPY columns: the file's key and account, then the parsed columns with
-    empty optional text as null (description keeps its empty string)."""
-    n = table.num_rows
-    columns = {"source_file": _constant(source_file, n), "account": _constant(account, n)}
-    for name in OUTPUT_COLUMNS:
-        column = table.column(name)
-        if name in _NULL_IF_EMPTY:
-            column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
-        columns[name] = column
-    return pa.table(columns)
+def encode_transactions(table: pa.Table, prefix: bytes) -> bytes:
+    """Binary COPY rows for raw.transactions (prefix: field count, source_file, account), in OUTPUT_COLUMNS order."""
+    column = {name: table.column(name).combine_chunks() for name in OUTPUT_COLUMNS}
+    fields = [
+        *pg_copy.int4_field(column["line_number"].to_numpy()),
+        *pg_copy.date_field(column["txn_date"]),
+        *pg_copy.text_field(column["txn_type"]),
+        *pg_copy.text_field(column["description"]),
+        *pg_copy.numeric_2_field(column["amount"]),
+    ]
+    for name in _NULL_IF_EMPTY:
+        fields += pg_copy.text_field(column[name], null_if_empty=True)
+    fields += pg_copy.jsonb_field(column["extra"])
+    return pg_copy.rows(prefix, fields)
 
 
-def _constant(value: str, n: int) -> pa.Array:
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value])).cast(pa.string())
+class _CopyStream:
+    """A file-like object a binary COPY reads from. The segments are produced (typed and encoded) in
+    a background thread, a few ahead, while the server ingests what was already sent, so both cores
+    work (pyarrow and psycopg2 release the GIL). The format's header and trailer are added here."""
 
+    def __init__(self, segments: Iterable[bytes], ahead: int = 2):
+        self._queue: queue.Queue = queue.Queue(ahead)
+        self._stop = threading.Event()
+        self._started = False
+        self._thread = threading.Thread(target=self._produce, args=(segments,), name="copy-stream", daemon=True)
+        self._thread.start()
 
-class _CsvStream:
-    """A file-like object COPY reads from: pyarrow's C++ CSV writer formats the table slice by slice,
-    so the server parses one slice while the next is formatted. Strings are always quoted (so an
-    empty string is `""`, and a value `\\.` cannot end the data), nulls are empty and unquoted."""
+    def _produce(self, segments: Iterable[bytes]) -> None:
+        try:
+            for segment in segments:
+                if not self._put(segment):
+                    return
+            self._put(pg_copy.TRAILER)
+            self._put(b"")
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
+            self._put(exc)
 
-    def __init__(self, table: pa.Table, chunk_rows: int = 32_768):
-        self._table = table
-        self._chunk_rows = chunk_rows
-        self._offset = 0
-        self._options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def read(self, size: int = -1) -> bytes:
-        if self._offset >= self._table.num_rows:
+        if self._stop.is_set():
             return b""
-        buf = io.BytesIO()
-        pa_csv.write_csv(self._table.slice(self._offset, self._chunk_rows), buf, self._options)
-        self._offset += self._chunk_rows
-        return buf.getvalue()
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        if item == b"":
+            self._stop.set()
+        elif not self._started:
+            self._started, item = True, pg_copy.HEADER + item
+        return item
 
     readline = read
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def remove_file(db: Database, source_file: str) -> bool:
