@@ -18,7 +18,7 @@ from conftest import scratch_database, warehouse_rows
 
 from titans_assets.definitions import defs
 from titans_assets.defs.automation.sensors import landing_sensor, retrain_sensor
-from titans_assets.defs.ingest.assets import landing_files
+from titans_assets.defs.ingest.assets import RAW_TRANSACTIONS, landing_files
 from titans_assets.defs.ml.monitoring import REFERENCE_TRAINING, RETRAIN_SIGNAL
 from titans_assets.defs.quality.checks import FCT_DAILY_METRICS, FCT_TRANSACTIONS
 from titans_assets.lib import landing, monitoring
@@ -323,6 +323,37 @@ def test_the_retrain_signal_updates_after_checked_marts_and_never_past_a_failed_
         if result.get_num_requested(RETRAIN_SIGNAL):  # the daemon's run materializes it
             instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=RETRAIN_SIGNAL))
     assert requested == ([1, 0, 0] if passed else [0, 0, 0])
+
+
+def test_from_an_empty_warehouse_automation_builds_every_model_up_to_the_retrain_signal():
+    """Each tick's requests are "run" (materialized, checks passed) before the next tick, as the daemon
+    would; starting with no data at all, the seeds first, then everything downstream of a loaded file."""
+    graph = defs.resolve_asset_graph()
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(landing_files.name, ["a.csv"])
+
+    def run(keys) -> None:
+        for key in keys:
+            partition = "a.csv" if graph.get(key).partitions_def is not None else None
+            instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition=partition))
+        for check in graph.asset_check_keys:
+            if check.asset_key in keys:
+                instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+                    asset_key=check.asset_key, check_name=check.name, passed=True))
+
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    built = {r.key for r in result.results if isinstance(r.key, dg.AssetKey) and r.true_subset.size}
+    assert built and all(k.path[0] == "seeds" for k in built)  # nothing but seeds before a file loads
+    run(built)
+    run(defs.resolve_assets_def(RAW_TRANSACTIONS).keys)  # the landing sensor's load run
+    for _ in range(10):
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
+        keys = {r.key for r in result.results if isinstance(r.key, dg.AssetKey) and r.true_subset.size}
+        run(keys)
+        built |= keys
+    dbt_and_signal = {k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition is not None}
+    assert built == dbt_and_signal and RETRAIN_SIGNAL in built
+    assert not any(k.path[0] == "ml" and k != RETRAIN_SIGNAL for k in built)  # training is the sensor's call
 
 
 def test_the_platform_runs_itself_by_default():

@@ -1,7 +1,8 @@
 """`titans up`: the supervisor on its own (no orphans, even of grandchildren that leave their group),
-then the whole platform for real: with `titans up` running, CSVs copied into the landing folder
-become rows in the marts, passing checks, trained challengers and champions that the running service
-answers with, without any further command; Ctrl-C stops every process."""
+then the whole platform for real: after `titans demo`, with `titans up` running, a CSV copied into the
+landing folder becomes rows in the marts, passing checks, retrained challengers and the champions the
+running service answers with, without any further command; Ctrl-C stops every process. (From an
+empty warehouse, the same chain is checked tick by tick in test_automation.py.)"""
 
 from __future__ import annotations
 
@@ -114,16 +115,21 @@ def _count(db: Database, sql: str, *params) -> int:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_titans_up_turns_dropped_csvs_into_checked_marts_and_champions_the_service_answers_with():
-    """The issue's "done when", from an empty warehouse: nothing but `titans up` and a file copy."""
+def test_titans_up_turns_a_dropped_csv_into_checked_marts_and_a_retrained_champion_it_serves():
+    """The issue's "done when": after `titans demo`, nothing but `titans up` and a file copy."""
     home = Path(tempfile.mkdtemp(prefix="titans-up-"))
     home.chmod(0o755)  # the embedded PostgreSQL runs as its own user when we are root
     landing, labels = home / "data" / "raw", home / "data" / "labels"
+    today = dt.date.today()
+    generate(landing, years=2.0, seed=42, end_date=today - dt.timedelta(days=45), labels_dir=labels)
     env = {**os.environ, "TITANS_HOME": str(home / ".titans"), "TITANS_LANDING_DIR": str(landing),
-           "TITANS_LABELS_DIR": str(labels), "TITANS_MODEL_POLL_SECONDS": "5"}
+           "TITANS_LABELS_DIR": str(labels), "TITANS_MODEL_POLL_SECONDS": "5", "TITANS_RETRAIN_MIN_ROWS": "50"}
     for var in ("TITANS_DATABASE_URL", "TITANS_API_KEYS", "TITANS_API_KEYS_FILE", "TITANS_API_KEY",
                 "TITANS_MLFLOW_TRACKING_URI", "TITANS_MLFLOW_ARTIFACTS", "TITANS_REDIS_URL", "DAGSTER_HOME"):
         env.pop(var, None)
+    demo = subprocess.run([TITANS, "demo"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+
     ports = {name: free_port() for name in ("dagster", "mlflow", "service", "docs", "dashboard")}
     log = home / "up.log"
     proc = subprocess.Popen(
@@ -136,29 +142,33 @@ def test_titans_up_turns_dropped_csvs_into_checked_marts_and_champions_the_servi
         service = f"http://127.0.0.1:{ports['service']}"
         served = lambda: {k: m["model_version"]  # noqa: E731
                           for k, m in _json(f"{service}/models/status", key)["models"].items()}
-        assert set(served().values()) == {None}  # no champion yet: the service still runs
+        assert set(served().values()) == {"1"}  # the champions `titans demo` trained
         tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
 
-        # Exports land (written elsewhere, then copied in, as a user would).
+        # A new export lands (written elsewhere, then copied in): the 45 days since the last one.
         drop = home / "drop"
-        generate(drop, years=2.0, seed=42, labels_dir=labels)
-        for path in sorted(drop.glob("*.csv")):
-            shutil.copyfile(path, landing / path.name)
+        generate(drop, years=0.12, seed=9, end_date=today, labels_dir=home / "drop-labels",
+                 accounts=("personal_card",))
+        dropped_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        shutil.copyfile(drop / "personal_card.csv", landing / "personal_card_recent.csv")
 
         status = lambda: json.loads(subprocess.run(  # noqa: E731
             [TITANS, "status", "--json"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120).stdout)
-        files = _wait("the files in raw.files", lambda: (lambda f: f if len(f) == 3 else None)(status()["files"]),
-                      300, proc, log)
-        assert all(f["rows_loaded"] > 100 for f in files)
-        # marts and their checks, the retrain signal, then training, evaluation and promotion
-        report = _wait("four champions", lambda: (lambda s: s if all(
-            m.get("champion") for m in s["models"].values()) else None)(status()), 900, proc, log)
-        assert report["tables"]["marts.fct_transactions"] > 1000
+        loaded = _wait("the new file in raw.files", lambda: next(
+            (f for f in status()["files"] if f["source_file"] == "personal_card_recent.csv"), None), 300, proc, log)
+        assert loaded["rows_loaded"] > 50
+        # marts and checks, the retrain signal, then the four chains: trained, evaluated, promoted or not
+        retrained = [f"ml/{k}_champion" for k in ("category", "amount", "anomaly", "cashflow")]
+        report = _wait("retrained models", lambda: (lambda s: s if all(
+            (s["materializations"][k] or "") > dropped_at for k in retrained) else None)(status()), 900, proc, log)
+        assert report["materializations"]["marts/fct_transactions"] > dropped_at
+        assert report["tables"]["marts.fct_transactions"] > loaded["rows_loaded"]
         assert not report["checks_failed"], report["checks_failed"]
+        # the service answers with whatever the registry's champion now is (polled every 5 s)
         champions = {k: str(m["champion"]) for k, m in report["models"].items()}
-        _wait("the service on the champions", lambda: served() == champions, 120, proc, log)
+        _wait("the service on the current champions", lambda: served() == champions, 120, proc, log)
         answer = _json(f"{service}/predict/category", key, {"amount": -4.5, "description": "STARBUCKS 1234",
-                                                            "date": dt.date.today().isoformat()})
+                                                            "date": today.isoformat()})
         assert answer["model_version"] == champions["category"] and answer["prediction"]
     finally:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C does

@@ -11,7 +11,16 @@ from titans_assets.defs.transform.project import titans_dbt_project
 from titans_assets.resources import WarehouseResource
 
 # Eager, but never on top of data whose blocking checks failed (blocking only acts within a run).
-AUTOMATION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+# Eager alone never builds what was already missing when automation started (its `newly_missing`
+# fires once, on the first evaluation, before anything is loaded): the seeds of an empty warehouse
+# would stay missing and hold every model back. So: also build a missing asset once its deps exist,
+# unless it is being built or its last build failed.
+MISSING_AND_READY = (
+    dg.AutomationCondition.missing() & ~dg.AutomationCondition.in_progress()
+    & ~dg.AutomationCondition.execution_failed() & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+).with_label("missing_and_ready")
+AUTOMATION = (dg.AutomationCondition.eager() | MISSING_AND_READY) & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
 
 class TitansDbtTranslator(DagsterDbtTranslator):
