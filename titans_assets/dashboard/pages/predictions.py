@@ -117,4 +117,4 @@ if upload is not None:
         st.dataframe(result, hide_index=True, width="stretch")
         st.download_button("Download CSV with predicted categories", uploads.to_csv(result),
                            file_name=upload.name.rsplit(".", 1)[0] + "_categorised.csv", mime="text/csv",
-                           key="p_download")
+                           key="p_download", on_click="ignore")

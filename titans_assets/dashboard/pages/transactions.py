@@ -80,4 +80,4 @@ if summary.transactions > len(table):
 st.dataframe(table, hide_index=True, width="stretch",
              column_config={"amount": st.column_config.NumberColumn(format="%.2f")})
 st.download_button("Download CSV of the filtered rows", lambda: Q.transactions_csv(db, f, sort, descending),
-                   file_name=f"transactions_{start}_{end}.csv", mime="text/csv", key="tx_csv")
+                   file_name=f"transactions_{start}_{end}.csv", mime="text/csv", key="tx_csv", on_click="ignore")
