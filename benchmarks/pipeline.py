@@ -4,9 +4,16 @@
     .venv/bin/python benchmarks/pipeline.py --sizes 10000    # one size
 
 Each size runs in its own subprocess (a fresh embedded PostgreSQL under a temporary TITANS_HOME) so
-peak memory is per size. On the 100k file it also loads the same data with pandas `DataFrame.to_sql`
-(the original system's method) in the same process, and reports the ratio. Prints a markdown table;
-results go into docs/benchmarks.md by hand, with the machine and the date.
+peak memory is per size. "ingest" is the first load of the generated files into the fresh server,
+inside the timed pipeline; after the checks, every size also reloads the same files `--reloads`
+times (raw tables truncated first) and reports the median, which is less exposed to a busy machine.
+
+On the 100k size it compares the loader with pandas `read_csv` + `DataFrame.to_sql` (the original
+system's method) on the same files, same server, same process, interleaved (loader, to_sql, loader,
+to_sql...) `--compare-reps` times, and reports medians: wall time, and CPU time of this process and
+of the server's processes (read from /proc: the server runs on this machine), because other work on
+a shared machine stretches wall time but not CPU time. Prints markdown; results go into
+docs/benchmarks.md by hand, with the machine, the date and the load average.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def run_size(rows: int, compare_to_sql: bool) -> dict:
+def run_size(rows: int, compare_to_sql: bool, reloads: int, compare_reps: int) -> dict:
     from titans_assets.defs.transform.project import DBT_EXECUTABLE, titans_dbt_project
     from titans_assets.lib import quality
     from titans_assets.lib.db import get_database, stop_embedded
@@ -43,7 +51,8 @@ def run_size(rows: int, compare_to_sql: bool) -> dict:
         t = time.perf_counter()
         generate(landing, rows=rows, seed=1, end_date=dt.date.today(), labels_dir=home / "labels")
         gen_s = time.perf_counter() - t
-        db = get_database(Settings(home=home, landing_dir=landing, database_url=None))
+        db = get_database(Settings(home=home, landing_dir=landing, database_url=None, labels_dir=home / "labels",
+                                   mlflow_tracking_uri=None, mlflow_artifacts=None))
         ensure_raw_schema(db)
         files = landing_files(landing)
 
@@ -76,65 +85,139 @@ def run_size(rows: int, compare_to_sql: bool) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "dbt_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         }
+        server = ServerCpu(db)
+        runs = [timed(lambda: reload(db, landing, files), server) for _ in range(reloads)]
+        out["reload_s"] = [r["wall_s"] for r in runs]
+        out["reload_rows_per_s"] = read / statistics.median(out["reload_s"])
+        out["load_average"] = os.getloadavg()
         if compare_to_sql:
-            out |= compare_with_to_sql(db, landing, files)
+            out |= compare_with_to_sql(db, landing, files, compare_reps, server)
         return out
     finally:
         stop_embedded()
         shutil.rmtree(home, ignore_errors=True)
 
 
-def compare_with_to_sql(db, landing: Path, files: list[Path]) -> dict:
-    """Same files, same server, same process: our loader again (fresh table) vs read_csv + to_sql."""
-    import pandas as pd
-    import sqlalchemy as sa
+class ServerCpu:
+    """CPU seconds used so far by the PostgreSQL server serving `db`: the postmaster, its live
+    children, and the children it has reaped (each connection's backend exits when it closes).
+    Read from /proc, so the server must run on this machine (the embedded one does)."""
 
+    def __init__(self, db):
+        with db.connect() as conn:
+            backend = conn.get_backend_pid()
+        self.postmaster = _proc_stat(backend)["ppid"]
+
+    def seconds(self) -> float:
+        ticks = os.sysconf("SC_CLK_TCK")
+        stat = _proc_stat(self.postmaster)
+        total = stat["utime"] + stat["stime"] + stat["cutime"] + stat["cstime"]
+        for child in Path(f"/proc/{self.postmaster}/task/{self.postmaster}/children").read_text().split():
+            try:
+                child_stat = _proc_stat(int(child))
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # exited meanwhile: now counted in the postmaster's cutime
+            total += child_stat["utime"] + child_stat["stime"]
+        return total / ticks
+
+
+def _proc_stat(pid: int) -> dict[str, int]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return {"ppid": int(fields[1]), "utime": int(fields[11]), "stime": int(fields[12]),
+            "cutime": int(fields[13]), "cstime": int(fields[14])}
+
+
+def timed(fn, server: ServerCpu) -> dict:
+    """Wall time, this process's CPU time (all threads) and the server's CPU time of one call."""
+    wall, cpu, srv = time.perf_counter(), time.process_time(), server.seconds()
+    fn()
+    return {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
+            "server_cpu_s": server.seconds() - srv}
+
+
+def reload(db, landing: Path, files: list[Path]) -> None:
+    """Our loader on a fresh raw schema (every file new, as in the timed first load)."""
     from titans_assets.lib.loader import load_file
 
     with db.connect() as conn, conn.cursor() as cur:
         cur.execute("TRUNCATE raw.files, raw.transactions, raw.quarantine")
-    t = time.perf_counter()
     for f in files:
         load_file(db, landing, f)
-    ours = time.perf_counter() - t
+
+
+def compare_with_to_sql(db, landing: Path, files: list[Path], reps: int, server: ServerCpu) -> dict:
+    """Same files, same server, same process, interleaved: our loader (fresh raw tables) vs pandas
+    read_csv + to_sql (one table per file, replaced: the messy files' headers differ). Medians."""
+    import pandas as pd
+    import sqlalchemy as sa
 
     engine = sa.create_engine(db.sqlalchemy_url())
-    t = time.perf_counter()
-    for i, f in enumerate(files):  # one table per file: the messy files' headers differ
-        df = pd.read_csv(f)
-        df.to_sql(f"to_sql_baseline_{i}", engine, schema="public", if_exists="replace", index=False)
-    baseline = time.perf_counter() - t
+
+    def to_sql() -> None:
+        for i, f in enumerate(files):
+            pd.read_csv(f).to_sql(f"to_sql_baseline_{i}", engine, schema="public", if_exists="replace", index=False)
+
+    ours, theirs = [], []
+    for _ in range(reps):
+        ours.append(timed(lambda: reload(db, landing, files), server))
+        theirs.append(timed(to_sql, server))
     engine.dispose()
-    return {"loader_again_s": ours, "to_sql_s": baseline, "speedup_vs_to_sql": baseline / ours}
+
+    def med(runs: list[dict], key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    return {
+        "compare_reps": reps,
+        "loader_s": med(ours, "wall_s"), "to_sql_s": med(theirs, "wall_s"),
+        "speedup_vs_to_sql": med(theirs, "wall_s") / med(ours, "wall_s"),
+        "speedup_per_pair": sorted(t["wall_s"] / o["wall_s"] for o, t in zip(ours, theirs)),
+        "loader_cpu_s": med(ours, "cpu_s"), "loader_server_cpu_s": med(ours, "server_cpu_s"),
+        "to_sql_cpu_s": med(theirs, "cpu_s"), "to_sql_server_cpu_s": med(theirs, "server_cpu_s"),
+        "cpu_speedup_vs_to_sql": (med(theirs, "cpu_s") + med(theirs, "server_cpu_s"))
+        / (med(ours, "cpu_s") + med(ours, "server_cpu_s")),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--reloads", type=int, default=3, help="reloads of the raw tables after the pipeline")
+    parser.add_argument("--compare-reps", type=int, default=7, help="interleaved loader / to_sql pairs on 100k")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_size(args.child, compare_to_sql=args.child == 100_000)))
+        print(json.dumps(run_size(args.child, args.child == 100_000, args.reloads, args.compare_reps)))
         return
     results = []
+    load_before = os.getloadavg()
     for size in [int(s) for s in args.sizes.split(",")]:
-        done = subprocess.run([sys.executable, __file__, "--child", str(size)], capture_output=True, text=True)
+        done = subprocess.run([sys.executable, __file__, "--child", str(size), "--reloads", str(args.reloads),
+                               "--compare-reps", str(args.compare_reps)], capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"size {size} failed:\n{done.stderr[-3000:]}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"{size}: done", file=sys.stderr)
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"date {dt.date.today()}; command: python benchmarks/pipeline.py --sizes {args.sizes}\n")
-    print("| rows | ingest s | ingest rows/s | dbt build s | GX checks s | total s | checks | peak RSS MB (python / dbt) |")
-    print("|---:|---:|---:|---:|---:|---:|---|---:|")
+          f"date {dt.date.today()}; command: python benchmarks/pipeline.py --sizes {args.sizes} "
+          f"--reloads {args.reloads} --compare-reps {args.compare_reps}; load average before "
+          f"{' '.join(f'{x:.1f}' for x in load_before)}, after "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
+    print("| rows | ingest s | ingest rows/s | reload rows/s (median) | dbt build s | GX checks s | total s | checks"
+          " | peak RSS MB (python / dbt) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in results:
-        print(f"| {r['rows']:,} | {r['ingest_s']:.2f} | {r['ingest_rows_per_s']:,.0f} | {r['dbt_build_s']:.1f} | "
-              f"{r['checks_s']:.1f} | {r['total_s']:.1f} | {'pass' if r['checks_passed'] else 'FAIL'} | "
-              f"{r['peak_rss_mb']:.0f} / {r['dbt_peak_rss_mb']:.0f} |")
+        print(f"| {r['rows']:,} | {r['ingest_s']:.2f} | {r['ingest_rows_per_s']:,.0f} | {r['reload_rows_per_s']:,.0f} | "
+              f"{r['dbt_build_s']:.1f} | {r['checks_s']:.1f} | {r['total_s']:.1f} | "
+              f"{'pass' if r['checks_passed'] else 'FAIL'} | {r['peak_rss_mb']:.0f} / {r['dbt_peak_rss_mb']:.0f} |")
     for r in results:
+        print(f"\n{r['rows']:,} rows: reloads {', '.join(f'{x:.2f}' for x in r['reload_s'])} s "
+              f"(load average {r['load_average'][0]:.1f} at the end)")
         if "to_sql_s" in r:
-            print(f"\nloader vs pandas to_sql on the same {r['rows']:,} rows: {r['loader_again_s']:.2f} s vs "
-                  f"{r['to_sql_s']:.2f} s -> {r['speedup_vs_to_sql']:.1f}x faster")
+            print(f"loader vs pandas to_sql on the same {r['rows']:,} rows, {r['compare_reps']} interleaved pairs, medians: "
+                  f"{r['loader_s']:.2f} s vs {r['to_sql_s']:.2f} s -> {r['speedup_vs_to_sql']:.1f}x faster "
+                  f"(per pair: {', '.join(f'{x:.1f}' for x in r['speedup_per_pair'])}); CPU s (this process + server): "
+                  f"loader {r['loader_cpu_s']:.2f} + {r['loader_server_cpu_s']:.2f}, to_sql {r['to_sql_cpu_s']:.2f} + "
+                  f"{r['to_sql_server_cpu_s']:.2f} -> {r['cpu_speedup_vs_to_sql']:.1f}x less CPU")
     base = results[0]
     for r in results[1:]:
         print(f"scaling {base['rows']:,} -> {r['rows']:,} rows ({r['rows'] / base['rows']:.0f}x): "

@@ -143,7 +143,8 @@ class _Batches:
     raw.transactions rows; counts what it typed."""
 
     def __init__(self, split: SplitFile, source_file: str, account: str, rows: int = 16_384):
-        self._split, self._rows = split, rows
+        # At least `rows` per slice (each slice costs a fixed few dozen kernel calls), at most ~8 slices.
+        self._split, self._rows = split, max(rows, -(-split.records // 8))
         self._prefix = pg_copy.row_prefix(2 + len(OUTPUT_COLUMNS), source_file, account)
         self.rows_loaded = 0
         self.quarantine: list[tuple[int, str, str]] = []
