@@ -11,7 +11,9 @@ import json
 import random
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from titans_assets.lib import csv_contract as cc
@@ -524,3 +526,161 @@ def test_random_files_account_for_every_record(seed):
         else:
             assert n in quarantined, (n, text)
             assert quarantined[n] == text.replace("\x00", "\ufffd")  # the line number points at its raw line
+
+
+# -- the pyarrow path (the common case) against the pandas and careful paths ------------------------------
+
+
+def _full_width_lines(n: int, seed: int) -> list[str]:
+    """Like _mixed_lines, but every record has all fields, so the pyarrow reader can take the file."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        kind = rnd.random()
+        if kind < 0.55:
+            out.append(line(desc=rnd.choice([f"ok {i}", f'q "{i}", comma', f"café {i}", f"tab\t{i}", f"back\\slash {i}"]),
+                            amount=rnd.choice(["-4.50", "12", "$1,234.56", "(3.00)", "7.1", " 5 ", "+5", "1.500"]),
+                            type_=rnd.choice(["Expense", "income", "EXPENSE", " Income"])))
+        elif kind < 0.7:
+            out.append(line(date=rnd.choice(["2024-13-01", "01/02/2024", "", "2024-01-05T10:00", "2024-1-5",
+                                             "1899-12-31", "２０２４-01-05", "0000-01-01"]), desc=f"d {i}"))
+        elif kind < 0.8:
+            out.append(line(amount=rnd.choice(["abc", "1.234", "", "1e400", "12.345", "1_000"]), desc=f"a {i}"))
+        elif kind < 0.85:
+            out.append(line(type_=rnd.choice(["Refund", "Ｅxpense"]), desc=f"t {i}"))
+        elif kind < 0.9:
+            out.append(line(category="", method="", status="", ref="", url="", desc=""))
+        elif kind < 0.95:
+            out.append(",,,,,,,,")
+        else:
+            out.append("")
+    return out
+
+
+def _spy_arrow_path(monkeypatch) -> list[bool]:
+    used: list[bool] = []
+    real = cc._arrow_table
+
+    def spy(*args, **kwargs):
+        table = real(*args, **kwargs)
+        used.append(table is not None)
+        return table
+
+    monkeypatch.setattr(cc, "_arrow_table", spy)
+    return used
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n"])
+@pytest.mark.parametrize("extra", [False, True], ids=["no-extra", "extra-columns"])
+def test_pyarrow_pandas_and_careful_paths_agree(monkeypatch, end, extra):
+    header = HEADER + (',Notes,"We""ird"' if extra else "")
+    body = _full_width_lines(500, seed=3)
+    if extra:
+        rnd = random.Random(5)
+        body = [b + "," + ",".join(rnd.choice(["", "x", '"a, ""b"""', "tab\tc", "back\\d", "café"]) for _ in "ab")
+                if b else b for b in body]
+    data = (end.join([header, *body]) + end).encode()
+    used = _spy_arrow_path(monkeypatch)
+    by_arrow = checked(parse_csv(data))
+    assert used == [True]
+    assert by_arrow.rows_quarantined > 40 and by_arrow.rows_loaded > 250  # a meaningful mix
+    monkeypatch.setattr(cc, "_arrow_table", lambda *a, **k: None)
+    fast_used = _spy_fast_path(monkeypatch)
+    by_pandas = checked(parse_csv(data))
+    assert fast_used == [True]
+    monkeypatch.setattr(cc, "_fast_table", lambda *a, **k: None)
+    by_csv_module = checked(parse_csv(data))
+    assert _key(by_arrow) == _key(by_pandas) == _key(by_csv_module)
+    if extra:
+        assert any(r["extra"] for r in records(by_arrow))
+
+
+@pytest.mark.parametrize("body", [
+    line(desc="multi\nline"),  # a quoted field over two physical lines
+    "2024-01-15,Income,SHORT,10.00",  # a short row
+    line() + ",,",  # empty fields past the header
+    line(desc="A\x00B"),  # NUL
+    line(desc="lone\rCR"),
+    line(desc="L" * (cc.MAX_FIELD_CHARS + 1)),  # a line too long to be sure no cell is
+    "   ",  # whitespace only: not blank, not a record pyarrow can read
+])
+def test_pyarrow_path_declines_what_it_cannot_take_line_for_line(body):
+    data = (HEADER + "\n" + line(desc="first") + "\n" + body + "\n" + line(desc="last") + "\n").encode()
+    assert cc._split_one_line_records(data) is None
+    p = checked(parse_csv(data))
+    assert [r["description"] for r in records(p)][0] == "first" and p.rows_read in (2, 3)
+
+
+def test_pyarrow_path_declines_windows_1252():
+    data = HEADER.encode() + b"\n2024-01-15,Expense,Caf\xe9,-1.00,,,,,\n"
+    assert cc._split_one_line_records(data) is None
+    assert only_row(checked(parse_csv(data)))["description"] == "Café"
+
+
+def test_line_spans():
+    assert cc.line_spans(b"a\nbc\r\n\r\nd").tolist() == [[0, 1], [2, 4], [6, 6], [8, 9]]
+    assert cc.line_spans(b"a\n").tolist() == [[0, 1]]
+    assert cc.line_spans(b"\n\n").tolist() == [[0, 0], [1, 1]]
+    assert cc.line_spans(b"").tolist() == []
+    assert cc.line_spans(b"a\rb\n") is None  # a CR that does not end a line
+    assert cc.line_spans(b"a\r") is None
+
+
+def _mutations(seed: str, n: int, alphabet: str, rnd: random.Random) -> list[str]:
+    out = []
+    for _ in range(n):
+        s = list(seed)
+        for _ in range(rnd.randint(1, 3)):
+            pos = rnd.randrange(len(s) + 1)
+            op = rnd.random()
+            if op < 0.4 and pos < len(s):
+                s[pos] = rnd.choice(alphabet)
+            elif op < 0.7:
+                s.insert(pos, rnd.choice(alphabet))
+            elif pos < len(s):
+                del s[pos]
+        out.append("".join(s))
+    return out
+
+
+def test_vectorised_kernels_only_accept_what_the_row_wise_functions_pass_through():
+    """The kernels are shortcuts: whatever they accept must come out of the row-wise function that
+    defines the contract unchanged and without a reason (the rest goes through that function)."""
+    rnd = random.Random(1)
+    cases = [
+        (cc._plain_dates, cc._typed_dates,
+         ["2024-01-15", "2024-02-29", "2023-02-29", "1900-01-01", "2199-12-31", "1899-12-31", "2200-01-01"]
+         + _mutations("2024-01-15", 3000, "0123456789-+ T:./x２", rnd)),
+        (cc._plain_types, cc._typed_types,
+         ["Income", "Expense", "income", "expense", "INCOME"] + _mutations("Expense", 500, "eEiI nxX\t", rnd)),
+        (cc._plain_amounts, cc._typed_amounts,
+         ["-4.50", "12", "0", "-0", "007", "1234567.89", "-1234567.8", "9999999999"]
+         + _mutations("-1234.56", 3000, "0123456789.,-+ $()e_", rnd)),
+    ]
+    for kernel, rowwise, values in cases:
+        typed, plain = kernel(pa.array(values, pa.string()))
+        accepted = [v for v, ok in zip(values, plain) if ok]
+        assert len(accepted) > 3
+        out, why = rowwise(np.array(accepted + [None], dtype=object)[:-1])
+        assert list(why) == [None] * len(accepted), [(v, w) for v, w in zip(accepted, why) if w]
+        assert typed.filter(pa.array(plain)).to_pylist() == list(out)
+
+
+@pytest.mark.parametrize("date", ["２０２４-01-15", "٢٠٢٤-01-15", "0000-01-01", "-2024-01-15", "2024-01- 5"])
+def test_dates_postgresql_cannot_read_are_quarantined(date):
+    """pandas reads these; PostgreSQL did not, and one of them used to abort the whole file's COPY."""
+    assert only_reason(parse(HEADER, line(date=date))) == f"date {date!r} is not a valid YYYY-MM-DD date"
+
+
+def test_unpadded_iso_date_is_still_accepted_as_written():
+    assert only_row(parse(HEADER, line(date="2024-1-5")))["txn_date"] == "2024-1-5"
+
+
+def test_typed_slices_add_up_to_the_whole_file():
+    data = (HEADER + "\n" + "\n".join(_full_width_lines(300, seed=9)) + "\n").encode()
+    split = cc.split_csv(data)
+    rows, bad = split.typed()
+    parts = [split.typed(start, start + 37) for start in range(0, split.records, 37)]
+    assert pa.concat_tables([r for r, _ in parts]).to_pylist() == rows.to_pylist()
+    assert [q for _, b in parts for q in b] == bad
+    assert rows.num_rows + len(bad) == split.records

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import threading
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import psycopg2
 import psycopg2.errors
+import pyarrow as pa
 import pytest
 
 from titans_assets.lib import loader
@@ -411,3 +414,49 @@ def test_extra_columns_round_trip_as_jsonb_or_null(db, landing):
         ("NO EXTRAS", None),
         ("BALANCE ONLY", {"Notes": "", "Balance": "7.00"}),
     ]
+
+
+# -- the binary COPY encoder (pg_copy) against the server's own reading of the same values -----------------
+
+
+def test_binary_copy_encoding_round_trips_edge_values(db):
+    from titans_assets.lib import pg_copy
+
+    amounts = ["0", "-0", "-0.00", "0.01", "-0.01", "1.5", "1.500", "+5", "5.", ".5", "-.5", "007", "12345678.9",
+               "999999999999.99", "-999999999999.99", "-4.50", "10000", "99990000.01"]
+    dates = ["2000-01-01", "1999-12-31", "1970-01-01", "0001-01-01", "9999-12-31", "2024-02-29", "2024-1-5",
+             "1900-03-01", "2199-12-31", "2024-01-15", "2000-02-29", "1600-02-29", "2100-03-01", "2024-12-31",
+             "2038-01-19", "1901-12-13", "2023-06-30", "2000-12-31"]
+    texts = ["", "plain", "café ☕", 'q"uote', "back\\slash", "tab\t", "new\nline", "\\.", "NULL", "x" * 5000,
+             "", "z", "", "ü", "", "end", "", "ok"]
+    extras = ['{"a": "1"}', None, '{"k": "v \\"q\\" \\\\ \\n"}', None, "{}", '{"Notes": ""}'] * 3
+    n = len(amounts)
+    payload = pg_copy.HEADER + pg_copy.rows(pg_copy.row_prefix(7, "constant ✓"), [
+        *pg_copy.int4_field(np.arange(n) - 5),
+        *pg_copy.date_field(pa.array(dates)),
+        *pg_copy.numeric_2_field(pa.array(amounts)),
+        *pg_copy.text_field(pa.array(texts)),
+        *pg_copy.text_field(pa.array(texts), null_if_empty=True),
+        *pg_copy.jsonb_field(pa.array(extras, pa.string())),
+    ]) + pg_copy.TRAILER
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TEMP TABLE t (c text, n integer, d date, a numeric(14,2), s text, s_null text, j jsonb)")
+        cur.copy_expert("COPY t FROM STDIN WITH (FORMAT binary)", io.BytesIO(payload))
+        cur.execute("SELECT c, n, d::text, a::text, s, s_null, j FROM t ORDER BY n")
+        got = cur.fetchall()
+        # What the server makes of the same values as text.
+        cur.execute("SELECT x::date::text, y::numeric(14,2)::text, z::jsonb FROM unnest(%s::text[], %s::text[], %s::text[])"
+                    " AS u(x, y, z)", (dates, amounts, extras))
+        expected = cur.fetchall()
+    assert [g[0] for g in got] == ["constant ✓"] * n
+    assert [g[1] for g in got] == list(range(-5, n - 5))
+    assert [(g[2], g[3], g[6]) for g in got] == expected
+    assert [g[4] for g in got] == texts
+    assert [g[5] for g in got] == [t or None for t in texts]
+
+
+def test_binary_copy_refuses_an_amount_numeric_14_2_cannot_hold():
+    from titans_assets.lib import pg_copy
+
+    with pytest.raises(ValueError, match="out of range"):
+        pg_copy.numeric_2_field(pa.array(["1000000000000.00"]))
