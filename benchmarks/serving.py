@@ -2,17 +2,26 @@
 FastAPI + uvicorn app serving the same champion models, in the same run.
 
 For /predict/category and /predict/anomaly (and GET /health, the serving overhead without a model):
-- sequential latency: one keep-alive connection, p50/p99 over --requests calls;
-- concurrent throughput: --connections keep-alive connections for --seconds;
+- sequential latency: one keep-alive connection, p50/p99 over --requests calls (the Python client
+  below: with one connection its own cost is the same for both servers);
+- concurrent throughput: --connections keep-alive connections for --seconds, with the load generator
+  of --client: `wrk` (C, Debian package `wrk`; the default when it is installed) or the small
+  raw-socket HTTP/1.1 client below, in its own process (httpx would be the bottleneck). Both servers
+  are always measured with the same generator in the same run;
+- CPU per request: the CPU seconds the server's processes (and the load generator) used during each
+  throughput run, divided by the requests answered (Linux /proc). On a shared machine req/s depends
+  on what else runs; CPU per request much less, and 2 cores / (server + client CPU per request) is
+  the throughput the two cores could give this server (reported as `capacity`, a derived figure);
 with 1 and 2 workers each; plus the in-process model time (validated request -> response dict, no
-HTTP) as the floor. The load generator is a small raw-socket HTTP/1.1 client running in its own
-process (httpx would be the bottleneck); on a 2-core machine it shares the cores with the server,
-so absolute figures are lower than on a dedicated client, and the ratio is the figure to read.
+HTTP) as the floor. On a 2-core machine the load generator shares the cores with the server, so
+absolute figures are lower than on a dedicated client; the ratio to FastAPI is the figure to read.
+Everything is bounded (--seconds per run, timeouts) and on loopback (127.0.0.1) only.
 
 Champions come from the configured registry (run `titans demo` first, or set TITANS_DATABASE_URL).
 
     .venv/bin/python benchmarks/serving.py                    # everything (~6 minutes)
-    .venv/bin/python benchmarks/serving.py --workers 1 --seconds 5
+    .venv/bin/python benchmarks/serving.py --workers 2 --rounds 3 --seconds 5
+    .venv/bin/python benchmarks/serving.py --client python    # without wrk
     .venv/bin/python benchmarks/serving.py --json out.json
 """
 
@@ -23,12 +32,16 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import re
+import resource
 import secrets
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -147,13 +160,96 @@ def measure(port: int, path: str, key: str, connections: int, seconds: float, re
     """In a separate process, so the client's event loop does not share the GIL with this one."""
     q: mp.Queue = mp.get_context("spawn").Queue()
     p = mp.get_context("spawn").Process(target=_load, args=(port, path, key, connections, seconds, requests, q))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     p.start()
     lat, codes, elapsed = q.get(timeout=seconds + 120)
     p.join()
+    client_cpu = _rusage_seconds(resource.getrusage(resource.RUSAGE_CHILDREN)) - _rusage_seconds(before)
     lat.sort()
     ok = codes.get("200", 0)
     return {"requests": len(lat), "ok": ok, "codes": codes, "rps": round(len(lat) / elapsed, 1),
-            "p50_ms": round(lat[len(lat) // 2] * 1000, 2), "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 2)}
+            "p50_ms": round(lat[len(lat) // 2] * 1000, 2), "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 2),
+            "client_cpu_s": round(client_cpu, 3)}
+
+
+def _rusage_seconds(r) -> float:
+    return r.ru_utime + r.ru_stime
+
+
+# ---------------------------------------------------------------------------------------------- wrk
+_WRK_SCRIPT = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+wrk.body = [==[{body}]==]
+"""
+
+
+def _wrk_duration_ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def parse_wrk(text: str) -> dict:
+    """Requests, req/s, latency percentiles and non-2xx count of `wrk --latency` output."""
+    done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", text)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if done is None or rps is None:
+        raise RuntimeError(f"unexpected wrk output: {text[:500]!r}")
+    pct = {m.group(1): _wrk_duration_ms(m.group(2), m.group(3))
+           for m in re.finditer(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)}
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    n = int(done.group(1))
+    non_2xx = int(bad.group(1)) if bad else 0
+    return {"requests": n, "ok": n - non_2xx, "codes": {"2xx": n - non_2xx, "other": non_2xx},
+            "rps": round(float(rps.group(1)), 1), "p50_ms": round(pct.get("50", float("nan")), 2),
+            "p99_ms": round(pct.get("99", float("nan")), 2),
+            "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0}
+
+
+def measure_wrk(port: int, path: str, key: str, connections: int, seconds: float) -> dict:
+    """`wrk -t1` (one thread: the server needs the cores) for `seconds` on loopback."""
+    body = BODIES[path]
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s"]
+        if body is not None:
+            script = Path(tmp) / "post.lua"
+            script.write_text(_WRK_SCRIPT.format(key=key, body=json.dumps(body)))
+            argv += ["-s", str(script)]
+        subprocess.run(argv[:3] + ["-d1s", *argv[4:], f"http://127.0.0.1:{port}{path}"], capture_output=True,
+                       timeout=60, check=True)  # warm-up
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(argv + [f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
+                              timeout=seconds + 60, check=True)
+        client_cpu = _rusage_seconds(resource.getrusage(resource.RUSAGE_CHILDREN)) - _rusage_seconds(before)
+    out = parse_wrk(done.stdout)
+    out["client_cpu_s"] = round(client_cpu, 3)
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by `pid` and its descendants (None without /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    try:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    text = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                fields = text[text.rindex(")") + 2:].split()
+                stats[int(entry)] = fields
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    except OSError:
+        return None
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        if p in stats:
+            total += (int(stats[p][11]) + int(stats[p][12])) / tick
+        todo.extend(children.get(p, []))
+    return total
 
 
 # ---------------------------------------------------------------------------------------------- servers
@@ -243,13 +339,18 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0, help="duration of each throughput run")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per endpoint (medians reported)")
+    ap.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
+                    help="load generator of the throughput runs (auto: wrk when installed)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    client = ("wrk" if shutil.which("wrk") else "python") if args.client == "auto" else args.client
+    if client == "wrk" and not shutil.which("wrk"):
+        ap.error("--client wrk: wrk is not installed (apt-get install wrk)")
     key = secrets.token_urlsafe(24)
     logs = ROOT / ".titans" / "benchmarks"
     logs.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                 "load_avg_start": os.getloadavg()},
+                                 "load_avg_start": os.getloadavg()}, "client": client,
                      "in_process": in_process(args.requests), "servers": {}}
     print("in-process floor:", json.dumps(results["in_process"]), flush=True)
     for workers in args.workers:
@@ -260,22 +361,38 @@ def main() -> None:
             for path in BODIES:
                 rounds: dict[str, list] = {"fastapi": [], "bentoml": []}
                 for _ in range(args.rounds):  # interleaved, so drifting background load hits both alike
-                    for kind, (_, port) in servers.items():
+                    for kind, (proc, port) in servers.items():
                         seq = measure(port, path, key, 1, 600, args.requests)
-                        conc = measure(port, path, key, args.connections, args.seconds, None)
+                        cpu0, load0 = tree_cpu_seconds(proc.pid), os.getloadavg()[0]
+                        if client == "wrk":
+                            conc = measure_wrk(port, path, key, args.connections, args.seconds)
+                        else:
+                            conc = measure(port, path, key, args.connections, args.seconds, None)
+                        cpu1 = tree_cpu_seconds(proc.pid)
+                        conc["load_avg"] = round((load0 + os.getloadavg()[0]) / 2, 2)
+                        if cpu0 is not None and cpu1 is not None and conc["requests"]:
+                            conc["server_cpu_ms"] = round((cpu1 - cpu0) / conc["requests"] * 1000, 3)
+                            conc["client_cpu_ms"] = round(conc["client_cpu_s"] / conc["requests"] * 1000, 3)
+                            conc["capacity"] = round((os.cpu_count() or 1) * 1000
+                                                     / (conc["server_cpu_ms"] + conc["client_cpu_ms"]), 1)
                         rounds[kind].append({"sequential": seq, "concurrent": conc})
                 for kind, runs in rounds.items():
                     summary = {
                         "sequential": {m: statistics.median(r["sequential"][m] for r in runs)
                                        for m in ("p50_ms", "p99_ms")},
                         "concurrent": {m: statistics.median(r["concurrent"][m] for r in runs)
-                                       for m in ("rps", "p50_ms", "p99_ms")},
+                                       for m in ("rps", "p50_ms", "p99_ms", "server_cpu_ms", "client_cpu_ms",
+                                                 "capacity", "load_avg")
+                                       if all(m in r["concurrent"] for r in runs)},
                         "codes": [r["concurrent"]["codes"] for r in runs], "rounds": runs}
                     results["servers"].setdefault(f"{kind}-{workers}", {})[path] = summary
                     seq, conc = summary["sequential"], summary["concurrent"]
+                    cpu = (f" | server {conc['server_cpu_ms']:.3f} + client {conc['client_cpu_ms']:.3f} CPU-ms/req, "
+                           f"capacity {conc['capacity']:.0f} req/s" if "capacity" in conc else "")
                     print(f"{kind:8} workers={workers} {path:18} seq p50 {seq['p50_ms']:7.2f} ms p99 "
-                          f"{seq['p99_ms']:7.2f} ms | {args.connections} conns {conc['rps']:8.1f} req/s "
-                          f"p99 {conc['p99_ms']:7.1f} ms codes {summary['codes']}", flush=True)
+                          f"{seq['p99_ms']:7.2f} ms | {args.connections} conns ({client}) {conc['rps']:8.1f} req/s "
+                          f"p99 {conc['p99_ms']:7.1f} ms codes {summary['codes']}{cpu} | load {conc['load_avg']}",
+                          flush=True)
         finally:
             for proc, _ in servers.values():
                 stop(proc)
@@ -286,9 +403,13 @@ def main() -> None:
             f = results["servers"][f"fastapi-{workers}"][path]
             ratio = b["concurrent"]["rps"] / f["concurrent"]["rps"]
             seq = f["sequential"]["p50_ms"] / b["sequential"]["p50_ms"]
-            results.setdefault("ratios", {})[f"{workers}:{path}"] = {"throughput": round(ratio, 2),
-                                                                     "sequential": round(seq, 2)}
-            print(f"  workers={workers} {path:18} throughput {ratio:.2f}x  sequential {seq:.2f}x")
+            entry = {"throughput": round(ratio, 2), "sequential": round(seq, 2)}
+            line = f"  workers={workers} {path:18} throughput {ratio:.2f}x  sequential {seq:.2f}x"
+            if "capacity" in b["concurrent"] and "capacity" in f["concurrent"]:
+                entry["capacity"] = round(b["concurrent"]["capacity"] / f["concurrent"]["capacity"], 2)
+                line += f"  capacity {entry['capacity']:.2f}x"
+            results.setdefault("ratios", {})[f"{workers}:{path}"] = entry
+            print(line)
     results["machine"]["load_avg_end"] = os.getloadavg()
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

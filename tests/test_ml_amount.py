@@ -312,3 +312,25 @@ def test_hashed_rows_equal_the_hashing_vectorizer(result, ledger):
     np.testing.assert_array_equal(got.indptr, expected.indptr)
     np.testing.assert_array_equal(got.indices, expected.indices)
     np.testing.assert_array_equal(got.data, expected.data)
+
+
+def test_the_service_path_equals_the_batch_path(result, ledger, monkeypatch):
+    """A single request and a few rows reach the model as plain columns, a batch above SMALL as a
+    DataFrame: the same response bodies as with every frame through the batch path."""
+    from titans_assets.lib.ml import features as F
+    from titans_assets.lib.serving import predict as serving
+
+    model = result.model
+    frame = _requests(ledger, 600).drop(columns=["reference"])  # the service's amount rows have none
+    rows = [{"category": r["category"], "txn_date": r["date"], "payment_method": r["payment_method"],
+             "description": r["description"]} for r in frame.to_dict("records")]
+    single = [serving.amount(model, [r])[0] for r in rows]
+    small = serving.amount(model, rows[:F.SMALL])
+    batch = serving.amount(model, rows)
+    monkeypatch.setattr(F, "SMALL", -1)  # from here on: DataFrames and the batch path
+    want = serving.amount(model, rows)
+    assert single == want and small == want[:len(small)] and batch == want
+    direct = model.predict(frame)
+    assert [b["predicted_amount"] for b in want] == direct["predicted_amount"].tolist()
+    assert [b["confidence_interval"]["lower"] for b in want] == direct["lower"].tolist()
+    assert any(b["factors"].get("merchant_n") for b in want) and any(b["factors"]["unknown_category"] for b in want)

@@ -407,8 +407,10 @@ def test_one_row_scalar_path_equals_the_batch_path_row_by_row(trained, monkeypat
 
     fast = alone(rows)
     fast_requests = [model.predict_columns(cols) for cols in as_columns(requests)]
-    served = [serving.anomaly(model, [{k: (None if pd.isna(v) else v) for k, v in r.items()}])[0]
-              for r in requests.to_dict("records")]
+    request_rows = [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in requests.to_dict("records")]
+    served = [serving.anomaly(model, [r])[0] for r in request_rows]
+    chunks = [request_rows[i:i + F.SMALL] for i in (0, 300)]  # a few rows: plain columns, in-frame context
+    served_small = [serving.anomaly(model, chunk) for chunk in chunks]
     monkeypatch.setattr(F, "SMALL", -1)
     monkeypatch.setattr(anomaly, "SMALL", -1)  # from here on every frame takes the batch path
     want = alone(rows)
@@ -424,4 +426,5 @@ def test_one_row_scalar_path_equals_the_batch_path_row_by_row(trained, monkeypat
         assert body == {"is_anomaly": bool(row["is_anomaly"]), "anomaly_score": float(row["anomaly_score"]),
                         "risk_level": row["risk_level"], "reasons": list(row["reasons"])}
     assert reasons >= 40  # reasons were compared, not only scores
+    assert served_small == [serving.anomaly(model, chunk) for chunk in chunks]
     assert len({r["risk_level"] for r in served}) == 3

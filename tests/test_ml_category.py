@@ -268,3 +268,26 @@ def test_tfidf_rows_equal_scikit_learn(result, ledger):
             columns, values = block.row(text)
             np.testing.assert_array_equal(columns, reference[i].indices)
             np.testing.assert_array_equal(values, reference[i].data)
+
+
+def test_the_service_path_equals_the_batch_path(result, ledger, monkeypatch):
+    """What the service does with validated request rows: a single request and a few rows go to the
+    model as plain columns (no DataFrames), a batch above SMALL as a DataFrame; the response bodies are
+    the same as with every frame through the batch path, and carry the model's own numbers."""
+    from titans_assets.lib.serving import predict as serving
+
+    model = result.model
+    frame = _requests(ledger, 700)
+    rows = [{"amount": None if pd.isna(r["amount"]) else float(r["amount"]), "description": r["description"],
+             "txn_date": r["date"], "payment_method": r["payment_method"], "reference": r["reference"]}
+            for r in frame.to_dict("records")]
+    single = [serving.category(model, [r])[0] for r in rows]
+    small = serving.category(model, rows[:F.SMALL])
+    batch = serving.category(model, rows)
+    monkeypatch.setattr(F, "SMALL", -1)  # from here on: DataFrames and the batch path
+    want = serving.category(model, rows)
+    assert single == want and small == want[:len(small)] and batch == want
+    direct = model.predict(frame)
+    assert [b["prediction"] for b in want] == direct["prediction"].tolist()
+    assert [b["confidence"] for b in want] == direct["confidence"].tolist()
+    assert [b["alternatives"] for b in want] == direct["alternatives"].tolist()

@@ -288,3 +288,42 @@ def test_row_features_of_a_ledger_one_by_one_equal_the_bulk(raw_rows):
                                         & (np.round(amounts.abs()) % 10 == 0)).astype(float),
                         "has_cents": (np.round(amounts.abs() * 100) % 100 != 0).astype(float)})
     pd.testing.assert_frame_equal(F.amount_features(amounts), old, check_exact=True)
+
+
+def _as_request_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """A frame's rows as the service passes them (features.Rows): float amounts, object arrays of
+    str/None for the rest (missing values as None, as a validated request has them)."""
+    out = {}
+    for c in frame.columns:
+        values = [None if (v is None or (not isinstance(v, str) and pd.isna(v))) else v for v in frame[c].tolist()]
+        if c == "amount":
+            out[c] = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+        else:
+            column = np.empty(len(values), dtype=object)
+            column[:] = values
+            out[c] = column
+    return out
+
+
+def test_prepare_columns_of_request_columns_equal_the_frame_path(raw_rows, monkeypatch):
+    """`prepare_columns` of plain columns (what the service passes instead of a DataFrame) gives the
+    values of the DataFrame of the same rows: one row, a few, and (through pandas) more than SMALL."""
+    v = F.Vocabulary.from_seeds()
+    rows = raw_rows[["txn_date", "description", "amount", "category", "payment_method", "reference"]].copy()
+    rows["amount"] = pd.to_numeric(rows["amount"], errors="coerce")
+    rows["txn_date"] = pd.to_datetime(rows["txn_date"], errors="coerce", format="mixed").dt.strftime("%Y-%m-%d")
+    odd = pd.DataFrame({"txn_date": ["2024-02-29", None, "2100-12-31"], "amount": [0.0, np.nan, -1e9],
+                        "description": [None, "  ACME   Corp ", "Café ☕ naïve"], "category": ["credit__car", None, ""],
+                        "payment_method": [" Credit-Card", "zelle", None], "reference": ["", None, "AT&T bill 2024"]})
+    rows = pd.concat([rows.iloc[:1500], odd], ignore_index=True)
+    whole = F.prepare(rows, v)
+    for part in [*_chunks(rows, sizes=(1, 2, 7, F.SMALL)), rows.iloc[:F.SMALL + 40], rows.iloc[[1500, 1501, 1502]]]:
+        cols = F.prepare_columns(_as_request_columns(part), v)
+        for name in F.PREPARED_COLUMNS:
+            got, want = cols[name], whole.loc[part.index, name].to_numpy()
+            assert got.dtype == want.dtype and pd.Series(got).equals(pd.Series(want)), name
+    assert F.input_rows(_as_request_columns(rows.iloc[:5])) == 5 and F.input_rows({}) == 0
+    monkeypatch.setattr(F, "SMALL", -1)  # columns through the bulk (pandas) path too
+    cols = F.prepare_columns(_as_request_columns(rows.iloc[:300]), v)
+    for name in F.PREPARED_COLUMNS:
+        assert pd.Series(cols[name]).equals(pd.Series(whole[name].to_numpy()[:300])), name

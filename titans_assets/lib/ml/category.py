@@ -405,11 +405,19 @@ class CategoryModel:
 
     def _logits(self, prepared: pd.DataFrame | dict[str, np.ndarray]) -> np.ndarray:
         n = F.n_rows(prepared)
-        if n <= F.SMALL:  # `transform`'s entries on the weight rows they use: the same products in the same order
+        if n <= F.SMALL:
+            # `transform`'s entries times the weight rows they use, summed entry by entry in the order of
+            # the row's entries, as scipy's sparse product (csr_matvecs: y += a * x per entry) sums them:
+            # a running sum (cumsum is sequential, unlike np.sum) gives the same float64 values without
+            # building a sparse matrix.
             data, indices, indptr = self.encoder.entries(prepared)
-            used, local = np.unique(indices, return_inverse=True)
-            X = sp.csr_matrix((data, local.astype(np.int32), indptr), shape=(n, len(used)))
-            return np.asarray(X @ self.weights[used], dtype=np.float64) + self.intercept
+            terms = data[:, None] * self.weights[indices].astype(np.float64)
+            logits = np.zeros((n, self.weights.shape[1]))
+            for i in range(n):
+                start, stop = indptr[i], indptr[i + 1]
+                if stop > start:
+                    logits[i] = np.cumsum(terms[start:stop], axis=0)[-1]
+            return logits + self.intercept
         return np.asarray(self.encoder.transform(prepared) @ self.weights, dtype=np.float64) + self.intercept
 
     def proba_of_prepared(self, prepared: pd.DataFrame | dict[str, np.ndarray]) -> np.ndarray:
