@@ -368,17 +368,32 @@ def test_an_empty_database_shows_empty_states_not_numbers(embedded_db, tmp_path,
     with scratch_database(embedded_db) as empty:
         monkeypatch.setenv("TITANS_DATABASE_URL", empty.url)
         monkeypatch.setenv("TITANS_HOME", str(tmp_path))
+        monkeypatch.setenv("TITANS_LANDING_DIR", str(tmp_path / "raw"))
         monkeypatch.setenv("TITANS_SERVICE_URL", f"http://127.0.0.1:{free_port()}")
         monkeypatch.setenv("TITANS_API_KEY", KEY)
+        for k in ("DAGSTER_HOME", "TITANS_DAGSTER_PG_URL", *empty.dbt_env()):  # the Data health page sets them
+            monkeypatch.setenv(k, os.environ.get(k, ""))
         st.cache_data.clear()
-        for page in ("overview", "transactions", "anomalies", "cashflow"):
+        pages = {}
+        for page in ("overview", "transactions", "predictions", "anomalies", "cashflow", "health"):
             at = AppTest.from_file(APP, default_timeout=TIMEOUT)
             at.run()
             if page != "overview":
                 at.switch_page(f"pages/{page}.py").run()
             assert not at.exception, (page, [e.value for e in at.exception])
+            pages[page] = at
+        for page in ("overview", "transactions", "anomalies", "cashflow"):
+            at = pages[page]
             assert "No data yet — drop CSVs into data/raw or run `titans demo`" in texts(at), page
             assert not at.metric and not at.get("plotly_chart"), page
+        # Predictions need no data: the form is there; the service is down, and says so when asked.
+        at = pages["predictions"]
+        at.button(key="p_submit").click().run()
+        assert "prediction service is down" in texts(at) and not at.metric
+        health = pages["health"]
+        assert "No file loaded yet — drop CSVs into data/raw or run `titans demo`" in texts(health)
+        assert "No row in quarantine" in texts(health)
+        assert set(health.dataframe[-3].value["champion"]) == {fmt.DASH}  # no champions, said as such
 
 
 def test_a_service_that_is_down_is_shown_as_down(world, app, monkeypatch):
