@@ -105,6 +105,42 @@ def test_a_worse_challenger_does_not_replace_the_champion(world, monkeypatch):
         assert runs[0].data.metrics["champion.macro_f1"] > runs[0].data.metrics["macro_f1"]
 
 
+def test_new_validated_rows_raise_the_retrain_signal_and_the_sensor_asks_for_a_retrain(world, monkeypatch):
+    """After training nothing is new; a new export loaded and checked makes `ml/retrain_signal` say
+    "retrain", and the retrain sensor turns that into one run of the four model chains."""
+    from titans_assets.defs.automation.sensors import retrain_sensor
+    from titans_assets.defs.ml.monitoring import RETRAIN_SIGNAL
+
+    if not world["db"].embedded:
+        pytest.skip("the signal reads the marts the same way on both servers: once is enough")
+    instance = world["instance"]
+
+    def signal() -> dict:
+        event = instance.get_latest_materialization_event(RETRAIN_SIGNAL)
+        return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+    assert runner.materialize("key:ml/retrain_signal", instance=instance).success
+    quiet = signal()
+    assert quiet["retrain"] is False and quiet["new_rows"] == 0, quiet
+    assert isinstance(retrain_sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)
+
+    monkeypatch.setenv("TITANS_RETRAIN_MIN_ROWS", "20")
+    drop = world["landing"].parent / "drop"
+    generate(drop, years=0.2, seed=99, end_date=TODAY, labels_dir=drop.parent / "drop-labels",
+             accounts=("personal_card",))
+    (drop / "personal_card.csv").rename(world["landing"] / "personal_card_2.csv")
+    summary = runner.materialize("not group:ml", instance=instance)
+    assert summary.success and "ml/retrain_signal" in summary.materialized, summary.error
+
+    loud = signal()
+    with world["db"].connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM marts.fct_transactions WHERE source_file = %s", ("personal_card_2.csv",))
+        assert loud["retrain"] is True and loud["new_rows"] == cur.fetchone()[0] > 20, loud
+    assert any("new rows" in r for r in loud["reasons_list"])
+    request = retrain_sensor(dg.build_sensor_context(instance=instance))
+    assert isinstance(request, dg.RunRequest) and "new rows" in request.tags["titans/reason"]
+
+
 def test_training_and_serving_compute_the_same_features_on_real_rows(world):
     """Training reads rows from the warehouse; the service receives them as JSON requests. Both go
     through features.prepare + row_features and must agree, and Python's merchant must equal dbt's."""
