@@ -117,9 +117,10 @@ def running(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
 
 # ---------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def stack(embedded_db: Database, tmp_path_factory) -> Iterator[SimpleNamespace]:
+def stack(browser, embedded_db: Database, tmp_path_factory) -> Iterator[SimpleNamespace]:
     """Everything the tests open, started while the data is being built (the servers do not need it at
-    start, except the docs site, whose catalog is read from the warehouse when it starts)."""
+    start, except the docs site, whose catalog is read from the warehouse when it starts). Asks for
+    `browser` first, so a machine without Chromium skips before anything starts."""
     root = tmp_path_factory.mktemp("browser")
     landing = root / "data" / "raw"
     generate(landing, rows=600, seed=5, end_date=dt.date.today(), labels_dir=root / "data" / "labels")
