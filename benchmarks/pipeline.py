@@ -104,9 +104,8 @@ class ServerCpu:
     Read from /proc, so the server must run on this machine (the embedded one does)."""
 
     def __init__(self, db):
-        with db.connect() as conn:
-            backend = conn.get_backend_pid()
-        self.postmaster = _proc_stat(backend)["ppid"]
+        with db.connect() as conn:  # read while the backend lives: it exits when the connection closes
+            self.postmaster = _proc_stat(conn.get_backend_pid())["ppid"]
 
     def seconds(self) -> float:
         ticks = os.sysconf("SC_CLK_TCK")
