@@ -306,7 +306,6 @@ def test_environment_variables_are_read_by_the_code_and_agree():
             mlflow_url = urlsplit(env["TITANS_MLFLOW_TRACKING_URI"])
             assert mlflow_url.hostname == "mlflow" and str(mlflow_url.port) == option(
                 argv_of(compose["services"]["mlflow"]), "--port"), name
-            assert env["MLFLOW_TRACKING_URI"] == env["TITANS_MLFLOW_TRACKING_URI"], name
             assert env["TITANS_MLFLOW_ARTIFACTS"].startswith("mlflow-artifacts:"), name
             assert urlsplit(env["TITANS_REDIS_URL"]).hostname == "redis", name
     for name in ("dagster-webserver", "dagster-daemon", "dagster-user-code"):
@@ -437,9 +436,9 @@ def test_mlflow_service_command_serves_the_registry_over_http(embedded_db, tmp_p
             assert status("attacker.example:5000") == 403
 
             app_env = dict(ours(compose)["bento"]["environment"])
-            for var in ("TITANS_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"):
-                app_env[var] = app_env[var].replace("mlflow:5000", f"127.0.0.1:{port}")
-                monkeypatch.setenv(var, app_env[var])
+            app_env["TITANS_MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{port}"
+            # Only our explicit URI: the registry must not lean on MLflow's process-wide one.
+            monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
             settings = Settings.from_env({**app_env, "TITANS_HOME": str(tmp_path / "home")})
             registry = Registry.from_settings(settings, db)
             assert registry.tracking_uri == f"http://127.0.0.1:{port}" and registry.artifact_root == "mlflow-artifacts:/"

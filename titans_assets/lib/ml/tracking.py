@@ -212,8 +212,18 @@ class Registry:
         import mlflow.pyfunc
 
         uri = self._call("resolving the model", self.client.get_model_version_download_uri, name, version)
-        loaded = self._call(f"loading {name} v{version}", mlflow.pyfunc.load_model, uri)
-        return loaded.unwrap_python_model().model
+        if not uri.startswith("mlflow-artifacts:"):
+            return self._call(f"loading {name} v{version}", mlflow.pyfunc.load_model, uri).unwrap_python_model().model
+        # Artifacts proxied by a tracking server: load_model would resolve the URI against MLflow's
+        # process-wide tracking URI, not ours; download through ours instead (the object is unpickled
+        # whole at load, so the temporary copy can go afterwards).
+        import mlflow.artifacts
+
+        with tempfile.TemporaryDirectory(prefix="titans-model-") as tmp:
+            local = self._call(f"downloading {name} v{version}", mlflow.artifacts.download_artifacts,
+                               artifact_uri=uri, dst_path=tmp, tracking_uri=self.tracking_uri)
+            return self._call(f"loading {name} v{version}", mlflow.pyfunc.load_model,
+                              local).unwrap_python_model().model
 
     def champion(self, name: str, load: bool = True) -> Champion | None:
         mv = self.champion_version(name)
