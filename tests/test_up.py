@@ -165,7 +165,7 @@ def test_titans_up_turns_a_dropped_csv_into_checked_marts_and_a_retrained_champi
 
         def decided(name: str) -> bool:  # version 2 trained, evaluated, and its promotion decided
             versions = registry.client.search_model_versions(f"name = '{name}'")
-            return any(v.version == "2" and "titans.promoted" in registry.client.get_run(v.run_id).data.tags
+            return any(str(v.version) == "2" and "titans.promoted" in registry.client.get_run(v.run_id).data.tags
                        for v in versions)
 
         names = {"category": "titans_category", "amount": "titans_amount", "anomaly": "titans_anomaly",
