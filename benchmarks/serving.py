@@ -206,8 +206,9 @@ def parse_wrk(text: str) -> dict:
             "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0}
 
 
-def measure_wrk(port: int, path: str, key: str, connections: int, seconds: float) -> dict:
-    """`wrk -t1` (one thread: the server needs the cores) for `seconds` on loopback."""
+def measure_wrk(port: int, path: str, key: str, connections: int, seconds: float, started=lambda: None) -> dict:
+    """`wrk -t1` (one thread: the server needs the cores) for `seconds` on loopback, after a 1-second
+    warm-up run; `started()` is called between the two (where the server's CPU count starts)."""
     body = BODIES[path]
     with tempfile.TemporaryDirectory() as tmp:
         argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s"]
@@ -217,6 +218,7 @@ def measure_wrk(port: int, path: str, key: str, connections: int, seconds: float
             argv += ["-s", str(script)]
         subprocess.run(argv[:3] + ["-d1s", *argv[4:], f"http://127.0.0.1:{port}{path}"], capture_output=True,
                        timeout=60, check=True)  # warm-up
+        started()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(argv + [f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
                               timeout=seconds + 60, check=True)
@@ -363,12 +365,18 @@ def main() -> None:
                 for _ in range(args.rounds):  # interleaved, so drifting background load hits both alike
                     for kind, (proc, port) in servers.items():
                         seq = measure(port, path, key, 1, 600, args.requests)
-                        cpu0, load0 = tree_cpu_seconds(proc.pid), os.getloadavg()[0]
+                        began: dict = {}
+
+                        def started(pid=proc.pid, began=began):
+                            began["cpu"], began["load"] = tree_cpu_seconds(pid), os.getloadavg()[0]
+
                         if client == "wrk":
-                            conc = measure_wrk(port, path, key, args.connections, args.seconds)
-                        else:
+                            conc = measure_wrk(port, path, key, args.connections, args.seconds, started)
+                        else:  # its 20 warm-up requests are counted in the CPU: negligible
+                            started()
                             conc = measure(port, path, key, args.connections, args.seconds, None)
                         cpu1 = tree_cpu_seconds(proc.pid)
+                        cpu0, load0 = began["cpu"], began["load"]
                         conc["load_avg"] = round((load0 + os.getloadavg()[0]) / 2, 2)
                         if cpu0 is not None and cpu1 is not None and conc["requests"]:
                             conc["server_cpu_ms"] = round((cpu1 - cpu0) / conc["requests"] * 1000, 3)

@@ -420,7 +420,7 @@ def test_http_shapes_on_stand_in_models(client):
     r = client.post("/predict/category", json=CATEGORY_BODY, headers=AUTH)
     assert r.status_code == 200 and r.json()["model_version"] == "3"
     r = client.post("/predict/category/batch", json={"transactions": [CATEGORY_BODY] * 20}, headers=AUTH)
-    assert r.status_code == 200 and r.json()["count"] == 20  # > INLINE_ROWS: predicted in a thread
+    assert r.status_code == 200 and r.json()["count"] == 20  # predicted in a thread, like every prediction
     r = client.post("/predict/amount", json={"category": "software", "date": "2024-01-01"}, headers=AUTH)
     assert r.status_code == 503 and r.json()["error"]["code"] == "E002"
     r = client.post("/predict/category", json={**CATEGORY_BODY, "date": "2024-13-01"}, headers=AUTH)

@@ -25,8 +25,9 @@ Features (one definition shared with serving: `features.prepare`, `text_of`, `ro
     vectorised once per distinct text (a ledger repeats its descriptors), so a batch costs what its
     distinct descriptions cost. A request (up to `features.SMALL` rows) skips the DataFrames: its
     rows are encoded one by one (`_Encoder.entries`: the TF-IDF row of each text computed directly,
-    cached per text) and multiplied with only the weight rows they use; the same matrix entries and
-    the same products as the batch path (tests hold them equal bit for bit), in about a millisecond.
+    cached per text) and multiplied with only the weight rows they use, summed entry by entry in the
+    order scipy's sparse product sums them; the same matrix entries and the same sums as the batch path
+    (tests hold them equal bit for bit), in 0.15 ms (a new description: its n-grams once, ~0.6 ms).
 
 Request-shaped copies
     A service request is often a bare bank line: no reference (the clean vendor name is the ledger's,

@@ -11,7 +11,8 @@ per value), and every calendar feature once, on an array of days (`_calendar`). 
 training set) runs them once per distinct value or day and spreads the results back to the rows;
 a small one (a service request: at most `SMALL` rows) runs them per row through the caches without
 building pandas objects, which is what makes a single prediction take a millisecond instead of
-twenty. `prepare_columns` and `row_values` give the models plain numpy columns for that path; `prepare`
+twenty. `prepare_columns` and `row_values` give the models plain numpy columns for that path (and
+`prepare_columns` takes the service's request columns, `Rows`, as well as a DataFrame); `prepare`
 and `row_features` wrap the same columns in a DataFrame. Both paths give identical values
 (tests/test_ml_features.py compares them on generated ledgers and on messy values).
 """
@@ -392,11 +393,13 @@ def _calendar_of_days(days: list[int]) -> list[np.ndarray]:
         values = np.array(new, dtype=np.int64)
         calendar = _calendar(values.astype(float), np.isin(values, _holiday_days()))
         calendar.flags.writeable = False
+        fresh = {d: calendar[:, j] for j, d in enumerate(new)}
         if len(_DAYS) + len(new) > _CACHE:
             _DAYS.clear()
-        for j, d in enumerate(new):
-            _DAYS[d] = calendar[:, j]
-        rows = [_DAYS[d] if row is None else row for d, row in zip(days, rows)]
+        _DAYS.update(fresh)
+        # read from `fresh`, not `_DAYS`: another thread (the service predicts in a thread pool) may
+        # clear the cache in between
+        rows = [fresh[d] if row is None else row for d, row in zip(days, rows)]
     return rows
 
 

@@ -30,7 +30,11 @@ from titans_assets.lib.serving.runtime import Runtime
 
 log = logging.getLogger("titans.serving")
 
-INLINE_ROWS = 16  # bigger batches are predicted in a worker thread, so the event loop stays responsive
+# Predictions run in a worker thread (as FastAPI runs `def` endpoints), not on the event loop: the loop
+# keeps reading and answering other requests meanwhile, and on a loaded machine (the kernel shares CPU
+# per thread) a worker with a prediction thread got about twice the throughput of one predicting inline
+# (docs/benchmarks.md, serving). Set above 0 to predict batches of up to that many rows inline.
+INLINE_ROWS = 0
 _OPT = orjson.OPT_SERIALIZE_NUMPY
 
 
