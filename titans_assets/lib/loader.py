@@ -2,9 +2,13 @@
 
 Per file, in one transaction (readers never see half a file):
 - same sha256 as the registered load -> nothing happens ("unchanged");
-- new or changed bytes -> the file's previous rows and quarantine are deleted, the new rows are
-  COPYed, and the registry row records the counts.
+- new or changed bytes -> the file's previous rows and quarantine are deleted (changed files only),
+  the new rows are COPYed, and the registry row records the counts.
 Invariant, enforced by a CHECK on raw.files: rows_read = rows_loaded + rows_quarantined.
+
+Speed (docs/benchmarks.md, "Pipeline"): the contract splits the file with pyarrow's reader; the
+records are then typed and encoded in PostgreSQL's binary COPY format (pg_copy) slice by slice, in a
+background thread, while the server ingests the slices already sent.
 """
 
 from __future__ import annotations
