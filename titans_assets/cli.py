@@ -149,8 +149,10 @@ def collect_status() -> dict:
     keys = sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string())
     latest = instance.get_latest_materialization_events(keys)
     checks = {}
-    for check_key in sorted(graph.asset_check_keys, key=lambda k: k.to_user_string()):
-        record = instance.get_latest_asset_check_evaluation_record(check_key)
+    check_keys = sorted(graph.asset_check_keys, key=lambda k: k.to_user_string())
+    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)  # one query
+    for check_key in check_keys:
+        record = records.get(check_key)
         checks[check_key.to_user_string()] = {
             "status": runner.check_record_state(record),
             "at": _iso(record.create_timestamp) if record else None,
