@@ -131,6 +131,8 @@ def test_titans_up_turns_a_dropped_csv_into_checked_marts_and_a_retrained_champi
         env.pop(var, None)
     demo = subprocess.run([TITANS, "demo"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    for name in ("titans_category", "titans_amount", "titans_anomaly", "titans_cashflow"):
+        assert f"{name:<18} v1" in demo.stdout and "best baseline" in demo.stdout  # the run's summary
 
     ports = {name: free_port() for name in ("dagster", "mlflow", "service", "docs", "dashboard")}
     log = home / "up.log"
@@ -176,6 +178,8 @@ def test_titans_up_turns_a_dropped_csv_into_checked_marts_and_a_retrained_champi
         assert report["materializations"]["marts/fct_transactions"] > dropped_at
         assert report["materializations"]["ml/retrain_signal"] > dropped_at
         assert not report["checks_failed"], report["checks_failed"]
+        for m in report["models"].values():  # each champion with its metrics and best baseline
+            assert m["metrics"][m["primary_metric"]] == m["value"] and m["best_baseline"], m
         champions = {k: registry.champion(name, load=False).version for k, name in names.items()}
         # the service answers with whatever the registry's champion now is (polled every 5 s)
         champions = {k: str(m["champion"]) for k, m in report["models"].items()}
