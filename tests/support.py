@@ -24,3 +24,30 @@ def get_until_up(url: str, proc: subprocess.Popen | None = None, timeout: float 
         except OSError:
             time.sleep(1)
     return ""
+
+
+def stop_group(proc: subprocess.Popen, tree: list | None = None, grace: float = 60) -> list:
+    """SIGTERM a server started in its own process group (SIGKILL after `grace` seconds), then wait for
+    every process of its tree (`tree`, or the tree as it is now); returns those still alive, killed."""
+    import os
+    import signal
+
+    import psutil
+
+    if tree is None:
+        try:
+            parent = psutil.Process(proc.pid)
+            tree = [parent, *parent.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            tree = []
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(tree, timeout=20)
+    for p in alive:
+        p.kill()
+    return alive

@@ -17,7 +17,6 @@ import datetime as dt
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from conftest import scratch_database
-from support import free_port
+from support import free_port, stop_group
 from test_compose import argv_of, load_compose, local_path
 
 from titans_assets.lib.db import Database
@@ -92,26 +91,13 @@ def wait_for_line(proc: subprocess.Popen, log: Path, text: str, timeout: float =
 def running(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     """A server in its own process group; on exit SIGTERM (the `titans` wrappers pass it on to their
     child), then every process of its tree must be gone."""
-    import psutil
 
     proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
                             process_group=0)
     try:
         yield proc
     finally:
-        tree = []
-        if proc.poll() is None:
-            parent = psutil.Process(proc.pid)
-            tree = [parent, *parent.children(recursive=True)]
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        gone, alive = psutil.wait_procs(tree, timeout=20)
-        for p in alive:
-            p.kill()
+        alive = stop_group(proc)
         assert not alive, f"{argv[:3]} left processes behind: {[(p.pid, p.name()) for p in alive]}"
 
 

@@ -19,7 +19,6 @@ import importlib
 import inspect
 import os
 import re
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -31,7 +30,7 @@ from urllib.parse import urlsplit
 import click
 import pytest
 import yaml
-from support import free_port, get_until_up
+from support import free_port, get_until_up, stop_group
 
 from titans_assets.lib.db import Database
 
@@ -416,6 +415,7 @@ def test_mlflow_service_command_serves_the_registry_over_http(embedded_db, tmp_p
         log = tmp_path / "mlflow.log"
         proc = subprocess.Popen([str(VENV_BIN / argv[0]), *argv[1:]], env=env, stdout=log.open("w"),
                                 stderr=subprocess.STDOUT, process_group=0)
+        tree = None  # the server's processes once it is up (its workers outlive a killed parent)
         try:
             assert get_until_up(f"http://127.0.0.1:{port}/health", proc, timeout=180), log.read_text()[-3000:]
             tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
@@ -464,14 +464,5 @@ def test_mlflow_service_command_serves_the_registry_over_http(embedded_db, tmp_p
             assert (artifacts / "titans" / run_id / "artifacts" / "model" / "MLmodel").exists()
             assert not (tmp_path / "home" / "mlartifacts").exists()
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
-        gone, alive = psutil.wait_procs(tree, timeout=15)
-        for p in alive:
-            p.kill()
+            alive = stop_group(proc, tree, grace=30)
         assert not alive, f"processes left behind: {[p.pid for p in alive]}"
