@@ -108,9 +108,11 @@ def warehouse_rows(landing: Path) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------- browser tests
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium (Debian's package, driven by Playwright); skipped where it is not installed."""
+    """Headless Chromium (Debian's package, driven by Playwright); skipped where it is not installed.
+    Per module: Playwright's sync API keeps an event loop running in the main thread while it is
+    open, and code that calls asyncio.run() (Dagster's automation evaluation) fails beside it."""
     if not CHROMIUM:
         pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
     from playwright.sync_api import sync_playwright
