@@ -51,3 +51,12 @@ def stop_group(proc: subprocess.Popen, tree: list | None = None, grace: float = 
     for p in alive:
         p.kill()
     return alive
+
+
+def row_chunks(frame, sizes):
+    """Consecutive slices of a DataFrame whose lengths cycle through `sizes` (request-sized pieces)."""
+    start, i = 0, 0
+    while start < len(frame):
+        yield frame.iloc[start:start + sizes[i % len(sizes)]]
+        start += sizes[i % len(sizes)]
+        i += 1

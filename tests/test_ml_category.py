@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from conftest import warehouse_rows
 from matplotlib.figure import Figure
+from support import row_chunks
 
 from titans_assets.lib.generator import generate
 from titans_assets.lib.ml import category
@@ -217,11 +218,7 @@ def _requests(ledger: pd.DataFrame, n: int = 1500) -> pd.DataFrame:
 
 
 def _parts(frame: pd.DataFrame, sizes=(1, 1, 3, 16, F.SMALL)):
-    start, i = 0, 0
-    while start < len(frame):
-        yield frame.iloc[start:start + sizes[i % len(sizes)]]
-        start += sizes[i % len(sizes)]
-        i += 1
+    return row_chunks(frame, sizes)
 
 
 def test_requests_score_exactly_as_the_batch_path(result, ledger, monkeypatch):

@@ -150,7 +150,7 @@ def collect_status() -> dict:
     latest = instance.get_latest_materialization_events(keys)
     checks = {}
     check_keys = sorted(graph.asset_check_keys, key=lambda k: k.to_user_string())
-    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)  # one query
+    records = runner.latest_check_records(instance, check_keys)
     for check_key in check_keys:
         record = records.get(check_key)
         checks[check_key.to_user_string()] = {

@@ -161,6 +161,11 @@ def materialize(
     return summary
 
 
+def latest_check_records(instance: dg.DagsterInstance, check_keys) -> dict:
+    """The latest execution record of each check, in one event-log query."""
+    return dict(instance.event_log_storage.get_latest_asset_check_execution_by_key(list(check_keys)))
+
+
 def check_record_state(record) -> str:
     """The latest execution record of a check as a state: not run / running / passed / warning / failed."""
     if record is None:

@@ -22,7 +22,7 @@ from titans_assets.defs.quality.checks import mart_checks
 from titans_assets.lib import landing
 from titans_assets.lib.monitoring import should_retrain
 from titans_assets.resources import WarehouseResource
-from titans_assets.runner import check_record_state
+from titans_assets.runner import check_record_state, latest_check_records
 
 RUNNING = dg.DefaultSensorStatus.RUNNING
 # A load is one step: run it in the run's process rather than paying for a step subprocess.
@@ -78,8 +78,9 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
 
 def failed_mart_checks(instance: dg.DagsterInstance) -> list[str]:
     """The blocking Great Expectations checks on the marts whose latest evaluation failed."""
-    return [key.to_user_string() for checks in mart_checks for key in checks.check_keys
-            if check_record_state(instance.get_latest_asset_check_evaluation_record(key)) == "failed"]
+    keys = [key for checks in mart_checks for key in checks.check_keys]
+    records = latest_check_records(instance, keys)
+    return [key.to_user_string() for key in keys if check_record_state(records.get(key)) == "failed"]
 
 
 @dg.sensor(
