@@ -41,7 +41,7 @@ def run_size(rows: int, compare_to_sql: bool, reloads: int, compare_reps: int) -
     from titans_assets.lib import quality
     from titans_assets.lib.db import get_database, stop_embedded
     from titans_assets.lib.generator import generate
-    from titans_assets.lib.loader import ensure_raw_schema, landing_files, load_file
+    from titans_assets.lib.loader import ensure_raw_schema, landing_files, load_files
     from titans_assets.lib.settings import Settings
 
     home = Path(tempfile.mkdtemp(prefix="titans-bench-"))
@@ -57,7 +57,7 @@ def run_size(rows: int, compare_to_sql: bool, reloads: int, compare_reps: int) -
         files = landing_files(landing)
 
         t = time.perf_counter()
-        results = [load_file(db, landing, f) for f in files]
+        results = load_files(db, landing, files)
         ingest_s = time.perf_counter() - t
         read = sum(r.rows_read for r in results)
 
@@ -86,7 +86,8 @@ def run_size(rows: int, compare_to_sql: bool, reloads: int, compare_reps: int) -
             "dbt_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         }
         server = ServerCpu(db)
-        runs = [timed(lambda: reload(db, landing, files), server) for _ in range(reloads)]
+        runs = [timed(lambda: load_files(db, landing, files), server, setup=lambda: truncate_raw(db))
+                for _ in range(reloads)]
         out["reload_s"] = [r["wall_s"] for r in runs]
         out["reload_rows_per_s"] = read / statistics.median(out["reload_s"])
         out["load_average"] = os.getloadavg()
@@ -126,40 +127,47 @@ def _proc_stat(pid: int) -> dict[str, int]:
             "cutime": int(fields[13]), "cstime": int(fields[14])}
 
 
-def timed(fn, server: ServerCpu) -> dict:
-    """Wall time, this process's CPU time (all threads) and the server's CPU time of one call."""
+def timed(fn, server: ServerCpu, setup=None) -> dict:
+    """Wall time, this process's CPU time (all threads) and the server's CPU time of one call
+    (after `setup`, which is not timed)."""
+    if setup is not None:
+        setup()
     wall, cpu, srv = time.perf_counter(), time.process_time(), server.seconds()
     fn()
     return {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
             "server_cpu_s": server.seconds() - srv}
 
 
-def reload(db, landing: Path, files: list[Path]) -> None:
-    """Our loader on a fresh raw schema (every file new, as in the timed first load)."""
-    from titans_assets.lib.loader import load_file
-
+def truncate_raw(db) -> None:
+    """A fresh raw schema: every file is new to the loader, as in the timed first load."""
     with db.connect() as conn, conn.cursor() as cur:
         cur.execute("TRUNCATE raw.files, raw.transactions, raw.quarantine")
-    for f in files:
-        load_file(db, landing, f)
 
 
 def compare_with_to_sql(db, landing: Path, files: list[Path], reps: int, server: ServerCpu) -> dict:
-    """Same files, same server, same process, interleaved: our loader (fresh raw tables) vs pandas
-    read_csv + to_sql (one table per file, replaced: the messy files' headers differ). Medians."""
+    """Same files, same server, same process, interleaved: our loader (into fresh raw tables) vs pandas
+    read_csv + to_sql (one new table per file: the messy files' headers differ). Emptying the tables
+    beforehand is not timed on either side. Medians."""
     import pandas as pd
     import sqlalchemy as sa
 
+    from titans_assets.lib.loader import load_files
+
     engine = sa.create_engine(db.sqlalchemy_url())
+
+    def drop_baseline() -> None:
+        with engine.begin() as conn:
+            for i in range(len(files)):
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS public.to_sql_baseline_{i}"))
 
     def to_sql() -> None:
         for i, f in enumerate(files):
-            pd.read_csv(f).to_sql(f"to_sql_baseline_{i}", engine, schema="public", if_exists="replace", index=False)
+            pd.read_csv(f).to_sql(f"to_sql_baseline_{i}", engine, schema="public", index=False)
 
     ours, theirs = [], []
     for _ in range(reps):
-        ours.append(timed(lambda: reload(db, landing, files), server))
-        theirs.append(timed(to_sql, server))
+        ours.append(timed(lambda: load_files(db, landing, files), server, setup=lambda: truncate_raw(db)))
+        theirs.append(timed(to_sql, server, setup=drop_baseline))
     engine.dispose()
 
     def med(runs: list[dict], key: str) -> float:

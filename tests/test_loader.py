@@ -194,7 +194,7 @@ def test_an_error_while_encoding_a_later_slice_rolls_the_whole_file_back(db, lan
         return real(table, prefix)
 
     monkeypatch.setattr(loader, "encode_transactions", encode)
-    monkeypatch.setattr(loader._Batches.__init__, "__defaults__", (10,))  # 10-row slices
+    monkeypatch.setattr(loader._Batches.__init__, "__defaults__", (10, 10))  # 10-row slices
     with pytest.raises(Exception, match="encoder on fire"):  # psycopg2 wraps it: "error in .read() call"
         loader.load_file(db, landing, path)
     assert calls == [10, 10, 10]
@@ -203,6 +203,53 @@ def test_an_error_while_encoding_a_later_slice_rolls_the_whole_file_back(db, lan
     result = loader.load_file(db, landing, path)
     assert (result.status, result.rows_loaded, result.rows_quarantined) == ("replaced", 50, 0)
     assert_matches_parse(db, path, landing)
+
+
+@pytest.mark.parametrize("records", [0, 1, 9, 10, 11, 45, 100])
+def test_slices_cover_every_record_once_first_slice_smaller(records):
+    lines = [HEADER] + [f"2024-01-{1 + i % 28:02d},Expense,ROW {i},-{i}.00,other,cash,paid,X," for i in range(records)]
+    split = loader.split_csv(("\n".join(lines) + "\n").encode())
+    sizes = []
+    real_typed = split.typed
+
+    def typed(start, stop):
+        sizes.append((start, stop))
+        return real_typed(start, stop)
+
+    split.typed = typed
+    batches = loader._Batches(split, "f.csv", "f", rows=10, first=4)
+    list(batches)
+    covered = [i for start, stop in sizes for i in range(start, min(stop, records))]
+    assert covered == list(range(records))
+    assert batches.rows_loaded == records
+    if records > 4:
+        assert sizes[0] == (0, 4) and sizes[1][1] - sizes[1][0] >= 10
+
+
+def test_load_files_loads_concurrently_in_order_and_a_failure_spares_the_others(db, landing, monkeypatch):
+    paths = [write(landing, V1, name=f"acct_{i}.csv") for i in range(4)]
+    real, threads, gate = loader.load_file, set(), threading.Barrier(2, timeout=10)
+
+    def load(db_, landing_, path):
+        threads.add(threading.get_ident())
+        if path.name in ("acct_0.csv", "acct_1.csv"):
+            gate.wait()  # both in flight at once: deadlocks (BrokenBarrierError) if loads ran one by one
+        if path.name == "acct_2.csv":
+            raise RuntimeError("disk on fire")
+        return real(db_, landing_, path)
+
+    monkeypatch.setattr(loader, "load_file", load)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        loader.load_files(db, landing, paths, workers=2)
+    assert len(threads) == 2
+    monkeypatch.undo()
+    loaded = {row[0] for row in query(db, "SELECT source_file FROM raw.files")}
+    assert {"acct_0.csv", "acct_1.csv", "acct_3.csv"} <= loaded and "acct_2.csv" not in loaded
+    results = loader.load_files(db, landing, paths, workers=2)
+    assert [r.source_file for r in results] == [p.name for p in paths]
+    assert [r.status for r in results] == ["unchanged", "unchanged", "loaded", "unchanged"]
+    for path in paths:
+        assert_matches_parse(db, path, landing)
 
 
 def test_failed_first_load_leaves_no_registry_row_so_it_is_retried(db, landing, monkeypatch):

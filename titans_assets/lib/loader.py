@@ -8,16 +8,20 @@ Invariant, enforced by a CHECK on raw.files: rows_read = rows_loaded + rows_quar
 
 Speed (docs/benchmarks.md, "Pipeline"): the contract splits the file with pyarrow's reader; the
 records are then typed and encoded in PostgreSQL's binary COPY format (pg_copy) slice by slice, in a
-background thread, while the server ingests the slices already sent.
+background thread, while the server ingests the slices already sent (a small first slice, so the
+server starts early). `load_files` loads several files at once, each in its own transaction, so one
+file's parsing overlaps another's COPY.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -75,6 +79,18 @@ def ensure_raw_schema(db: Database) -> None:
     with db.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         cur.execute(ddl)
+
+
+def load_files(db: Database, landing_dir: Path, paths: list[Path], workers: int | None = None) -> list[LoadResult]:
+    """`load_file` for each path, `workers` files at a time (default: one per core, at most 4), each in
+    its own transaction; results in the order of `paths`. A file that fails does not stop the others;
+    the first failure is raised once they have all finished."""
+    workers = min(len(paths), workers or min(os.cpu_count() or 1, 4))
+    if workers <= 1:
+        return [load_file(db, landing_dir, p) for p in paths]
+    with ThreadPoolExecutor(workers, thread_name_prefix="load") as pool:
+        futures = [pool.submit(load_file, db, landing_dir, p) for p in paths]
+    return [f.result() for f in futures]
 
 
 def load_file(db: Database, landing_dir: Path, path: Path) -> LoadResult:
@@ -146,16 +162,19 @@ class _Batches:
     """The file's records typed slice by slice, each slice encoded as a binary COPY segment of
     raw.transactions rows; counts what it typed."""
 
-    def __init__(self, split: SplitFile, source_file: str, account: str, rows: int = 16_384):
-        # At least `rows` per slice (each slice costs a fixed few dozen kernel calls), at most ~8 slices.
-        self._split, self._rows = split, max(rows, -(-split.records // 8))
+    def __init__(self, split: SplitFile, source_file: str, account: str, rows: int = 16_384, first: int = 4_096):
+        # At least `rows` per slice (each slice costs a fixed few dozen kernel calls), at most ~8 slices;
+        # the first slice smaller, so the server starts on it while the next is typed.
+        self._split, self._first = split, min(first, split.records)
+        self._rows = max(rows, -(-split.records // 8))
         self._prefix = pg_copy.row_prefix(2 + len(OUTPUT_COLUMNS), source_file, account)
         self.rows_loaded = 0
         self.quarantine: list[tuple[int, str, str]] = []
 
     def __iter__(self) -> Iterator[bytes]:
-        for start in range(0, self._split.records, self._rows):
-            rows, bad = self._split.typed(start, start + self._rows)
+        records = self._split.records
+        for start in [0, *range(self._first, records, self._rows)] if records else []:
+            rows, bad = self._split.typed(start, self._first if start == 0 else start + self._rows)
             self.quarantine.extend(bad)
             self.rows_loaded += rows.num_rows
             if rows.num_rows:

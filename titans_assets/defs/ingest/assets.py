@@ -10,7 +10,7 @@ import dagster as dg
 
 from titans_assets.defs.quality.checks import suite_check_result
 from titans_assets.lib import quality
-from titans_assets.lib.loader import ensure_raw_schema, load_file, quarantine_reasons, remove_file
+from titans_assets.lib.loader import ensure_raw_schema, load_files, quarantine_reasons, remove_file
 from titans_assets.resources import WarehouseResource
 
 landing_files = dg.DynamicPartitionsDefinition(name="landing_files")
@@ -47,19 +47,16 @@ def raw_landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     db = warehouse.database()
     ensure_raw_schema(db)
     keys = list(context.partition_keys)
-    results, removed = [], []
-    for key in keys:
-        path = settings.landing_dir / key
-        if path.is_file():
-            result = load_file(db, settings.landing_dir, path)
-            context.log.info(
-                f"{key}: {result.status}, {result.rows_loaded} loaded, {result.rows_quarantined} quarantined"
-                + (f" ({result.file_error})" if result.file_error else "")
-            )
-            results.append(result)
-        elif remove_file(db, key):
-            removed.append(key)
-            context.log.info(f"{key}: left the landing folder, its rows were removed")
+    present = [key for key in keys if (settings.landing_dir / key).is_file()]
+    results = load_files(db, settings.landing_dir, [settings.landing_dir / key for key in present])
+    for result in results:
+        context.log.info(
+            f"{result.source_file}: {result.status}, {result.rows_loaded} loaded, {result.rows_quarantined} quarantined"
+            + (f" ({result.file_error})" if result.file_error else "")
+        )
+    removed = [key for key in keys if key not in present and remove_file(db, key)]
+    for key in removed:
+        context.log.info(f"{key}: left the landing folder, its rows were removed")
 
     per_file = {
         r.source_file: {"status": r.status, "read": r.rows_read, "loaded": r.rows_loaded,
