@@ -7,7 +7,8 @@ lean request path. Each worker, when BentoML creates the service instance, resol
 `models:/NAME@champion` for the four models through the project's Registry (explicit tracking URI
 from Settings), starts its alias poller, and hands the runtime to the app. No Dagster import here.
 
-Two adjustments to BentoML 1.4's HTTP stack, both done through its public extension points:
+Two adjustments to BentoML 1.4's HTTP stack, both done through its public extension points (and,
+in each worker, its listening socket: titans_assets/lib/serving/listener.py):
 - metrics: BentoML labels requests by raw path, so `TitansBentoService.to_asgi` shows its middleware
   the route template (`/models/{name}/reload`, `/{unmatched}`) and `RestorePath` restores the real
   path before routing (titans_assets/lib/serving/routes.py);
@@ -20,11 +21,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 
 import bentoml
 from _bentoml_sdk.service.factory import Service
 
 from titans_assets.lib.serving.app import create_app
+from titans_assets.lib.serving.listener import spread_this_worker
 from titans_assets.lib.serving.routes import RestorePath, TemplatePaths
 from titans_assets.lib.serving.runtime import Runtime, poll_seconds
 
@@ -81,6 +84,8 @@ class TitansService:
         self.runtime.holder.on_change = on_change
         self.runtime.start(poll_seconds(os.environ))
         app.state.runtime = self.runtime
+        # Models loaded: from now on this worker takes its share of new connections (bentoml/BentoML#5426).
+        spread_this_worker(sys.argv, os.environ)
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -357,6 +359,42 @@ def test_ip_limit_is_shared_by_both_workers_through_redis(server, redis_prefix):
     assert len({r.json()["worker_pid"] for r in ok}) == 2  # both workers served
     assert all(r.json()["error"]["code"] == "E004" and int(r.headers["Retry-After"]) >= 1 for r in limited)
     assert any(True for _ in client.scan_iter(f"{prefix}:*"))
+
+
+def test_a_burst_of_connections_is_spread_over_both_workers(server):
+    """Connections opened at once (a pool, a proxy) go to both workers, not all to the first awake
+    (bentoml/BentoML#5426; lib/serving/listener.py). 32 connections hashed over 2 sockets: a split
+    as lopsided as 28:4 has a probability of ~2e-6."""
+    pids = burst_worker_pids(server, 32)
+    assert len(pids) == 32
+    assert min(pids.count(p) for p in set(pids)) >= 4 and len(set(pids)) == 2, pids
+
+
+def burst_worker_pids(server, n: int) -> list[int]:
+    """Open n connections back to back, then ask each which worker holds it (GET /models/health)."""
+    conns = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(n)]
+    try:
+        for c in conns:
+            headers = {**AUTH, **client_ip(), "Host": "127.0.0.1"}
+            c.sendall(("GET /models/health HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                       + "\r\n").encode())
+        pids = []
+        for c in conns:
+            reply = b""
+            while b"\r\n\r\n" not in reply or len(reply.split(b"\r\n\r\n", 1)[1]) < content_length(reply):
+                chunk = c.recv(65536)
+                assert chunk, reply
+                reply += chunk
+            pids.append(json.loads(reply.split(b"\r\n\r\n", 1)[1])["worker_pid"])
+        return pids
+    finally:
+        for c in conns:
+            c.close()
+
+
+def content_length(reply: bytes) -> int:
+    match = re.search(rb"(?i)content-length:\s*(\d+)", reply)
+    return int(match.group(1)) if match else 1 << 30
 
 
 def test_reload_and_both_workers_converge_on_a_new_champion(server, store):

@@ -5,6 +5,7 @@ OpenAPI document, the `serve` command's environment, and the Starlette app on st
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 import uuid
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from titans_assets.lib.serving import openapi, routes
+from titans_assets.lib.serving import listener, openapi, routes
 from titans_assets.lib.serving import validation as V
 from titans_assets.lib.serving.app import create_app
 from titans_assets.lib.serving.auth import KeyConfigError, KeyRing, bearer_token, hash_key
@@ -524,3 +525,63 @@ def test_serve_environment_is_absolute_and_configures_bentoml(tmp_path):
     assert env["TITANS_API_KEYS"] == f"{KEY},{'d' * 20}"
     assert env["BENTOML_CONFIG_OPTIONS"] == ("api_server.x=1 services.titans.workers=2 "
                                              "services.titans.logging.access.enabled=false")
+
+
+# -- listener: each worker its own SO_REUSEPORT socket -------------------------------------------------------
+def test_listener_reads_the_inherited_descriptor_and_the_switch():
+    assert listener.inherited_fd(["x", "bento", "--fd", "7", "--worker-id", "2"]) == 7
+    assert listener.inherited_fd(["x", "--fd"]) is None and listener.inherited_fd(["x", "--fd", "$(x)"]) is None
+    assert listener.enabled({}) and listener.enabled({"TITANS_SERVE_REUSEPORT": "1"})
+    assert not listener.enabled({"TITANS_SERVE_REUSEPORT": "0"}) and not listener.enabled({"TITANS_SERVE_REUSEPORT": "off"})
+
+
+def accepted_per_socket(port: int, listeners: list[socket.socket], n: int) -> list[int]:
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(n)]
+    try:
+        counts, deadline = [0] * len(listeners), time.monotonic() + 5
+        while sum(counts) < n and time.monotonic() < deadline:
+            for i, s in enumerate(listeners):
+                try:
+                    s.accept()[0].close()
+                    counts[i] += 1
+                except BlockingIOError:
+                    pass
+        return counts
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_spread_gives_a_second_worker_its_own_listener_on_the_same_port():
+    """As in a BentoML worker: the supervisor's socket (no SO_REUSEPORT) is inherited under descriptor
+    `fd`; worker 2 replaces it there with its own socket, and the kernel spreads new connections."""
+    shared = socket.socket()
+    shared.bind(("127.0.0.1", 0))
+    shared.listen(64)
+    port = shared.getsockname()[1]
+    fd = os.dup(shared.fileno())  # worker 2's inherited descriptor
+    own = None
+    try:
+        assert listener.spread(shared.fileno(), 1)  # worker 1 keeps the shared socket
+        assert listener.spread(fd, 2)
+        own = socket.socket(fileno=fd)
+        assert own.getsockname() == ("127.0.0.1", port)
+        assert own.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+        shared.setblocking(False)
+        own.setblocking(False)
+        counts = accepted_per_socket(port, [shared, own], 64)
+        assert sum(counts) == 64 and min(counts) >= 12, counts  # hashed over both (P(< 12 of 64) ~ 1e-7)
+    finally:
+        own.close() if own is not None else os.close(fd)
+        shared.close()
+
+
+def test_spread_leaves_a_unix_socket_alone(tmp_path):
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(tmp_path / "s"))
+    s.listen(1)
+    try:
+        assert listener.spread(s.fileno(), 2) is False
+        assert s.getsockname() == str(tmp_path / "s")
+    finally:
+        s.close()
