@@ -90,6 +90,19 @@ def test_unreachable_database_is_one_line_with_code(home: Path):
     assert "secret" not in done.stderr and "Traceback" not in done.stderr
 
 
+def test_the_embedded_servers_socket_url_is_reported_as_embedded(tmp_path: Path):
+    """`titans up` and `titans serve` pin their children to the embedded server's socket URL."""
+    from titans_assets.lib.db import get_database
+    from titans_assets.lib.settings import Settings
+
+    home = tmp_path / "home"
+    for url, embedded in [(f"postgresql://postgres:@/titans?host={home}/pgdata", True),
+                          (f"postgresql://postgres:@/titans?host={tmp_path}/elsewhere", False),
+                          ("postgresql://postgres@127.0.0.1:5432/titans", False)]:
+        db = get_database(Settings.from_env({"TITANS_HOME": str(home), "TITANS_DATABASE_URL": url}))
+        assert db.embedded is embedded and db.redacted().endswith("(embedded)" if embedded else "(external)")
+
+
 def test_generate_rejects_bad_input_with_code(home: Path):
     done = _titans("generate", "--out", str(home / "raw"), "--rows", "-5", env=_env(home, home / "raw"), timeout=60)
     assert done.returncode == 2

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 from titans_assets.lib.settings import Settings
@@ -172,7 +173,10 @@ def get_database(settings: Settings | None = None) -> Database:
     """The configured database: TITANS_DATABASE_URL if set, else the embedded server (started if needed)."""
     settings = settings or Settings.from_env()
     if settings.database_url:
-        return Database(settings.database_url, embedded=False)
+        host = Database(settings.database_url).host
+        # The embedded server's own socket URL, as `titans up` and `titans serve` hand it to their children.
+        return Database(settings.database_url,
+                        embedded=host.startswith("/") and Path(host).resolve() == settings.pgdata.resolve())
     return _start_embedded(settings)
 
 

@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 log = logging.getLogger("titans.serving")
 
-MODEL_KEYS = ("category", "amount", "anomaly", "cashflow")
 DEFAULT_POLL_SECONDS = 30.0
 
 

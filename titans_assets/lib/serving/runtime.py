@@ -13,16 +13,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from titans_assets.lib.ml import catalog
 from titans_assets.lib.serving import predict
 from titans_assets.lib.serving import validation as V
 from titans_assets.lib.serving.auth import KeyRing, bearer_token
 from titans_assets.lib.serving.errors import ApiError, invalid, model_unavailable, rate_limited, unauthorized
-from titans_assets.lib.serving.holder import DEFAULT_POLL_SECONDS, MODEL_KEYS, ChampionSource, ModelHolder
+from titans_assets.lib.serving.holder import DEFAULT_POLL_SECONDS, ChampionSource, ModelHolder
 from titans_assets.lib.serving.ratelimit import RateLimitConfig, RateLimiter
 
 log = logging.getLogger("titans.serving")
 
-REGISTRY_NAMES = {k: f"titans_{k}" for k in MODEL_KEYS}  # each model module's NAME (catalog.SPECS)
+REGISTRY_NAMES = {spec.key: spec.name for spec in catalog.SPECS}  # model key -> registered name
 
 
 def poll_seconds(environ: Mapping[str, str]) -> float:
