@@ -6,7 +6,8 @@
 Each size runs in its own subprocess (a fresh embedded PostgreSQL under a temporary TITANS_HOME) so
 peak memory is per size. "ingest" is the first load of the generated files into the fresh server,
 inside the timed pipeline; after the checks, every size also reloads the same files `--reloads`
-times (raw tables truncated first) and reports the median, which is less exposed to a busy machine.
+times (raw tables emptied first, not timed) with `load_files`, as the ingest asset loads a run's
+files, and reports the median, which is less exposed to a busy machine.
 
 On the 100k size it compares the loader with pandas `read_csv` + `DataFrame.to_sql` (the original
 system's method) on the same files, same server, same process, interleaved (loader, to_sql, loader,
