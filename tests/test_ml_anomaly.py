@@ -380,8 +380,8 @@ def test_one_row_scalar_path_equals_the_batch_path_row_by_row(trained, monkeypat
     model = trained.model
     frame, labels = trained.holdout
     rng = np.random.default_rng(5)
-    flagged_rows = np.flatnonzero(np.asarray(labels, dtype=bool))[:150]
-    picked = np.unique(np.concatenate([rng.choice(len(frame), size=450, replace=False), flagged_rows]))
+    flagged_rows = np.flatnonzero(np.asarray(labels, dtype=bool))[:80]
+    picked = np.unique(np.concatenate([rng.choice(len(frame), size=220, replace=False), flagged_rows]))
     base = frame.iloc[picked][["txn_date", "amount", "category", "description", "payment_method", "reference",
                                "account", "txn_type"]].reset_index(drop=True)
     variants = [base]

@@ -93,7 +93,8 @@ def _json(url: str, key: str | None = None, body: dict | None = None, timeout: f
 
 
 def _wait(what: str, probe, timeout: float, proc: subprocess.Popen, log: Path):
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     last = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -102,6 +103,7 @@ def _wait(what: str, probe, timeout: float, proc: subprocess.Popen, log: Path):
         try:
             last = probe()
             if last:
+                print(f"{what}: {time.monotonic() - started:.0f} s")  # where the test's minutes go (pytest -s)
                 return last
         except Exception as exc:  # noqa: BLE001 - servers come up and runs land over time
             last = exc
@@ -129,7 +131,9 @@ def test_titans_up_turns_a_dropped_csv_into_checked_marts_and_a_retrained_champi
     for var in ("TITANS_DATABASE_URL", "TITANS_API_KEYS", "TITANS_API_KEYS_FILE", "TITANS_API_KEY",
                 "TITANS_MLFLOW_TRACKING_URI", "TITANS_MLFLOW_ARTIFACTS", "TITANS_REDIS_URL", "DAGSTER_HOME"):
         env.pop(var, None)
+    started = time.monotonic()
     demo = subprocess.run([TITANS, "demo"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    print(f"titans demo: {time.monotonic() - started:.0f} s")
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
     for name in ("titans_category", "titans_amount", "titans_anomaly", "titans_cashflow"):
         assert f"{name:<18} v1" in demo.stdout and "best baseline" in demo.stdout  # the run's summary
