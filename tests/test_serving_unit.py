@@ -576,12 +576,17 @@ def test_spread_gives_a_second_worker_its_own_listener_on_the_same_port():
         shared.close()
 
 
-def test_spread_leaves_a_unix_socket_alone(tmp_path):
+def test_spread_leaves_a_unix_socket_or_a_non_socket_alone(tmp_path):
     s = socket.socket(socket.AF_UNIX)
     s.bind(str(tmp_path / "s"))
     s.listen(1)
+    read, write = os.pipe()
     try:
         assert listener.spread(s.fileno(), 2) is False
         assert s.getsockname() == str(tmp_path / "s")
+        assert listener.spread(read, 2) is False  # not a socket: the worker starts anyway
+        assert os.write(write, b"x") == 1 and os.read(read, 1) == b"x"
     finally:
         s.close()
+        os.close(read)
+        os.close(write)

@@ -44,7 +44,11 @@ def enabled(environ: Mapping[str, str]) -> bool:
 def spread(fd: int, worker_index: int) -> bool:
     """Make descriptor `fd` this worker's own SO_REUSEPORT listener (see the module docstring).
     True when the worker now takes its share of new connections; False when it keeps the shared socket."""
-    shared = socket.socket(fileno=os.dup(fd))
+    try:
+        shared = socket.socket(fileno=os.dup(fd))
+    except OSError as exc:
+        log.warning("worker %s: descriptor %s is not a listening socket (%s)", worker_index, fd, exc)
+        return False
     try:
         if shared.family not in (socket.AF_INET, socket.AF_INET6) or shared.type != socket.SOCK_STREAM:
             return False
