@@ -28,7 +28,7 @@ def get_until_up(url: str, proc: subprocess.Popen | None = None, timeout: float 
 
 def stop_group(proc: subprocess.Popen, tree: list | None = None, grace: float = 60) -> list:
     """SIGTERM a server started in its own process group (SIGKILL after `grace` seconds), then wait for
-    every process of its tree (`tree`, or the tree as it is now); returns those still alive, killed."""
+    every process of its tree (`tree`, or the tree as it is now); returns those still running, killed."""
     import os
     import signal
 
@@ -48,9 +48,24 @@ def stop_group(proc: subprocess.Popen, tree: list | None = None, grace: float = 
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
     _, alive = psutil.wait_procs(tree, timeout=20)
+    alive = still_running(alive)
     for p in alive:
         p.kill()
     return alive
+
+
+def still_running(processes: list) -> list:
+    """The psutil processes that still run: a zombie has exited, only its parent (often init, for an
+    orphan) has not collected its exit status yet."""
+    import psutil
+
+    def running(p) -> bool:
+        try:
+            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    return [p for p in processes if running(p)]
 
 
 def row_chunks(frame, sizes):

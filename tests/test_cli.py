@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from support import free_port, get_until_up
+from support import free_port, get_until_up, still_running
 
 from titans_assets.lib.db import Database
 from titans_assets.lib.generator import generate
@@ -166,7 +166,7 @@ def test_dagster_dev_serves_the_graph_and_ctrl_c_leaves_no_process(home: Path):
     assert len(started) >= 3
     time.sleep(2)
     postgres = [p for p in psutil.process_iter(["cmdline"]) if str(home) in " ".join(p.info["cmdline"] or [])]
-    assert [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert still_running(started) == []
     assert postgres == []  # the embedded server stopped with its last user
 
 
@@ -187,4 +187,4 @@ def test_mlflow_ui_serves_the_project_store_and_ctrl_c_stops_it(home: Path):
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(timeout=60)
     assert rc in (0, -signal.SIGINT, 130)
-    assert [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert still_running(started) == []

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from support import free_port
+from support import free_port, still_running
 
 from titans_assets.commands.up import plan_services
 from titans_assets.lib.db import Database
@@ -66,7 +66,7 @@ def test_supervisor_stops_children_and_their_stray_grandchildren(tmp_path: Path)
     tree = supervisor.descendants()
     assert len(tree) == 4  # two servers, two grandchildren
     supervisor.stop(grace=5)
-    assert not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not still_running(tree)
     assert not any(answers(f"http://127.0.0.1:{p}/", timeout=1) for p in ports)
 
     # a child that dies is reported with the last line of its log
@@ -200,7 +200,7 @@ def test_titans_up_turns_a_dropped_csv_into_checked_marts_and_a_retrained_champi
                 os.killpg(proc.pid, signal.SIGKILL)
         print(log.read_text()[-4000:])
     assert proc.returncode == 0, log.read_text()[-3000:]
-    survivors = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    survivors = still_running(tree)
     assert not survivors, [(p.pid, p.cmdline()[:3]) for p in survivors]
     assert not any(answers(f"http://127.0.0.1:{port}/", timeout=1) for port in ports.values())
     shutil.rmtree(home, ignore_errors=True)
