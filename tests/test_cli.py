@@ -103,6 +103,37 @@ def test_the_embedded_servers_socket_url_is_reported_as_embedded(tmp_path: Path)
         assert db.embedded is embedded and db.redacted().endswith("(embedded)" if embedded else "(external)")
 
 
+# A child that treats SIGTERM as it treats SIGINT, as Dagster's processes do (dagster._utils.interrupts).
+DAGSTER_LIKE = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
+print("ready", flush=True)
+try:
+    time.sleep(60)
+except KeyboardInterrupt:
+    sys.exit(3)
+sys.exit(4)
+"""
+
+
+def test_a_wrapped_child_stops_on_sigterm_even_when_we_were_started_with_sigint_ignored():
+    """`titans dagster ... &` from a script starts us with SIGINT ignored; the child must not inherit
+    that (it would then ignore SIGTERM too, and outlive us: seen with the Dagster code server)."""
+    import signal
+
+    harness = f"from titans_assets.cli import run_until_child_exits; import sys; " \
+              f"sys.exit(run_until_child_exits([sys.executable, '-c', {DAGSTER_LIKE!r}]))"
+    proc = subprocess.Popen([sys.executable, "-c", harness], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 3  # the child's KeyboardInterrupt exit, passed through
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_generate_rejects_bad_input_with_code(home: Path):
     done = _titans("generate", "--out", str(home / "raw"), "--rows", "-5", env=_env(home, home / "raw"), timeout=60)
     assert done.returncode == 2
