@@ -8,13 +8,13 @@ OpenAPI document (no 5xx, responses as documented)."""
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import itertools
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -372,29 +372,16 @@ def test_a_burst_of_connections_is_spread_over_both_workers(server):
 
 def burst_worker_pids(server, n: int) -> list[int]:
     """Open n connections back to back, then ask each which worker holds it (GET /models/health)."""
-    conns = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(n)]
+    conns = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(n)]
     try:
         for c in conns:
-            headers = {**AUTH, **client_ip(), "Host": "127.0.0.1"}
-            c.sendall(("GET /models/health HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-                       + "\r\n").encode())
-        pids = []
+            c.connect()
         for c in conns:
-            reply = b""
-            while b"\r\n\r\n" not in reply or len(reply.split(b"\r\n\r\n", 1)[1]) < content_length(reply):
-                chunk = c.recv(65536)
-                assert chunk, reply
-                reply += chunk
-            pids.append(json.loads(reply.split(b"\r\n\r\n", 1)[1])["worker_pid"])
-        return pids
+            c.request("GET", "/models/health", headers={**AUTH, **client_ip()})
+        return [json.loads(c.getresponse().read())["worker_pid"] for c in conns]
     finally:
         for c in conns:
             c.close()
-
-
-def content_length(reply: bytes) -> int:
-    match = re.search(rb"(?i)content-length:\s*(\d+)", reply)
-    return int(match.group(1)) if match else 1 << 30
 
 
 def test_reload_and_both_workers_converge_on_a_new_champion(server, store):
