@@ -7,6 +7,7 @@ under pytest's tmp_path (0700): it gets a world-readable temporary folder of its
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -26,6 +27,23 @@ ROOT = Path(__file__).resolve().parents[1]
 # Screenshots of the browser tests land here (gitignored); CI keeps them as artifacts.
 ARTIFACTS = Path(os.environ.get("TITANS_TEST_ARTIFACTS") or ROOT / "test-artifacts")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+# The suite's frozen clock: every generated ledger ends on a date the test names, and the platform's
+# own "today" (freshness and date-bound checks, TITANS_AS_OF) is this date, so no outcome depends on
+# the day the suite runs.
+TEST_TODAY = dt.date(2026, 6, 30)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def frozen_platform_clock() -> Iterator[dt.date]:
+    previous = os.environ.get("TITANS_AS_OF")
+    os.environ["TITANS_AS_OF"] = TEST_TODAY.isoformat()
+    yield TEST_TODAY
+    if previous is None:
+        os.environ.pop("TITANS_AS_OF", None)
+    else:
+        os.environ["TITANS_AS_OF"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ Screenshots go to test-artifacts/ (the `page` fixture).
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import secrets
@@ -27,7 +26,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from conftest import scratch_database
+from conftest import TEST_TODAY, scratch_database
 from support import free_port, stop_group
 from test_compose import argv_of, load_compose, local_path
 
@@ -109,7 +108,7 @@ def stack(browser, embedded_db: Database, tmp_path_factory) -> Iterator[SimpleNa
     `browser` first, so a machine without Chromium skips before anything starts."""
     root = tmp_path_factory.mktemp("browser")
     landing = root / "data" / "raw"
-    generate(landing, rows=600, seed=5, end_date=dt.date.today(), labels_dir=root / "data" / "labels")
+    generate(landing, rows=600, seed=5, end_date=TEST_TODAY, labels_dir=root / "data" / "labels")
     services = load_compose()["services"]
     ports = {name: free_port() for name in ("code", "dagster", "docs", "service")}
     key = "ui-test-" + secrets.token_urlsafe(16)

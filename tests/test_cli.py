@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shutil
@@ -13,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import TEST_TODAY
 from support import free_port, get_until_up, still_running
 
 from titans_assets.lib.db import Database
@@ -53,7 +53,7 @@ def test_materialize_then_status_json(server, home: Path, request):
                 cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     landing = home / "data" / "raw"
     gen = generate(landing, years=2.0, seed=42,  # the data of `titans demo`
-                   end_date=dt.date.today(), labels_dir=home / "data" / "labels")
+                   end_date=TEST_TODAY, labels_dir=home / "data" / "labels")
     env = _env(home, landing, url)
 
     # The data assets, on both servers. The models are trained through this CLI in test_up.py

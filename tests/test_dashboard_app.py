@@ -21,7 +21,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, scratch_database
+from conftest import ROOT, TEST_TODAY, scratch_database
 from support import free_port, get_until_up
 
 from titans_assets import runner
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
 
 APP = str(ROOT / "titans_assets" / "dashboard" / "app.py")
 KEY = "dashboard-test-key-" + uuid.uuid4().hex
-END = dt.date.today()
+END = TEST_TODAY
 TIMEOUT = 120  # AppTest's per-run limit: the first Data health run imports Dagster and MLflow
 
 

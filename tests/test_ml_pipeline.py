@@ -3,14 +3,14 @@ promoted models in an MLflow registry on PostgreSQL; parity of the training and 
 
 from __future__ import annotations
 
-import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import scratch_database, titans_env
+from conftest import TEST_TODAY, scratch_database, titans_env
 
 from titans_assets import runner
 from titans_assets.lib.db import Database
@@ -23,7 +23,7 @@ from titans_assets.lib.status import champion_summary
 
 pytestmark = pytest.mark.integration
 
-TODAY = dt.date.today()
+TODAY = TEST_TODAY
 MODELS = [s.key for s in catalog.SPECS]
 
 
@@ -59,7 +59,7 @@ def test_the_whole_graph_ends_with_four_champions_that_beat_their_baselines(worl
     registry = world["registry"]
     for spec in catalog.SPECS:
         champ = registry.champion(spec.name)
-        assert champ is not None and champ.version == "1", spec.name
+        assert champ is not None and champ.version == "1" and champ.kind == "model", spec.name
         value = champ.metrics[spec.primary_metric]
         baselines = {k: v for k, v in champ.metrics.items()
                      if k.startswith("baseline.") and k.endswith("." + spec.primary_metric)}
@@ -77,6 +77,48 @@ def test_the_whole_graph_ends_with_four_champions_that_beat_their_baselines(worl
     listed = champion_summary(registry)
     assert {m["name"]: m["champion"] for m in listed.values()} == {s.name: "1" for s in catalog.SPECS}
     assert all(np.isfinite(m["value"]) for m in listed.values())
+    assert all(m["model_kind"] == "model" and m["last_decision"].startswith("promoted") for m in listed.values())
+
+
+def test_a_challenger_that_loses_to_its_baseline_is_an_outcome_and_the_baseline_serves(tmp_path_factory,
+                                                                                     embedded_db, monkeypatch):
+    """A category model fitted on labels rotated to the wrong category (a real model, genuinely bad)
+    loses to the description lookup on the real holdout: the run still succeeds, the gate is a
+    warning with its numbers, and the best baseline is registered, tagged and served as champion."""
+    real_train = catalog.train_model
+
+    def mislabelled(spec, db, settings):
+        if spec.key != "category":
+            return real_train(spec, db, settings)
+        frame = data.load_transactions(db)
+        labels = sorted(frame["category"].dropna().unique())
+        rotate = dict(zip(labels, labels[1:] + labels[:1]))  # no category keeps its own label
+        result = spec.module.train(frame.assign(category=frame["category"].map(rotate)))
+        honest = spec.module.train(frame)  # the true holdout and baselines, fitted on the true labels
+        return replace(honest, model=result.model, metrics=spec.module.score(result.model, honest.holdout))
+
+    monkeypatch.setattr("titans_assets.defs.ml.assets.train_model", mislabelled)
+    for w in _world(embedded_db, tmp_path_factory.mktemp("loses"), rows=2500, seed=3):
+        assert runner.materialize("not group:ml", instance=w["instance"]).success
+        summary = runner.materialize("key:ml/category_*", instance=w["instance"])
+        assert summary.success, summary.error
+        assert summary.checks["ml/category_evaluation:beats_best_baseline"] == "warning"
+        registry = w["registry"]
+        champ = registry.champion("titans_category")
+        assert champ.kind == "baseline:description_lookup" and champ.version == "2", (champ.kind, champ.version)
+        assert champ.tags["titans.promotion_reason"].endswith("serving baseline description_lookup")
+        run = registry.client.get_run(champ.run_id)
+        assert run.data.tags["titans.stage"] == "baseline"
+        # the served baseline's metrics are the ones it scored on the challenger's holdout
+        challenger = registry.client.get_run(registry.client.get_model_version("titans_category", "1").run_id)
+        assert run.data.metrics["macro_f1"] == challenger.data.metrics["baseline.description_lookup.macro_f1"]
+        assert run.data.metrics["macro_f1"] > challenger.data.metrics["macro_f1"]
+        # it answers like a model: prediction, confidence, alternatives
+        out = champ.model.predict_columns(catalog.BY_KEY["category"].example_frame())
+        assert len(out["prediction"]) == 1 and 0 <= float(out["confidence"][0]) <= 1 and len(out["alternatives"][0])
+        listed = champion_summary(registry)["category"]
+        assert listed["model_kind"] == "baseline:description_lookup"
+        assert "does not beat description_lookup" in listed["last_decision"]
 
 
 def test_a_worse_challenger_does_not_replace_the_champion(world, monkeypatch):

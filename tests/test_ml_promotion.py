@@ -1,4 +1,5 @@
-"""Promotion rules: beat the strongest baseline strictly, and be at least as good as the champion."""
+"""Promotion rules: beat the strongest baseline strictly and be at least as good as the champion; when
+nothing trained beats the baseline, the baseline serves."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 
 from titans_assets.lib.ml.common import TrainingDataError, time_split
-from titans_assets.lib.ml.promotion import decide
+from titans_assets.lib.ml.promotion import KEEP, PROMOTE, SERVE_BASELINE, decide
 
 BASELINES = {"majority": {"macro_f1": 0.05}, "description_lookup": {"macro_f1": 0.60}}
 
@@ -18,14 +19,36 @@ def test_first_challenger_that_beats_the_best_baseline_is_promoted():
     assert "no champion yet" in d.reason
 
 
-def test_a_challenger_no_better_than_the_best_baseline_fails_the_check():
-    d = decide("macro_f1", True, {"macro_f1": 0.60}, BASELINES)
-    assert not d.beats_baseline and not d.promote and "description_lookup" in d.reason
+def test_a_challenger_no_better_than_the_best_baseline_is_not_promoted_and_the_baseline_serves():
+    d = decide("macro_f1", True, {"macro_f1": 0.60}, BASELINES)  # a tie is not a win
+    assert not d.beats_baseline and not d.promote and d.action == SERVE_BASELINE
+    assert d.served == "baseline:description_lookup"
+    assert d.reason == ("not promoted: macro_f1 0.6000 does not beat description_lookup 0.6000 (higher is better); "
+                        "serving baseline description_lookup")
+
+
+def test_a_losing_challenger_keeps_a_champion_that_still_beats_the_baseline():
+    d = decide("macro_f1", True, {"macro_f1": 0.55}, BASELINES, {"macro_f1": 0.70}, "3", "model")
+    assert d.action == KEEP and not d.beats_baseline and d.served == "model" and "keeping champion v3" in d.reason
+
+
+def test_a_champion_no_better_than_todays_baseline_is_replaced_by_that_baseline():
+    """An old champion (a model, or a baseline fitted on older data) that does not beat the baseline
+    refitted today on the same holdout gives way to it: the served predictor is never worse."""
+    for kind in ("model", "baseline:description_lookup"):
+        d = decide("macro_f1", True, {"macro_f1": 0.50}, BASELINES, {"macro_f1": 0.60}, "2", kind)
+        assert d.action == SERVE_BASELINE and d.served == "baseline:description_lookup"
+
+
+def test_a_challenger_that_beats_the_baseline_replaces_a_served_baseline():
+    d = decide("macro_f1", True, {"macro_f1": 0.65}, BASELINES, {"macro_f1": 0.58}, "2",
+               "baseline:description_lookup")
+    assert d.action == PROMOTE and d.served == "model" and "(baseline:description_lookup)" in d.reason
 
 
 def test_a_worse_challenger_does_not_replace_the_champion():
     d = decide("macro_f1", True, {"macro_f1": 0.70}, BASELINES, {"macro_f1": 0.75}, "3")
-    assert d.beats_baseline and not d.promote and "champion v3" in d.reason
+    assert d.beats_baseline and not d.promote and d.action == KEEP and "champion v3" in d.reason
 
 
 def test_a_tie_with_the_champion_promotes_the_newer_model():
@@ -41,7 +64,7 @@ def test_lower_is_better_metrics():
 
 def test_a_missing_metric_never_promotes():
     d = decide("mae", False, {"mae": math.nan}, {"b": {"mae": 1.0}})
-    assert not d.promote and not d.beats_baseline
+    assert not d.promote and not d.beats_baseline and d.action == SERVE_BASELINE
     with pytest.raises(ValueError):
         decide("mae", False, {"mae": 1.0}, {"b": {"r2": 1.0}})
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import titans_env
+from conftest import TEST_TODAY, titans_env
 
 from titans_assets import runner
 from titans_assets.lib.db import Database
@@ -18,7 +18,7 @@ from titans_assets.lib.settings import Settings
 pytestmark = pytest.mark.integration
 
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "seeds")
-TODAY = dt.date.today()
+TODAY = TEST_TODAY
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,15 +69,23 @@ main.add_command(up)
 @click.option("--rows", type=click.IntRange(min=1), default=None,
               help="Rows to generate when the landing folder is empty (default: two years of ledgers).")
 def demo(rows: int | None) -> None:
-    """Generate sample data if the landing folder is empty, build everything, print a summary."""
-    from titans_assets.lib.generator import generate as generate_files
+    """Generate sample data if the landing folder is empty, build everything, print a summary.
+
+    The sample ledgers have a fixed calendar (they end on a fixed date), so the summary is the same on
+    any day; while the landing folder holds exactly those files, freshness is judged as of their end."""
+    from titans_assets.lib.generator import generate_demo, generated_as_of
     from titans_assets.lib.loader import landing_files
 
     settings, db = _prepare()
     if not landing_files(settings.landing_dir):
         click.echo(f"landing folder {settings.landing_dir} is empty: generating sample ledgers")
-        summary = generate_files(settings.landing_dir, rows=rows, years=None if rows else 2.0)
+        summary = generate_demo(settings.landing_dir, rows=rows, labels_dir=settings.labels_dir)
         click.echo("  " + summary.format().replace("\n", "\n  "))
+    as_of = generated_as_of(settings.landing_dir, settings.labels_dir)
+    if as_of is not None and settings.as_of is None:
+        os.environ["TITANS_AS_OF"] = as_of.isoformat()  # read by the checks of this run (in-process)
+        settings = replace(settings, as_of=as_of)
+        click.echo(f"the landing folder holds the generated sample ledgers: data is judged as of {as_of}")
     _run_and_report(None, settings, db)
 
 
@@ -121,15 +130,15 @@ def status(as_json: bool) -> None:
 
 
 def _echo_models(models: dict[str, dict], indent: str = "") -> None:
+    """One line per model: what serves (a trained model or a baseline, named) and the latest decision."""
     click.echo(f"{indent}models (registry alias champion):")
     for m in models.values():
+        decision = f": {m['last_decision']}" if m.get("last_decision") else ""
         if m.get("champion") is None:
-            click.echo(f"{indent}  {m['name']:<18} {m.get('error') or 'no champion yet'}")
+            click.echo(f"{indent}  {m['name']:<18} {m.get('error') or 'no champion yet'}{decision}")
         else:
-            baseline = (f" (best baseline {m['best_baseline']}: {m['best_baseline_value']:.4f})"
-                        if m.get("best_baseline") else "")
-            click.echo(f"{indent}  {m['name']:<18} v{m['champion']:<4} {m['primary_metric']} {m['value']:.4f}"
-                       + baseline)
+            click.echo(f"{indent}  {m['name']:<18} v{m['champion']:<4} {m.get('model_kind', 'model'):<26} "
+                       f"{m['primary_metric']} {m['value']:.4f}{decision}")
 
 
 CHECK_STATES = ("passed", "failed", "warning", "running", "not run")

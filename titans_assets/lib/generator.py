@@ -1237,6 +1237,47 @@ _PM_TYPOS = {
 
 
 # ---------------------------------------------------------------------------------------------------
+# the demo's ledger
+# ---------------------------------------------------------------------------------------------------
+# A fixed calendar: generated "up to today", the demo's data (weekdays, month ends, holidays, the
+# random draws laid on them) and therefore its metrics changed every day. Anchored here, `titans demo`
+# prints the same rows, checks and metrics on any day.
+DEMO_END_DATE = dt.date(2025, 12, 31)
+DEMO_YEARS = 2.0
+DEMO_SEED = 42
+
+
+def generate_demo(out_dir: Path, *, rows: int | None = None, labels_dir: Path | None = None) -> GenerationSummary:
+    """The demo's sample ledgers: two years ending on DEMO_END_DATE (or `rows` rows ending then)."""
+    return generate(out_dir, rows=rows, years=None if rows else DEMO_YEARS, seed=DEMO_SEED,
+                    end_date=DEMO_END_DATE, labels_dir=labels_dir)
+
+
+def generated_as_of(landing_dir: Path, labels_dir: Path) -> dt.date | None:
+    """The end date of the generated ledger when the landing folder holds exactly its files, unchanged
+    (the manifest's sha256 of every file), else None: data the generator made for a date is judged as
+    of that date, a user's own files as of today."""
+    manifest_path = Path(labels_dir) / "manifest.json"
+    landing_dir = Path(landing_dir)
+    if not manifest_path.is_file() or not landing_dir.is_dir():
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        expected = {name: f["sha256"] for name, f in manifest["files"].items()}
+        end = dt.date.fromisoformat(manifest["end_date"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    present = {p.relative_to(landing_dir).as_posix(): p for p in landing_dir.rglob("*")
+               if p.is_file() and p.suffix.lower() == ".csv" and not p.name.startswith(".")}
+    if set(present) != set(expected):
+        return None
+    for name, path in present.items():
+        if hashlib.sha256(path.read_bytes()).hexdigest() != expected[name]:
+            return None
+    return end
+
+
+# ---------------------------------------------------------------------------------------------------
 # generate
 # ---------------------------------------------------------------------------------------------------
 def generate(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ class Settings:
     labels_dir: Path  # ground truth written by the generator (anomalies.csv), when there is one
     mlflow_tracking_uri: str | None  # None: a `<database>_mlflow` database on the same PostgreSQL
     mlflow_artifacts: str | None  # artifact root URI; None: file:// under `home`/mlartifacts
+    as_of: dt.date | None = None  # the platform's "today" (freshness, date bounds); None: the real date
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -27,7 +29,12 @@ class Settings:
             labels_dir=Path(env.get("TITANS_LABELS_DIR") or landing.parent / "labels").resolve(),
             mlflow_tracking_uri=env.get("TITANS_MLFLOW_TRACKING_URI") or None,
             mlflow_artifacts=env.get("TITANS_MLFLOW_ARTIFACTS") or None,
+            as_of=_date(env, "TITANS_AS_OF"),
         )
+
+    def today(self) -> dt.date:
+        """The date checks judge freshness against: TITANS_AS_OF when set, else the calendar's."""
+        return self.as_of or dt.date.today()
 
     @property
     def dagster_home(self) -> Path:
@@ -36,3 +43,17 @@ class Settings:
     @property
     def pgdata(self) -> Path:
         return self.home / "pgdata"
+
+
+class SettingsError(ValueError):
+    code = "E003"
+
+
+def _date(env, name: str) -> dt.date | None:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(f"E003 invalid input: {name}={value!r} is not a date (YYYY-MM-DD)") from None

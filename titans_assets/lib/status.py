@@ -40,7 +40,8 @@ def file_summary(db: Database) -> list[dict]:
 
 
 def champion_summary(registry) -> dict[str, dict]:
-    """Per model: the champion's version, primary metric and every logged metric (or why there is none)."""
+    """Per model: the champion's version, its kind ("model" or "baseline:<name>"), primary metric, every
+    logged metric and the latest training's decision (or why there is no champion)."""
     from titans_assets.lib.ml.catalog import SPECS
     from titans_assets.lib.ml.tracking import RegistryError
 
@@ -51,15 +52,20 @@ def champion_summary(registry) -> dict[str, dict]:
         except RegistryError as exc:
             out[spec.key] = {"name": spec.name, "champion": None, "error": str(exc)}
             continue
+        try:
+            decision = registry.last_decision(spec.name)
+        except RegistryError:
+            decision = None
         if champ is None:
-            out[spec.key] = {"name": spec.name, "champion": None}
+            out[spec.key] = {"name": spec.name, "champion": None, "last_decision": decision}
             continue
         suffix = "." + spec.primary_metric
         baselines = {k.removeprefix("baseline.").removesuffix(suffix): v for k, v in champ.metrics.items()
                      if k.startswith("baseline.") and k.endswith(suffix)}
         best = (max if spec.higher_is_better else min)(baselines, key=baselines.get) if baselines else None
         out[spec.key] = {
-            "name": spec.name, "champion": champ.version, "run_id": champ.run_id,
+            "name": spec.name, "champion": champ.version, "run_id": champ.run_id, "model_kind": champ.kind,
+            "last_decision": decision,
             "best_baseline": best, "best_baseline_value": baselines.get(best),
             "primary_metric": spec.primary_metric, "higher_is_better": spec.higher_is_better,
             "value": champ.metrics.get(spec.primary_metric),

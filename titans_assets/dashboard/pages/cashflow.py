@@ -40,7 +40,7 @@ if out.ok:
     c2.metric("Trend", str(summary.get("trend")))
     c3.metric(f"Actual net, last {HORIZON} days",
               fmt.money(float(actual["net"].tail(HORIZON).sum()) if len(actual) else None))
-    c4.metric("Model version", str(out.body.get("model_version")))
+    c4.metric("Model version", f"{out.body.get('model_version')} ({out.body.get('model_kind')})")
     as_of = summary.get("as_of")
     st.caption(f"Forecast from the day after {as_of}, the last day the champion was trained on."
                + (f" The data now runs to {bounds.last}: `titans materialize` retrains on it."

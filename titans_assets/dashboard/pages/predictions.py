@@ -56,7 +56,7 @@ if "p_results" in st.session_state:
                 fig = px.bar(alts.iloc[::-1], x="confidence", y="category", orientation="h", range_x=[0, 1])
                 fig.update_layout(height=220, margin=dict(l=0, r=0, t=0, b=0), yaxis_title="")
                 st.plotly_chart(fig, width="stretch")
-            st.caption(f"model version {cat.body.get('model_version')}")
+            st.caption(f"model version {cat.body.get('model_version')} ({cat.body.get('model_kind')})")
         else:
             show_outcome(cat, "category")
     with c2:
@@ -67,7 +67,7 @@ if "p_results" in st.session_state:
             ci = amt.body["confidence_interval"]
             st.metric(f"Expected amount for {cat.body['prediction']}", fmt.money(amt.body["predicted_amount"]))
             st.write(f"Interval: {fmt.interval(ci['lower'], ci['upper'], ci['level'])}")
-            st.caption(f"model version {amt.body.get('model_version')}")
+            st.caption(f"model version {amt.body.get('model_version')} ({amt.body.get('model_kind')})")
         else:
             show_outcome(amt, "amount")
     with c3:
@@ -77,7 +77,7 @@ if "p_results" in st.session_state:
                       delta_color="off")
             for reason in ano.body["reasons"] or ["nothing unusual"]:
                 st.write(f"- {reason}")
-            st.caption(f"model version {ano.body.get('model_version')}")
+            st.caption(f"model version {ano.body.get('model_version')} ({ano.body.get('model_kind')})")
         else:
             show_outcome(ano, "anomaly")
 

@@ -83,7 +83,8 @@ def raw_landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         metadata={"rows_quarantined": quarantined, "top_reasons": quarantine_reasons(db, [r.source_file for r in results])},
     )
 
-    suite = quality.run_suite(quality.raw_transactions_suite(source_files=keys), db.sqlalchemy_url())
+    suite = quality.run_suite(quality.raw_transactions_suite(source_files=keys), db.sqlalchemy_url(),
+                              today=settings.today())
     yield suite_check_result(suite, check_name=RAW_SUITE_CHECK, asset_key=RAW_TRANSACTIONS)
 
 

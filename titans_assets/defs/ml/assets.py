@@ -4,16 +4,23 @@ Per model NAME (category, amount, anomaly, cashflow):
   ml/NAME_challenger  reads its dbt feature table, trains on the past, tests on the most recent
                       period, logs the run (params, metrics of the model and the baselines, data
                       window, plots, git commit) and registers a new MLflow model version;
-  ml/NAME_evaluation  rescores the current champion on the challenger's holdout and decides; its
-                      blocking check `beats_best_baseline` stops the run when the challenger does
-                      not beat the strongest baseline;
-  ml/NAME_champion    moves the registry alias `champion` when the decision says so, and records why.
+  ml/NAME_evaluation  rescores the current champion on the challenger's holdout and decides
+                      (lib/ml/promotion.py). Its check `beats_best_baseline` shows whether the
+                      challenger beat the strongest baseline: a WARN, never blocking, because losing
+                      to a baseline is an outcome (the data-quality checks upstream are what block).
+                      When neither the challenger nor the champion beats the baseline, the baseline
+                      itself is logged and registered (tagged `titans.model_kind=baseline:<name>`);
+  ml/NAME_champion    moves the registry alias `champion` to what the decision says serves, and
+                      records why.
 """
+
+from dataclasses import replace
 
 import dagster as dg
 
 from titans_assets.lib.ml.catalog import SPECS, ModelSpec, train_model
-from titans_assets.lib.ml.promotion import decide
+from titans_assets.lib.ml.common import baseline_result
+from titans_assets.lib.ml.promotion import KEEP, MODEL_KIND, SERVE_BASELINE, baseline_kind, decide
 from titans_assets.resources import MlflowResource, WarehouseResource
 
 SOURCES = {
@@ -47,44 +54,66 @@ def model_assets(spec: ModelSpec) -> list:
             "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes) or "none"),
         })
         return {"run_id": run_id, "version": version, "metrics": result.metrics, "baselines": result.baselines,
-                "holdout": result.holdout}
+                "holdout": result.holdout,
+                # what registering a baseline needs (the model and its figures are in MLflow already)
+                "result": replace(result, model=None, figures={})}
 
     @dg.asset(key=evaluation_key, ins={"trained": dg.AssetIn(challenger_key)}, group_name="ml",
               kinds={"python", "mlflow"},
-              check_specs=[dg.AssetCheckSpec(CHECK, asset=evaluation_key, blocking=True,
-                                             description="The challenger beats the strongest baseline on "
-                                                         "the model's primary metric.")],
-              description=f"The {spec.key} challenger vs the current champion and the baselines, same holdout.")
+              check_specs=[dg.AssetCheckSpec(CHECK, asset=evaluation_key, blocking=False,
+                                             description="The challenger beats the strongest baseline on the "
+                                                         "model's primary metric (a warning when it does not: "
+                                                         "the best honest predictor is served instead).")],
+              description=f"The {spec.key} challenger vs the current champion and the baselines, same holdout; "
+                          "registers the best baseline when that is what should serve.")
     def evaluation(context: dg.AssetExecutionContext, mlflow: MlflowResource, trained: dict):
         registry = mlflow.registry()
         champion = registry.champion(spec.name)
         champion_metrics = spec.module.score(champion.model, trained["holdout"]) if champion else None
         decision = decide(spec.primary_metric, spec.higher_is_better, trained["metrics"], trained["baselines"],
-                          champion_metrics, champion.version if champion else None)
+                          champion_metrics, champion.version if champion else None,
+                          champion.kind if champion else None)
         registry.record(trained["run_id"], {f"champion.{k}": v for k, v in (champion_metrics or {}).items()},
                         {"titans.decision": decision.reason})
+        serve_version = {KEEP: champion.version if champion else None, SERVE_BASELINE: None}.get(
+            decision.action, trained["version"])
+        baseline_run_id = None
+        if decision.action == SERVE_BASELINE:
+            baseline_run_id, serve_version = registry.log_training(
+                spec.name, baseline_result(trained["result"], decision.best_baseline), spec.example_frame(),
+                tags={"dagster.run_id": context.run_id, "titans.challenger_run_id": trained["run_id"]},
+                kind=baseline_kind(decision.best_baseline))
         summary = {k: v for k, v in decision.to_dict().items() if v is not None}
-        yield dg.Output({**decision.to_dict(), "run_id": trained["run_id"], "version": trained["version"]},
-                        metadata={**summary, "mlflow_run_id": trained["run_id"]})
-        yield dg.AssetCheckResult(check_name=CHECK, passed=decision.beats_baseline, description=decision.reason,
-                                  metadata={"challenger": decision.challenger, "best_baseline": decision.best_baseline,
-                                            "best_baseline_value": decision.best_baseline_value})
+        yield dg.Output({**decision.to_dict(), "run_id": trained["run_id"], "version": trained["version"],
+                         "serve_version": serve_version, "baseline_run_id": baseline_run_id},
+                        metadata={**summary, "mlflow_run_id": trained["run_id"],
+                                  "serve_version": serve_version or "none"})
+        yield dg.AssetCheckResult(
+            check_name=CHECK, passed=decision.beats_baseline, severity=dg.AssetCheckSeverity.WARN,
+            description=decision.reason,
+            metadata={"challenger": decision.challenger, "best_baseline": decision.best_baseline,
+                      "best_baseline_value": decision.best_baseline_value, "served": decision.served})
 
     @dg.asset(key=champion_key, ins={"decision": dg.AssetIn(evaluation_key)}, group_name="ml", kinds={"mlflow"},
-              description=f"The {spec.key} model's registry alias `champion`, moved only when the evaluation "
-                          "says the challenger is at least as good.")
+              description=f"The {spec.key} model's registry alias `champion`: the challenger when it beats the "
+                          "baseline and the champion, else the champion, else the best baseline.")
     def champion(context: dg.AssetExecutionContext, mlflow: MlflowResource, decision: dict):
         registry = mlflow.registry()
-        if decision["promote"]:
-            registry.promote(spec.name, decision["version"], decision["reason"])
+        target = decision["serve_version"]
+        moved = decision["action"] != KEEP and target is not None
+        if moved:
+            registry.promote(spec.name, target, decision["reason"])
         registry.record(decision["run_id"], {}, {"titans.promoted": str(decision["promote"]).lower()})
         current = registry.champion(spec.name, load=False)
+        value = {KEEP: decision["champion"], SERVE_BASELINE: decision["best_baseline_value"]}.get(
+            decision["action"], decision["challenger"])
         context.add_output_metadata({
-            "champion_version": current.version if current else "none", "promoted": decision["promote"],
-            "reason": decision["reason"], spec.primary_metric: decision["challenger"] if decision["promote"]
-            else (decision["champion"] if decision["champion"] is not None else float("nan")),
+            "champion_version": current.version if current else "none",
+            "model_kind": current.kind if current else "none", "promoted": decision["promote"], "moved": moved,
+            "reason": decision["reason"], spec.primary_metric: float("nan") if value is None else value,
         })
-        return {"name": spec.name, "version": current.version if current else None}
+        return {"name": spec.name, "version": current.version if current else None,
+                "kind": current.kind if current else MODEL_KIND}
 
     return [challenger, evaluation, champion]
 

@@ -25,7 +25,8 @@ def _suite_check(asset_key: dg.AssetKey, suite_factory, description: str) -> dg.
         automation_condition=dg.AutomationCondition.eager(),
     )
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        return suite_check_result(quality.run_suite(suite_factory(), warehouse.database().sqlalchemy_url()))
+        return suite_check_result(quality.run_suite(suite_factory(), warehouse.database().sqlalchemy_url(),
+                                                    today=warehouse.settings().today()))
 
     return _check
 

@@ -52,15 +52,18 @@ def champion_rows(models: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any
     rows = []
     for key, m in models.items():
         if m.get("champion") is None:
-            rows.append({"model": m.get("name", key), "champion": fmt.DASH, "primary metric": fmt.DASH,
-                         "value": fmt.DASH, "best baseline": fmt.DASH,
-                         "note": m.get("error") or "no champion yet"})
+            rows.append({"model": m.get("name", key), "champion": fmt.DASH, "serving": fmt.DASH,
+                         "primary metric": fmt.DASH, "value": fmt.DASH, "best baseline": fmt.DASH,
+                         "note": m.get("error") or "no champion yet",
+                         "last training": m.get("last_decision") or fmt.DASH})
             continue
-        rows.append({"model": m["name"], "champion": f"v{m['champion']}", "primary metric": m["primary_metric"],
+        rows.append({"model": m["name"], "champion": f"v{m['champion']}", "serving": m.get("model_kind", "model"),
+                     "primary metric": m["primary_metric"],
                      "value": fmt.metric_value(m.get("value")),
                      "best baseline": (f"{m['best_baseline']}: {fmt.metric_value(m['best_baseline_value'])}"
                                        if m.get("best_baseline") else fmt.DASH),
-                     "note": ("higher is better" if m.get("higher_is_better") else "lower is better")})
+                     "note": ("higher is better" if m.get("higher_is_better") else "lower is better"),
+                     "last training": m.get("last_decision") or fmt.DASH})
     return rows
 
 

@@ -34,6 +34,10 @@ class TrainResult:
     holdout: Any  # what score(model, holdout) needs to rescore another model on the same data
     figures: dict[str, Any] = field(default_factory=dict)  # artifact name (.png) -> matplotlib Figure
     notes: list[str] = field(default_factory=list)  # honest caveats (small data, skipped candidates)
+    # baseline name -> the fitted baseline itself, with the model's serving API (predict /
+    # predict_columns, cashflow: forecast + summary), so the best one can be registered and served
+    # when the model loses; score(baseline_models[b], holdout) reproduces baselines[b].
+    baseline_models: dict[str, Any] = field(default_factory=dict)
 
     def best_baseline(self, primary: str, higher_is_better: bool) -> tuple[str, float]:
         """The strongest baseline on the primary metric: (name, value)."""
@@ -41,6 +45,15 @@ class TrainResult:
         if not scored:
             raise ValueError(f"no baseline reports {primary}")
         return (max if higher_is_better else min)(scored, key=lambda kv: kv[1])
+
+
+def baseline_result(result: TrainResult, name: str) -> TrainResult:
+    """The baseline `name` of a training as a TrainResult of its own: what is logged and registered
+    when that baseline is to be served (its metrics are the ones it scored on the same holdout)."""
+    return TrainResult(model=result.baseline_models[name], metrics=dict(result.baselines[name]),
+                       baselines=result.baselines, params={"baseline": name}, data_window=result.data_window,
+                       holdout=result.holdout,
+                       notes=[f"baseline {name}, fitted on the same training data as the model it beat"])
 
 
 def time_split(frame: pd.DataFrame, date_col: str, test_fraction: float = 0.2,

@@ -1,15 +1,37 @@
-"""When a challenger becomes the champion: pure rules, one primary metric per model.
+"""What the registry alias `champion` should point at after a training: pure rules, one primary metric
+per model, every candidate measured on the challenger's holdout.
 
-- It must beat the strongest baseline strictly (a model no better than "always the commonest
-  class" is not a model): this is the blocking asset check.
-- It must be at least as good as the current champion measured on the same holdout (ties promote
-  the newer model, which has seen more recent data).
+Three predictors compete: the challenger (the model just trained), the current champion (rescored on
+the same holdout) and the strongest baseline (refitted in the same training, e.g. the category median).
+
+- The challenger is promoted when it beats the strongest baseline strictly and is at least as good
+  as the champion (ties promote the newer model, which has seen more recent data).
+- A challenger that beats the baseline but not the champion leaves the champion in place.
+- A challenger that does not beat the baseline is not promoted. That is an outcome, not a failure:
+  the champion keeps serving if it still beats that baseline strictly; otherwise the baseline itself
+  is registered and served (`serve_baseline`), so every model always has the best honest predictor
+  behind its endpoint and never one worse than the baseline.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+
+PROMOTE = "promote_challenger"
+KEEP = "keep_champion"
+SERVE_BASELINE = "serve_baseline"
+KIND_TAG = "titans.model_kind"  # on registered versions and their runs
+MODEL_KIND = "model"  # the kind of a trained model; a baseline registered to be served is "baseline:<name>"
+
+
+def kind_of(tags: dict[str, str]) -> str:
+    """A registered version's kind from its tags (versions from before kinds existed are models)."""
+    return tags.get(KIND_TAG) or MODEL_KIND
+
+
+def baseline_kind(name: str) -> str:
+    return f"baseline:{name}"
 
 
 @dataclass(frozen=True)
@@ -21,12 +43,27 @@ class Decision:
     best_baseline_value: float
     champion_version: str | None
     champion: float | None  # the champion rescored on the challenger's holdout
-    beats_baseline: bool
-    promote: bool
+    champion_kind: str | None  # "model" or "baseline:<name>"
+    beats_baseline: bool  # the challenger strictly beats the strongest baseline (the visible model gate)
+    action: str  # PROMOTE | KEEP | SERVE_BASELINE
     reason: str
 
+    @property
+    def promote(self) -> bool:
+        """The challenger becomes the champion."""
+        return self.action == PROMOTE
+
+    @property
+    def served(self) -> str:
+        """What serves after this decision, as a model kind."""
+        if self.action == PROMOTE:
+            return MODEL_KIND
+        if self.action == SERVE_BASELINE:
+            return baseline_kind(self.best_baseline)
+        return self.champion_kind or MODEL_KIND
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "promote": self.promote, "served": self.served}
 
 
 def _fmt(v: float) -> str:
@@ -35,7 +72,7 @@ def _fmt(v: float) -> str:
 
 def decide(metric: str, higher_is_better: bool, challenger: dict[str, float],
            baselines: dict[str, dict[str, float]], champion: dict[str, float] | None = None,
-           champion_version: str | None = None) -> Decision:
+           champion_version: str | None = None, champion_kind: str | None = None) -> Decision:
     """Compare a challenger with every baseline and the champion on `metric`."""
     def better(a: float, b: float, strict: bool) -> bool:
         if strict:
@@ -51,26 +88,32 @@ def decide(metric: str, higher_is_better: bool, challenger: dict[str, float],
     base_value = scored[base_name]
     direction = "higher" if higher_is_better else "lower"
     champ = None if champion is None else float(champion.get(metric, math.nan))
+    has_champ = champ is not None and math.isfinite(champ)
+    champ_label = f"champion v{champion_version}" + (f" ({champion_kind})" if champion_kind not in (None, MODEL_KIND)
+                                                     else "")
+    beats = math.isfinite(value) and better(value, base_value, strict=True)
 
-    if not math.isfinite(value):
-        beats, promote = False, False
-        reason = f"challenger {metric} is not a number"
-    elif not better(value, base_value, strict=True):
-        beats, promote = False, False
-        reason = (f"not promoted: {metric} {_fmt(value)} does not beat the best baseline "
-                  f"{base_name} ({_fmt(base_value)}; {direction} is better)")
-    elif champ is None or not math.isfinite(champ):
-        beats, promote = True, True
+    if beats and not has_champ:
+        action = PROMOTE
         reason = (f"promoted: {metric} {_fmt(value)} beats the best baseline {base_name} ({_fmt(base_value)}) "
                   "and there is no champion yet")
-    elif better(value, champ, strict=False):
-        beats, promote = True, True
-        reason = (f"promoted: {metric} {_fmt(value)} is at least as good as champion v{champion_version} "
-                  f"({_fmt(champ)}) on the same holdout and beats {base_name} ({_fmt(base_value)})")
+    elif beats and better(value, champ, strict=False):
+        action = PROMOTE
+        reason = (f"promoted: {metric} {_fmt(value)} is at least as good as {champ_label} ({_fmt(champ)}) "
+                  f"on the same holdout and beats {base_name} ({_fmt(base_value)})")
+    elif beats:
+        action = KEEP
+        reason = (f"not promoted: {metric} {_fmt(value)} is worse than {champ_label} ({_fmt(champ)}) "
+                  f"on the same holdout ({direction} is better); keeping the champion")
     else:
-        beats, promote = True, False
-        reason = (f"not promoted: {metric} {_fmt(value)} is worse than champion v{champion_version} "
-                  f"({_fmt(champ)}) on the same holdout ({direction} is better)")
+        lost = (f"challenger {metric} is not a number" if not math.isfinite(value) else
+                f"{metric} {_fmt(value)} does not beat {base_name} {_fmt(base_value)} ({direction} is better)")
+        if has_champ and better(champ, base_value, strict=True):
+            action = KEEP
+            reason = f"not promoted: {lost}; keeping {champ_label} ({_fmt(champ)} on the same holdout)"
+        else:
+            action = SERVE_BASELINE
+            reason = f"not promoted: {lost}; serving baseline {base_name}"
     return Decision(metric=metric, higher_is_better=higher_is_better, challenger=value, best_baseline=base_name,
                     best_baseline_value=base_value, champion_version=champion_version, champion=champ,
-                    beats_baseline=beats, promote=promote, reason=reason)
+                    champion_kind=champion_kind, beats_baseline=beats, action=action, reason=reason)

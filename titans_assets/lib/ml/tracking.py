@@ -23,6 +23,7 @@ import pandas as pd
 
 from titans_assets.lib.db import Database, DatabaseError
 from titans_assets.lib.ml.common import TrainResult
+from titans_assets.lib.ml.promotion import KIND_TAG, MODEL_KIND, kind_of
 from titans_assets.lib.settings import Settings
 
 EXPERIMENT = "titans"
@@ -44,6 +45,11 @@ class Champion:
     model: Any  # the native model object (predict, and each model's richer API)
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """"model", or "baseline:<name>" when the best baseline is what serves."""
+        return kind_of(self.tags)
 
 
 def git_commit() -> str:
@@ -124,18 +130,21 @@ class Registry:
     # ---- training runs -------------------------------------------------------------------------
 
     def log_training(self, name: str, result: TrainResult, example: pd.DataFrame,
-                     tags: dict[str, str] | None = None) -> tuple[str, str]:
+                     tags: dict[str, str] | None = None, kind: str = MODEL_KIND) -> tuple[str, str]:
         """One run with params, metrics (model and baselines), data window, plots and the model;
-        the model registered as a new version of `name`. Returns (run_id, version)."""
+        the model registered as a new version of `name`, tagged `titans.model_kind` = `kind` ("model",
+        or "baseline:<name>" for a baseline registered to be served). Returns (run_id, version)."""
         from mlflow.models import infer_signature
         from mlflow.pyfunc import save_model
 
         from titans_assets.lib.ml.pyfunc import TitansPyfunc
 
         client = self.client
-        run = self._call("creating a run", client.create_run, self.experiment_id(), run_name=f"{name}-train",
-                         tags={"titans.model": name, "titans.stage": "challenger", "mlflow.source.git.commit":
-                               git_commit(), **(tags or {})})
+        stage = "challenger" if kind == MODEL_KIND else "baseline"
+        run = self._call("creating a run", client.create_run, self.experiment_id(),
+                         run_name=f"{name}-train" if kind == MODEL_KIND else f"{name}-{kind.replace(':', '-')}",
+                         tags={"titans.model": name, "titans.stage": stage, KIND_TAG: kind,
+                               "mlflow.source.git.commit": git_commit(), **(tags or {})})
         run_id = run.info.run_id
         try:
             params = {k: str(v)[:500] for k, v in _flat("", result.params).items()}
@@ -169,7 +178,8 @@ class Registry:
             source = f"{run.info.artifact_uri.rstrip('/')}/model"
             self._ensure_registered_model(name)
             version = self._call("registering a version", client.create_model_version, name, source, run_id,
-                                 tags={"titans.data_window": json.dumps(result.data_window)})
+                                 tags={"titans.data_window": json.dumps(result.data_window),
+                                       KIND_TAG: kind})
         except Exception:
             client.set_terminated(run_id, "FAILED")
             raise
@@ -233,6 +243,13 @@ class Registry:
         model = self.load_version(name, mv.version) if load else None
         return Champion(name=name, version=str(mv.version), run_id=mv.run_id, model=model,
                         metrics=dict(run.data.metrics), tags=dict(mv.tags))
+
+    def last_decision(self, name: str) -> str | None:
+        """The promotion decision of the latest training of `name` (the reason text), if any."""
+        runs = self._call("searching runs", self.client.search_runs, [self.experiment_id()],
+                          filter_string=f"tags.`titans.model` = '{name}' and tags.`titans.stage` = 'challenger'",
+                          order_by=["attributes.start_time DESC"], max_results=1)
+        return runs[0].data.tags.get("titans.decision") if runs else None
 
     def promote(self, name: str, version: str, reason: str) -> None:
         self._call("setting the champion alias", self.client.set_registered_model_alias, name, CHAMPION, version)

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from titans_assets.lib.ml.promotion import kind_of
+
 log = logging.getLogger("titans.serving")
 
 DEFAULT_POLL_SECONDS = 30.0
@@ -45,6 +47,11 @@ class Loaded:
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def kind(self) -> str:
+        """"model", or "baseline:<name>" when no trained model has beaten that baseline."""
+        return kind_of(self.tags)
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,11 @@ class ModelHolder:
     # -- reads (lock-free: one dict lookup of an immutable slot) -----------------------------------
     def get(self, key: str) -> Slot:
         return self._slots[key]
+
+    def kind_of(self, key: str) -> str | None:
+        """The kind of what serves `key` now (None when nothing is loaded)."""
+        loaded = self._slots[key].loaded
+        return loaded.kind if loaded else None
 
     def key_of(self, name: str) -> str | None:
         """`category` or `titans_category` -> `category`."""
@@ -209,6 +221,7 @@ class ModelHolder:
                 "name": slot.name,
                 "status": slot.status,
                 "model_version": m.version if m else None,
+                "model_kind": m.kind if m else None,
                 "run_id": m.run_id if m else None,
                 "loaded_at": _iso(m.loaded_at) if m else None,
                 "checked_at": _iso(slot.checked_at),
@@ -223,7 +236,8 @@ class ModelHolder:
         models = {}
         for key, slot in self._slots.items():
             entry: dict[str, Any] = {"name": slot.name, "status": slot.status,
-                                     "model_version": slot.loaded.version if slot.loaded else None}
+                                     "model_version": slot.loaded.version if slot.loaded else None,
+                                     "model_kind": slot.loaded.kind if slot.loaded else None}
             if slot.error:
                 entry["error"] = {"code": slot.error_code or "E002", "message": slot.error}
             elif slot.loaded is None:

@@ -53,9 +53,13 @@ def _request(spec: V.RowSpec) -> dict[str, Any]:
     return {"type": "object", "required": list(spec.required), "properties": props, "additionalProperties": False}
 
 
+# What answered: a trained model, or the best baseline when no trained model has beaten it.
+_KIND = {"type": "string", "pattern": "^(model|baseline:[a-z0-9_]+)$", "example": "model"}
+
+
 def _with_version(name: str) -> dict[str, Any]:
-    return {"allOf": [_ref(name), {"type": "object", "required": ["model_version"],
-                                   "properties": {"model_version": {"type": "string"}}}]}
+    return {"allOf": [_ref(name), {"type": "object", "required": ["model_version", "model_kind"],
+                                   "properties": {"model_version": {"type": "string"}, "model_kind": _KIND}}]}
 
 
 def _batch_request(spec_name: str) -> dict[str, Any]:
@@ -65,9 +69,10 @@ def _batch_request(spec_name: str) -> dict[str, Any]:
 
 
 def _batch_response(item: str) -> dict[str, Any]:
-    return {"type": "object", "required": ["predictions", "count", "model_version"],
+    return {"type": "object", "required": ["predictions", "count", "model_version", "model_kind"],
             "properties": {"predictions": {"type": "array", "items": _ref(item)},
-                           "count": {"type": "integer", "minimum": 1}, "model_version": {"type": "string"}}}
+                           "count": {"type": "integer", "minimum": 1}, "model_version": {"type": "string"},
+                           "model_kind": _KIND}}
 
 
 def _schemas() -> dict[str, Any]:
@@ -114,7 +119,8 @@ def _schemas() -> dict[str, Any]:
         "CategoryBatch": _batch_response("Category"),
         "AmountBatch": _batch_response("Amount"),
         "AnomalyBatch": _batch_response("Anomaly"),
-        "CashflowForecast": {"type": "object", "required": ["forecast", "summary", "model_version"], "properties": {
+        "CashflowForecast": {"type": "object", "required": ["forecast", "summary", "model_version", "model_kind"],
+                             "properties": {
             "forecast": {"type": "array", "minItems": 1, "maxItems": V.MAX_HORIZON, "items": {
                 "type": "object", "required": ["date", "predicted_amount", "lower", "upper"],
                 "properties": {"date": {"type": "string", "format": "date"}, "predicted_amount": _num(),
@@ -124,7 +130,7 @@ def _schemas() -> dict[str, Any]:
                         "properties": {"total_predicted": _num(),
                                        "trend": {"type": "string", "enum": ["increasing", "decreasing", "stable"]},
                                        "volatility": _num(), "as_of": {"type": "string", "format": "date"}}},
-            "model_version": {"type": "string"}}},
+            "model_version": {"type": "string"}, "model_kind": _KIND}},
         "ModelHealth": {"type": "object", "required": ["status", "models"], "properties": {
             "status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},
             "worker_pid": {"type": "integer"},
@@ -133,6 +139,7 @@ def _schemas() -> dict[str, Any]:
                 "properties": {"name": {"type": "string"},
                                "status": {"type": "string", "enum": ["ready", "stale", "missing", "error"]},
                                "model_version": {"type": "string", "nullable": True},
+                               "model_kind": {**_KIND, "nullable": True},
                                "error": {"type": "object", "properties": {"code": {"type": "string"},
                                                                           "message": {"type": "string"}}}}}}}},
         "ModelStatus": {"type": "object", "required": ["worker_pid", "models"], "properties": {
@@ -143,6 +150,7 @@ def _schemas() -> dict[str, Any]:
                 "properties": {"name": {"type": "string"},
                                "status": {"type": "string", "enum": ["ready", "stale", "missing", "error"]},
                                "model_version": {"type": "string", "nullable": True},
+                               "model_kind": {**_KIND, "nullable": True},
                                "run_id": {"type": "string", "nullable": True},
                                "loaded_at": {"type": "string", "nullable": True},
                                "checked_at": {"type": "string", "nullable": True},
@@ -153,7 +161,8 @@ def _schemas() -> dict[str, Any]:
         "Reload": {"type": "object", "required": ["model", "name", "outcome", "model_version"], "properties": {
             "model": {"type": "string"}, "name": {"type": "string"},
             "outcome": {"type": "string", "enum": ["reloaded", "unchanged"]},
-            "model_version": {"type": "string"}, "previous_version": {"type": "string", "nullable": True},
+            "model_version": {"type": "string"}, "model_kind": {**_KIND, "nullable": True},
+            "previous_version": {"type": "string", "nullable": True},
             "worker_pid": {"type": "integer"}}},
         "Health": {"type": "object", "required": ["status", "models"], "properties": {
             "status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},

@@ -103,9 +103,11 @@ class Runtime:
         loaded = self.champion(key)
         results = predict.ROW_PREDICTORS[key](loaded.model, rows)
         if batch:
-            return {"predictions": results, "count": len(results), "model_version": loaded.version}
+            return {"predictions": results, "count": len(results), "model_version": loaded.version,
+                    "model_kind": loaded.kind}
         body = results[0]
         body["model_version"] = loaded.version
+        body["model_kind"] = loaded.kind
         return body
 
     def predict(self, key: str, payload: Any, batch: bool = False) -> dict[str, Any]:
@@ -121,6 +123,7 @@ class Runtime:
         loaded = self.champion("cashflow")
         body = predict.cashflow(loaded.model, request)
         body["model_version"] = loaded.version
+        body["model_kind"] = loaded.kind
         return body
 
     # -- management -----------------------------------------------------------------------------
@@ -135,7 +138,8 @@ class Runtime:
         if r.outcome == "missing":
             raise model_unavailable(f"E002 no champion for {self.holder.names[key]} in the registry")
         return {"model": key, "name": self.holder.names[key], "outcome": r.outcome,
-                "model_version": r.version, "previous_version": r.previous, "worker_pid": os.getpid()}
+                "model_version": r.version, "model_kind": self.holder.kind_of(key),
+                "previous_version": r.previous, "worker_pid": os.getpid()}
 
     def models_status(self) -> dict[str, Any]:
         return {"worker_pid": os.getpid(), "poll_seconds": self.holder.poll_seconds,
