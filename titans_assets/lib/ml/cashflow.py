@@ -72,8 +72,9 @@ MAX_HORIZON = 365
 CALIBRATION_DAYS = 90  # below this many distinct backtest days, intervals also use seasonal differences
 MIN_POOL = 40  # errors pooled (over neighbouring steps) for one step's quantiles
 GBM_MIN_ROWS = 30
-BASELINES = ("seasonal_naive_7", "mean_28")
-CANDIDATES = ("seasonal_naive_7", "mean_28", "ets", "arima", "gbm")
+BASELINES = ("seasonal_naive_7", "mean_28")  # always scored, never the model's candidates
+COMBO_PARTS = ("ets", "arima", "gbm")  # the `combo` candidate: the mean of their forecasts
+CANDIDATES = ("ets", "arima", "gbm", "combo")  # the model's candidates (default)
 METRIC_NAMES = ("mase", "mae", "rmse", "total_error_30d", "total_error_30d_pct", "interval_coverage",
                 "interval_width", "interval_width_rel")
 DAY = pd.Timedelta(days=1)
@@ -138,7 +139,7 @@ def daily_series(data: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 class BacktestConfig:
     horizon: int = 30
     level: float = 0.9
-    n_origins: int = 6
+    n_origins: int = 12  # in all: the earlier half chooses the method, the later half scores it
     origin_step: int | None = None  # None: the horizon when the data allows, else 7 days
     gbm_loss: str = "squared_error"
     gbm_max_iter: int = 100
@@ -275,6 +276,19 @@ def _gbm(y: np.ndarray, first: pd.Timestamp, steps: int, config: BacktestConfig)
     return np.asarray(path), {"regressor": model, "gap": gap, "features": columns}
 
 
+def _combine(paths: Sequence[np.ndarray]) -> np.ndarray:
+    """The equal-weight combination of forecasts (one helper, so train and score agree bit for bit)."""
+    return np.mean(np.vstack(paths), axis=0)
+
+
+def _combo(y: np.ndarray, first: pd.Timestamp, steps: int, config: BacktestConfig):
+    paths, states = [], {}
+    for part in COMBO_PARTS:
+        path, states[part] = _run_method(part, y, first, steps, config)
+        paths.append(path)
+    return _combine(paths), {"parts": states}
+
+
 ForecastFn = Callable[[np.ndarray, pd.Timestamp, int, BacktestConfig], tuple[np.ndarray, Any]]
 _METHODS: dict[str, ForecastFn] = {
     "seasonal_naive_7": _seasonal_naive,
@@ -282,6 +296,7 @@ _METHODS: dict[str, ForecastFn] = {
     "ets": _ets,
     "arima": _arima,
     "gbm": _gbm,
+    "combo": _combo,
 }
 
 
@@ -289,19 +304,59 @@ _METHODS: dict[str, ForecastFn] = {
 # Backtest and intervals
 
 
-def backtest_origins(n_days: int, config: BacktestConfig) -> tuple[list[int], int]:
-    """Positions of the first test day of every origin (ascending) and the spacing used."""
+@dataclass(frozen=True)
+class OriginPlan:
+    """Where the nested rolling-origin backtest cuts a series of `n_days` days (positions of the
+    first test day of each origin, ascending). The method is chosen on `selection` only; the chosen
+    method and the baselines are scored on `evaluation`, all of whose origins come after the test
+    windows of the selection origins end (selection origin + horizon <= first evaluation origin)."""
+
+    selection: tuple[int, ...]
+    evaluation: tuple[int, ...]
+    step: int  # spacing of the origins within each group
+
+    @property
+    def nested(self) -> bool:
+        return bool(self.selection)
+
+
+def origin_plan(n_days: int, config: BacktestConfig) -> OriginPlan:
+    """The backtest origins of train() and score() (one function, so both use the same ones).
+
+    `config.n_origins` in all: the later ceil(n/2) score (evaluation), the earlier floor(n/2) choose
+    (selection). The evaluation origins are the last day that leaves a full horizon and the ones
+    before it every `step` days, none before half of the series; the selection origins end a full
+    horizon (or `step`, if larger) before the first evaluation origin and go back every `step`
+    days, keeping MIN_TRAIN_DAYS of history. `step` is the horizon when every origin fits that way,
+    else 7 days; when not all selection origins fit after half of the series they may start earlier
+    (down to MIN_TRAIN_DAYS of history), and when none fits at all only the last evaluation origin is
+    kept to make room for one. A series too short for any selection origin (fewer than
+    2 * horizon + MIN_TRAIN_DAYS days) gets none: the plan is not nested."""
     horizon = config.horizon
     last = n_days - horizon
     if last < MIN_TRAIN_DAYS:
         raise TrainingDataError(f"a {horizon}-day backtest needs at least {horizon + MIN_TRAIN_DAYS} days, "
                                 f"got {n_days}")
+    total = max(int(config.n_origins), 1)
+    n_select, n_eval = total // 2, total - total // 2
     floor = max(MIN_TRAIN_DAYS, n_days // 2)
-    step = config.origin_step
-    if step is None:
-        step = horizon if last - (config.n_origins - 1) * horizon >= floor else SEASON
-    origins = [last - i * step for i in range(max(config.n_origins, 1)) if last - i * step >= floor]
-    return sorted(origins or [last]), step
+
+    def layout(step: int, select_floor: int, n_ev: int) -> tuple[list[int], list[int]]:
+        ev = [last - i * step for i in range(n_ev) if last - i * step >= floor] or [last]
+        start = min(ev) - max(step, horizon)
+        sel = [start - i * step for i in range(n_select) if start - i * step >= select_floor]
+        return sorted(ev), sorted(sel)
+
+    steps = [config.origin_step] if config.origin_step else [horizon, SEASON]
+    for step in steps:
+        ev, sel = layout(step, floor, n_eval)
+        if len(ev) == n_eval and len(sel) == n_select:
+            break
+    if len(sel) < n_select:  # small data: selection origins with less history rather than fewer of them
+        ev, sel = layout(step, MIN_TRAIN_DAYS, n_eval)
+    if n_select and not sel:
+        ev, sel = layout(step, MIN_TRAIN_DAYS, 1)
+    return OriginPlan(tuple(sel), tuple(ev), step)
 
 
 @dataclass
@@ -555,7 +610,8 @@ class CashflowModel:
 # train / score
 
 
-def _figure(series: pd.DataFrame, bt: Backtest, metrics: dict[str, float], baseline_mase: float, level: float):
+def _figure(series: pd.DataFrame, bt: Backtest, metrics: dict[str, float], baseline: str, baseline_mase: float,
+            level: float):
     from matplotlib.figure import Figure
 
     dates = pd.DatetimeIndex(series["metric_date"])
@@ -569,28 +625,85 @@ def _figure(series: pd.DataFrame, bt: Backtest, metrics: dict[str, float], basel
         d = dates[o:o + h]
         last = i == len(bt.origins) - 1
         ax.plot(d, bt.pred[i], color="tab:blue", lw=1.6 if last else 0.9, alpha=1.0 if last else 0.45,
-                label="forecast (last origin)" if last else ("forecasts (earlier origins)" if i == 0 else None))
+                label="forecast (last origin)" if last else ("forecasts (earlier evaluation origins)" if i == 0 else None))
         ax.fill_between(d, bt.lower[i], bt.upper[i], color="tab:blue", alpha=0.2 if last else 0.06,
                         label=f"{level:.0%} interval" if last else None)
         ax.axvline(dates[o], color="tab:blue", lw=0.5, alpha=0.3)
     ax.axhline(0, color="0.6", lw=0.5)
-    ax.set_title(f"{bt.method}: backtest MASE {metrics['mase']:.3f} (seasonal naive {baseline_mase:.3f}), "
-                 f"coverage {metrics['interval_coverage']:.0%} at {level:.0%}, {len(bt.origins)} origins",
+    ax.set_title(f"{bt.method}: MASE {metrics['mase']:.3f} on {len(bt.origins)} evaluation origins (best baseline "
+                 f"{baseline} {baseline_mase:.3f}), coverage {metrics['interval_coverage']:.0%} at {level:.0%}",
                  fontsize=10)
     ax.set_ylabel("net flow per day")
     ax.legend(loc="upper left", fontsize=8)
     return fig
 
 
-def train(data: pd.DataFrame, *, horizon: int = 30, level: float = 0.9, n_origins: int = 6,
+def _fitted_model(method: str, y: np.ndarray, dates: pd.DatetimeIndex, config: BacktestConfig,
+                  bt: Backtest) -> tuple[CashflowModel, float]:
+    """`method` refitted on the whole series, its intervals from the errors of its backtest `bt` (the
+    evaluation origins): the chosen model and every baseline model are built here, the same way."""
+    t0 = time.perf_counter()
+    path, state = _run_method(method, y, dates[0], MAX_HORIZON, config)
+    seconds = time.perf_counter() - t0
+    h = config.horizon
+    days = (bt.origins[:, None] + np.arange(h)[None, :]).ravel()
+    err, steps = _calibration_set((bt.actual - bt.pred).ravel(),
+                                  np.broadcast_to(np.arange(1, h + 1), bt.pred.shape).ravel(),
+                                  len(np.unique(days)), y)
+    model = CashflowModel(
+        method=method, as_of=dates[-1], path=path, state=state, residuals=err.copy(),
+        residual_steps=np.asarray(steps, dtype=int).copy(), level=config.level, config=config,
+        recent=pd.Series(y[-365:], index=dates[-365:], name="net_flow"),
+        volatility=float(np.std(y[-90:], ddof=1)))
+    return model, seconds
+
+
+def _mase_only(bt: Backtest) -> float:
+    """Mean MASE over a backtest's origins (no intervals): the selection score."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mase_o = np.abs(bt.actual - bt.pred).mean(axis=1) / bt.scale
+    mase_o = mase_o[np.isfinite(mase_o)]
+    return float(mase_o.mean()) if len(mase_o) else float("nan")
+
+
+class _Backtests:
+    """Memoised backtests of one series on one set of origins; `combo` averages its parts' forecasts
+    origin by origin (what _combo computes), so the parts are fitted once."""
+
+    def __init__(self, y: np.ndarray, first: pd.Timestamp, config: BacktestConfig, origins: Sequence[int]):
+        self.y, self.first, self.config, self.origins = y, first, config, list(origins)
+        self.done: dict[str, Backtest] = {}
+        self.failed: dict[str, str] = {}
+
+    def get(self, method: str) -> Backtest:
+        if method in self.failed:
+            raise ValueError(self.failed[method])
+        if method not in self.done:
+            try:
+                if method == "combo":
+                    parts = [self.get(p) for p in COMBO_PARTS]
+                    pred = np.vstack([_combine([b.pred[i] for b in parts]) for i in range(len(self.origins))])
+                    self.done[method] = Backtest(method, parts[0].origins, pred, parts[0].actual, parts[0].scale,
+                                                 0.0)  # the time is in its parts' backtests
+                else:
+                    self.done[method] = run_backtest(method, self.y, self.first, self.config, self.origins)
+            except Exception as exc:
+                self.failed[method] = f"{type(exc).__name__}: {exc}"
+                raise
+        return self.done[method]
+
+
+def train(data: pd.DataFrame, *, horizon: int = 30, level: float = 0.9, n_origins: int = 12,
           origin_step: int | None = None, candidates: Sequence[str] = CANDIDATES,
           gbm_loss: str = "squared_error", make_figures: bool = True) -> TrainResult:
-    """Choose the method by rolling-origin MASE, refit it on the whole series (see module docstring)."""
+    """Choose the method on the earlier backtest origins, score it and the baselines on the later
+    ones, refit it and every baseline on the whole series (see the module docstring)."""
     t_start = time.perf_counter()
     if not 1 <= horizon <= MAX_HORIZON:
         raise ValueError(f"horizon must be in 1..{MAX_HORIZON}, got {horizon}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
+    candidates = tuple(dict.fromkeys(candidates))
     unknown = [c for c in candidates if c not in _METHODS]
     if unknown or not candidates:
         raise ValueError(f"unknown or no candidates {unknown or list(candidates)}; known: {sorted(_METHODS)}")
@@ -600,92 +713,121 @@ def train(data: pd.DataFrame, *, horizon: int = 30, level: float = 0.9, n_origin
     y = series["net_flow"].to_numpy(dtype=float)
     dates = pd.DatetimeIndex(series["metric_date"])
     first = dates[0]
-    origins, step = backtest_origins(len(y), config)
-    if len(origins) < n_origins:
-        notes.append(f"{len(y)} days allow {len(origins)} backtest origin(s) (asked {n_origins}), "
-                     f"spaced by {step} days: metrics and coverage are rough")
+    plan = origin_plan(len(y), config)
+    n_sel, n_ev = len(plan.selection), len(plan.evaluation)
+    if n_sel + n_ev < n_origins:
+        notes.append(f"{len(y)} days allow {n_sel} selection and {n_ev} evaluation origin(s) (asked "
+                     f"{n_origins} in all), spaced by {plan.step} days: metrics and coverage are rough")
+    model_candidates = [c for c in candidates if c not in BASELINES]
+    if not model_candidates:
+        model_candidates = list(candidates)
+        notes.append(f"only baselines were given as candidates ({', '.join(candidates)}): the model is one of "
+                     "them and cannot beat the baselines")
+    select = _Backtests(y, first, config, plan.selection)
+    evaluation = _Backtests(y, first, config, plan.evaluation)
 
-    backtests: dict[str, Backtest] = {}
-    results: dict[str, dict[str, float]] = {}
-    for name in dict.fromkeys([*candidates, *BASELINES]):
-        try:
-            bt = run_backtest(name, y, first, config, origins)
-        except Exception as exc:  # a failing candidate is skipped, never fatal
-            notes.append(f"candidate {name} skipped: {type(exc).__name__}: {exc}")
-            continue
-        backtests[name] = bt
-        results[name] = evaluate(bt, y, level)
-    ranked = sorted((results[c][PRIMARY_METRIC], i, c) for i, c in enumerate(candidates)
-                    if c in results and np.isfinite(results[c][PRIMARY_METRIC]))
+    # 1. choose on the selection origins only
+    select_mase: dict[str, float] = {}
+    if plan.nested:
+        for name in dict.fromkeys([*model_candidates, *BASELINES]):
+            try:
+                select_mase[name] = _mase_only(select.get(name))
+            except Exception:
+                if name in model_candidates:
+                    notes.append(f"candidate {name} skipped: {select.failed[name]}")
+        ranked = [c for _, _, c in sorted((select_mase[c], i, c) for i, c in enumerate(model_candidates)
+                                          if c in select_mase and np.isfinite(select_mase[c]))]
+        if not ranked and model_candidates != list(candidates):
+            ranked = [c for _, _, c in sorted((select_mase[b], i, b) for i, b in enumerate(BASELINES)
+                                              if b in candidates and np.isfinite(select_mase.get(b, np.nan)))]
+            if ranked:
+                notes.append("no model candidate could be backtested: the model is the best baseline on the "
+                             "selection origins, so it cannot beat the baselines")
+    else:
+        ranked = list(model_candidates) + [b for b in BASELINES if b in candidates and b not in model_candidates]
+        notes.append(f"{len(y)} days are too few to nest the backtest (a selection origin needs "
+                     f"{2 * horizon + MIN_TRAIN_DAYS}+ days): the method is the first of the candidates, in the "
+                     f"order given, that runs ({', '.join(ranked)}), chosen a priori and not on its score")
     if not ranked:
         raise TrainingDataError("no cash-flow candidate could be backtested on this series: " + "; ".join(notes))
 
-    for _, _, chosen in ranked:
+    # 2. score the chosen method on the evaluation origins, refit it on the whole series
+    for chosen in ranked:
         try:
-            t0 = time.perf_counter()
-            path, state = _run_method(chosen, y, first, MAX_HORIZON, config)
-            refit_seconds = time.perf_counter() - t0
+            bt = evaluation.get(chosen)
+            model, refit_seconds = _fitted_model(chosen, y, dates, config, bt)
             break
         except Exception as exc:
-            notes.append(f"refit of {chosen} on the full series failed ({type(exc).__name__}: {exc}); next best")
+            where = "on the evaluation origins" if chosen in evaluation.failed else "in the refit on the full series"
+            notes.append(f"candidate {chosen} skipped {where}: {type(exc).__name__}: {exc}; next in line")
     else:
-        raise TrainingDataError("no cash-flow candidate could be refitted on the full series: " + "; ".join(notes))
-    bt = backtests[chosen]
-    days = (bt.origins[:, None] + np.arange(horizon)[None, :]).ravel()
-    err, steps = _calibration_set((bt.actual - bt.pred).ravel(),
-                                  np.broadcast_to(np.arange(1, horizon + 1), bt.pred.shape).ravel(),
-                                  len(np.unique(days)), y)
-    model = CashflowModel(
-        method=chosen, as_of=dates[-1], path=path, state=state, residuals=err.copy(),
-        residual_steps=np.asarray(steps, dtype=int).copy(), level=level, config=config,
-        recent=pd.Series(y[-365:], index=dates[-365:], name="net_flow"),
-        volatility=float(np.std(y[-90:], ddof=1)))
+        raise TrainingDataError("no cash-flow candidate could be scored and refitted on this series: "
+                                + "; ".join(notes))
+    metrics = evaluate(bt, y, level)
 
-    metrics = dict(results[chosen])
-    for name in candidates:
-        if name in results:
-            metrics[f"cand_{name}_mase"] = results[name][PRIMARY_METRIC]
-    baselines = {b: results[b] for b in BASELINES if b in results}
-    covered = len(np.unique(days))
+    # 3. the baselines on the same evaluation origins, each refitted and servable like the model
+    baselines: dict[str, dict[str, float]] = {}
+    baseline_models: dict[str, CashflowModel] = {}
+    for b in BASELINES:
+        b_bt = evaluation.get(b)
+        baselines[b] = evaluate(b_bt, y, level)
+        baseline_models[b], _ = _fitted_model(b, y, dates, config, b_bt)
+
+    for name, value in select_mase.items():
+        metrics[f"select_{name}_mase"] = value
+    best_b, best_b_mase = min(((b, m[PRIMARY_METRIC]) for b, m in baselines.items()), key=lambda kv: kv[1])
+    covered = len(np.unique((bt.origins[:, None] + np.arange(horizon)[None, :]).ravel()))
     if covered < CALIBRATION_DAYS:
-        notes.append(f"the backtest covers only {covered} distinct days (< {CALIBRATION_DAYS}): the intervals "
-                     "also use the in-sample seasonal differences, so they are wide (conservative)")
+        notes.append(f"the evaluation origins cover only {covered} distinct days (< {CALIBRATION_DAYS}): the "
+                     "intervals also use the in-sample seasonal differences, so they are wide (conservative)")
     if len(y) < 180:
         notes.append(f"only {len(y)} days of history: seasonality beyond the week and any trend are barely "
                      "identifiable")
-    if "seasonal_naive_7" in results and metrics["mase"] > results["seasonal_naive_7"]["mase"]:
-        notes.append("the chosen model does not beat the seasonal naive(7) baseline")
+    if not metrics[PRIMARY_METRIC] < best_b_mase:
+        notes.append(f"the chosen model ({chosen}, MASE {metrics[PRIMARY_METRIC]:.3f} on the evaluation origins) "
+                     f"does not beat the best baseline {best_b} ({best_b_mase:.3f})")
+    sel_dates = [dates[o].date().isoformat() for o in plan.selection]
+    ev_dates = [dates[o].date().isoformat() for o in plan.evaluation]
+    selection_rule = (f"lowest mean MASE on the {n_sel} selection origins; metrics and baselines on the {n_ev} "
+                      "later evaluation origins" if plan.nested else
+                      f"not nested ({len(y)} days): first runnable candidate, scored on {n_ev} origin(s)")
     params = {
         "method": chosen, "horizon": horizon, "level": level, "n_origins": n_origins,
-        "origin_step": step, "candidates": ",".join(candidates), "gbm_loss": gbm_loss,
-        "min_days": MIN_DAYS, "interval_method": "backtest error quantiles (split conformal, isotonic in step)",
-        "refit_seconds": round(refit_seconds, 3), "train_seconds": round(time.perf_counter() - t_start, 3),
-        **{f"cand_{n}_seconds": round(b.seconds, 3) for n, b in backtests.items()},
+        "n_selection_origins": n_sel, "n_evaluation_origins": n_ev, "nested": plan.nested,
+        "selection": selection_rule, "origin_step": plan.step, "candidates": ",".join(model_candidates),
+        "baselines": ",".join(BASELINES), "combo_parts": ",".join(COMBO_PARTS), "gbm_loss": gbm_loss,
+        "min_days": MIN_DAYS, "interval_method": "evaluation-origin error quantiles (split conformal, isotonic in step)",
+        "refit_seconds": round(refit_seconds, 3),
+        **{f"select_{n}_seconds": round(b.seconds, 3) for n, b in select.done.items()},
+        **{f"eval_{n}_seconds": round(b.seconds, 3) for n, b in evaluation.done.items()},
     }
-    origin_dates = [dates[o].date().isoformat() for o in origins]
     data_window = {
         "series_start": dates[0].date().isoformat(), "series_end": dates[-1].date().isoformat(),
-        "days": len(y), "n_origins": len(origins), "horizon": horizon, "origin_step": step,
-        "origins": ",".join(origin_dates),
+        "days": len(y), "n_origins": n_sel + n_ev, "n_selection_origins": n_sel, "n_evaluation_origins": n_ev,
+        "horizon": horizon, "origin_step": plan.step,
+        "selection_origins": ",".join(sel_dates), "evaluation_origins": ",".join(ev_dates),
+        "selection_test_end": (dates[plan.selection[-1] + horizon - 1].date().isoformat() if plan.nested else None),
         "train_start": dates[0].date().isoformat(), "train_end": dates[-1].date().isoformat(),
-        "test_start": origin_dates[0], "test_end": dates[-1].date().isoformat(),
+        "test_start": ev_dates[0], "test_end": dates[-1].date().isoformat(),
         "train_rows": len(y), "test_rows": int(bt.actual.size),
     }
     figures = {}
     if make_figures:
-        base = results.get("seasonal_naive_7", {}).get("mase", float("nan"))
-        figures["backtest_forecast.png"] = _figure(series, bt, metrics, base, level)
+        figures["backtest_forecast.png"] = _figure(series, bt, metrics, best_b, best_b_mase, level)
     params["train_seconds"] = round(time.perf_counter() - t_start, 3)
     return TrainResult(model=model, metrics=metrics, baselines=baselines, params=params,
-                       data_window=data_window, holdout=series, figures=figures, notes=notes)
+                       data_window=data_window, holdout=series, figures=figures, notes=notes,
+                       baseline_models=baseline_models)
 
 
 def score(model: CashflowModel, holdout: pd.DataFrame) -> dict[str, float]:
-    """Re-run the rolling-origin backtest of the model's method (and its backtest settings) on the
-    holdout series: the same metric names as TrainResult.metrics, without the per-candidate ones."""
+    """Re-run the backtest of the model's method (with its backtest settings) on the holdout series'
+    evaluation origins (`origin_plan`, as train() cut it): the same metric names as
+    TrainResult.metrics without the per-candidate selection ones. On a training's own holdout it
+    reproduces that training's metrics (the model) or baselines[b] (baseline_models[b])."""
     series, _ = daily_series(holdout)
     y = series["net_flow"].to_numpy(dtype=float)
     first = pd.Timestamp(series["metric_date"].iloc[0])
-    origins, _ = backtest_origins(len(y), model.config)
-    bt = run_backtest(model.method, y, first, model.config, origins)
+    plan = origin_plan(len(y), model.config)
+    bt = run_backtest(model.method, y, first, model.config, plan.evaluation)
     return evaluate(bt, y, model.config.level)
