@@ -6,15 +6,28 @@ the last date are filled with 0 (a day without transactions has no flow, as in f
 a missing `net_flow` value is 0 as well; duplicate dates are rejected. Fewer than `MIN_DAYS` days
 (or not enough for the backtest horizon) raise `TrainingDataError`.
 
-Model choice: a rolling-origin backtest. The series is cut at up to `n_origins` origins (spaced by the
-horizon when the data allows `n_origins` of them with at least half of the series before the first
-one, else by 7 days; at least one origin, with `MIN_TRAIN_DAYS` of history). At each origin every
-candidate is fitted on the past and forecasts the next `horizon` days; the candidate with the lowest
-mean MASE (the origin's MAE divided by the in-sample MAE of the seasonal naive(7) on that origin's
-training window) wins; a candidate that fails is skipped with a note. Candidates:
+Model choice: a nested rolling-origin backtest (`origin_plan`, used by train() and score() alike).
+The series is cut at up to `n_origins` origins (12 by default) spaced by the horizon when the data
+allows it with the evaluation origins in the later half of the series, else by 7 days. The earlier
+half are *selection* origins, the later half *evaluation* origins, and the test window of every
+selection origin ends before the first evaluation origin. At each origin a method is fitted on the
+past and forecasts the next `horizon` days; MASE is the origin's MAE divided by the in-sample MAE of
+the seasonal naive(7) on that origin's training window.
 
-- `seasonal_naive_7`: the last week repeated (the reference baseline of MASE);
-- `mean_28`: the mean of the last 28 days, flat (a second baseline);
+1. The method is the candidate with the lowest mean MASE on the selection origins (ties: the order
+   given); a candidate that fails there is skipped with a note.
+2. Only that method is backtested on the evaluation origins: TrainResult.metrics are its errors
+   there, which played no part in choosing it.
+3. The baselines are scored on the same evaluation origins (TrainResult.baselines) and refitted on
+   the whole series as servable models (TrainResult.baseline_models), built exactly like the model.
+
+The baselines are never the model's candidates (a model that *is* a baseline can only tie it):
+
+- `seasonal_naive_7`: the last week repeated (the reference of MASE);
+- `mean_28`: the mean of the last 28 days, flat.
+
+The model's candidates (`CANDIDATES`; `candidates=` takes a subset, baseline names in it are ignored):
+
 - `ets`: statsforecast AutoETS(season_length=7);
 - `arima`: statsforecast AutoARIMA(season_length=7) with a bounded stepwise search (approximate
   likelihood, p, q <= 2, P, Q <= 1) so that a fit takes about a second on two years of days;
@@ -23,27 +36,41 @@ training window) wins; a candidate that fails is skipped with a note. Candidates
   1st and 15th, the parity of a biweekly payroll) and on what is known at the origin: the last known
   value, rolling means (7, 28, 91 days), a 28-day rolling std, the same weekday over four weeks and
   the same day a year earlier, all lagged by at least the horizon so that one model serves every
-  step 1..horizon; further steps are forecast block by block on its own predictions.
+  step 1..horizon; further steps are forecast block by block on its own predictions;
+- `combo`: the equal-weight mean of the ets, arima and gbm forecasts (in the backtest it reuses
+  their fits).
 
-Intervals are empirical: quantiles of the backtest errors (actual - forecast) of the chosen method,
-pooled over the origins and a window of neighbouring horizon steps, with a finite-sample (split
-conformal) correction, made monotone in the step by isotonic regression so that they never shrink.
+Small data: with fewer selection origins than asked they may start earlier (down to
+`MIN_TRAIN_DAYS` of history); a series shorter than 2 * horizon + MIN_TRAIN_DAYS days (75 by
+default) cannot be nested: the method is then the first candidate, in the order given, that runs on
+the single evaluation origin, chosen a priori and not on its score (a note says so). When only
+baselines are given as candidates, or no model candidate runs, the model is the baseline that was
+best on the selection origins, with a note that it cannot beat the baselines.
+
+Intervals are empirical: quantiles of the backtest errors (actual - forecast) of the method (the
+chosen one, or each baseline for its own model) on the evaluation origins, pooled over the origins
+and a window of neighbouring horizon steps, with a finite-sample (split conformal) correction, made
+monotone in the step by isotonic regression so that they never shrink.
 When the backtest errors cover fewer than `CALIBRATION_DAYS` distinct days, the in-sample seasonal
 differences (y[t] - y[t-7], wider than a good model's errors) join the pool: small data gets wide,
 honest intervals. Beyond the backtest horizon the widths grow as (step/horizon)**0.25,
 a heuristic whose coverage is not measured. The reported `interval_coverage` is cross-validated:
-each origin's interval is calibrated on the errors of the other origins on days outside its own
-test window (or on the in-sample seasonal differences when those are too few).
+each evaluation origin's interval is calibrated on the errors of the other evaluation origins on
+days outside its own test window (plus the in-sample seasonal differences when those are too few).
 
-Metrics (the same backtest origins for the chosen model, the baselines and `score`): mase, mae, rmse,
+Metrics (the same evaluation origins for the chosen model, the baselines and `score`): mase, mae, rmse,
 total_error_30d (mean absolute error of the forecast total over the horizon, 30 days by default),
 total_error_30d_pct (that error in percent of the mean absolute actual total), interval_coverage,
 interval_width (mean upper - lower) and interval_width_rel (that width over the mean absolute daily
-flow). TrainResult.metrics adds `cand_<name>_mase` for every candidate that ran.
+flow). TrainResult.metrics adds `select_<name>_mase` (mean MASE on the selection origins) for every
+candidate and baseline that ran there; data_window and params log the selection and evaluation
+origins. `score(model, holdout)` backtests the model's method on the evaluation origins of the
+holdout (with the model's BacktestConfig): on a training's own holdout it reproduces the metrics,
+and baselines[b] for baseline_models[b].
 
-The fitted `CashflowModel` is refitted on the whole series with the chosen method; it computes the
-365-day forecast path once, so `forecast()` only slices it (no refit, well under a millisecond of
-model work) and unpickling needs neither statsforecast nor numba.
+Every fitted `CashflowModel` (the model and each baseline) is refitted on the whole series with its
+method; it computes the 365-day forecast path once, so `forecast()` only slices it (no refit, well
+under a millisecond of model work) and unpickling needs neither statsforecast nor numba.
 """
 
 from __future__ import annotations
