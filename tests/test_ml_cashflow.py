@@ -191,6 +191,10 @@ def test_failing_candidate_is_skipped_with_a_note(monkeypatch):
     assert any("gbm skipped" in n and "solver exploded" in n for n in result.notes)
     assert any("cannot beat the baselines" in n for n in result.notes)
     assert "select_gbm_mase" not in result.metrics
+    alone = cf.train(synthetic(120), candidates=("gbm",), make_figures=False)  # no baseline named: still one
+    assert alone.model.method in cf.BASELINES and set(alone.baseline_models) == set(cf.BASELINES)
+    chosen = alone.model.method
+    assert alone.metrics[f"select_{chosen}_mase"] == min(alone.metrics[f"select_{b}_mase"] for b in cf.BASELINES)
 
 
 def test_arima_candidate_runs():
