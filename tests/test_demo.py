@@ -1,0 +1,73 @@
+"""The demo's sample ledgers do not depend on the day `titans demo` runs: the same bytes, so the same
+rows, checks and metrics, whatever the clock says; and while the landing folder holds exactly those
+files, the platform judges them as of their own end date."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from titans_assets.lib import generator
+from titans_assets.lib.ml import cashflow
+
+
+class _FrozenDate(dt.date):
+    frozen: dt.date
+
+    @classmethod
+    def today(cls) -> dt.date:
+        return cls.frozen
+
+
+def _demo_under_clock(monkeypatch, root: Path, today: dt.date) -> dict[str, str]:
+    """generate_demo with the generator's clock set to `today`: file name -> sha256."""
+    clock = SimpleNamespace(date=type("Frozen", (_FrozenDate,), {"frozen": today}), datetime=dt.datetime,
+                            timedelta=dt.timedelta)
+    with monkeypatch.context() as m:
+        m.setattr(generator, "dt", clock)  # the generator module's view of the calendar only
+        generator.generate_demo(root / "raw", rows=1500, labels_dir=root / "labels")
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((root / "raw").glob("*.csv"))}
+
+
+def _daily(landing: Path):
+    import pandas as pd
+
+    rows = pd.concat([generator.read_export(p) for p in sorted(landing.glob("*.csv"))])
+    amounts = pd.to_numeric(rows["Amount"], errors="coerce")
+    return (amounts.groupby(rows["Date"]).sum().rename("net_flow").rename_axis("metric_date").reset_index()
+            .assign(metric_date=lambda d: pd.to_datetime(d["metric_date"], errors="coerce")).dropna())
+
+
+def test_the_demo_ledger_and_its_metrics_are_the_same_on_days_a_few_days_apart(tmp_path, monkeypatch):
+    first = _demo_under_clock(monkeypatch, tmp_path / "a", dt.date(2026, 12, 1))
+    later = _demo_under_clock(monkeypatch, tmp_path / "b", dt.date(2026, 12, 9))
+    assert first and first == later
+    metrics = [cashflow.train(_daily(tmp_path / d / "raw"), make_figures=False).metrics for d in ("a", "b")]
+    assert metrics[0] == metrics[1]
+
+
+def test_generated_files_unchanged_are_judged_as_of_their_end_date(tmp_path):
+    raw, labels = tmp_path / "raw", tmp_path / "labels"
+    generator.generate_demo(raw, rows=300, labels_dir=labels)
+    assert generator.generated_as_of(raw, labels) == generator.DEMO_END_DATE
+
+    extra = raw / "mine.csv"
+    extra.write_text("Date,Type,Description,Amount\n2026-11-02,Expense,COFFEE,-3.50\n")
+    assert generator.generated_as_of(raw, labels) is None  # a user's own file: judged as of today
+    extra.unlink()
+    first = sorted(raw.glob("*.csv"))[0]
+    first.write_bytes(first.read_bytes() + b"2026-11-02,Expense,COFFEE,-3.50,food,card,paid,,\n")
+    assert generator.generated_as_of(raw, labels) is None  # an edited file too
+    assert generator.generated_as_of(raw, tmp_path / "nowhere") is None
+
+
+@pytest.mark.parametrize("value", ["2026-13-01", "yesterday"])
+def test_a_bad_platform_date_is_one_coded_line(value):
+    from titans_assets.lib.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match=r"^E003 .*TITANS_AS_OF"):
+        Settings.from_env({"TITANS_AS_OF": value})
