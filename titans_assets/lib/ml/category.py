@@ -387,7 +387,38 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return z
 
 
-class CategoryModel:
+class _TopK:
+    """The serving output of any category predictor with `predict_proba` and `classes_`: the most
+    likely category, its probability and the top-k alternatives (the model and its baselines alike)."""
+
+    classes_: np.ndarray
+    top_k: int = 3
+
+    def predict_proba(self, frame: F.Rows) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_columns(self, rows: F.Rows, top_k: int | None = None) -> dict[str, np.ndarray]:
+        """`predict`'s columns as arrays, of a DataFrame or a request's columns (`features.Rows`)."""
+        n = F.input_rows(rows)
+        k = max(1, min(int(top_k or self.top_k), len(self.classes_)))
+        proba = self.predict_proba(rows)
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        top_p = np.take_along_axis(proba, order, axis=1)
+        names = self.classes_[order]
+        alternatives = np.empty(n, dtype=object)
+        for i, (cs, ps) in enumerate(zip(names.tolist(), top_p.tolist())):
+            alternatives[i] = [{"category": str(c), "confidence": float(p)} for c, p in zip(cs, ps)]
+        return {
+            "prediction": names[:, 0] if n else np.zeros(0, dtype=object),
+            "confidence": top_p[:, 0] if n else np.zeros(0),
+            "alternatives": alternatives,
+        }
+
+    def predict(self, frame: pd.DataFrame, top_k: int | None = None) -> pd.DataFrame:
+        return pd.DataFrame(self.predict_columns(frame, top_k), index=frame.index)
+
+
+class CategoryModel(_TopK):
     """Fitted category classifier (picklable).
 
     `predict(frame, top_k=None)` -> DataFrame (index of `frame`): prediction, confidence, alternatives;
@@ -429,50 +460,27 @@ class CategoryModel:
             return np.zeros((0, len(self.classes_)))
         return self.proba_of_prepared(F.prepare_columns(frame, self.vocabulary))
 
-    def predict_columns(self, rows: F.Rows, top_k: int | None = None) -> dict[str, np.ndarray]:
-        """`predict`'s columns as arrays, of a DataFrame or a request's columns (`features.Rows`)."""
-        n = F.input_rows(rows)
-        k = max(1, min(int(top_k or self.top_k), len(self.classes_)))
-        proba = self.predict_proba(rows)
-        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
-        top_p = np.take_along_axis(proba, order, axis=1)
-        names = self.classes_[order]
-        alternatives = np.empty(n, dtype=object)
-        for i, (cs, ps) in enumerate(zip(names.tolist(), top_p.tolist())):
-            alternatives[i] = [{"category": str(c), "confidence": float(p)} for c, p in zip(cs, ps)]
-        return {
-            "prediction": names[:, 0] if n else np.zeros(0, dtype=object),
-            "confidence": top_p[:, 0] if n else np.zeros(0),
-            "alternatives": alternatives,
-        }
-
-    def predict(self, frame: pd.DataFrame, top_k: int | None = None) -> pd.DataFrame:
-        return pd.DataFrame(self.predict_columns(frame, top_k), index=frame.index)
-
     def __repr__(self) -> str:
         return (f"CategoryModel({len(self.classes_)} classes, {self.encoder.n_features} features, "
                 f"T={self.temperature:.3f}, n_train={self.n_train_})")
 
 
 # --------------------------------------------------------------------------- baselines
-class _Distribution:
-    """Shared shape of the baselines: per-row class probabilities over `classes_`."""
+class _Distribution(_TopK):
+    """Shared shape of the baselines: per-row class probabilities over `classes_`, served like the model
+    (prediction, confidence, top-k alternatives) when no trained model beats them."""
 
     vocabulary: F.Vocabulary
-    classes_: np.ndarray
     n_train_: int
 
     def proba_of_prepared(self, prepared: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.proba_of_prepared(F.prepare(frame, self.vocabulary))
-
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        proba = self.predict_proba(frame)
-        best = proba.argmax(axis=1)
-        return pd.DataFrame({"prediction": self.classes_[best], "confidence": proba[np.arange(len(frame)), best]},
-                            index=frame.index)
+    def predict_proba(self, frame: F.Rows) -> np.ndarray:
+        if F.input_rows(frame) == 0:
+            return np.zeros((0, len(self.classes_)))
+        rows = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(dict(frame))
+        return self.proba_of_prepared(F.prepare(rows, self.vocabulary))
 
 
 class MajorityBaseline(_Distribution):
@@ -728,10 +736,9 @@ def train(data: pd.DataFrame, **params: Any) -> TrainResult:
 
     detail = _detail(model, test_p)
     metrics = _metrics(detail)
-    baselines = {
-        "majority": _metrics(_detail(MajorityBaseline(vocabulary, train_p["category"]), test_p)),
-        "description_lookup": _metrics(_detail(LookupBaseline(vocabulary, train_p), test_p)),
-    }
+    baseline_models = {"majority": MajorityBaseline(vocabulary, train_p["category"]),
+                       "description_lookup": LookupBaseline(vocabulary, train_p)}
+    baselines = {name: _metrics(_detail(b, test_p)) for name, b in baseline_models.items()}
     figures = _figures(detail)
     log.info("category model: %d train rows (%d fitted), macro_f1 %.3f (lookup %.3f), ece %.3f, T %.2f, %.1fs",
              len(train_p), n_fitted, metrics["macro_f1"], baselines["description_lookup"]["macro_f1"],
@@ -747,7 +754,7 @@ def train(data: pd.DataFrame, **params: Any) -> TrainResult:
     return TrainResult(model=model, metrics=metrics, baselines=baselines, params=logged,
                        data_window={**window_of(train_p, test_p, "txn_date"),
                                     "train_rows_before_cap": n_before_cap},
-                       holdout=test_p, figures=figures, notes=notes)
+                       holdout=test_p, figures=figures, notes=notes, baseline_models=baseline_models)
 
 
 # --------------------------------------------------------------------------- figures
