@@ -806,21 +806,52 @@ def _score_detail(model, holdout: pd.DataFrame, prepared: pd.DataFrame | None = 
     return metrics, actual, preds["as_given"]
 
 
-def _baselines(train_p: pd.DataFrame, test_p: pd.DataFrame, level: float) -> dict[str, dict[str, float]]:
-    """Training-period medians (global, per category) with their empirical (1-level)/2..(1+level)/2 intervals."""
-    a_train = np.abs(train_p["amount"].to_numpy())
-    a_test = np.abs(test_p["amount"].to_numpy())
-    qs = [(1 - level) / 2, 0.5, (1 + level) / 2]
-    g_lo, g_mid, g_hi = np.quantile(a_train, qs)
-    n = len(a_test)
-    out = {"global_median": _metrics(a_test, np.full(n, g_mid), np.full(n, g_lo), np.full(n, g_hi))}
-    by_cat = pd.Series(a_train).groupby(train_p["category"].to_numpy(dtype=object)).quantile(qs).unstack()
-    cat_q = by_cat.reindex(test_p["category"].to_numpy(dtype=object))
-    lo, mid, hi = (cat_q[q].fillna(g).to_numpy() for q, g in zip(qs, (g_lo, g_mid, g_hi)))
-    out["category_median"] = _metrics(a_test, mid, lo, hi)
-    for m in out.values():
-        m["n_train"] = float(len(a_train))
-    return out
+class MedianBaseline:
+    """A baseline served like the model: the training-period median |amount| (of the row's category when
+    `per_category` and the category is known, else of all expenses) with the empirical (1-level)/2 ..
+    (1+level)/2 quantiles as its interval. The sorted training amounts are kept, so any level works."""
+
+    def __init__(self, name: str, vocabulary: F.Vocabulary, train_p: pd.DataFrame, level: float,
+                 per_category: bool):
+        a = np.abs(train_p["amount"].to_numpy(dtype=float))
+        self.name, self.vocabulary, self.level, self.n_train = name, vocabulary, level, len(a)
+        self.all = np.sort(a)
+        self.by_category: dict[str, np.ndarray] = {}
+        if per_category:
+            cats = train_p["category"].to_numpy(dtype=object)
+            for c in pd.unique(cats[pd.notna(cats)]):
+                self.by_category[c] = np.sort(a[cats == c])
+
+    def predict_columns(self, frame: F.Rows, level: float | None = None, explain: bool = True) -> dict[str, Any]:
+        level = self.level if level is None else float(level)
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        qs = [(1 - level) / 2, 0.5, (1 + level) / 2]
+        cats = np.asarray(F.column(F.prepare_columns(frame, self.vocabulary), "category"), dtype=object)
+        table = {c: np.quantile(v, qs) for c, v in self.by_category.items()}
+        fallback = np.quantile(self.all, qs)
+        q = np.array([table.get(c, fallback) if isinstance(c, str) else fallback for c in cats.tolist()],
+                     dtype=float).reshape(len(cats), 3)
+        factors = None
+        if explain:
+            factors = [{"baseline": self.name, "median": round(float(m), 2),
+                        "n_history": int(len(self.by_category[c])) if c in self.by_category else self.n_train,
+                        "unknown_category": bool(self.by_category) and c not in self.by_category}
+                       for c, m in zip(cats.tolist(), q[:, 1].tolist())]
+        return {"predicted_amount": q[:, 1], "lower": q[:, 0], "upper": q[:, 2], "level": level,
+                "factors": factors if explain else [None] * len(cats)}
+
+    def predict(self, frame: pd.DataFrame, level: float | None = None, explain: bool = True) -> pd.DataFrame:
+        if len(frame) == 0:
+            return pd.DataFrame({c: [] for c in ("predicted_amount", "lower", "upper", "level", "factors")},
+                                index=frame.index)
+        return pd.DataFrame(self.predict_columns(frame, level, explain), index=frame.index)
+
+
+def _baseline_models(train_p: pd.DataFrame, vocabulary: F.Vocabulary, level: float) -> dict[str, MedianBaseline]:
+    """Training-period medians (global, per category) with their empirical intervals."""
+    return {"global_median": MedianBaseline("global_median", vocabulary, train_p, level, per_category=False),
+            "category_median": MedianBaseline("category_median", vocabulary, train_p, level, per_category=True)}
 
 
 # --------------------------------------------------------------------------- training
@@ -1002,7 +1033,8 @@ def _train(data: pd.DataFrame, p: dict[str, Any], level: float) -> TrainResult:
 
     # Test metrics, baselines, figures.
     metrics, actual, (pred, lower, upper) = _score_detail(model, test_rows, test_p)
-    baselines = _baselines(train_p[train_p["category"].notna()], test_p, level)
+    baseline_models = _baseline_models(train_p[train_p["category"].notna()], vocabulary, level)
+    baselines = {name: score(b, test_rows) for name, b in baseline_models.items()}
     figures = _figures(actual, pred, lower, upper, level, rng)
     log.info("amount model: %d train rows, mae %.2f (category median %.2f), coverage %.3f, trained in %.1fs",
              len(train_p), metrics["mae"], baselines["category_median"]["mae"], metrics["interval_coverage"],
@@ -1021,7 +1053,7 @@ def _train(data: pd.DataFrame, p: dict[str, Any], level: float) -> TrainResult:
     return TrainResult(model=model, metrics=metrics, baselines=baselines, params=logged,
                        data_window={**window_of(train_rows, test_rows, "txn_date"),
                                     "fit_rows": len(fit_rows), "calibration_rows": len(cal_rows)},
-                       holdout=test_rows, figures=figures, notes=notes)
+                       holdout=test_rows, figures=figures, notes=notes, baseline_models=baseline_models)
 
 
 # --------------------------------------------------------------------------- figures
