@@ -80,7 +80,6 @@ def test_the_whole_graph_ends_with_four_champions_that_beat_their_baselines(worl
     assert all(m["model_kind"] == "model" and m["last_decision"].startswith("promoted") for m in listed.values())
 
 
-@pytest.mark.xfail(strict=True, reason="the category baselines are not servable model objects yet (issue 13, open)")
 def test_a_challenger_that_loses_to_its_baseline_is_an_outcome_and_the_baseline_serves(tmp_path_factory,
                                                                                      embedded_db, monkeypatch):
     """A category model fitted on labels rotated to the wrong category (a real model, genuinely bad)

@@ -26,8 +26,6 @@ def dbt_manifest() -> Path:
     return runner.ensure_dbt_manifest()
 
 
-@pytest.mark.xfail(reason="category/amount/anomaly baselines are not servable yet: a losing model has no "
-                          "served predictor (issue 13, open)")
 @pytest.mark.parametrize(("rows", "n_categories", "seed"), [(100, 20, 1), (400, 35, 2), (2000, 50, 3)])
 def test_materialize_succeeds_and_serves_every_model_on_a_real_shaped_ledger(
         rows, n_categories, seed, tmp_path, embedded_db: Database, monkeypatch):

@@ -78,10 +78,7 @@ def model_assets(spec: ModelSpec) -> list:
         serve_version = {KEEP: champion.version if champion else None, SERVE_BASELINE: None}.get(
             decision.action, trained["version"])
         baseline_run_id = None
-        if decision.action == SERVE_BASELINE and decision.best_baseline not in trained["result"].baseline_models:
-            # this model module does not fit its baselines as servable objects yet: nothing moves
-            serve_version = None
-        elif decision.action == SERVE_BASELINE:
+        if decision.action == SERVE_BASELINE:
             baseline_run_id, serve_version = registry.log_training(
                 spec.name, baseline_result(trained["result"], decision.best_baseline), spec.example_frame(),
                 tags={"dagster.run_id": context.run_id, "titans.challenger_run_id": trained["run_id"]},
