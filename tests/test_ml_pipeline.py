@@ -213,8 +213,10 @@ def test_a_small_ledger_trains_every_model_with_honest_uncertainty(tmp_path_fact
         challengers = {f"ml/{k}_challenger" for k in MODELS}
         assert challengers <= set(summary.materialized), summary.error
         registry = w["registry"]
-        runs = registry.client.search_runs([registry.experiment_id()])
-        assert len(runs) == len(MODELS)
+        runs = registry.client.search_runs([registry.experiment_id()], "tags.`titans.stage` = 'challenger'")
+        assert len(runs) == len(MODELS)  # (plus a baseline run for each model that lost to its baseline)
+        served = champion_summary(registry)
+        assert all(m["champion"] is not None for m in served.values()), served
         amount_run = next(r for r in runs if r.data.tags["titans.model"] == "titans_amount")
         assert "interval_coverage" in amount_run.data.metrics
         assert amount_run.data.metrics["mean_interval_width"] > 0
