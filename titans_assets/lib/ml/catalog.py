@@ -57,8 +57,18 @@ def train_model(spec: ModelSpec, db, settings):
     from titans_assets.lib.ml import data
 
     if spec.source == "daily":
-        return spec.module.train(data.load_daily_series(db))
-    frame = data.load_transactions(db)
+        return train_on(spec, daily=data.load_daily_series(db))
+    return train_on(spec, transactions=data.load_transactions(db), labels_dir=settings.labels_dir)
+
+
+def train_on(spec: ModelSpec, *, transactions=None, daily=None, labels_dir=None):
+    """Train `spec` the way the assets do, on warehouse-shaped rows (or the daily series for cash
+    flow; derived from `transactions` when not given): what train_model and the model sweeps share."""
+    from titans_assets.lib.ml import data
+
+    if spec.source == "daily":
+        return spec.module.train(daily if daily is not None else data.daily_series(transactions))
     if spec.key == "anomaly":
-        return spec.module.train(frame, labels=data.anomaly_labels(frame, settings.labels_dir))
-    return spec.module.train(frame)
+        labels = data.anomaly_labels(transactions, labels_dir) if labels_dir is not None else None
+        return spec.module.train(transactions, labels=labels)
+    return spec.module.train(transactions)
