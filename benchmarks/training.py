@@ -27,13 +27,13 @@ sys.path.insert(0, str(ROOT))
 
 
 def run(rows: int) -> list[dict]:
-    from titans_assets.lib.generator import generate
+    from titans_assets.lib.generator import DEMO_END_DATE, generate
     from titans_assets.lib.ml import catalog, data
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         landing = Path(tmp) / "raw"
-        generate(landing, rows=rows, seed=42)
+        generate(landing, rows=rows, seed=42, end_date=DEMO_END_DATE)
         frame = data.frame_from_csvs(landing)
         labels = data.anomaly_labels(frame, Path(tmp) / "labels")
         for spec in catalog.SPECS:

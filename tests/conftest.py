@@ -46,6 +46,14 @@ def frozen_platform_clock() -> Iterator[dt.date]:
         os.environ["TITANS_AS_OF"] = previous
 
 
+def child_env(*drop: str) -> dict[str, str]:
+    """This process's environment for a child process, without variables starting with `drop`, but
+    always with the frozen clock: a child that lost TITANS_AS_OF would judge freshness by today."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env["TITANS_AS_OF"] = TEST_TODAY.isoformat()
+    return env
+
+
 @pytest.fixture(scope="session")
 def embedded_home() -> Iterator[Path]:
     home = Path(tempfile.mkdtemp(prefix="titans-test-"))

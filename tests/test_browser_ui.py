@@ -26,7 +26,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from conftest import TEST_TODAY, scratch_database
+from conftest import TEST_TODAY, child_env, scratch_database
 from support import free_port, stop_group
 from test_compose import argv_of, load_compose, local_path
 
@@ -113,7 +113,7 @@ def stack(browser, embedded_db: Database, tmp_path_factory) -> Iterator[SimpleNa
     ports = {name: free_port() for name in ("code", "dagster", "docs", "service")}
     key = "ui-test-" + secrets.token_urlsafe(16)
     with scratch_database(embedded_db) as db, ExitStack() as stack:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TITANS_", "DAGSTER_", "DBT_", "MLFLOW_"))}
+        env = child_env("TITANS_", "DAGSTER_", "DBT_", "MLFLOW_")
         env |= {"TITANS_HOME": str(root / "home"), "TITANS_LANDING_DIR": str(landing), "TITANS_DATABASE_URL": db.url}
         build = stack.enter_context(running(
             [str(VENV_BIN / "titans"), "materialize", "--select", DATA_ASSETS], env, root / "materialize.log"))

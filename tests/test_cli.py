@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import TEST_TODAY
+from conftest import TEST_TODAY, child_env
 from support import free_port, get_until_up, still_running
 
 from titans_assets.lib.db import Database
@@ -25,7 +25,7 @@ TITANS = [sys.executable, "-m", "titans_assets.cli"]
 
 
 def _env(home: Path, landing: Path, database_url: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TITANS_", "DAGSTER_", "DBT_"))}
+    env = child_env("TITANS_", "DAGSTER_", "DBT_")
     env |= {"TITANS_HOME": str(home), "TITANS_LANDING_DIR": str(landing)}
     if database_url:
         env["TITANS_DATABASE_URL"] = database_url

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, TEST_TODAY, scratch_database
+from conftest import ROOT, TEST_TODAY, child_env, scratch_database
 from support import free_port, get_until_up
 
 from titans_assets import runner
@@ -328,7 +328,9 @@ def test_cash_flow_forecast_beside_actuals_and_the_champion_backtest(world, app)
     expected = rt.predict("cashflow", {"horizon_days": 30})
     shown = metrics(at)
     assert shown["Forecast net, next 30 days"] == fmt.money(expected["summary"]["total_predicted"])
-    assert shown["Model version"] == "1"
+    # The version and what it is (a model, or the baseline it lost to), as the service says.
+    assert shown["Model version"] == f"{expected['model_version']} ({expected['model_kind']})"
+    assert expected["model_version"] == "1" and expected["model_kind"]
     first, last = _bounds(db)
     actual30 = _sql(db, "SELECT sum(net) FROM marts.fct_daily_metrics WHERE metric_date > %s",
                     (last - dt.timedelta(days=30),))[0][0]
@@ -433,7 +435,7 @@ def dashboard_url(world):
     import signal
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TITANS_", "DAGSTER_"))}
+    env = child_env("TITANS_", "DAGSTER_")
     env |= world["env"] | {"TITANS_SERVICE_URL": world["url"], "TITANS_API_KEY": KEY}
     proc = subprocess.Popen([sys.executable, "-m", "titans_assets.cli", "dashboard", "--port", str(port)], env=env,
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -115,7 +115,7 @@ def store(embedded_db: Database, tmp_path_factory):
             _, version = registry.log_training(spec.name, trained[spec.key], spec.example_frame())
             registry.promote(spec.name, version, "serving tests")
         yield {"db": db, "env": env, "registry": registry,
-               "models": {k: r.model for k, r in trained.items()}, "root": root}
+               "models": {k: r.model for k, r in trained.items()}, "root": root, "trained": trained}
 
 
 def _runtime(env: dict[str, str], **extra) -> Runtime:
@@ -407,6 +407,40 @@ def test_reload_and_both_workers_converge_on_a_new_champion(server, store):
     answers = {fresh("POST", f"{server.base}/predict/category", json=REQUESTS["category"],
                      headers={**AUTH, **client_ip()}).json()["model_version"] for _ in range(12)}
     assert answers == {v2}
+
+
+def test_a_served_baseline_answers_over_http_and_says_what_it_is(server, store):
+    """The best baseline registered as champion (what the evaluation does when no trained model beats
+    it) is loaded by the workers like any model and named in every answer and in /models/status."""
+    from titans_assets.lib.ml.common import baseline_result
+
+    registry: Registry = store["registry"]
+    model_version = str(registry.champion_version("titans_amount").version)
+    _, version = registry.log_training("titans_amount", baseline_result(store["trained"]["amount"], "category_median"),
+                                       catalog.BY_KEY["amount"].example_frame(), kind="baseline:category_median")
+    registry.promote("titans_amount", version, "serving test: the baseline serves")
+    try:
+        r = fresh("POST", f"{server.base}/models/amount/reload", headers={**AUTH, **client_ip()})
+        assert r.status_code == 200 and r.json()["model_kind"] == "baseline:category_median", r.text
+        seen: dict[int, str] = {}  # one worker reloaded; the other's poller follows
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status = fresh("GET", f"{server.base}/models/status", headers={**AUTH, **client_ip()}).json()
+            seen[status["worker_pid"]] = status["models"]["amount"]["model_kind"]
+            if len(seen) == 2 and set(seen.values()) == {"baseline:category_median"}:
+                break
+            time.sleep(0.1)
+        assert len(seen) == 2 and set(seen.values()) == {"baseline:category_median"}, seen
+        body = fresh("POST", f"{server.base}/predict/amount", json=REQUESTS["amount"],
+                     headers={**AUTH, **client_ip()}).json()
+        assert body["model_version"] == version and body["model_kind"] == "baseline:category_median", body
+        assert body["factors"]["baseline"] == "category_median"
+        assert body["confidence_interval"]["lower"] <= body["predicted_amount"] <= body["confidence_interval"]["upper"]
+        other = fresh("POST", f"{server.base}/predict/category", json=REQUESTS["category"],
+                      headers={**AUTH, **client_ip()}).json()
+        assert other["model_kind"] == "model"
+    finally:
+        registry.promote("titans_amount", model_version, "serving test: restored")
 
 
 def test_a_failed_reload_keeps_the_last_good_model(server, store):
