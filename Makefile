@@ -8,6 +8,8 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 # Compile .pyc files at install: where PYTHONDONTWRITEBYTECODE is set (as on the CI machine) every
 # process would otherwise recompile each module it imports (importing mlflow: 11.5 s -> 5.3 s here).
 export UV_COMPILE_BYTECODE := 1
+# The suite's pytest-xdist workers (tests/conftest.py: one file per worker at a time, longest first).
+TEST_WORKERS ?= 2
 
 .PHONY: install prepare demo test test-unit test-external lint benchmark docs clean
 
@@ -32,7 +34,7 @@ demo: prepare
 	$(BIN)/titans demo
 
 test: prepare
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: install
 	$(BIN)/python -m pytest -m "not integration and not external"

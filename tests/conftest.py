@@ -29,6 +29,18 @@ ARTIFACTS = Path(os.environ.get("TITANS_TEST_ARTIFACTS") or ROOT / "test-artifac
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
+# `make test` runs the suite on 2 pytest-xdist workers, one test file per worker at a time (--dist
+# loadfile keeps module fixtures whole). The longest files start first, so neither worker is left
+# alone with a 5-minute file at the end (longest-first scheduling); the rest keep their order.
+LONGEST_FIRST = ("test_up.py", "test_model_sweep.py", "test_real_shaped.py", "test_ml_pipeline.py",
+                 "test_browser_ui.py", "test_cli.py", "test_pipeline.py", "test_dashboard_app.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept otherwise
+
+
 # The suite's frozen clock: every generated ledger ends on a date the test names, and the platform's
 # own "today" (freshness and date-bound checks, TITANS_AS_OF) is this date, so no outcome depends on
 # the day the suite runs.
