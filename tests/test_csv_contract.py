@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import random
+import warnings
 from decimal import Decimal
 
 import numpy as np
@@ -49,7 +50,11 @@ def checked(p: ParsedFile) -> ParsedFile:
     assert tuple(p.rows.columns) == OUTPUT_COLUMNS
     lines = list(p.rows["line_number"]) + [q[0] for q in p.quarantine]
     assert len(lines) == len(set(lines)), "a line is both loaded and quarantined, or twice"
-    assert all(n >= 2 for n in lines), "line 1 is the header"
+    if p.file_error is None:
+        assert all(n >= 2 for n in lines), "line 1 is the header"
+    else:  # a rejected file: nothing loads, every line (the first too: it may be data) is quarantined
+        assert p.rows_loaded == 0 and all(q[2] == p.file_error for q in p.quarantine)
+        assert p.file_error.startswith("E003 ")
     assert [q[0] for q in p.quarantine] == sorted(q[0] for q in p.quarantine)
     for _, raw, reason in p.quarantine:
         assert "\x00" not in raw and reason
@@ -167,11 +172,13 @@ def test_missing_required_column_quarantines_every_data_row(missing):
     header = [c for c in CANONICAL_COLUMNS if c != missing]
     rows = [",".join(["2024-01-15", "Expense", "X", "-1.00", "", "", "", "", ""][: len(header)])] * 3
     p = parse(",".join(header), rows[0], "", rows[1], ",,,,,,,", rows[2])
-    assert p.rows_loaded == 0 and p.rows_quarantined == 3 == p.rows_read
-    assert missing in p.file_error
-    assert [q[0] for q in p.quarantine] == [2, 4, 6]  # blank lines skipped, numbers physical
-    for _, raw, reason in p.quarantine:
-        assert raw == rows[0] and missing in reason and reason == p.file_error
+    # the whole file is rejected, its first line included (a header naming too little may be data)
+    assert p.rows_loaded == 0 and p.rows_quarantined == 4 == p.rows_read
+    assert p.file_error.startswith("E003 invalid input: header: missing required column(s) " + missing)
+    assert [q[0] for q in p.quarantine] == [1, 2, 4, 6]  # blank lines skipped, numbers physical
+    assert [q[1] for q in p.quarantine] == [",".join(header)] + [rows[0]] * 3
+    for _, _, reason in p.quarantine:
+        assert reason == p.file_error
 
 
 # -- delimiter --------------------------------------------------------------------------------------
@@ -322,12 +329,18 @@ def test_nul_byte_quarantines_the_row_and_keeps_the_rest():
     assert p.quarantine == [(3, bad.replace("\x00", "\ufffd"), "field 'Description' contains a NUL byte")]
 
 
-def test_utf16_export_does_not_crash_and_every_row_is_accounted_for():
-    data = (HEADER + "\n" + line() + "\n" + line() + "\n").encode("utf-16")
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_bom_is_recognised_by_its_nul_bytes(codec):
+    data = (HEADER + "\n" + line(desc="Café") + "\n" + line() + "\n").encode(codec)
     p = checked(parse_csv(data))
-    # read as cp1252 the header names nothing we know: every line is quarantined, none is lost
-    assert p.rows_loaded == 0 and p.rows_read >= 2 and "missing required column" in p.file_error
-    assert all("\x00" not in name for name in p.header)  # storable in raw.files.header
+    assert (p.encoding, p.rows_loaded, p.rows_read) == (codec, 2, 2)
+    assert records(p)[0]["description"] == "Café"
+
+
+def test_a_few_nul_bytes_do_not_make_a_file_utf16():
+    data = (HEADER + "\n" + line(desc="A\x00B") + "\n" + line() + "\n").encode()
+    p = checked(parse_csv(data))
+    assert p.encoding == "utf-8" and p.rows_loaded == 1 and "NUL" in p.quarantine[0][2]
 
 
 def test_text_columns_stay_as_written():
@@ -364,7 +377,8 @@ def test_ragged_rows():
     p = parse(HEADER, too_many, empty_extras, short_ok, short_bad)
     assert [(r["line_number"], r["description"], r["category"]) for r in records(p)] == [
         (3, "empty extras", "meals_entertainment"), (4, "SHORT", "")]
-    assert p.quarantine == [(2, too_many, "row has 10 fields, header has 9"), (5, short_bad, "amount is empty")]
+    assert p.quarantine == [(2, too_many, "row has 10 fields, expected 9"),
+                            (5, short_bad, "row has 3 fields, expected 9 (no Amount)")]
 
 
 def test_unclosed_quote_costs_only_its_own_line():
@@ -684,3 +698,99 @@ def test_typed_slices_add_up_to_the_whole_file():
     assert pa.concat_tables([r for r, _ in parts]).to_pylist() == rows.to_pylist()
     assert [q for _, b in parts for q in b] == bad
     assert rows.num_rows + len(bad) == split.records
+
+
+# -- issue 15: what a hostile tester found ----------------------------------------------------------------
+
+
+def test_mixed_utf8_and_cp1252_lines_each_decode_by_their_own_bytes():
+    """A UTF-8 line stays UTF-8 when another line is Windows-1252 (it used to be stored as `CafÃ©`)."""
+    data = (HEADER + "\n" + line(desc="Café") + "\n").encode() + (line(desc="Café … €") + "\n").encode("cp1252")
+    p = checked(parse_csv(data))
+    assert [r["description"] for r in records(p)] == ["Café", "Café … €"]
+    assert p.encoding == "utf-8+cp1252"
+    # a multi-line quoted field whose lines differ in encoding, and a cp1252 header with UTF-8 rows
+    data = (HEADER + "\n" + '2024-01-15,Expense,"naïve\n').encode() + 'crème €",-1.00\n'.encode("cp1252")
+    assert only_row(checked(parse_csv(data)))["description"] == "naïve\ncrème €"
+    data = "Date,Type,Description,Amount,Détail\n".encode("cp1252") + "2024-01-15,Expense,A,-1.00,Café\n".encode()
+    p = checked(parse_csv(data))
+    assert p.header[4] == "Détail" and only_row(p)["extra"] == '{"Détail": "Café"}'
+
+
+def test_decode_is_per_line_and_never_reads_valid_utf8_as_cp1252():
+    text, encoding = cc.decode("é\r\n".encode() + "é\r".encode("cp1252") + "ü\n".encode() + b"\x81")
+    assert (text, encoding) == ("é\r\né\rü\n\ufffd", "utf-8+cp1252")
+    assert cc.decode("Café".encode("cp1252")) == ("Café", "cp1252")
+    assert cc.decode(b"\xef\xbb\xbfCaf\xc3\xa9") == ("Café", "utf-8")
+
+
+@pytest.mark.parametrize("lines", [
+    [line(desc="A"), line(desc="B"), line(desc="C")],  # the tester's file: 3 data lines, no header
+    [line(desc="A")],
+    ["garbage,more garbage", line(desc="B"), "", line(desc="C")],
+])
+def test_headerless_file_is_rejected_whole_and_every_line_is_accounted_for(lines):
+    p = parse(*lines)
+    non_blank = [(i, text) for i, text in enumerate(lines, start=1) if text]
+    assert (p.rows_read, p.rows_loaded, p.rows_quarantined) == (len(non_blank), 0, len(non_blank))
+    assert [q[:2] for q in p.quarantine] == non_blank  # line 1 is not lost
+    assert p.file_error.startswith("E003 invalid input: header:") and "\n" not in p.file_error
+    assert repr(lines[0].split(",")[0]) in p.file_error  # names what it saw
+
+
+def test_header_missing_a_required_column_rejects_the_file_with_e003_including_line_one():
+    p = parse("Date,Type,Description,Amount Due", line(desc="A")[:40])
+    assert p.file_error.startswith("E003 invalid input: header: missing required column(s) Amount")
+    assert [q[0] for q in p.quarantine] == [1, 2] and p.rows_read == 2
+
+
+def test_leading_blank_lines_before_the_header_are_skipped():
+    p = parse("", " ", HEADER, line(desc="A"), end="\r\n")
+    assert p.file_error is None and only_row(p)["line_number"] == 4
+
+
+@pytest.mark.parametrize("bom,codec", [
+    (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"), (b"", "utf-16"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xef\xbb\xbf", "utf-8"),
+])
+@pytest.mark.parametrize("end", ["\r\n", "\n"])
+def test_a_byte_order_mark_names_the_encoding(bom, codec, end):
+    text = end.join([HEADER, line(desc="Café € ☕"), line(date="bad"), line(desc="x" + end + "y")]) + end
+    p = checked(parse_csv(bom + text.encode(codec)))
+    assert p.header == list(CANONICAL_COLUMNS) and p.file_error is None
+    assert p.encoding == {"utf-16": "utf-16-le"}.get(codec, codec)
+    assert [(r["line_number"], r["description"]) for r in records(p)] == [(2, "Café € ☕"), (4, "x" + end + "y")]
+    assert p.quarantine == [(3, line(date="bad"), "date 'bad' is not a valid YYYY-MM-DD date")]
+
+
+def test_short_row_names_the_field_counts():
+    assert only_reason(parse(HEADER, "2024-01-15,Expense,A")) == "row has 3 fields, expected 9 (no Amount)"
+    assert only_reason(parse(HEADER, "2024-01-15")) == "row has 1 field, expected 9 (no Type, Description, Amount)"
+    # the same on the pandas path (a Windows-1252 file), beside full rows
+    data = (HEADER + "\n" + line() + "\n2024-01-15,Expense,Caf\xe9\n").encode("latin-1")
+    p = checked(parse_csv(data))
+    assert p.quarantine == [(3, "2024-01-15,Expense,Café", "row has 3 fields, expected 9 (no Amount)")]
+    # an empty required value in a full row still says which field is empty
+    assert only_reason(parse(HEADER, line(amount=""))) == "amount is empty"
+
+
+@pytest.mark.parametrize("amount,reason", [
+    ("1e308", "amount '1e308' is not a number"),
+    ("-1e308", "amount '-1e308' is not a number"),
+    ("9" * 40, f"amount '{'9' * 40}' is out of range"),
+    ("-" + "9" * 400 + ".5", f"amount '-{'9' * 400}.5' is out of range"),
+    ("1" * 29 + ".123", f"amount '{'1' * 29}.123' is out of range"),
+    ("1000000000000.00", "amount '1000000000000.00' is out of range"),
+])
+def test_huge_amounts_are_quarantined_cleanly_without_warnings(amount, reason):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy overflow warning (or any other) fails the test
+        p = parse(HEADER, line(desc="ok"), line(amount=amount))
+        with pytest.raises(ValueError, match="amount"):
+            parse_amount(amount)
+    assert p.quarantine == [(3, line(amount=amount), reason)]
+
+
+def test_duplicate_and_unnamed_extra_columns_keep_every_value():
+    p = parse("Date,Type,Description,Amount,Note,Note,,Amount", "2024-01-15,Expense,A,-1.00,n1,n2,loose,7")
+    assert json.loads(only_row(p)["extra"]) == {"Note": "n1", "Note.1": "n2", "column 7": "loose", "Amount": "7"}

@@ -317,11 +317,43 @@ def test_nul_bytes_and_utf16_exports_load_without_error(db, landing):
                             (result.source_file,))
     assert raw == "2024-01-01,Expense,A\ufffdB,-1.00,,,,," and "NUL" in reason
 
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be"])
+def test_utf16_export_is_decoded_by_its_byte_order_mark(db, landing, codec):
+    """It used to be quarantined row by row as "contains a NUL byte" (issue 15)."""
     utf16 = landing / f"u16_{uuid.uuid4().hex[:8]}.csv"
-    utf16.write_bytes((HEADER + "\r\n2024-01-01,Income,OK,1.00,,,,,\r\n").encode("utf-16"))
-    result = loader.load_file(db, landing, utf16)  # used to fail: NUL in raw.files.header
-    assert result.rows_loaded == 0 and result.rows_quarantined == result.rows_read > 0 and result.file_error
+    text = HEADER + "\r\n2024-01-01,Income,Café €,1.00,,,,,\r\nnope,Income,X,1.00,,,,,\r\n"
+    utf16.write_bytes((b"\xfe\xff" if codec == "utf-16-be" else b"") + text.encode(codec))
+    result = loader.load_file(db, landing, utf16)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.file_error) == (2, 1, 1, None)
+    assert [r[4] for r in snapshot(db, result.source_file)["rows"]] == ["Café €"]
     assert_matches_parse(db, utf16, landing)
+
+
+def test_mixed_utf8_and_cp1252_lines_are_stored_without_mojibake(db, landing):
+    """The hostile tester's file: one UTF-8 line, one Windows-1252 line (issue 15, defect 1)."""
+    path = landing / f"mixed_{uuid.uuid4().hex[:8]}.csv"
+    path.write_bytes((HEADER + "\n2024-01-01,Expense,Café,-1.00,,,,,\n").encode()
+                     + "2024-01-02,Expense,Café … €,-2.00,,,,,\n".encode("cp1252"))
+    result = loader.load_file(db, landing, path)
+    assert (result.rows_loaded, result.rows_quarantined) == (2, 0)
+    assert query(db, "SELECT description FROM raw.transactions WHERE source_file = %s ORDER BY line_number",
+                 (result.source_file,)) == [("Café",), ("Café … €",)]
+    assert_matches_parse(db, path, landing)
+
+
+def test_headerless_file_is_rejected_whole_with_every_line_in_quarantine(db, landing):
+    """3 data lines and no header: rows_read used to be 2, the first transaction lost (issue 15, defect 2)."""
+    lines = [f"2024-01-0{d},Expense,SHOP {d},-{d}.00,,,,," for d in (1, 2, 3)]
+    path = write(landing, lines)
+    result = loader.load_file(db, landing, path)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (3, 0, 3)
+    assert result.file_error.startswith("E003 invalid input: header:") and "'2024-01-01'" in result.file_error
+    snap = snapshot(db, result.source_file)
+    assert [(n, raw, reason) for n, raw, reason, *_ in snap["quarantine"]] == [
+        (n, text, result.file_error) for n, text in enumerate(lines, start=1)]
+    assert snap["file"][0][3:6] == (3, 0, 3)
+    assert_matches_parse(db, path, landing)
 
 
 def test_empty_and_header_only_files_are_registered(db, landing):

@@ -6,12 +6,19 @@ Canonical header (the original Titans Finance ledger):
 What is accepted, because real exports look like this:
 - header names in any case and spacing (` date `, `PAYMENT_METHOD`, `Payment-Method`), a few common
   aliases (`Transaction Date`, `Memo`, `Vendor`...), columns in any order, extra columns (kept as JSON);
-- a UTF-8 byte-order mark; CRLF, LF or CR line ends; no trailing newline; blank lines (skipped);
-  Windows-1252 bytes when the file is not valid UTF-8;
+- a byte-order mark names the encoding (UTF-8, UTF-16 or UTF-32, either byte order); without one each
+  physical line is UTF-8 when it is valid UTF-8 and Windows-1252 only when it is not (a file can mix
+  them: a UTF-8 line is never read as Windows-1252, so nothing is stored as `CafÃ©`);
+- CRLF, LF or CR line ends; no trailing newline; blank lines (skipped, also before the header);
 - `;`, tab or `|` as the delimiter when the header shows it (European exports use `;`);
 - amounts with currency symbols or codes, thousands separators, `(12.50)` or `12.50-` negatives,
   and a decimal comma (`1.234,56`, `12,5`);
 - rows newest-first or in any order; short rows whose missing trailing fields are optional.
+
+A first line that is not a header of the contract (no column we know, e.g. a file without a header, or
+a required column missing) rejects the file whole: `file_error` is one line starting with E003 that
+names what was read, and every non-blank line, the first included, is quarantined with it, so no
+line is ever lost and rows_read = rows_loaded + rows_quarantined always holds.
 
 What is *syntax* is checked here (a row either parses or goes to quarantine with its line number, raw
 text and reason); what is *business rule* (sign matches Type, amount bounds, freshness) is checked by
@@ -74,6 +81,12 @@ _ALIASES = {
 _DELIMITERS = (",", ";", "\t", "|")
 MAX_FIELD_CHARS = 4096  # a bank description is short; a 10 MB cell is an export bug, quarantined whole
 MAX_ABS_AMOUNT = Decimal("999999999999.99")  # what numeric(14,2) can hold; business bounds live in GX
+# Byte-order marks and the encoding each one names (UTF-32 LE before UTF-16 LE: its BOM starts the same).
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
+)
+_SHOWN_HEADER_CHARS = 300  # how much of an unreadable first line an error message repeats
 _ISO_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ][0-9:.+\-Z]*)?$")
 _CURRENCY = re.compile(r"[$€£¥₹]|\b(?:USD|EUR|GBP|CAD|AUD|CHF)\b", re.IGNORECASE)
 
@@ -122,24 +135,82 @@ def normalize_header_name(name: str) -> str:
 
 
 def map_header(header: list[str]) -> tuple[dict[str, int], dict[str, int]]:
-    """Canonical column -> index, and extra column name -> index. The first occurrence wins."""
+    """Canonical column -> index, and extra column name -> index. The first occurrence of a contract
+    column wins; every other column is extra, so no value is dropped: a repeated name gets `.1`, `.2`
+    (as pandas names them), an unnamed column is `column N` (1-based)."""
     known: dict[str, int] = {}
     extra: dict[str, int] = {}
     for i, name in enumerate(header):
         canonical = _ALIASES.get(normalize_header_name(name))
         if canonical and canonical not in known:
             known[canonical] = i
-        elif name.strip():
-            extra[name.strip()] = i
+            continue
+        base = name.strip() or f"column {i + 1}"
+        key, n = base, 0
+        while key in extra:
+            n += 1
+            key = f"{base}.{n}"
+        extra[key] = i
     return known, extra
 
 
 def decode(data: bytes) -> tuple[str, str]:
-    """Bytes -> text: UTF-8 (BOM stripped), else Windows-1252 (what spreadsheet exports fall back to)."""
+    """Bytes -> text, and the encoding read. The one decoding rule of every CSV the platform reads:
+
+    - a byte-order mark names the encoding (UTF-8, UTF-16 LE/BE, UTF-32 LE/BE) and is dropped;
+    - otherwise each physical line (ended by LF, CRLF or CR, bytes no encoding here uses otherwise)
+      is UTF-8 when it is valid UTF-8, else Windows-1252, what spreadsheet exports fall back to.
+      A line is never read as Windows-1252 when it is valid UTF-8, so a file mixing the two keeps
+      both intact. Bytes Windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D), and malformed
+      UTF-16/32, become U+FFFD, visibly, never another character.
+
+    A file without a BOM whose bytes at odd (even) offsets are mostly NUL, and at the others hardly
+    ever, is UTF-16 LE (BE): that is ASCII-heavy text in UTF-16, and no UTF-8 or Windows-1252 export
+    looks like it.
+
+    The encoding is that of the BOM (or of that pattern), `utf-8`, `cp1252` (every line that is not ASCII is
+    Windows-1252), or `utf-8+cp1252` (both kinds of line)."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            data = data[len(bom):]
+            if encoding != "utf-8":
+                return data.decode(encoding, errors="replace"), encoding
+            break
+    else:
+        encoding = _utf16_without_bom(data)
+        if encoding is not None:
+            return data.decode(encoding, errors="replace"), encoding
     try:
-        return data.decode("utf-8-sig"), "utf-8"
+        return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace"), "cp1252"
+        pass
+    parts: list[str] = []
+    utf8_lines = False
+    for raw in data.splitlines(keepends=True):  # bytes split only on LF, CR and CRLF
+        if raw.isascii():
+            parts.append(raw.decode("ascii"))
+            continue
+        try:
+            parts.append(raw.decode("utf-8"))
+            utf8_lines = True
+        except UnicodeDecodeError:
+            parts.append(raw.decode("cp1252", errors="replace"))
+    return "".join(parts), "utf-8+cp1252" if utf8_lines else "cp1252"
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """`utf-16-le` / `utf-16-be` when the NUL bytes of the first 4 KB say so (see decode), else None."""
+    sample = data[:4096]
+    if len(sample) < 8 or b"\x00" not in sample:
+        return None
+    sample = sample[: len(sample) // 2 * 2]
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    half = len(sample) // 2
+    if odd >= 0.4 * half and even <= 0.05 * half:
+        return "utf-16-le"
+    if even >= 0.4 * half and odd <= 0.05 * half:
+        return "utf-16-be"
+    return None
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -183,10 +254,11 @@ def parse_amount(text: str) -> Decimal:
         value = Decimal(s)
     except InvalidOperation:
         raise ValueError(f"amount {text.strip()!r} is not a number") from None
-    if value != value.quantize(Decimal("0.01")):
-        raise ValueError(f"amount {text.strip()!r} has more than 2 decimal places")
+    # The bound first: quantize() raises InvalidOperation beyond the context's 28 digits.
     if value > MAX_ABS_AMOUNT:
         raise ValueError(f"amount {text.strip()!r} is out of range")
+    if value != value.quantize(Decimal("0.01")):
+        raise ValueError(f"amount {text.strip()!r} has more than 2 decimal places")
     return -value if negative else value
 
 
@@ -249,27 +321,59 @@ def _split(data: bytes) -> SplitFile:
         empty = _Table([], np.empty(0, dtype=np.int64), [], {})
         return SplitFile([], {}, {}, encoding, ",", None, empty, [])
     csv.field_size_limit(1 << 30)
-    first_line = next(iter(io.StringIO(text, newline="")))
-    delimiter, header, known, extra, file_error = _read_header(first_line)
-    table = _fast_table(data, text, encoding, delimiter, len(header)) or _careful_table(text, delimiter, header)
-    return SplitFile(header, known, extra, encoding, delimiter, file_error, table, list(table.quarantine))
+    # The header is the first non-blank line (text.strip() is not empty, so there is one).
+    line, first_line = next((n, t) for n, t in enumerate(io.StringIO(text, newline=""), start=1) if t.strip())
+    header = _read_header(first_line, line)
+    table = (_fast_table(text, header) if header.line == 1 else None) or _careful_table(text, header)
+    return _split_file(header, encoding, table)
 
 
-def _read_header(first_line: str) -> tuple[str, list[str], dict[str, int], dict[str, int], str | None]:
-    """Delimiter, header names, their mapping, and the whole-file error if a required column is missing."""
+@dataclass
+class _Header:
+    line: int  # its 1-based physical line
+    raw: str  # as written, without its line end (NUL replaced: storable as text)
+    delimiter: str
+    names: list[str]
+    known: dict[str, int]
+    extra: dict[str, int]
+    error: str | None  # E003 and what was read, when the line is not a header of the contract
+
+    @property
+    def required(self) -> dict[str, int]:
+        return {c: self.known[c] for c in REQUIRED if c in self.known}
+
+
+def _read_header(first_line: str, line: int) -> _Header:
+    """Delimiter, header names, their mapping, and the whole-file error when the line is not a header
+    of the contract: it names none of its columns (a file without a header), or misses a required one."""
+    # NUL cannot be stored in PostgreSQL text (raw.files.header, extra's keys, raw_line).
+    first_line = first_line.replace("\x00", "\ufffd")
     delimiter = sniff_delimiter(first_line)
-    # NUL cannot be stored in PostgreSQL text (raw.files.header, extra's keys): a UTF-16 export read as
-    # cp1252 has one after every character.
-    header = [name.replace("\x00", "\ufffd") for name in next(csv.reader([first_line], delimiter=delimiter))]
-    known, extra = map_header(header)
+    names = next(csv.reader([first_line], delimiter=delimiter), [])
+    known, extra = map_header(names)
+    shown = repr(names)
+    if len(shown) > _SHOWN_HEADER_CHARS:
+        shown = shown[:_SHOWN_HEADER_CHARS] + "..."
     missing = [c for c in REQUIRED if c not in known]
-    file_error = None
-    if missing:
-        file_error = (
-            f"missing required column(s) {', '.join(missing)} (header read as {header!r} "
-            f"with delimiter {delimiter!r})"
-        )
-    return delimiter, header, known, extra, file_error
+    error = None
+    if not known:
+        error = (f"E003 invalid input: header: the first line names no column of the contract, so the file "
+                 f"is rejected whole (read {shown} with delimiter {delimiter!r}; expected a header such as "
+                 f"{','.join(CANONICAL_COLUMNS)})")
+    elif missing:
+        error = (f"E003 invalid input: header: missing required column(s) {', '.join(missing)}, so the file "
+                 f"is rejected whole (read {shown} with delimiter {delimiter!r})")
+    return _Header(line, first_line.rstrip("\r\n"), delimiter, names, known, extra, error)
+
+
+def _split_file(header: _Header, encoding: str, table: _Table) -> SplitFile:
+    """A rejected file quarantines every record with the file's reason, and its first line too: a line
+    that is not a header of the contract may well be the file's first transaction."""
+    quarantine = list(table.quarantine)
+    if header.error is not None:
+        quarantine = [(header.line, header.raw, header.error)] + [(n, raw, header.error) for n, raw, _ in quarantine]
+    return SplitFile(header.names, header.known, header.extra, encoding, header.delimiter, header.error, table,
+                     quarantine)
 
 
 def _split_one_line_records(data: bytes) -> SplitFile | None:
@@ -281,17 +385,14 @@ def _split_one_line_records(data: bytes) -> SplitFile | None:
     spans = line_spans(data)
     if spans is None or not len(spans) or int((spans[:, 1] - spans[:, 0]).max()) > MAX_FIELD_CHARS:
         return None
-    try:
-        first_line = data[: spans[1, 0] if len(spans) > 1 else len(data)].decode("utf-8-sig")
-    except UnicodeDecodeError:
+    first_line, encoding = decode(data[: spans[1, 0] if len(spans) > 1 else len(data)])
+    if encoding != "utf-8" or not first_line.strip():
         return None
-    if not first_line.strip():
-        return None
-    delimiter, header, known, extra, file_error = _read_header(first_line)
-    table = _arrow_table(data, spans, delimiter, len(header))
+    header = _read_header(first_line, 1)
+    table = _arrow_table(data, spans, header.delimiter, len(header.names))
     if table is None:
         return None
-    return SplitFile(header, known, extra, "utf-8", delimiter, file_error, table, [])
+    return _split_file(header, "utf-8", table)
 
 
 def line_spans(data: bytes) -> np.ndarray | None:
@@ -368,12 +469,13 @@ def _arrow_table(data: bytes, spans: np.ndarray, delimiter: str, width: int) -> 
     return _Table(columns, starts, [], {}, data=data, line_bytes=spans)
 
 
-def _fast_table(data: bytes, text: str, encoding: str, delimiter: str, width: int) -> _Table | None:
+def _fast_table(text: str, header: _Header) -> _Table | None:
     """pandas' C parser, when every record is one physical line (so line numbers are exact).
 
     Returns None whenever that cannot be guaranteed (multi-line quoted fields, lone CR line ends,
     ragged rows, NUL bytes or huge cells); the careful path then handles the file.
     """
+    width = len(header.names)
     if "\x00" in text or text.count("\r") != text.count("\r\n"):
         return None
     lines = text.split("\n")
@@ -383,7 +485,7 @@ def _fast_table(data: bytes, text: str, encoding: str, delimiter: str, width: in
         return None
     try:
         df = pd.read_csv(
-            io.BytesIO(data), encoding="utf-8-sig" if encoding == "utf-8" else "cp1252", sep=delimiter, header=None, skiprows=1, dtype=object, na_filter=False,
+            io.StringIO(text), sep=header.delimiter, header=None, skiprows=1, dtype=object, na_filter=False,
             skip_blank_lines=False, engine="c", quoting=csv.QUOTE_MINIMAL,
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
@@ -396,18 +498,30 @@ def _fast_table(data: bytes, text: str, encoding: str, delimiter: str, width: in
     columns += [np.full(len(df), "", dtype=object)] * (width - len(columns))
     starts = np.arange(2, len(df) + 2, dtype=np.int64)
     # Blank lines (or lines of empty cells) are not records.
-    maybe_blank = columns[0] == ""
-    if maybe_blank.any():
-        blank = maybe_blank.copy()
-        for col in columns[1:]:
-            blank &= col == ""
-        if blank.any():
-            keep = ~blank
-            columns, starts = [c[keep] for c in columns], starts[keep]
-    return _Table(columns, starts, [], {}, lines)
+    blank = columns[0] == ""
+    for col in columns[1:]:
+        if not blank.any():
+            break
+        blank &= col == ""
+    # pandas pads a short row with empty cells: a row whose required value is empty may be one that
+    # ends before it, which is quarantined with its field count (_fit_width, as on the careful path).
+    quarantine: list[tuple[int, str, str]] = []
+    short = np.zeros(len(starts), dtype=bool)
+    for k in np.flatnonzero(np.logical_or.reduce([columns[i] == "" for i in header.required.values()]) & ~blank
+                            if header.required else []):
+        raw = lines[int(starts[k]) - 1].rstrip("\r")
+        fields = next(csv.reader([raw], delimiter=header.delimiter), [])
+        reason = _fit_width(fields, width, header.required)[1] if len(fields) < width else None
+        if reason is not None:
+            quarantine.append((int(starts[k]), raw, reason))
+            short[k] = True
+    if blank.any() or short.any():
+        keep = ~(blank | short)
+        columns, starts = [c[keep] for c in columns], starts[keep]
+    return _Table(columns, starts, quarantine, {}, lines)
 
 
-def _careful_table(text: str, delimiter: str, header: list[str]) -> _Table:
+def _careful_table(text: str, header: _Header) -> _Table:
     """The csv module, record by record, tracking each record's physical lines.
 
     Strict quoting: a malformed record (text after a closing quote, a quote never closed) costs only
@@ -415,14 +529,14 @@ def _careful_table(text: str, delimiter: str, header: list[str]) -> _Table:
     swallow the rest of the file into a single record.
     """
     lines = list(io.StringIO(text, newline=""))  # the same line splitting as csv's line_num
-    width = len(header)
+    width = len(header.names)
     quarantine: list[tuple[int, str, str]] = []
     good: list[list[str]] = []
     starts: list[int] = []
     spans: dict[int, str] = {}
-    offset = 1  # lines before the current reader's first line (the header, then resumptions)
+    offset = header.line  # lines before the current reader's first line (the header, then resumptions)
     while offset < len(lines):
-        reader = csv.reader(islice(lines, offset, None), delimiter=delimiter, strict=True)
+        reader = csv.reader(islice(lines, offset, None), delimiter=header.delimiter, strict=True)
         done = 0  # lines the current reader has consumed up to the end of its last good record
         try:
             for row in reader:
@@ -433,9 +547,9 @@ def _careful_table(text: str, delimiter: str, header: list[str]) -> _Table:
                 raw = _raw_text(lines, start, end)
                 reason = None
                 if len(row) != width:
-                    row, reason = _fit_width(row, width)
+                    row, reason = _fit_width(row, width, header.required)
                 if reason is None:
-                    reason = _cell_problem(row, header)
+                    reason = _cell_problem(row, header.names)
                 if reason is not None:
                     quarantine.append((start, raw, reason))
                     continue
@@ -456,15 +570,19 @@ def _careful_table(text: str, delimiter: str, header: list[str]) -> _Table:
     return _Table(columns, np.asarray(starts, dtype=np.int64), quarantine, spans)
 
 
-def _fit_width(row: list[str], width: int) -> tuple[list[str], str | None]:
-    """Pad a short row (missing fields read as empty, as spreadsheets write them); trim empty extras.
-
-    A short row that lacks a required value then fails on that value, with the field named."""
+def _fit_width(row: list[str], width: int, required: dict[str, int]) -> tuple[list[str], str | None]:
+    """Pad a short row whose missing trailing fields are optional (as spreadsheets write them); trim
+    empty extras. A row that ends before a required column, or has values beyond the header, is
+    quarantined with both counts (`row has 3 fields, expected 9 (no Amount)`)."""
+    counted = f"row has {len(row)} field{'' if len(row) == 1 else 's'}, expected {width}"
     if len(row) < width:
+        absent = [name for name, i in required.items() if i >= len(row)]
+        if absent:
+            return row, f"{counted} (no {', '.join(absent)})"
         return row + [""] * (width - len(row)), None
     if len(row) > width and not any(cell.strip() for cell in row[width:]):
         return row[:width], None
-    return row, f"row has {len(row)} fields, header has {width}"
+    return row, counted
 
 
 def _cell_problem(row: list[str], header: list[str]) -> str | None:
@@ -649,9 +767,11 @@ def _typed_amounts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Plain numbers with at most 2 decimals pass through as written (exact); the rest go through
     parse_amount (currency symbols, separators, parentheses...)."""
     number = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float)
-    with np.errstate(invalid="ignore"):
-        cents = number * 100
-        plain = np.isfinite(number) & (np.abs(cents - np.round(cents)) < 1e-6) & (np.abs(number) < 1e12)
+    # Out of range (`1e308`, `inf`) is not plain: masked before any arithmetic, which would overflow
+    # (a numpy RuntimeWarning in the run log); parse_amount then gives the reason.
+    number = np.where(np.abs(number) < 1e12, number, np.nan)
+    cents = number * 100
+    plain = ~np.isnan(number) & (np.abs(cents - np.round(cents)) < 1e-6)
     # A float cannot see `12.340000001` (or tell `1e2` from 100): long or exponent strings take the
     # exact Decimal path. Ordinary amounts are under 11 characters.
     plain &= np.fromiter((len(v) < 11 and "e" not in v and "E" not in v if isinstance(v, str) else False
