@@ -23,32 +23,39 @@ from titans_assets.commands.up import up
 
 
 class _Group(click.Group):
-    def invoke(self, ctx: click.Context):
+    """Ends every failure in one line `error: E00x what happened -> next: what to do` (lib/errors.py);
+    usage errors exit with 2, the rest with 1; TITANS_DEBUG=1 shows the traceback instead."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        from titans_assets.lib import errors
+
+        debug = bool(os.environ.get("TITANS_DEBUG"))
         try:
-            return super().invoke(ctx)
-        except click.UsageError as exc:  # bad arguments are invalid input: code E003, field named by click
-            exc.message = f"E003 invalid input: {exc.message}"
-            raise
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise
-        except KeyboardInterrupt:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
             click.echo("interrupted", err=True)
             sys.exit(130)
-        except Exception as exc:  # noqa: BLE001 - the one place that turns failures into a line
-            if os.environ.get("TITANS_DEBUG"):
+        except click.UsageError as exc:
+            if debug:
                 raise
-            click.echo(f"error: {error_line(exc)}", err=True)
-            sys.exit(1)
+            command = exc.ctx.command_path if exc.ctx else (prog_name or "titans")
+            _fail(errors.usage_failure(exc.format_message(), command), 2)
+        except click.ClickException as exc:
+            if debug:
+                raise
+            _fail(errors.from_text(type(exc).__name__, exc.format_message()), exc.exit_code or 1)
+        except Exception as exc:  # noqa: BLE001 - the one place that turns failures into a line
+            if debug:
+                raise
+            _fail(errors.from_exception(exc), 1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
-def error_line(exc: BaseException) -> str:
-    """`E001 cannot connect ...` stays as it is; anything else becomes `Type: first line`."""
-    text = str(exc).strip().split("\n", 1)[0].strip()
-    if text[:1] == "E" and text[1:4].isdigit():
-        return text
-    code = getattr(exc, "code", None)
-    prefix = f"{code} " if isinstance(code, str) else ""
-    return f"{prefix}{type(exc).__name__}: {text}" if text else f"{prefix}{type(exc).__name__}"
+def _fail(failure, exit_code: int) -> None:
+    click.echo(f"error: {failure.line()}", err=True)
+    sys.exit(exit_code)
 
 
 @click.group(cls=_Group)
@@ -294,10 +301,16 @@ def _run_and_report(selection: str | None, settings, db) -> None:
     click.echo(f"database: {db.redacted()}")
     click.echo("materializing" + (f" {selection}" if selection else " the whole graph")
                + f" (full log: {log_path}) ...")
-    out = sys.stdout
-    # dbt's own output and Dagster's logs go to the log file; progress lines come to the terminal.
-    with open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        summary = runner.materialize(selection, on_event=lambda line: click.echo(line, file=out))
+    with _output_to(log_path) as (out, err):
+        def lost(failure) -> None:
+            """The embedded server died under the run: its storage is gone with it, nothing more can be
+            recorded, and Dagster's storage would retry for half a minute. End now, in one line."""
+            click.echo(f"error: {failure.line()}", file=err)
+            err.flush()
+            out.flush()
+            _end_now(1)
+
+        summary = runner.materialize(selection, on_event=lambda line: click.echo(line, file=out), on_lost=lost)
     files = file_summary(db)
     tables = table_counts(db)
     click.echo("")
@@ -318,7 +331,54 @@ def _run_and_report(selection: str | None, settings, db) -> None:
     if any(k.startswith("ml/") for k in summary.materialized):
         _echo_models(champion_summary(Registry.from_settings(settings, db)), indent="  ")
     if not summary.success:
-        raise click.ClickException(summary.error or "the run failed; see `titans status`")
+        from titans_assets.lib.errors import CodedError
+
+        raise CodedError(summary.failure())
+
+
+@contextlib.contextmanager
+def _output_to(log_path: Path):
+    """Everything a run prints, its child processes (dbt) included, goes to the log file, at the level
+    of file descriptors; yields the terminal's stdout and stderr for the progress lines and the error."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    out = os.fdopen(os.dup(saved[0]), "w", buffering=1)
+    err = os.fdopen(os.dup(saved[1]), "w", buffering=1)
+    with open(log_path, "w") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield out, err
+        finally:
+            log.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            out.close()
+            err.close()
+
+
+def _end_now(code: int) -> None:
+    """Exit at once from any thread: stop our child processes (dbt), release the embedded server, and
+    leave without waiting for the run's threads, which can only retry a database that is gone."""
+    import psutil
+
+    from titans_assets.lib.db import stop_embedded
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=2)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    with contextlib.suppress(Exception):
+        stop_embedded()
+    os._exit(code)
 
 
 def _iso(ts: float) -> str:

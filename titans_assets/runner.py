@@ -17,7 +17,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from titans_assets.lib.db import Database, get_database
+from titans_assets.lib.db import Database, embedded_server_lost, get_database
+from titans_assets.lib.errors import Failure, from_text, run_failure
 from titans_assets.lib.loader import landing_files, source_file_key
 from titans_assets.lib.settings import Settings
 
@@ -90,6 +91,14 @@ class RunSummary:
     not_materialized: list[str] = field(default_factory=list)  # selected, but stopped upstream
     seconds: float = 0.0
     error: str | None = None
+    check_metadata: dict[str, dict] = field(default_factory=dict)  # failed check -> its metadata (plain values)
+    step_errors: list[tuple[str, str]] = field(default_factory=list)  # (error class, message and causes)
+
+    def failure(self) -> Failure | None:
+        """Why the run failed, as one coded line (lib/errors.py), or None when it succeeded."""
+        if self.success:
+            return None
+        return run_failure({k: self.check_metadata.get(k, {}) for k in self.checks_failed}, self.step_errors)
 
     @property
     def checks_failed(self) -> list[str]:
@@ -106,8 +115,13 @@ def materialize(
     instance: dg.DagsterInstance | None = None,
     settings: Settings | None = None,
     on_event: Callable[[str], None] | None = None,
+    on_lost: Callable[[Failure], None] | None = None,
 ) -> RunSummary:
-    """One run of the graph (or of `selection`, Dagster's selection syntax), over every landed file."""
+    """One run of the graph (or of `selection`, Dagster's selection syntax), over every landed file.
+
+    `on_lost` is called (from another thread) when the embedded PostgreSQL dies under the run: the
+    run's own storage is gone with it, so nothing can be recorded any more and Dagster's storage
+    would only retry for half a minute before failing; the caller decides how to end (the CLI: at once)."""
     from titans_assets.definitions import defs
 
     settings = settings or Settings.from_env()
@@ -120,7 +134,8 @@ def materialize(
     )
     if not keys:
         raise ValueError(f"E003 selection {selection!r} matches no asset")
-    tags = {"titans/trigger": "cli"}
+    # The pid lets `titans status` tell a run that is still going from one whose process died with it.
+    tags = {"titans/trigger": "cli", "titans/pid": str(os.getpid())}
     partitioned = [k for k in keys if graph.get(k).partitions_def is not None]
     if partitioned:
         partition_keys = register_landing_files(instance, settings, get_database(settings))
@@ -136,6 +151,9 @@ def materialize(
     started = time.perf_counter()
     if watcher:
         watcher.start()
+    guard = _EmbeddedServerGuard(settings, on_lost) if on_lost else None
+    if guard:
+        guard.start()
     try:
         result = job.execute_in_process(
             instance=instance, asset_selection=sorted(keys, key=lambda k: k.to_user_string()), tags=tags,
@@ -143,6 +161,8 @@ def materialize(
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
     finally:
+        if guard:
+            guard.stop()
         if watcher:
             watcher.stop()
     summary = RunSummary(run_id=run_id, success=result.success, seconds=time.perf_counter() - started)
@@ -151,11 +171,16 @@ def materialize(
             summary.materialized.append(event.asset_key.to_user_string())
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             ev = event.event_specific_data
-            summary.checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = check_state(ev)
+            name = f"{ev.asset_key.to_user_string()}:{ev.check_name}"
+            summary.checks[name] = check_state(ev)
+            if summary.checks[name] == "failed":
+                summary.check_metadata[name] = plain_metadata(ev.metadata)
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
             summary.failed_steps.append(event.step_key)
+            error = event.event_specific_data.error
             if summary.error is None:
-                summary.error = _one_line(event.event_specific_data.error.message)
+                summary.error = _one_line(error.message)
+            summary.step_errors.append(error_with_causes(error))
     summary.materialized = sorted(set(summary.materialized))
     summary.not_materialized = sorted({k.to_user_string() for k in keys} - set(summary.materialized))
     return summary
@@ -166,14 +191,102 @@ def latest_check_records(instance: dg.DagsterInstance, check_keys) -> dict:
     return dict(instance.event_log_storage.get_latest_asset_check_execution_by_key(list(check_keys)))
 
 
-def check_record_state(record) -> str:
-    """The latest execution record of a check as a state: not run / running / passed / warning / failed."""
+def check_record_state(record, run: dg.DagsterRun | None = None) -> str:
+    """The latest execution record of a check as a state: not run / running / skipped / passed / warning /
+    failed. A planned check whose run has ended (or whose run's process is gone) never ran: skipped."""
     if record is None:
         return "not run"
     evaluation = record.evaluation
-    if not isinstance(evaluation, dg.AssetCheckEvaluation):  # planned: its run is executing it
-        return "running"
+    if not isinstance(evaluation, dg.AssetCheckEvaluation):  # planned: its run executes it, or stopped first
+        return "running" if run is not None and run_is_active(run) else "skipped"
     return check_state(evaluation)
+
+
+def run_is_active(run: dg.DagsterRun) -> bool:
+    """Not finished, and, for a run of this CLI (executed in its process), that process still lives."""
+    if run.is_finished:
+        return False
+    pid = run.tags.get("titans/pid")
+    if pid and pid.isdigit():
+        import psutil
+
+        return psutil.pid_exists(int(pid))
+    return True
+
+
+def check_statuses(instance: dg.DagsterInstance, check_keys) -> dict[str, dict]:
+    """`asset:check` -> status, when, run id, and: for a failed check its coded line, rule, file and line
+    (lib/errors.check_failure); for a skipped one, why (what failed upstream in its run)."""
+    from dagster._core.storage.dagster_run import RunsFilter
+
+    records = latest_check_records(instance, check_keys)
+    run_ids = sorted({r.run_id for r in records.values() if r is not None})
+    runs = {r.run_id: r for r in instance.get_runs(RunsFilter(run_ids=run_ids))} if run_ids else {}
+    out: dict[str, dict] = {}
+    failed_in: dict[str, list[str]] = {}
+    for key in sorted(check_keys, key=lambda k: k.to_user_string()):
+        name, record = key.to_user_string(), records.get(key)
+        state = check_record_state(record, runs.get(record.run_id) if record else None)
+        entry = {"status": state, "at": record.create_timestamp if record else None,
+                 "run_id": record.run_id if record else None}
+        if state == "failed":
+            failure = from_check_record(name, record)
+            entry |= {"code": failure.code, "message": failure.line(), **_details(record)}
+            failed_in.setdefault(record.run_id, []).append(failure.line())
+        out[name] = entry
+    reasons: dict[str, str] = {}
+    for entry in out.values():
+        if entry["status"] != "skipped":
+            continue
+        run_id = entry["run_id"]
+        if run_id not in reasons:
+            reasons[run_id] = _skip_reason(instance, runs.get(run_id), failed_in.get(run_id, []))
+        entry["reason"] = reasons[run_id]
+    return out
+
+
+def from_check_record(name: str, record) -> Failure:
+    from titans_assets.lib.errors import check_failure
+
+    return check_failure(name, plain_metadata(record.evaluation.metadata))
+
+
+def _details(record) -> dict:
+    from titans_assets.lib.errors import check_details
+
+    d = check_details(plain_metadata(record.evaluation.metadata))
+    return {"rule": d["rule"], "file": d["file"], "line": d["line"]}
+
+
+def _skip_reason(instance: dg.DagsterInstance, run: dg.DagsterRun | None, failed_checks: list[str]) -> str:
+    """Why the checks planned in `run` never ran: the run's first failure, coded."""
+    if run is None:
+        return "its run was deleted"
+    short = run.run_id[:8]
+    if failed_checks:
+        return f"run {short} stopped upstream: {failed_checks[0]}"
+    if not run.is_finished:
+        return f"run {short} ended with its process before finishing (the database or the process died)"
+    records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=1).records
+    if records:
+        error = records[0].event_log_entry.dagster_event.event_specific_data.error
+        return f"run {short} stopped upstream: {from_text(*error_with_causes(error)).line()}"
+    return f"run {short} ended ({run.status.value}) before these checks ran"
+
+
+def plain_metadata(metadata) -> dict:
+    """Dagster metadata values as plain Python values."""
+    return {k: getattr(v, "value", v) for k, v in (metadata or {}).items()}
+
+
+def error_with_causes(error) -> tuple[str, str]:
+    """(class name, message with the causes' messages) of a SerializableErrorInfo: what lib/errors reads."""
+    names, parts, seen = [], [], error
+    while seen is not None and len(parts) < 10:
+        names.append(seen.cls_name or "")
+        parts.append(f"{seen.cls_name}: {seen.message}" if parts else seen.message)
+        seen = seen.cause or getattr(seen, "context", None)
+    return (names[0] or "Error", "\n".join(parts))
 
 
 def check_state(evaluation) -> str:
@@ -188,6 +301,31 @@ def _one_line(message: str) -> str:
     lines = [ln.strip() for ln in (message or "").strip().splitlines() if ln.strip()]
     text = " ".join(lines[:2])[:300] if lines else "unknown error"
     return re.sub(r"^(?:[a-z_]\w*\.)+(\w+(?:Error|Exception): )", r"\1", text)
+
+
+class _EmbeddedServerGuard:
+    """Watches the embedded PostgreSQL's postmaster during a run; calls `on_lost` once if it dies."""
+
+    def __init__(self, settings: Settings, on_lost: Callable[[Failure], None], interval: float = 0.5):
+        self._settings, self._on_lost, self._interval = settings, on_lost, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        if not self._settings.database_url:  # only the embedded server: a TCP server may come back
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            why = embedded_server_lost(self._settings)
+            if why and not self._stop.is_set():
+                self._on_lost(from_text("DatabaseError", f"E001 database connection lost during the run: {why}"))
+                return
 
 
 class _ProgressWatcher:

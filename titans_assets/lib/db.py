@@ -8,7 +8,9 @@ coordinates through environment variables (see `Database.dbt_env`).
 from __future__ import annotations
 
 import atexit
+import os
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -130,13 +132,14 @@ _embedded_servers: dict[str, object] = {}  # keeps the pgserver handle alive for
 
 
 def _start_embedded(settings: Settings) -> Database:
-    import pgserver
-
     key = str(settings.pgdata)
     with _lock:
         server = _embedded_servers.get(key)
         if server is None:
             settings.pgdata.parent.mkdir(parents=True, exist_ok=True)
+            with warnings.catch_warnings():  # platformdirs' RuntimeDirWarning (no XDG_RUNTIME_DIR): not ours
+                warnings.simplefilter("ignore")
+                import pgserver
             try:
                 # 'stop': the server stops when the last process using it exits (no orphans);
                 # a second process finds the running postmaster and shares it.
@@ -145,8 +148,10 @@ def _start_embedded(settings: Settings) -> Database:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise DatabaseError(f"E001 embedded PostgreSQL under {settings.pgdata} did not start: {first}") from None
             _embedded_servers[key] = server
-            # Registered after pgserver's own exit handler, so it runs first (atexit is LIFO).
-            atexit.register(_forget_dead_handles, server)
+            # Our release replaces pgserver's exit handler, which stops only the postmaster it found
+            # at start (see _release).
+            atexit.unregister(server._cleanup)
+            atexit.register(_release, server)
     db = Database(server.get_uri("postgres"), embedded=True)
     with db.connect(autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DBNAME,))
@@ -155,18 +160,62 @@ def _start_embedded(settings: Settings) -> Database:
     return Database(server.get_uri(EMBEDDED_DBNAME), embedded=True)
 
 
-def _forget_dead_handles(server) -> None:
-    """pgserver stops the server when the last process that opened it exits, counting processes in
-    a pid file; a process killed without running its exit handlers (a Dagster code server stopped
-    by SIGTERM, say) would stay in that file forever and keep the server running. Drop dead pids
-    so the last live process really is the last. (pgserver 0.1.4 internals, pinned in uv.lock.)"""
+def _alive(pid: int) -> bool:
+    """A process that runs (a zombie has exited: only its exit status waits to be collected)."""
     import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _release(server) -> None:
+    """Leave the embedded server's list of users; the last user stops the server that runs *now*.
+
+    pgserver counts its users in a pid file (`<pgdata>/.handle_pids.json`) and, at exit, the last one
+    stops the postmaster *it found when it started*. When that postmaster died and another process
+    started a new one (a `titans status` while `titans serve` runs), the last user to leave would
+    find its own postmaster gone and leave the new one running with nobody in the list. Here the
+    last user reads `postmaster.pid` again and stops whatever runs; pids of users that died without
+    their exit handlers (SIGKILL) are dropped on the way, so the last live user really is the last.
+    (pgserver 0.1.4 internals, pinned in uv.lock.)"""
+    import subprocess
+
+    from pgserver._commands import pg_ctl
+    from pgserver.utils import PostmasterInfo
 
     handles = server.global_process_id_list
     if not handles.path.parent.is_dir():  # the data directory is gone (a test's temporary home)
         return
     with server._lock:
-        handles.put([pid for pid in handles.get() if psutil.pid_exists(pid)])
+        users = [pid for pid in handles.get() if pid != os.getpid() and _alive(pid)]
+        handles.put(users)
+        if users:
+            return
+        type(server)._instances.pop(server.pgdata, None)
+        info = PostmasterInfo.read_from_pgdata(server.pgdata)
+        if info is None or info.pid is None or not _alive(info.pid):
+            return
+        try:
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            info.process.terminate()
+            try:
+                info.process.wait(5)
+            except Exception:  # noqa: BLE001 - psutil.TimeoutExpired: kill it
+                info.process.kill()
+
+
+def embedded_server_lost(settings: Settings) -> str | None:
+    """Why the embedded server this process started or joined is gone (its postmaster exited), or None
+    while it runs (or when this process uses none)."""
+    with _lock:
+        server = _embedded_servers.get(str(settings.pgdata))
+    info = getattr(server, "_postmaster_info", None)
+    if info is None or info.pid is None or _alive(info.pid):
+        return None
+    return f"the embedded PostgreSQL (pid {info.pid}) under {settings.pgdata} exited"
 
 
 def get_database(settings: Settings | None = None) -> Database:
@@ -185,7 +234,6 @@ def stop_embedded() -> None:
     with _lock:
         servers = list(_embedded_servers.values())
         _embedded_servers.clear()
-    atexit.unregister(_forget_dead_handles)
     for server in servers:
-        _forget_dead_handles(server)
-        server.cleanup()
+        atexit.unregister(_release)
+        _release(server)
