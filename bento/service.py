@@ -7,11 +7,13 @@ lean request path. Each worker, when BentoML creates the service instance, resol
 `models:/NAME@champion` for the four models through the project's Registry (explicit tracking URI
 from Settings), starts its alias poller, and hands the runtime to the app. No Dagster import here.
 
-Two adjustments to BentoML 1.4's HTTP stack, both done through its public extension points (and,
+Three adjustments to BentoML 1.4's HTTP stack, all done through its public extension points (and,
 in each worker, its listening socket: titans_assets/lib/serving/listener.py):
 - metrics: BentoML labels requests by raw path, so `TitansBentoService.to_asgi` shows its middleware
   the route template (`/models/{name}/reload`, `/{unmatched}`) and `RestorePath` restores the real
   path before routing (titans_assets/lib/serving/routes.py);
+- client addresses: uvicorn would believe X-Forwarded-For from 127.0.0.1; `to_asgi` makes it believe
+  no one, so only TITANS_TRUSTED_PROXIES decides (titans_assets/lib/serving/proxies.py);
 - tracing: with no trace exporter configured, OpenTelemetry's ASGI middleware only costs time
   (~0.5 ms per request here, sampling rate 0), so its URLs are excluded unless an exporter is set.
 """
@@ -28,6 +30,7 @@ from _bentoml_sdk.service.factory import Service
 
 from titans_assets.lib.serving.app import create_app
 from titans_assets.lib.serving.listener import spread_this_worker
+from titans_assets.lib.serving.proxies import UVICORN_FORWARDED_ALLOW_IPS
 from titans_assets.lib.serving.routes import RestorePath, TemplatePaths
 from titans_assets.lib.serving.runtime import Runtime, poll_seconds
 
@@ -49,6 +52,10 @@ class TitansBentoService(Service):
             BentoMLContainer.config.tracing.excluded_urls.set([".*"])
 
     def to_asgi(self, is_main: bool = True):
+        # Called in each worker just before BentoML builds its uvicorn config, which reads
+        # FORWARDED_ALLOW_IPS (default 127.0.0.1: anyone on the host could set X-Forwarded-For): uvicorn
+        # trusts no peer, and the app applies TITANS_TRUSTED_PROXIES itself (lib/serving/proxies.py).
+        os.environ["FORWARDED_ALLOW_IPS"] = UVICORN_FORWARDED_ALLOW_IPS
         return TemplatePaths(super().to_asgi(is_main=is_main))
 
 

@@ -62,8 +62,8 @@ _ips = itertools.count(1)
 
 
 def client_ip() -> dict[str, str]:
-    """A distinct client address per call (uvicorn trusts X-Forwarded-For from 127.0.0.1), so each test
-    has its own per-IP budget."""
+    """A distinct client address per call (the `server` fixture names 127.0.0.1 a trusted proxy,
+    TITANS_TRUSTED_PROXIES), so each test has its own per-IP budget."""
     n = next(_ips)
     return {"X-Forwarded-For": f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"}
 
@@ -165,10 +165,34 @@ def test_without_champions_the_service_starts_and_answers_503(embedded_db, tmp_p
         assert (err.value.status, err.value.code) == (503, "E002")
 
 
-def test_an_unreachable_registry_is_reported_not_fatal(tmp_path):
-    rt = _runtime({"TITANS_HOME": str(tmp_path), "TITANS_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x"})
-    models = rt.models_health()["models"]
-    assert all(m["status"] == "error" and m["error"]["code"] in ("E001", "E002") for m in models.values())
+def test_an_unreachable_registry_is_reported_not_fatal_with_one_code_and_no_address(tmp_path):
+    """Nothing listens on the registry's socket directory: every model reports E002 naming the
+    registry, never the URL, the socket path or the password, on every call (issue 15: E001 with the
+    URI, then E002)."""
+    sockets = tmp_path / "pg-sockets"
+    sockets.mkdir()
+    rt = _runtime({"TITANS_HOME": str(tmp_path),
+                   "TITANS_DATABASE_URL": f"postgresql://postgres:s3cret@/titans?host={sockets}"})
+    try:
+        bodies = []
+        for _ in range(3):
+            models = rt.models_health()["models"]
+            assert all(m["status"] == "error" for m in models.values()), models
+            bodies += [m["error"] for m in models.values()]
+            with pytest.raises(Exception) as err:
+                rt.reload("category")
+            bodies.append({"code": err.value.code, "message": err.value.message})
+            with pytest.raises(Exception) as err:
+                rt.predict("category", REQUESTS["category"])
+            assert err.value.status == 503
+            bodies.append({"code": err.value.code, "message": err.value.message})
+        assert {b["code"] for b in bodies} == {"E002"}
+        text = json.dumps(bodies)
+        assert "MLflow registry" in text and "unreachable" in text
+        for leak in (str(sockets), "postgresql://", "s3cret", ".s.PGSQL", str(tmp_path)):
+            assert leak not in text, (leak, text)
+    finally:
+        rt.stop()
 
 
 # ---------------------------------------------------------------------------------------------- BentoML ASGI stack
@@ -284,7 +308,8 @@ IP_LIMIT = 20
 @pytest.fixture(scope="module")
 def server(store, redis_prefix, tmp_path_factory):
     env = {**os.environ, **store["env"], "TITANS_API_KEYS": KEY, "TITANS_MODEL_POLL_SECONDS": "1",
-           "TITANS_RATE_LIMIT_IP": f"{IP_LIMIT}/minute", "TITANS_RATE_LIMIT_KEY": "100000/hour"}
+           "TITANS_RATE_LIMIT_IP": f"{IP_LIMIT}/minute", "TITANS_RATE_LIMIT_KEY": "100000/hour",
+           "TITANS_TRUSTED_PROXIES": "127.0.0.1"}  # the tests play a proxy on the host (client_ip())
     env.pop("BENTOML_CONFIG_OPTIONS", None)
     env.pop("TITANS_REDIS_URL", None)
     if redis_prefix is not None:

@@ -171,8 +171,40 @@ def test_json_and_content_type_errors():
 
 def test_error_bodies_carry_the_code_once():
     e = ApiError(503, "E002", "E002 MLflow registry unreachable: refused")
-    assert e.body() == {"error": {"code": "E002", "message": "MLflow registry unreachable: refused"}}
-    assert "field" not in e.body()["error"]
+    assert e.body() == {"error": {"code": "E002", "message": "MLflow registry unreachable: refused", "field": None}}
+
+
+def test_every_error_body_has_a_field_key_null_when_no_field_is_at_fault(source):
+    """The documented shape {code, message, field}: 401 names the Authorization header, 429 and 503
+    carry field: null (issue 15: the key was missing)."""
+    rt = runtime(source, TITANS_RATE_LIMIT_IP="2/minute", TITANS_RATE_LIMIT_KEY="none")
+    with TestClient(create_app(rt)) as c:
+        r = c.post("/predict/category", json=CATEGORY_BODY)
+        assert r.status_code == 401 and r.json() == {"error": {
+            "code": "E005", "message": "authentication required: send Authorization: Bearer <API key>",
+            "field": "Authorization"}}
+        r = c.post("/predict/amount", json={"category": "software", "date": "2024-01-01"}, headers=AUTH)
+        assert r.status_code == 503 and r.json()["error"]["field"] is None and r.json()["error"]["code"] == "E002"
+        r = c.get("/models/status", headers=AUTH)
+        assert r.status_code == 429 and set(r.json()["error"]) == {"code", "message", "field"}
+        assert r.json()["error"]["field"] is None and r.json()["error"]["code"] == "E004"
+
+
+@pytest.mark.parametrize("raw, leaked", [
+    ('E001 cannot connect to postgresql://postgres:s3cret@/titans_mlflow?host=/tmp/titans-x/pgdata (embedded): '
+     'connection to server on socket "/tmp/titans-x/pgdata/.s.PGSQL.5432" failed: No such file or directory',
+     ["postgresql://", "s3cret", "/tmp/titans-x", ".s.PGSQL"]),
+    ('(psycopg2.OperationalError) connection to server at "db.internal" (10.0.0.5), port 5433 failed: refused',
+     ["db.internal", "10.0.0.5", "5433"]),
+    ("Error 111 connecting to 127.0.0.1:6390. Connection refused.", ["127.0.0.1", "6390"]),
+    ("auth failed: password=hunter2 user=bob", ["hunter2", "bob"]),
+    ("No such file or directory: '/srv/mlartifacts/1/abc/artifacts/MLmodel'", ["/srv", "MLmodel"]),
+])
+def test_error_messages_never_carry_addresses_paths_or_credentials(raw, leaked):
+    body = ApiError(503, "E002", raw).body()["error"]["message"]
+    assert not [x for x in leaked if x in body], body
+    assert ApiError(422, "E003", "rate limit exceeded (60 per 1 minute per client IP)").message == \
+        "rate limit exceeded (60 per 1 minute per client IP)"  # ordinary text is left alone
 
 
 # ---------------------------------------------------------------------------------------------- keys
@@ -282,10 +314,18 @@ def test_redis_limits_are_shared_between_limiters(redis_env):
     assert results[4].retry_after >= 1
 
 
-def test_an_unreachable_redis_lets_requests_through():
+def test_an_unreachable_redis_falls_back_to_per_worker_limits_with_one_log_line(caplog):
+    """Redis configured but not answering (nothing listens on port 1): requests are still limited, in
+    this worker's memory, and the switch is logged once, not once per request."""
     limiter = RateLimiter(RateLimitConfig.from_env({"TITANS_REDIS_URL": "redis://127.0.0.1:1/0",
-                                                    "TITANS_RATE_LIMIT_IP": "1/minute"}))
-    assert limiter.hit("ip", "x") is None and limiter.hit("ip", "x") is None
+                                                    "TITANS_RATE_LIMIT_IP": "2/minute"}))
+    with caplog.at_level("WARNING", logger="titans.serving"):
+        results = [limiter.hit("ip", "x") for _ in range(5)]
+    assert results[:2] == [None, None] and all(r is not None and r.retry_after >= 1 for r in results[2:])
+    assert limiter.hit("ip", "y") is None  # still per client
+    lines = [r.getMessage() for r in caplog.records if "rate limit storage" in r.getMessage()]
+    assert len(lines) == 1 and "per worker" in lines[0], lines
+    assert limiter.degraded and limiter.describe()["storage"].startswith("memory (per worker")
 
 
 # ---------------------------------------------------------------------------------------------- holder
@@ -330,7 +370,8 @@ def test_a_source_that_fails_to_build_is_built_again_later(source):
 
     holder = ModelHolder(REGISTRY_NAMES, factory)
     r = holder.refresh("category")
-    assert r.outcome == "failed" and r.error_code == "E001" and holder.get("category").status == "error"
+    assert r.outcome == "failed" and r.error_code == "E002" and holder.get("category").status == "error"
+    assert r.error == "E002 the model registry is unreachable"
     assert holder.refresh("category").outcome == "reloaded" and len(attempts) == 2
 
 
@@ -469,6 +510,7 @@ def test_reload_endpoint_reports_the_swap_and_failures(client, source):
     assert client.post("/predict/category", json=CATEGORY_BODY, headers=AUTH).json()["prediction"] == "travel"
     r = client.post("/models/nothing/reload", headers=AUTH)
     assert r.status_code == 404 and r.json()["error"]["field"] == "name"
+    assert r.json()["error"]["code"] == "E003"  # invalid input (issue 15: it was E002, "model not found")
     status = client.get("/models/status", headers=AUTH).json()
     assert status["models"]["category"]["status"] == "stale" and status["worker_pid"] == os.getpid()
 

@@ -84,7 +84,9 @@ def protected(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
             rt = _runtime(request)
-            client = request.client.host if request.client else "unknown"
+            # The TCP peer, or the client a trusted proxy names (TITANS_TRUSTED_PROXIES; lib/serving/proxies.py).
+            client = rt.client_address(request.client.host if request.client else None,
+                                       request.headers.getlist("x-forwarded-for"))
             rt.admit(client, request.headers.get("authorization"))
             return await handler(request, rt)
         except ApiError as err:
@@ -133,7 +135,7 @@ async def models_status(request: Request, rt: Runtime) -> Response:
 
 
 async def models_health(request: Request, rt: Runtime) -> Response:
-    return json_response(rt.models_health())
+    return json_response(await run_in_threadpool(rt.models_health))  # it asks the registry: off the loop
 
 
 async def reload_model(request: Request, rt: Runtime) -> Response:

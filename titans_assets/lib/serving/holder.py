@@ -7,6 +7,13 @@ that answered. A refresh (start-up, `POST /models/{name}/reload`, or the poller)
 load replaces the slot: a failed load keeps the last good model and records the error. Every worker
 polls on its own (TITANS_MODEL_POLL_SECONDS), so all workers and replicas converge on a new
 champion within one poll interval whichever of them got the reload call.
+
+A failure is reported with one code and a message that names the dependency, never its address
+(the exception's own text, with URIs, socket paths and credentials, goes to the log only): when the
+registry cannot be reached, every call during that outage answers `E002 <registry> is unreachable`,
+whether the failure came from building the client, resolving the alias or loading the model.
+`check_registry()` (GET /models/health) asks the registry at request time, so a dead registry shows
+on the next health request, not after the next poll.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from titans_assets.lib.ml.promotion import kind_of
+from titans_assets.lib.serving.errors import scrub
 
 log = logging.getLogger("titans.serving")
 
@@ -36,6 +44,8 @@ class ChampionSource(Protocol):
 
     def load(self, name: str, version: str) -> Loaded:
         """The model object of that version, with its run's metrics and the version's tags."""
+
+    # optional: `ping()` raises when the registry cannot be reached (cheap, bounded in time)
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class Slot:
     error: str | None = None  # the last refresh's failure (the loaded model, if any, keeps serving)
     error_code: str | None = None
     checked_at: float | None = None
+    unreachable: bool = False  # the error is the registry being unreachable (cleared when it answers)
 
     @property
     def status(self) -> str:
@@ -80,17 +91,34 @@ class Refresh:
     error_code: str | None = None
 
 
-def _code(exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    if isinstance(code, str) and code[:1] == "E" and code[1:4].isdigit():
-        return code
-    text = str(exc).lstrip()
-    return text[:4] if text[:1] == "E" and text[1:4].isdigit() else "E002"
+# What a failure to reach the registry looks like, anywhere in an exception's chain: the drivers'
+# operational errors, sockets refusing or timing out, our own E001 and "unreachable" errors.
+_UNREACHABLE_TYPES = frozenset({"OperationalError", "InterfaceError", "ConnectionError", "ConnectTimeout",
+                                "ReadTimeout", "TimeoutError", "NewConnectionError", "MaxRetryError"})
+_UNREACHABLE_TEXT = ("unreachable", "could not connect", "cannot connect", "connection refused",
+                     "connection to server", "timed out")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the registry or its database could not be reached."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        first = (str(cur).strip().splitlines() or [""])[0].lower()
+        if (type(cur).__name__ in _UNREACHABLE_TYPES or getattr(cur, "code", None) == "E001"
+                or any(t in first for t in _UNREACHABLE_TEXT)):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def _line(exc: BaseException) -> str:
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    return text if text[:1] == "E" and text[1:4].isdigit() else f"{type(exc).__name__}: {text}"
+    """One scrubbed line for a failure that is not the registry being unreachable (a broken artifact)."""
+    text = (str(exc).strip().splitlines() or [""])[0][:300]
+    if text[:1] == "E" and text[1:4].isdigit():
+        return scrub(text[4:].lstrip(": "))
+    return scrub(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -98,10 +126,13 @@ def _iso(ts: float | None) -> str | None:
 
 
 class ModelHolder:
-    def __init__(self, names: dict[str, str], source: ChampionSource | Callable[[], ChampionSource]):
+    def __init__(self, names: dict[str, str], source: ChampionSource | Callable[[], ChampionSource],
+                 registry_label: str = "the model registry"):
         """`names`: model key (category, ...) -> registry name. `source` or a factory of it (called on
-        first use and again after a failure, so a registry that was down at start-up is picked up)."""
+        first use and again after a failure, so a registry that was down at start-up is picked up).
+        `registry_label` names the dependency in error messages ("the MLflow registry (PostgreSQL)")."""
         self.names = dict(names)
+        self.registry_label = registry_label
         self._source_factory = source if callable(source) and not hasattr(source, "current") else None
         self._source: ChampionSource | None = None if self._source_factory else source  # type: ignore[assignment]
         self._slots: dict[str, Slot] = {k: Slot(k, n) for k, n in self.names.items()}
@@ -152,36 +183,71 @@ class ModelHolder:
         previous = slot.loaded.version if slot.loaded else None
         try:
             current = self.source().current(slot.name)
-        except Exception as exc:
+        except Exception as exc:  # building the client or resolving the alias: the registry itself failed
             if self._source_factory is not None:
                 self._source = None  # build it again next time (the database may come back)
-            return self._failed(slot, now, previous, exc)
+            return self._failed(slot, now, previous, exc, lookup=True)
         if current is None:
             if slot.loaded is None:
-                self._slots[key] = replace(slot, error=None, error_code=None, checked_at=now)
+                self._slots[key] = replace(slot, error=None, error_code=None, checked_at=now, unreachable=False)
                 return Refresh(key, "missing", None, None)
             message = f"E002 {slot.name}@champion no longer exists; still serving version {previous}"
-            self._slots[key] = replace(slot, error=message, error_code="E002", checked_at=now)
+            self._slots[key] = replace(slot, error=message, error_code="E002", checked_at=now, unreachable=False)
             return Refresh(key, "failed", previous, previous, message, "E002")
         version, _run_id = current
         if slot.loaded is not None and slot.loaded.version == version:
-            self._slots[key] = replace(slot, error=None, error_code=None, checked_at=now)
+            self._slots[key] = replace(slot, error=None, error_code=None, checked_at=now, unreachable=False)
             return Refresh(key, "unchanged", version, previous)
         try:
             loaded = self.source().load(slot.name, version)
         except Exception as exc:
-            return self._failed(slot, now, previous, exc)
+            return self._failed(slot, now, previous, exc, version=version)
         self._slots[key] = Slot(key, slot.name, loaded, None, None, now)  # the atomic swap
         log.info("serving %s version %s (was %s)", slot.name, loaded.version, previous or "none")
         return Refresh(key, "reloaded", loaded.version, previous)
 
-    def _failed(self, slot: Slot, now: float, previous: str | None, exc: BaseException) -> Refresh:
-        message = _line(exc)
+    def failure_message(self, name: str, exc: BaseException, lookup: bool = False,
+                        version: str | None = None) -> tuple[str, bool]:
+        """(message with its code, whether the registry was unreachable): one code (E002) for every
+        failure, and while the registry is down the same words whichever step met it."""
+        if lookup or unreachable(exc):
+            return f"E002 {self.registry_label} is unreachable", True
+        return f"E002 loading {name} version {version} failed: {_line(exc)}", False
+
+    def _failed(self, slot: Slot, now: float, previous: str | None, exc: BaseException, lookup: bool = False,
+                version: str | None = None) -> Refresh:
+        message, down = self.failure_message(slot.name, exc, lookup, version)
         if previous:
             message = f"{message}; still serving version {previous}"
-        self._slots[slot.key] = replace(slot, error=message, error_code=_code(exc), checked_at=now)
-        log.warning("refreshing %s failed: %s", slot.name, message)
-        return Refresh(slot.key, "failed", previous, previous, message, _code(exc))
+        self._slots[slot.key] = replace(slot, error=message, error_code="E002", checked_at=now, unreachable=down)
+        if message != slot.error:  # once per outage, not once per poll; the cause (addresses included) is
+            log.warning("refreshing %s failed: %s (%s: %s)", slot.name, message,  # for the operator's log only
+                        type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:300])
+        return Refresh(slot.key, "failed", previous, previous, message, "E002")
+
+    def check_registry(self) -> bool:
+        """Ask the registry now (GET /models/health): when it cannot be reached, every slot says so at
+        once (E002, its last good model keeps serving); when it answers again, the slots that failed
+        for that reason are refreshed. True when the registry answered."""
+        try:
+            source = self.source()
+            ping = getattr(source, "ping", None)
+            if ping is not None:
+                ping()
+        except Exception as exc:
+            if self._source_factory is not None:
+                self._source = None
+            now = time.time()
+            for key in self.names:
+                with self._locks[key]:
+                    slot = self._slots[key]
+                    previous = slot.loaded.version if slot.loaded else None
+                    self._failed(slot, now, previous, exc, lookup=True)
+            return False
+        for key, slot in self._slots.items():
+            if slot.unreachable:
+                self.refresh(key)
+        return True
 
     def refresh_all(self) -> list[Refresh]:
         return [self.refresh(k) for k in self.names]
@@ -227,7 +293,7 @@ class ModelHolder:
                 "checked_at": _iso(slot.checked_at),
                 "metrics": dict(m.metrics) if m else {},
                 "promotion_reason": m.tags.get("titans.promotion_reason") if m else None,
-                "error": slot.error,
+                "error": scrub(slot.error) if slot.error else None,
                 "error_code": slot.error_code,
             }
         return out
@@ -239,7 +305,7 @@ class ModelHolder:
                                      "model_version": slot.loaded.version if slot.loaded else None,
                                      "model_kind": slot.loaded.kind if slot.loaded else None}
             if slot.error:
-                entry["error"] = {"code": slot.error_code or "E002", "message": slot.error}
+                entry["error"] = {"code": slot.error_code or "E002", "message": scrub(slot.error)}
             elif slot.loaded is None:
                 entry["error"] = {"code": "E002", "message": f"E002 no champion for {slot.name} yet: "
                                   "train and promote one (titans materialize)"}
@@ -260,6 +326,26 @@ class RegistrySource:
         db = database or get_database(settings)
         self.registry = Registry.from_settings(settings, db)
         _ = self.registry.client  # reach the store now: E002 at once when it is down
+
+    def ping(self, timeout: float = 2.0) -> None:
+        """Raise unless the registry's store answers within `timeout` seconds (a database: one
+        connection and SELECT 1; a tracking server: its /health)."""
+        uri = self.registry.tracking_uri
+        if uri.startswith(("postgresql", "postgres")):
+            import psycopg2
+
+            from titans_assets.lib.db import Database
+
+            params = Database(uri.replace("+psycopg2", "", 1)).connect_kwargs()
+            with psycopg2.connect(connect_timeout=max(1, round(timeout)), application_name="titans-health",
+                                  **params) as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            conn.close()
+        elif uri.startswith(("http://", "https://")):
+            import urllib.request
+
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+                resp.read()
 
     def current(self, name: str) -> tuple[str, str] | None:
         mv = self.registry.champion_version(name)

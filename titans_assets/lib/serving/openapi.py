@@ -19,7 +19,11 @@ def _num(nullable: bool = True, **extra) -> dict[str, Any]:
     return {"type": "number", "nullable": nullable, **extra} if nullable else {"type": "number", **extra}
 
 
-_DATE = {"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+# The date range as a schema constraint, not only prose: `format: date` (a calendar date) and a pattern
+# whose years run from MIN_DATE's to MAX_DATE's (1900-01-01..2100-12-31, the validator's bounds).
+assert (V.MIN_DATE.isoformat(), V.MAX_DATE.isoformat()) == ("1900-01-01", "2100-12-31")
+DATE_PATTERN = r"^(19[0-9]{2}|20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+_DATE = {"type": "string", "format": "date", "pattern": DATE_PATTERN, "minLength": 10, "maxLength": 10,
          "description": f"YYYY-MM-DD between {V.MIN_DATE} and {V.MAX_DATE}", "example": "2024-03-01"}
 _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "amount": {"type": "number", "minimum": -V.MAX_ABS_AMOUNT, "maximum": V.MAX_ABS_AMOUNT,
@@ -78,10 +82,13 @@ def _batch_response(item: str) -> dict[str, Any]:
 def _schemas() -> dict[str, Any]:
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-            "type": "object", "required": ["code", "message"],
+            "type": "object",
             "properties": {"code": {"type": "string", "enum": ERROR_CODES},
                            "message": {"type": "string"},
-                           "field": {"type": "string", "description": "the offending field, as sent"}}}}},
+                           "field": {"type": "string", "nullable": True,
+                                     "description": "the offending field, as sent (null when no single field "
+                                                    "is at fault)"}},
+            "required": ["code", "message", "field"]}}},
         "CategoryRequest": _request(V.CATEGORY),
         "AmountRequest": _request(V.AMOUNT),
         "AnomalyRequest": _request(V.ANOMALY),
@@ -170,23 +177,30 @@ def _schemas() -> dict[str, Any]:
     }
 
 
-def _error(description: str, retry_after: bool = False) -> dict[str, Any]:
+def _error(description: str, retry_after: bool = False, authenticate: bool = False) -> dict[str, Any]:
     r: dict[str, Any] = {"description": description,
                          "content": {"application/json": {"schema": _ref("Error")}}}
     if retry_after:
-        r["headers"] = {"Retry-After": {"description": "seconds until a request may succeed",
+        r["headers"] = {"Retry-After": {"description": "seconds until a request may succeed", "required": True,
                                         "schema": {"type": "integer", "minimum": 1}}}
+    if authenticate:
+        r["headers"] = {"WWW-Authenticate": {"description": "the scheme to use", "required": True,
+                                             "schema": {"type": "string"}}}
     return r
 
 
+# Every status an operation can answer is declared (the fuzz tests hold the service to that).
+_STARTING = "E002: the service is starting (no models loaded yet)"
 _PROTECTED_ERRORS = {
-    "401": _error("E005: missing or invalid API key"),
-    "429": _error("E004: rate limit exceeded", retry_after=True),
+    "401": _error("E005: missing or invalid API key (`field`: Authorization)", authenticate=True),
+    "429": _error("E004: rate limit exceeded (per client IP or per API key); Retry-After says when", retry_after=True),
+    "500": _error("E000: unexpected server error (logged; never caused by input)"),
 }
 _BODY_ERRORS = {
-    "400": _error("E003: the body is not JSON"),
-    "413": _error("E003: body or batch too large"),
-    "415": _error("E003: not application/json"),
+    "400": _error("E003: the body is empty or not JSON"),
+    "413": _error(f"E003: body larger than TITANS_MAX_BODY_BYTES (default {V.DEFAULT_MAX_BODY_BYTES} bytes), or "
+                  f"a batch of more than {V.MAX_BATCH} transactions"),
+    "415": _error("E003: Content-Type is not application/json"),
     "422": _error("E003: invalid input; `field` names it"),
 }
 
@@ -200,11 +214,12 @@ def _post(summary: str, request: str, response: str, tag: str) -> dict[str, Any]
         "summary": summary, "tags": [tag], "security": [{"bearer": []}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(request)}}},
         "responses": {**_ok(response), **_BODY_ERRORS, **_PROTECTED_ERRORS,
-                      "503": _error("E002: no champion for this model (or the registry is unreachable)")}}}
+                      "503": _error("E002: no champion for this model, the registry is unreachable, or the "
+                                    "service is starting")}}}
 
 
 def _get(summary: str, response: str, tag: str, protected: bool = True) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": {**_ok(response)}}
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": {**_ok(response), "503": _error(_STARTING)}}
     if protected:
         op["security"] = [{"bearer": []}]
         op["responses"].update(_PROTECTED_ERRORS)
@@ -243,15 +258,16 @@ def spec() -> dict[str, Any]:
                             "schema": {"type": "string", "minLength": 1, "maxLength": 60, "pattern": r"^[^/]+$",
                                        "example": "category"}}],
             "responses": {**_ok("Reload"), **_PROTECTED_ERRORS,
-                          "404": _error("E002: unknown model name"),
-                          "503": _error("E001/E002: no champion, or the registry or its database is "
-                                        "unreachable; the last good model keeps serving")}}},
+                          "404": _error("E003: unknown model name (`field`: name)"),
+                          "503": _error("E002: no champion, the registry is unreachable or the load failed "
+                                        "(the last good model keeps serving), or the service is starting")}}},
     }
     return {
         "openapi": "3.0.3",
         "info": {"title": TITLE, "version": "1",
                  "description": "Serves the MLflow champions (models:/NAME@champion). Errors always have the "
-                                "shape {error: {code, message, field?}}."},
+                                "shape {error: {code, message, field}} (field null when no single field is "
+                                "at fault); messages name a failing dependency, never its address."},
         "paths": paths,
         "components": {"schemas": _schemas(),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

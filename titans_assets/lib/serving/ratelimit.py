@@ -6,9 +6,11 @@ TITANS_RATE_LIMIT_KEY take the `limits` string syntax ("60/minute", "10 per seco
 are shared by every worker and replica; otherwise each worker counts in its own memory.
 
 The strategy is the sliding window counter: one Redis round trip (a Lua script) per limit per
-request, a second only to compute Retry-After for a rejected request. If Redis cannot be reached the
-request is let through and a warning logged (at most once a minute): limits protect the service,
-they must not take it down.
+request, a second only to compute Retry-After for a rejected request. If Redis cannot be reached,
+each worker falls back to counting in its own memory (the same limits, per worker instead of shared)
+and logs one line saying so; every `RETRY_SECONDS` one request tries Redis again, and the first that
+succeeds switches the worker back to the shared counters (one more line). Limits protect the
+service: they must not take it down, nor vanish while Redis is away.
 
 In memory the counters are `LocalCounters` (the same sliding window counter as `limits`' storages):
 `limits`' MemoryStorage starts a new timer thread whenever its last one ended (10 ms) to expire keys,
@@ -164,39 +166,86 @@ class LocalCounters:
 
 
 class RateLimiter:
+    RETRY_SECONDS = 5.0  # while Redis is down, how often one request tries it again
+
     def __init__(self, config: RateLimitConfig):
         self.config = config
+        self.local = LocalCounters()  # the counters without Redis, or while it is unreachable
         if config.shared:
-            # A stalled Redis must not stall requests: fail fast, then fail open.
+            # A stalled Redis must not stall requests: fail fast, then count locally.
             options = {"key_prefix": config.prefix, "socket_timeout": 0.5, "socket_connect_timeout": 0.5}
             self.storage = storage_from_string(config.storage_uri, **options)
             self.strategy = SlidingWindowCounterRateLimiter(self.storage)
         else:
-            self.storage = self.strategy = LocalCounters()
-        self._warned_at = 0.0
+            self.storage = self.strategy = self.local
+        self._state = threading.Lock()
+        self.degraded = False  # Redis configured but unreachable: counting in this worker's memory
+        self._retry_at = 0.0  # monotonic time of the next attempt at Redis while degraded
+
+    def _where(self) -> str:
+        return self.config.storage_uri.split("@")[-1].split("?")[0]  # no credentials in the log
+
+    def _choose(self):
+        if not self.degraded:
+            return self.strategy
+        now = time.monotonic()
+        with self._state:
+            if now < self._retry_at:
+                return self.local
+            self._retry_at = now + self.RETRY_SECONDS  # this request is the one that tries Redis
+        return self.strategy
+
+    def _count(self, strategy, items, scope: str, identity: str) -> Rejection | None:
+        for item in items:
+            if strategy.hit(item, scope, identity):
+                continue
+            reset_at = strategy.get_window_stats(item, scope, identity).reset_time
+            return Rejection(scope, str(item), max(1, math.ceil(reset_at - time.time())))
+        return None
 
     def hit(self, scope: str, identity: str) -> Rejection | None:
         """Count one request of `identity` under every limit of `scope`; the first limit it exceeds."""
         items = self.config.per_ip if scope == "ip" else self.config.per_key
-        for item in items:
-            try:
-                if self.strategy.hit(item, scope, identity):
-                    continue
-                reset_at = self.strategy.get_window_stats(item, scope, identity).reset_time
-            except Exception as exc:  # redis down: let the request through, say so in the log
-                self._warn(exc)
-                return None
-            retry = max(1, math.ceil(reset_at - time.time()))
-            return Rejection(scope, str(item), retry)
-        return None
+        if not items:
+            return None
+        strategy = self._choose()
+        if strategy is self.local:
+            return self._count(self.local, items, scope, identity)
+        try:
+            rejected = self._count(strategy, items, scope, identity)
+        except Exception as exc:  # Redis down or stalled: this worker counts on its own until it is back
+            self._fall_back(exc)
+            return self._count(self.local, items, scope, identity)
+        if self.degraded:
+            self._recovered()
+        return rejected
 
-    def _warn(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._warned_at > 60:
-            self._warned_at = now
-            log.warning("rate limit storage %s unavailable, requests are not limited: %s",
-                        self.config.storage_uri.split("@")[-1], str(exc).splitlines()[0][:200])
+    def _fall_back(self, exc: Exception) -> None:
+        with self._state:
+            self._retry_at = time.monotonic() + self.RETRY_SECONDS
+            if self.degraded:
+                return
+            self.degraded = True
+        log.warning("rate limit storage %s unavailable (%s): limits are counted per worker in memory until it "
+                    "answers again (retried every %.0f s)", self._where(),
+                    (str(exc).splitlines() or [type(exc).__name__])[0][:200], self.RETRY_SECONDS)
+
+    def _recovered(self) -> None:
+        with self._state:
+            if not self.degraded:
+                return
+            self.degraded = False
+        self.local.reset()  # the next outage starts from zero, not from counts of the last one
+        log.warning("rate limit storage %s is back: limits are shared again", self._where())
+
+    def describe(self) -> dict:
+        out = self.config.describe()
+        if self.degraded:
+            out["storage"] = "memory (per worker: redis unreachable)"
+        return out
 
     def reset(self) -> None:
         """Forget every counter (tests; with Redis only this prefix's keys)."""
-        self.storage.reset()
+        self.local.reset()
+        if self.storage is not self.local:
+            self.storage.reset()

@@ -19,6 +19,7 @@ from titans_assets.lib.serving import validation as V
 from titans_assets.lib.serving.auth import KeyRing, bearer_token
 from titans_assets.lib.serving.errors import ApiError, invalid, model_unavailable, rate_limited, unauthorized
 from titans_assets.lib.serving.holder import DEFAULT_POLL_SECONDS, ChampionSource, ModelHolder
+from titans_assets.lib.serving.proxies import TrustedProxies
 from titans_assets.lib.serving.ratelimit import RateLimitConfig, RateLimiter
 
 log = logging.getLogger("titans.serving")
@@ -30,12 +31,23 @@ def poll_seconds(environ: Mapping[str, str]) -> float:
     return V.env_number(environ, "TITANS_MODEL_POLL_SECONDS", DEFAULT_POLL_SECONDS, float, 0)
 
 
+def registry_label(settings) -> str:
+    """How error messages name the registry: what it is, never where it is."""
+    uri = settings.mlflow_tracking_uri or "postgresql"  # default: a database beside the warehouse
+    if uri.startswith(("postgresql", "postgres")):
+        return "the MLflow registry (its PostgreSQL database)"
+    if uri.startswith(("http://", "https://")):
+        return "the MLflow registry (tracking server)"
+    return "the MLflow registry"
+
+
 @dataclass
 class Runtime:
     keys: KeyRing
     limiter: RateLimiter
     holder: ModelHolder
     max_body_bytes: int = V.DEFAULT_MAX_BODY_BYTES
+    proxies: TrustedProxies = TrustedProxies()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,
@@ -47,17 +59,20 @@ class Runtime:
         if not keys:
             log.warning("no API keys configured (TITANS_API_KEYS / TITANS_API_KEYS_FILE): "
                         "every prediction and management route answers 401")
+        label = "the model registry"
         if source is None:
             from titans_assets.lib.serving.holder import RegistrySource
             from titans_assets.lib.settings import Settings
 
             settings = Settings.from_env(env)
+            label = registry_label(settings)
 
             def source():  # built lazily, and again after a failure (the database may come back)
                 return RegistrySource(settings)
 
         return cls(keys=keys, limiter=RateLimiter(RateLimitConfig.from_env(env)),
-                   holder=ModelHolder(REGISTRY_NAMES, source), max_body_bytes=V.body_limit(env))
+                   holder=ModelHolder(REGISTRY_NAMES, source, registry_label=label), max_body_bytes=V.body_limit(env),
+                   proxies=TrustedProxies.from_env(env))
 
     def start(self, poll: float = DEFAULT_POLL_SECONDS) -> None:
         """Resolve and load every champion (a missing one is reported, not fatal), then poll."""
@@ -70,6 +85,10 @@ class Runtime:
         self.holder.stop()
 
     # -- admission: IP limit, then the key, then the key's limit ---------------------------------
+    def client_address(self, peer: str | None, forwarded_for: list[str] | tuple[str, ...] = ()) -> str:
+        """The address the per-IP limit counts: the TCP peer, or what a trusted proxy forwarded."""
+        return self.proxies.client(peer, forwarded_for)
+
     def admit(self, client_ip: str, authorization: str | None) -> str:
         """The caller's key id, or ApiError 429 (E004) / 401 (E005). Unauthenticated attempts count
         against the IP's limit, so guessing keys is rate limited too."""
@@ -129,12 +148,13 @@ class Runtime:
     # -- management -----------------------------------------------------------------------------
     def reload(self, name: str) -> dict[str, Any]:
         key = self.holder.key_of(name)
-        if key is None:
-            raise ApiError(404, "E002", f"E002 unknown model {name[:60]!r} (known: "
-                           f"{', '.join(self.holder.names.values())})", field="name")
+        if key is None:  # the client named something that does not exist: invalid input, not a missing champion
+            raise ApiError(404, "E003", f"name: unknown model {name[:60]!r} (known: {', '.join(self.holder.names)} "
+                           f"or {', '.join(self.holder.names.values())})", field="name")
         r = self.holder.refresh(key)
         if r.outcome == "failed":
-            raise ApiError(503, r.error_code or "E002", f"reload of {self.holder.names[key]} failed: {r.error}")
+            reason = (r.error or "").removeprefix("E002 ")
+            raise model_unavailable(f"E002 reload of {self.holder.names[key]} failed: {reason}")
         if r.outcome == "missing":
             raise model_unavailable(f"E002 no champion for {self.holder.names[key]} in the registry")
         return {"model": key, "name": self.holder.names[key], "outcome": r.outcome,
@@ -143,9 +163,12 @@ class Runtime:
 
     def models_status(self) -> dict[str, Any]:
         return {"worker_pid": os.getpid(), "poll_seconds": self.holder.poll_seconds,
-                "rate_limits": self.limiter.config.describe(), "models": self.holder.status()}
+                "rate_limits": self.limiter.describe(), "trusted_proxies": self.proxies.describe(),
+                "models": self.holder.status()}
 
     def models_health(self) -> dict[str, Any]:
+        """Per-model health, with the registry asked now (a dead registry shows on this request)."""
+        self.holder.check_registry()
         return self.holder.health()
 
     def health(self) -> dict[str, Any]:
