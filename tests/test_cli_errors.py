@@ -9,6 +9,7 @@ Dagster's storage in it) on a small generated ledger with an explicit end date a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import child_env
+from conftest import TEST_TODAY, child_env
 
 from titans_assets.lib import errors
 from titans_assets.lib.db import DatabaseError
@@ -247,3 +248,129 @@ def test_the_embedded_server_stops_with_its_last_user_after_a_kill_and_a_restart
                 user.kill()
         for p in _postgres_of(home):
             p.kill()
+
+
+# ---------------------------------------------------------------------------------------------- failed runs
+BAD_SIGN = (
+    "Date,Type,Description,Amount,Category,Payment Method,Status,Reference,Receipt URL\n"
+    "2026-06-01,Expense,COFFEE HOUSE,-4.50,meals_entertainment,credit_card,paid,Cafe,\n"
+    "2026-06-02,Expense,ADOBE *CREATIVE CLD,54.99,software,credit_card,paid,Adobe,\n"
+    "2026-06-03,Income,INVOICE 12,1200.00,,bank_transfer,received,ACME,\n"
+)
+
+
+@pytest.mark.integration
+def test_a_failing_gx_suite_is_e003_naming_rule_file_and_line_and_status_shows_skipped_checks(home: Path):
+    landing = home / "raw"
+    landing.mkdir()
+    (landing / "bank.csv").write_text(BAD_SIGN)
+    env = _env(home, landing)
+    done = _titans("materialize", "--select", "not group:ml", env=env)
+    assert done.returncode == 1
+    line = _one_coded_line(done, "E003")
+    for part in ("raw/transactions:gx_raw_transactions", "amount_sign_matches_type", "bank.csv line 3",
+                 "titans materialize"):
+        assert part in line, line
+    assert "DagsterAssetCheckFailedError" not in done.stdout + done.stderr
+
+    status = _titans("status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    checks = json.loads(status.stdout)["checks"]
+    gx = checks["raw/transactions:gx_raw_transactions"]
+    assert gx["status"] == "failed" and gx["code"] == "E003"
+    assert (gx["rule"], gx["file"], gx["line"]) == ("amount_sign_matches_type", "bank.csv", 3)
+    assert "amount_sign_matches_type" in gx["message"]
+    states = {c["status"] for c in checks.values()}
+    assert "running" not in states, states  # the run ended: nothing it planned is running
+    skipped = [c for c in checks.values() if c["status"] == "skipped"]
+    assert len(skipped) > 50  # the dbt tests and the mart suites it planned
+    assert all("gx_raw_transactions" in c["reason"] and "amount_sign_matches_type" in c["reason"] for c in skipped)
+    text = _titans("status", env=env)
+    assert "failed: E003" in text.stdout and f"{len(skipped)} checks skipped: run" in text.stdout, text.stdout
+    assert " running" not in text.stdout.split("checks:", 1)[1].split("models", 1)[0].replace("0 running", "")
+
+
+# ---------------------------------------------------------------------------------------------- fault drill
+CHECKSUMS = """
+import json
+from titans_assets.lib.db import get_database
+from titans_assets.lib.settings import Settings
+out = {}
+with get_database(Settings.from_env()).connect() as conn, conn.cursor() as cur:
+    cur.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                "WHERE table_schema IN ('marts', 'features') AND table_type = 'BASE TABLE' ORDER BY 1")
+    for (table,) in cur.fetchall():
+        cur.execute(f"SELECT count(*), md5(coalesce(string_agg(r, chr(10) ORDER BY r), '')) FROM "
+                    f"(SELECT (to_jsonb(t) - 'loaded_at')::text AS r FROM {table} t) x")
+        out[table] = list(cur.fetchone())
+print(json.dumps(out))
+"""
+
+
+def _mart_checksums(env: dict[str, str]) -> dict[str, list]:
+    """Rows and an md5 over the sorted rows (as JSON, load times left out) of every table in marts and
+    features, read by a child process: a user of the embedded server that stops it when it leaves."""
+    done = subprocess.run([sys.executable, "-c", CHECKSUMS], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def _stop_postgres(home: Path) -> None:
+    """Stop an embedded server left running by a drill (the CLI stops its own; this is the safety net)."""
+    for p in _postgres_of(home):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+
+
+@pytest.mark.integration
+def test_drill_postgres_sigkilled_during_dbt_then_a_rerun_builds_the_marts_of_a_clean_run(tmp_path: Path):
+    from titans_assets.lib.generator import generate
+
+    landing = tmp_path / "raw"
+    generate(landing, rows=400, seed=11, end_date=TEST_TODAY, labels_dir=tmp_path / "labels")
+    crashed, clean = (Path(tempfile.mkdtemp(prefix=f"titans-{n}-")) for n in ("crash", "clean"))
+    try:
+        for h in (crashed, clean):
+            h.chmod(0o755)
+        env = _env(crashed, landing)
+        proc = subprocess.Popen([*TITANS, "materialize", "--select", "not group:ml"], env=env, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        killed_at = None
+        try:
+            for line in proc.stdout:
+                if "titans_dbt_models started" in line:
+                    time.sleep(1.0)  # dbt is connected and building
+                    _kill_postgres(crashed)
+                    killed_at = time.monotonic()
+                    break
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert killed_at is not None, err
+        ended_after = time.monotonic() - killed_at
+        assert proc.returncode == 1
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: E001 ") and " -> next: " in lines[0], err[-3000:]
+        assert ended_after < 15, ended_after  # not Dagster's half a minute of retries
+        assert _postgres_of(crashed) == []  # nothing half-alive left behind
+
+        # The crashed run's planned checks did not run and nothing runs them: skipped, not running.
+        status = _titans("status", "--json", env=env)
+        assert status.returncode == 0, status.stderr
+        states = {c["status"] for c in json.loads(status.stdout)["checks"].values()}
+        assert "running" not in states and "skipped" in states, states
+
+        rerun = _titans("materialize", "--select", "not group:ml", env=env)
+        assert rerun.returncode == 0 and "succeeded" in rerun.stdout, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+        reference = _titans("materialize", "--select", "not group:ml", env=_env(clean, landing))
+        assert reference.returncode == 0, reference.stdout[-2000:] + reference.stderr[-2000:]
+
+        after_crash, from_clean = _mart_checksums(env), _mart_checksums(_env(clean, landing))
+        assert after_crash["marts.fct_transactions"][0] > 0 and len(after_crash) >= 4
+        assert after_crash == from_clean
+    finally:
+        for h in (crashed, clean):
+            _stop_postgres(h)
+            shutil.rmtree(h, ignore_errors=True)

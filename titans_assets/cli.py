@@ -130,9 +130,16 @@ def status(as_json: bool) -> None:
         click.echo(f"  {key:<40} {when or 'never'}")
     states = [c["status"] for c in report["checks"].values()]
     click.echo(f"checks: {len(states)} ({', '.join(f'{states.count(s)} {s}' for s in CHECK_STATES)})")
+    skipped: dict[str, int] = {}
     for key, state in report["checks"].items():
-        if state["status"] != "passed":
+        if state["status"] == "failed":
+            click.echo(f"  {key:<60} failed: {state['message']}")
+        elif state["status"] == "skipped":  # one line per cause, not one per check
+            skipped[state["reason"]] = skipped.get(state["reason"], 0) + 1
+        elif state["status"] != "passed":
             click.echo(f"  {key:<60} {state['status']}")
+    for reason, n in skipped.items():
+        click.echo(f"  {n} check{'s' if n > 1 else ''} skipped: {reason}")
     _echo_models(report["models"])
 
 
@@ -148,7 +155,7 @@ def _echo_models(models: dict[str, dict], indent: str = "") -> None:
                        f"{m['primary_metric']} {m['value']:.4f}{decision}")
 
 
-CHECK_STATES = ("passed", "failed", "warning", "running", "not run")
+CHECK_STATES = ("passed", "failed", "warning", "running", "skipped", "not run")
 
 
 def collect_status() -> dict:
@@ -164,16 +171,9 @@ def collect_status() -> dict:
     graph = defs.resolve_asset_graph()
     keys = sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string())
     latest = instance.get_latest_materialization_events(keys)
-    checks = {}
-    check_keys = sorted(graph.asset_check_keys, key=lambda k: k.to_user_string())
-    records = runner.latest_check_records(instance, check_keys)
-    for check_key in check_keys:
-        record = records.get(check_key)
-        checks[check_key.to_user_string()] = {
-            "status": runner.check_record_state(record),
-            "at": _iso(record.create_timestamp) if record else None,
-            "run_id": record.run_id if record else None,
-        }
+    checks = runner.check_statuses(instance, graph.asset_check_keys)
+    for state in checks.values():
+        state["at"] = _iso(state["at"]) if state["at"] else None
     return {
         "database": db.redacted(),
         "landing_dir": str(settings.landing_dir),
