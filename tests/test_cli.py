@@ -107,8 +107,8 @@ def test_the_embedded_servers_socket_url_is_reported_as_embedded(tmp_path: Path)
 DAGSTER_LIKE = """
 import signal, sys, time
 signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
-print("ready", flush=True)
-try:
+try:  # "ready" inside the try: the SIGTERM may arrive while print returns
+    print("ready", flush=True)
     time.sleep(60)
 except KeyboardInterrupt:
     sys.exit(3)
