@@ -1,7 +1,8 @@
 """The dashboard's pure logic (titans_assets/lib/dashboard): periods and comparisons, formatting, filter
 SQL, batching and ranking of anomaly scores, the service client's states, CSV uploads, and the
-`titans dashboard` command's environment. No database, no server: see test_dashboard_app.py for the
-pages against a real warehouse and a real service."""
+`titans dashboard` command's environment. No server, and a database only for the CSV export's COPY
+path (a scratch database): see test_dashboard_app.py for the pages against a real warehouse and a
+real service."""
 
 from __future__ import annotations
 
@@ -295,6 +296,51 @@ def test_an_uncategorised_csv_becomes_category_requests():
     assert out["predicted_category"].tolist() == ["software", "fuel"] and out["confidence"].tolist() == [0.9123, 0.6]
     assert out["alternatives"].tolist() == ["other (0.05)", ""]
     assert uploads.to_csv(out).decode().splitlines()[0].endswith("predicted_category,confidence,alternatives")
+
+
+FORMULAS = ["=HYPERLINK(\"http://x\",\"y\")", "+1+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "@SUM(A1:A2)",
+            "\tTAB", "\rCR"]
+
+
+def test_csv_exports_neutralise_spreadsheet_formulas_and_keep_numbers():
+    """OWASP CSV injection: a text cell starting with = + - @ tab or CR gets a leading quote."""
+    for cell in FORMULAS:
+        assert uploads.neutralise_formula(cell) == "'" + cell
+    for cell in ["ADOBE *CREATIVE CLD", "-54.99", "+12", "-1,234.50", "1e3", "", "a=b", "'quoted", None, -54.99, 3]:
+        assert uploads.neutralise_formula(cell) == cell
+    frame = pd.DataFrame({"line_number": [2, 3], "Description": [FORMULAS[0], FORMULAS[5]], "Amount": ["-54.99", "@1"],
+                          "confidence": [-0.5, 0.9], "=evil header": ["x", "-y"]})
+    back = pd.read_csv(__import__("io").BytesIO(uploads.to_csv(frame)), dtype=str, keep_default_na=False)
+    assert back.columns.tolist() == ["line_number", "Description", "Amount", "confidence", "'=evil header"]
+    assert back["Description"].tolist() == ["'" + FORMULAS[0], "'" + FORMULAS[5]]
+    assert back["Amount"].tolist() == ["-54.99", "'@1"] and back["confidence"].tolist() == ["-0.5", "0.9"]
+    assert back["'=evil header"].tolist() == ["x", "'-y"]
+
+
+@pytest.mark.integration
+def test_the_transactions_csv_download_neutralises_formulas_in_text_columns_only(embedded_db):
+    import io
+
+    from conftest import scratch_database
+
+    with scratch_database(embedded_db) as db:
+        with db.connect() as conn, conn.cursor() as cur:
+            cur.execute("""CREATE SCHEMA marts;
+                CREATE TABLE marts.fct_transactions (txn_date date, account text, txn_type text, description text,
+                    amount numeric(14,2), abs_amount numeric(14,2), category text, payment_method text,
+                    status text, reference text, merchant text, transaction_id text)""")
+            rows = [(dt.date(2026, 3, i + 1), "checking", "Expense", cell, -10.5 - i, 10.5 + i, "software",
+                     "credit_card", "paid", "-ref" if i == 0 else "ACME", "m", f"t{i}") for i, cell in enumerate(FORMULAS)]
+            rows.append((dt.date(2026, 3, 9), "checking", "Income", "PAYROLL", 1200, 1200, None, "bank_transfer",
+                         "received", "ACME", "m", "t9"))
+            cur.executemany("INSERT INTO marts.fct_transactions VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+        data = Q.transactions_csv(db, Q.TransactionFilter(), "date", False)
+    back = pd.read_csv(io.BytesIO(data), keep_default_na=False)
+    assert back["description"].tolist() == ["'" + c for c in FORMULAS] + ["PAYROLL"]
+    assert back["reference"].tolist()[:2] == ["'-ref", "ACME"]
+    assert back["amount"].dtype.kind == "f" and back["amount"].tolist() == [-10.5, -11.5, -12.5, -13.5, -14.5,
+                                                                            -15.5, 1200.0]
+    assert back["txn_date"].tolist()[0] == "2026-03-01" and back.columns.tolist() == list(Q.TABLE_COLUMNS)
 
 
 def test_an_upload_without_the_required_columns_is_one_e003_line():

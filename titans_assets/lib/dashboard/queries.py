@@ -284,14 +284,22 @@ def transactions_table(db: Database, f: TransactionFilter, sort: str = "date", d
 
 
 def transactions_csv(db: Database, f: TransactionFilter, sort: str = "date", descending: bool = True) -> bytes:
-    """Every filtered row as CSV (header included), streamed out of PostgreSQL with COPY."""
+    """Every filtered row as CSV (header included), streamed out of PostgreSQL with COPY; text cells that
+    a spreadsheet would run as formulas are neutralised (uploads.neutralise_formula), numbers stay numbers."""
+    from titans_assets.lib.dashboard.uploads import neutralise_csv
+
     query, params = _table_query(f, sort, descending)
     buf = io.BytesIO()
     with db.connect() as conn, conn.cursor() as cur:
         # COPY takes no parameters: psycopg2 binds them client-side (mogrify), exactly as execute() does.
         bound = cur.mogrify(query, params).decode()
+        cur.execute(f"SELECT * FROM ({bound}) q LIMIT 0")
+        text = [d.type_code in _TEXT_TYPES for d in cur.description]
         cur.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER)", buf)
-    return buf.getvalue()
+    return neutralise_csv(buf.getvalue(), text)
+
+
+_TEXT_TYPES = {25, 1043, 1042, 19}  # text, varchar, bpchar, name (pg_type oids)
 
 
 # ---------------------------------------------------------------------------------------------- anomalies

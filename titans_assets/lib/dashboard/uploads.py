@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -98,5 +99,46 @@ def with_predictions(rows: pd.DataFrame, predictions: list[dict], top: int = 3) 
     return out
 
 
+# CSV injection (OWASP): a spreadsheet opening the export runs a cell that starts with one of these as a
+# formula (`=HYPERLINK(...)`, `@SUM(...)`, `-2+3+cmd|...`). A text cell that does gets a leading single
+# quote, which spreadsheets show as text. Text that is a plain number (an upload's `-54.99`) is left as
+# it is: it cannot run anything, and it stays a number; numeric columns are never touched.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+(?:[.,]\d+)?|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+def neutralise_formula(value):
+    """The one rule for every CSV the dashboard exports: a text cell a spreadsheet would run as a formula
+    gets a leading `'`; anything else comes back unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
 def to_csv(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode()
+    """The frame as CSV with formulas neutralised in its text cells and its header (an upload's own)."""
+    safe = frame.copy()
+    safe.columns = [neutralise_formula(str(c)) for c in frame.columns]
+    for i, dtype in enumerate(frame.dtypes):
+        if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+            safe.isetitem(i, frame.iloc[:, i].map(neutralise_formula))
+    # CRLF rows (RFC 4180): a cell holding a bare CR is then quoted, so no reader takes it for a row end.
+    return safe.to_csv(index=False, lineterminator="\r\n").encode()
+
+
+def neutralise_csv(data: bytes, text_columns: Sequence[bool]) -> bytes:
+    """CSV bytes (a header, then rows, e.g. PostgreSQL's COPY ... CSV) with `neutralise_formula` applied
+    to the columns flagged as text; numbers, dates and the header are written back as they came."""
+    reader = csv.reader(io.StringIO(data.decode(), newline=""))
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")  # quotes a cell with a bare CR (see to_csv)
+    header = next(reader, None)
+    if header is None:
+        return data
+    writer.writerow(header)
+    text = [i for i, flag in enumerate(text_columns) if flag]
+    for row in reader:
+        for i in text:
+            row[i] = neutralise_formula(row[i])
+        writer.writerow(row)
+    return out.getvalue().encode()
