@@ -98,20 +98,21 @@ def assert_accounted(database, result: loader.LoadResult, scan_for_mojibake: boo
     the property tests compare the text exactly instead)."""
     assert result.rows_read == result.rows_loaded + result.rows_quarantined
     key = result.source_file
-    assert query(database, "SELECT rows_read, rows_loaded, rows_quarantined FROM raw.files WHERE source_file = %s",
-                 (key,)) == [(result.rows_read, result.rows_loaded, result.rows_quarantined)]
-    assert query(database, "SELECT count(*) FROM raw.transactions WHERE source_file = %s", (key,)) == [(result.rows_loaded,)]
-    assert query(database, "SELECT count(*) FROM raw.quarantine WHERE source_file = %s", (key,)) == [
-        (result.rows_quarantined,)]
-    loaded = {n for (n,) in query(database, "SELECT line_number FROM raw.transactions WHERE source_file = %s", (key,))}
-    quarantined = {n for (n,) in query(database, "SELECT line_number FROM raw.quarantine WHERE source_file = %s", (key,))}
-    assert not loaded & quarantined and len(loaded) == result.rows_loaded
+    assert query(database, "SELECT rows_read, rows_loaded, rows_quarantined FROM raw.files"
+                           " WHERE source_file = %s", (key,)) == [
+        (result.rows_read, result.rows_loaded, result.rows_quarantined)]
+    loaded = {n for (n,) in query(database, "SELECT line_number FROM raw.transactions WHERE source_file = %s",
+                                  (key,))}
+    quarantined = {n for (n,) in query(database, "SELECT line_number FROM raw.quarantine WHERE source_file = %s",
+                                       (key,))}
+    assert (len(loaded), len(quarantined)) == (result.rows_loaded, result.rows_quarantined)  # one row per line
+    assert not loaded & quarantined
     if result.file_error is not None:
         assert result.file_error.startswith("E003 invalid input: ") and "\n" not in result.file_error
         assert result.rows_loaded == 0
         assert query(database, "SELECT DISTINCT reason FROM raw.quarantine WHERE source_file = %s", (key,)) in (
             [(result.file_error,)], [])
-    for text in stored_text(db, key) if scan_for_mojibake else ():
+    for text in stored_text(database, key) if scan_for_mojibake else ():
         assert not mojibake(text), (text, mojibake(text))
 
 
