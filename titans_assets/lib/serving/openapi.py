@@ -29,7 +29,7 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "amount": {"type": "number", "minimum": -V.MAX_ABS_AMOUNT, "maximum": V.MAX_ABS_AMOUNT,
                "description": "signed: expenses negative", "example": -54.99},
     "date": _DATE,
-    "time": {"type": "string", "pattern": r"^[0-9]{2}:[0-9]{2}(:[0-9]{2})?$", "nullable": True,
+    "time": {"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$", "nullable": True,
              "description": "HH:MM[:SS]; accepted and checked, the models work per day", "example": "14:30"},
 }
 
