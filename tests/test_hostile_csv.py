@@ -162,8 +162,7 @@ _ALPHABET = st.sampled_from(list("abcXYZ 019-'") + list("éüßÀ") + list("€�
 @st.composite
 def records(draw):
     """(kind, line text as written, description, encoding of its bytes)."""
-    kind = draw(st.sampled_from(["good", "good", "good", "bad_date", "bad_amount", "short", "too_many", "nul",
-                                 "blank"]))
+    kind = draw(st.sampled_from(["good"] * 6 + ["bad_date", "bad_amount", "short", "too_many", "nul", "blank"]))
     desc = draw(st.text(_ALPHABET, max_size=12))
     if kind == "nul":
         desc += "\x00"
@@ -195,7 +194,7 @@ def records(draw):
 def files(draw):
     rows = draw(st.lists(records(), max_size=12))
     end = draw(st.sampled_from(["\n", "\r\n", "\r"]))
-    with_header = draw(st.booleans()) or not rows
+    with_header = draw(st.integers(0, 4)) > 0 or not rows  # 1 in 5 without a header: rejected whole
     mode = draw(st.sampled_from(["lines", "lines", "lines", "utf-16", "utf-8-bom"]))
     trailing = draw(st.booleans())
     texts = ([HEADER] if with_header else []) + [text for _, text, _, _ in rows]
