@@ -763,13 +763,17 @@ def test_a_byte_order_mark_names_the_encoding(bom, codec, end):
     assert p.quarantine == [(3, line(date="bad"), "date 'bad' is not a valid YYYY-MM-DD date")]
 
 
-def test_short_row_names_the_field_counts():
+def test_short_row_names_the_field_counts(monkeypatch):
     assert only_reason(parse(HEADER, "2024-01-15,Expense,A")) == "row has 3 fields, expected 9 (no Amount)"
     assert only_reason(parse(HEADER, "2024-01-15")) == "row has 1 field, expected 9 (no Type, Description, Amount)"
-    # the same on the pandas path (a Windows-1252 file), beside full rows
-    data = (HEADER + "\n" + line() + "\n2024-01-15,Expense,Caf\xe9\n").encode("latin-1")
+    # the same on the pandas path (a Windows-1252 file), beside full rows and a full row whose
+    # required Description is empty (that one is not short)
+    used = _spy_fast_path(monkeypatch)
+    data = (HEADER + "\n" + line() + "\n2024-01-15,Expense,Caf\xe9\n" + line(desc="") + "\n").encode("latin-1")
     p = checked(parse_csv(data))
+    assert used == [True]
     assert p.quarantine == [(3, "2024-01-15,Expense,Café", "row has 3 fields, expected 9 (no Amount)")]
+    assert [r["line_number"] for r in records(p)] == [2, 4]
     # an empty required value in a full row still says which field is empty
     assert only_reason(parse(HEADER, line(amount=""))) == "amount is empty"
 

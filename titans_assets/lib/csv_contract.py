@@ -513,12 +513,20 @@ def _fast_table(text: str, header: _Header) -> _Table | None:
         if not blank.any():
             break
         blank &= col == ""
-    # pandas pads a short row with empty cells: a row whose required value is empty may be one that
-    # ends before it, which is quarantined with its field count (_fit_width, as on the careful path).
+    # pandas pads a short row with empty cells: a row whose cells are empty from a required column on
+    # may be one that ends before it, which is quarantined with its field count (_fit_width, as on
+    # the careful path). Only those rows are read again.
     quarantine: list[tuple[int, str, str]] = []
     short = np.zeros(len(starts), dtype=bool)
-    for k in np.flatnonzero(np.logical_or.reduce([columns[i] == "" for i in header.required.values()]) & ~blank
-                            if header.required else []):
+    empty_from = np.ones(len(starts), dtype=bool)  # every cell from column j on is empty
+    required = set(header.required.values())
+    for j in range(width - 1, -1, -1):
+        empty_from &= columns[j] == ""
+        if j in required:
+            short |= empty_from
+    candidates = np.flatnonzero(short & ~blank)
+    short[:] = False
+    for k in candidates:
         raw = lines[int(starts[k]) - 1].rstrip("\r")
         fields = next(csv.reader([raw], delimiter=header.delimiter), [])
         reason = _fit_width(fields, width, header.required)[1] if len(fields) < width else None
