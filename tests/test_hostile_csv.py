@@ -267,3 +267,19 @@ def test_random_files_through_postgresql(db, tmp_path, generated):  # noqa: F811
                                     " ORDER BY line_number", (result.source_file,))] == list(p.rows["description"])
     assert query(db, "SELECT line_number, raw_line, reason FROM raw.quarantine WHERE source_file = %s"
                      " ORDER BY line_number", (result.source_file,)) == p.quarantine
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(with_header=st.booleans(), body=st.binary(max_size=200))
+def test_any_bytes_parse_without_error_and_everything_is_storable(with_header, body):
+    """Arbitrary bytes (after a header or not) never raise or warn, keep the invariant, and hold no
+    NUL in anything the loader writes to a text column."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = parse_csv(((HEADER + "\n").encode() if with_header else b"") + body)
+    assert p.rows_read == p.rows_loaded + p.rows_quarantined
+    assert p.file_error is None or (p.file_error.startswith("E003 ") and p.rows_loaded == 0)
+    texts = [*p.header, *(t for q in p.quarantine for t in q[1:])]
+    texts += [v for c in ("txn_type", "description", "category", "payment_method", "status", "reference",
+                          "receipt_url", "extra") for v in p.rows[c] if v is not None]
+    assert not [t for t in texts if "\x00" in t]
