@@ -513,19 +513,20 @@ def _fast_table(text: str, header: _Header) -> _Table | None:
         if not blank.any():
             break
         blank &= col == ""
-    # pandas pads a short row with empty cells: a row whose cells are empty from a required column on
-    # may be one that ends before it, which is quarantined with its field count (_fit_width, as on
-    # the careful path). Only those rows are read again.
+    # pandas pads a short row with empty cells. A row that ends before a required column is
+    # quarantined with its field count (_fit_width, as on the careful path); such a row has every cell
+    # empty from the last required column on, so only rows like that are read again (on a real export
+    # the last column or two already rule out every row).
     quarantine: list[tuple[int, str, str]] = []
     short = np.zeros(len(starts), dtype=bool)
-    empty_from = np.ones(len(starts), dtype=bool)  # every cell from column j on is empty
-    required = set(header.required.values())
-    for j in range(width - 1, -1, -1):
-        empty_from &= columns[j] == ""
-        if j in required:
-            short |= empty_from
-    candidates = np.flatnonzero(short & ~blank)
-    short[:] = False
+    candidates = np.empty(0, dtype=np.int64)
+    if header.required:
+        empty_from = np.ones(len(starts), dtype=bool)
+        for j in range(width - 1, max(header.required.values()) - 1, -1):
+            empty_from &= columns[j] == ""
+            if not empty_from.any():
+                break
+        candidates = np.flatnonzero(empty_from & ~blank)
     for k in candidates:
         raw = lines[int(starts[k]) - 1].rstrip("\r")
         fields = next(csv.reader([raw], delimiter=header.delimiter), [])
