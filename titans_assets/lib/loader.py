@@ -5,6 +5,9 @@ Per file, in one transaction (readers never see half a file):
 - new or changed bytes -> the file's previous rows and quarantine are deleted (changed files only),
   the new rows are COPYed, and the registry row records the counts.
 Invariant, enforced by a CHECK on raw.files: rows_read = rows_loaded + rows_quarantined.
+A file the contract rejects whole (its first line is not a header of the contract: E003) is
+registered like any other: nothing is loaded, every line, the first included, is in raw.quarantine
+with the file's one-line reason, which LoadResult.file_error also carries.
 
 Speed (docs/benchmarks.md, "Pipeline"): the contract splits the file with pyarrow's reader; the
 records are then typed and encoded in PostgreSQL's binary COPY format (pg_copy) slice by slice, in a
