@@ -30,6 +30,8 @@ CHECK_NEXT_STEP = ("fix or remove the named rows in the landing file (or the fil
                    "`titans materialize` again; `titans status` lists the failed checks")
 
 _CODED = re.compile(r"^(E\d{3})\b[:\s]*(.*)$", re.S)
+# A coded message among a step error's causes ("...\nRegistryError: E002 MLflow registry unreachable").
+_CODED_CAUSE = re.compile(r"^(?:[\w.]+: )?(E\d{3}) (.*)$", re.M)
 # Type names along an exception's chain that mean "the database is not there" (psycopg2 and SQLAlchemy
 # OperationalError/InterfaceError, Dagster's storage giving up after its retries).
 _DB_TYPES = {"DagsterPostgresException", "OperationalError", "InterfaceError"}
@@ -77,9 +79,9 @@ def from_text(type_name: str, text: str, *, type_names: Iterable[str] = ()) -> F
     Dagster serialized): the code it carries, else by what it says."""
     first = _first_line(text)
     names = {type_name, *type_names}
-    m = _CODED.match(first)
+    m = _CODED.match(first) or _CODED_CAUSE.search(text or "")
     if m:
-        code, rest = m.group(1), m.group(2).strip() or type_name
+        code, rest = m.group(1), _first_line(m.group(2)) or type_name
         return Failure(code, rest, NEXT_STEP.get(code, NEXT_STEP["E000"]))
     if names & _DB_TYPES or _DB_TEXT.search(text or ""):
         detail = _strip_module(first) or type_name
