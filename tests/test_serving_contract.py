@@ -18,20 +18,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_serving_http import AUTH, KEY, REQUESTS, Server, store  # noqa: F401  (store: a module fixture)
+from test_serving_http import (  # noqa: F401  (store: a module fixture)
+    AUTH,
+    KEY,
+    REQUESTS,
+    SCHEMATHESIS_CONFIG,
+    Server,
+    store,
+)
 
 from titans_assets.lib.serving import openapi
 
 pytestmark = pytest.mark.integration
-
-# schemathesis' negative_data_rejection accepts 400/401/403/404/405/406/409/415/422/428/429 (and 5xx) by
-# default; a batch of more than 1,000 transactions (schema: maxItems 1000) is answered 413, a 4xx that
-# says exactly what is wrong and is declared for the operation, so 413 joins the list. 5xx leave it:
-# a schema-violating request must never be a server error.
-SCHEMATHESIS_CONFIG = """
-[checks.negative_data_rejection]
-expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
-"""
 
 
 @pytest.fixture(scope="module")
