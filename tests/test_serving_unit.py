@@ -632,3 +632,52 @@ def test_spread_leaves_a_unix_socket_or_a_non_socket_alone(tmp_path):
         s.close()
         os.close(read)
         os.close(write)
+
+
+# -- trusted proxies: X-Forwarded-For only from TITANS_TRUSTED_PROXIES ----------------------------------------
+def test_trusted_proxies_configuration_and_client_address():
+    from titans_assets.lib.serving.proxies import ProxyConfigError, TrustedProxies
+
+    none = TrustedProxies.from_env({})
+    assert not none and none.client("127.0.0.1", ["203.0.113.9"]) == "127.0.0.1"  # default: nobody is trusted
+    proxies = TrustedProxies.from_env({"TITANS_TRUSTED_PROXIES": " 10.0.0.0/8, 127.0.0.1 ,::1"})
+    assert proxies.describe() == ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]
+    assert proxies.client("198.51.100.7", ["203.0.113.9"]) == "198.51.100.7"  # an untrusted peer's header is ignored
+    assert proxies.client("127.0.0.1", ["203.0.113.9"]) == "203.0.113.9"
+    # read from the right: what the client wrote itself (the left) cannot hide its address
+    assert proxies.client("127.0.0.1", ["6.6.6.6, 203.0.113.9, 10.1.2.3"]) == "203.0.113.9"
+    assert proxies.client("127.0.0.1", ["6.6.6.6", "203.0.113.9:5555"]) == "203.0.113.9"
+    assert proxies.client("::1", ["[2001:db8::1]:80"]) == "2001:db8::1"
+    assert proxies.client("127.0.0.1", ["10.0.0.2, 10.0.0.3"]) == "10.0.0.2"  # all trusted: the leftmost
+    assert proxies.client("127.0.0.1", [" , "]) == "127.0.0.1" and proxies.client(None) == "unknown"
+    for bad in ("10.0.0.0/33", "localhost", "127.0.0.1;10.0.0.1"):
+        with pytest.raises(ProxyConfigError):
+            TrustedProxies.from_env({"TITANS_TRUSTED_PROXIES": bad})
+
+
+def test_the_app_counts_a_spoofing_peer_under_its_own_address(source):
+    """Through the app (BentoML's uvicorn is told to trust no one, bento/service.py): without trusted
+    proxies a rotating X-Forwarded-For from 127.0.0.1 shares one budget; with 127.0.0.1 trusted, each
+    forwarded client has its own."""
+    rt = runtime(source, TITANS_RATE_LIMIT_IP="2/minute", TITANS_RATE_LIMIT_KEY="none")
+    with TestClient(create_app(rt), client=("127.0.0.1", 4321)) as c:
+        codes = [c.get("/models/status", headers={**AUTH, "X-Forwarded-For": f"203.0.113.{i}"}).status_code
+                 for i in range(4)]
+    assert codes == [200, 200, 429, 429]
+    rt = runtime(source, TITANS_RATE_LIMIT_IP="2/minute", TITANS_RATE_LIMIT_KEY="none",
+                 TITANS_TRUSTED_PROXIES="127.0.0.1")
+    with TestClient(create_app(rt), client=("127.0.0.1", 4321)) as c:
+        codes = [c.get("/models/status", headers={**AUTH, "X-Forwarded-For": f"203.0.113.{i}"}).status_code
+                 for i in range(4)]
+        assert codes == [200] * 4
+        assert c.get("/models/status", headers=AUTH).json()["trusted_proxies"] == ["127.0.0.1/32"]
+
+
+def test_bento_workers_leave_x_forwarded_for_to_the_app(monkeypatch):
+    """uvicorn (built by BentoML after `to_asgi`) reads FORWARDED_ALLOW_IPS; its default trusts 127.0.0.1."""
+    from uvicorn.middleware.proxy_headers import _TrustedHosts
+
+    from titans_assets.lib.serving.proxies import UVICORN_FORWARDED_ALLOW_IPS
+
+    trusted = _TrustedHosts(UVICORN_FORWARDED_ALLOW_IPS)
+    assert "127.0.0.1" not in trusted and "::1" not in trusted and "10.0.0.1" not in trusted
