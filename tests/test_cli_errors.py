@@ -130,6 +130,14 @@ def test_a_coded_cause_of_a_step_failure_keeps_its_code():
     assert failure.code == "E002" and failure.message.startswith("MLflow registry unreachable")
 
 
+def test_a_failed_server_of_titans_up_keeps_the_code_its_log_shows():
+    lost = errors.server_failure("service exited with code 1: error: E001 cannot connect to x -> next: y "
+                                 "(log: /h/logs/up/service.log)", "/h/logs/up")
+    assert lost.code == "E001" and "service exited with code 1" in lost.message and "/h/logs/up" in lost.next_step
+    other = errors.server_failure("not answering after 300s: docs (logs: /h/logs/up)", "/h/logs/up")
+    assert other.code == "E000" and "docs" in other.message
+
+
 def test_usage_errors_name_the_option_and_the_help():
     failure = errors.usage_failure("Invalid value for '--rows': -5 is not in the range x>=1.", "titans generate")
     assert failure.code == "E003" and "--rows" in failure.message and "titans generate --help" in failure.next_step

@@ -11,7 +11,6 @@ to $TITANS_HOME/logs/up/<name>.log.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import signal
 import sys
@@ -130,11 +129,6 @@ def up(host: str, dagster_port: int, mlflow_port: int, service_port: int, docs_p
             signal.signal(s, handler)
         click.echo("stopped" + (f" (killed after the grace period: {', '.join(killed)})" if killed else ""))
     if failed:
-        from titans_assets.lib.errors import CodedError, Failure, from_text
+        from titans_assets.lib.errors import CodedError, server_failure
 
-        # The server's own last log line may carry its code (`error: E001 ...` from a server that lost
-        # the database); the message keeps the whole line, which names the server and its log.
-        own = re.search(r"error: (E\d{3} .*)", failed)
-        code = from_text("ServerFailed", own.group(1) if own else failed).code
-        raise CodedError(Failure(code, f"a server failed: {failed}",
-                                 f"read its log in {supervisor.log_dir}, fix the cause and run `titans up` again"))
+        raise CodedError(server_failure(failed, str(supervisor.log_dir)))

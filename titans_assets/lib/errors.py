@@ -122,6 +122,15 @@ def from_exception(exc: BaseException) -> Failure:
     return failure
 
 
+def server_failure(what: str, log_dir: str) -> Failure:
+    """A server `titans up` started exited or never answered (`what` names it and ends with its log's
+    last line): that line's own code when it has one (`error: E001 ...`), else E000; next, its log."""
+    own = re.search(r"error: (E\d{3} .*)", what)
+    code = from_text("ServerFailed", own.group(1) if own else what).code
+    return Failure(code, f"a server failed: {_first_line(what, 600)}",
+                   f"read its log in {log_dir}, fix the cause and run `titans up` again")
+
+
 def usage_failure(message: str, command: str) -> Failure:
     """Bad arguments (click's usage errors): invalid input, with the option click named."""
     return Failure("E003", f"invalid input: {_first_line(message)}", f"see `{command} --help`")
