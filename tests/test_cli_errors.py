@@ -179,6 +179,10 @@ def test_cli_paths_that_need_no_run_each_end_in_one_coded_line(home: Path):
     # bad arguments: exit 2, one line naming the option and the help to read
     done = _titans("generate", "--out", str(home / "raw"), "--rows", "-5", env=_env(home, home / "raw"))
     assert done.returncode == 2 and "--rows" in _one_coded_line(done, "E003") and "--help" in done.stderr
+    done = _titans("nosuch", env=_env(home, home / "raw"))
+    assert done.returncode == 2 and "nosuch" in _one_coded_line(done, "E003")
+    bare = _titans(env=_env(home, home / "raw"))  # no command: click's help, not an error
+    assert "Usage:" in bare.stdout + bare.stderr and "error:" not in bare.stderr
     # a malformed setting
     done = _titans("status", env=_env(home, home / "raw", TITANS_AS_OF="soon", TITANS_DATABASE_URL=nowhere))
     assert done.returncode == 1 and "TITANS_AS_OF" in _one_coded_line(done, "E003")

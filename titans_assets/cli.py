@@ -37,6 +37,9 @@ class _Group(click.Group):
         except click.exceptions.Abort:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `titans`: the help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             if debug:
                 raise
