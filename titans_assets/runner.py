@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 import uuid
@@ -135,7 +136,7 @@ def materialize(
     if not keys:
         raise ValueError(f"E003 selection {selection!r} matches no asset")
     # The pid lets `titans status` tell a run that is still going from one whose process died with it.
-    tags = {"titans/trigger": "cli", "titans/pid": str(os.getpid())}
+    tags = {"titans/trigger": "cli", "titans/pid": str(os.getpid()), "titans/host": socket.gethostname()}
     partitioned = [k for k in keys if graph.get(k).partitions_def is not None]
     if partitioned:
         partition_keys = register_landing_files(instance, settings, get_database(settings))
@@ -203,11 +204,12 @@ def check_record_state(record, run: dg.DagsterRun | None = None) -> str:
 
 
 def run_is_active(run: dg.DagsterRun) -> bool:
-    """Not finished, and, for a run of this CLI (executed in its process), that process still lives."""
+    """Not finished, and, for a run of this CLI (executed in its process) on this host, that process
+    still lives."""
     if run.is_finished:
         return False
     pid = run.tags.get("titans/pid")
-    if pid and pid.isdigit():
+    if pid and pid.isdigit() and run.tags.get("titans/host") == socket.gethostname():
         import psutil
 
         return psutil.pid_exists(int(pid))
@@ -217,11 +219,9 @@ def run_is_active(run: dg.DagsterRun) -> bool:
 def check_statuses(instance: dg.DagsterInstance, check_keys) -> dict[str, dict]:
     """`asset:check` -> status, when, run id, and: for a failed check its coded line, rule, file and line
     (lib/errors.check_failure); for a skipped one, why (what failed upstream in its run)."""
-    from dagster._core.storage.dagster_run import RunsFilter
-
     records = latest_check_records(instance, check_keys)
     run_ids = sorted({r.run_id for r in records.values() if r is not None})
-    runs = {r.run_id: r for r in instance.get_runs(RunsFilter(run_ids=run_ids))} if run_ids else {}
+    runs = {r.run_id: r for r in instance.get_runs(dg.RunsFilter(run_ids=run_ids))} if run_ids else {}
     out: dict[str, dict] = {}
     failed_in: dict[str, list[str]] = {}
     for key in sorted(check_keys, key=lambda k: k.to_user_string()):
