@@ -374,8 +374,9 @@ def test_champion_rows_and_check_rows():
     assert rows[1]["note"] == "E002 MLflow registry unreachable"
     assert views.metric_table(models).to_dict("records") == [{"model": "titans_category", "metric": "macro_f1",
                                                              "value": 0.9}]
-    checks = views.check_rows({"b": {"status": "passed"}, "a": {"status": "failed"}, "c": {"status": "not run"}})
-    assert checks["check"].tolist() == ["a", "c", "b"]
+    checks = views.check_rows({"b": {"status": "passed"}, "a": {"status": "failed"}, "c": {"status": "not run"},
+                               "d": {"status": "skipped"}})
+    assert checks["check"].tolist() == ["a", "d", "c", "b"]
     forecast = views.forecast_frame({"forecast": [{"date": "2026-01-02", "predicted_amount": 1.0, "lower": 0.0,
                                                    "upper": 2.0}]})
     assert forecast["date"].iloc[0] == pd.Timestamp("2026-01-02")

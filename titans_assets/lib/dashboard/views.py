@@ -76,8 +76,8 @@ def metric_table(models: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def check_rows(checks: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """`titans status` check results: failed first, then warnings, running, not run, passed."""
-    order = {"failed": 0, "warning": 1, "running": 2, "not run": 3, "passed": 4}
+    """`titans status` check results: failed first, then warnings, running, skipped, not run, passed."""
+    order = {"failed": 0, "warning": 1, "running": 2, "skipped": 3, "not run": 4, "passed": 5}
     rows = [{"check": k, "status": v.get("status"), "at": v.get("at")} for k, v in checks.items()]
     frame = pd.DataFrame(rows, columns=["check", "status", "at"])
     return frame.sort_values(["status", "check"], key=lambda s: s.map(order) if s.name == "status" else s,
