@@ -34,7 +34,7 @@ demo: prepare
 	$(BIN)/titans demo
 
 test: prepare
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-unit: install
 	$(BIN)/python -m pytest -m "not integration and not external"
