@@ -107,6 +107,79 @@ def test_a_single_request_with_only_amount_description_and_date(result):
     assert empty["prediction"] in set(model.classes_) and empty["confidence"] < 0.5
 
 
+def test_a_request_with_an_empty_description_is_predicted_from_the_other_fields(result, ledger):
+    """A bank line without a description (a transfer memo left blank) still has a reference, an amount,
+    a payment method and a date: the model answers from those, as it would with the description."""
+    model = result.model
+    known = ledger[ledger["category"].eq("software") & ledger["reference"].fillna("").str.len().gt(0)]
+    reference = known["reference"].value_counts().index[0]  # the commonest software vendor
+    for blank in ("", None):
+        row = {"amount": -54.99, "description": blank, "reference": reference, "payment_method": "credit_card",
+               "date": "2026-07-01"}
+        out = model.predict(pd.DataFrame([row])).iloc[0]
+        assert out["prediction"] == "software", (blank, out)
+        assert 1 / len(model.classes_) < out["confidence"] <= 1
+        assert sum(a["confidence"] for a in model.predict(pd.DataFrame([row]), top_k=1000).iloc[0]["alternatives"]) \
+            == pytest.approx(1.0)
+
+
+def _spelled_ledger(seed: int = 3) -> pd.DataFrame:
+    """~240 expenses over eight months whose categories a person typed: mostly `Food & Dining`, sometimes
+    `food & dining ` or `FOOD_DINING` (all one label once normalized), the same for two more."""
+    rng = np.random.default_rng(seed)
+    spellings = {"Food & Dining": ("food & dining ", "FOOD_DINING"), "Gas & Fuel": ("gas & fuel",),
+                 "Office Supplies": ("office supplies", "Office  supplies")}
+    shops = {"Food & Dining": ("CHIPOTLE 1234", "PANERA BREAD #600", "TST* VALLEY BISTRO"),
+             "Gas & Fuel": ("SHELL OIL 5741", "SUNOCO 0921", "TURKEY HILL #29"),
+             "Office Supplies": ("STAPLES 00123", "OFFICE DEPOT #77", "AMAZON MKTP US*2K4")}
+    rows = []
+    start = dt.date(2026, 1, 1)
+    for i in range(240):
+        label = list(spellings)[i % 3]
+        spelled = label if rng.random() < 0.7 else str(rng.choice(spellings[label]))
+        rows.append({"txn_date": (start + dt.timedelta(days=i)).isoformat(), "txn_type": "Expense",
+                     "description": str(rng.choice(shops[label])), "amount": -round(float(rng.uniform(5, 80)), 2),
+                     "category": spelled, "payment_method": "credit_card", "reference": ""})
+    return pd.DataFrame(rows)
+
+
+def test_labels_come_back_in_the_users_own_spelling():
+    data = _spelled_ledger()
+    r = category.train(data)
+    model = r.model
+    # Internally one normalized label per category: classes, holdout and metrics.
+    assert set(model.classes_) == {"food_dining", "gas_fuel", "office_supplies"}
+    assert set(r.holdout["category"]) <= set(model.classes_)
+    assert category.score(model, r.holdout) == pytest.approx(r.metrics, nan_ok=True)
+    # Outward: the spelling the user wrote most often, for the prediction and every alternative.
+    out = model.predict(pd.DataFrame([{"amount": -12.5, "description": "CHIPOTLE 1234", "date": "2026-09-01"},
+                                      {"amount": -40.0, "description": "SHELL OIL 5741", "date": "2026-09-01"}]))
+    assert out["prediction"].tolist() == ["Food & Dining", "Gas & Fuel"]
+    for alts in out["alternatives"]:
+        assert {a["category"] for a in alts} == {"Food & Dining", "Gas & Fuel", "Office Supplies"}
+    cols = model.predict_columns({"amount": np.array([-12.5]), "description": np.array(["CHIPOTLE 1234"], dtype=object),
+                                  "txn_date": np.array(["2026-09-01"], dtype=object)})
+    assert cols["prediction"].tolist() == ["Food & Dining"]
+    # A baseline served in the model's place answers in the same spelling.
+    request = pd.DataFrame([{"amount": -12.5, "description": "CHIPOTLE 1234", "date": "2026-09-01"}])
+    for name, b in r.baseline_models.items():
+        assert b.predict(request).iloc[0]["prediction"] in {"Food & Dining", "Gas & Fuel", "Office Supplies"}, name
+    # The spelling travels inside the model (a pickle round trip, as MLflow stores it).
+    assert pickle.loads(pickle.dumps(model)).predict(request).iloc[0]["prediction"] == "Food & Dining"
+
+
+def test_the_warehouse_label_before_normalization_decides_the_spelling():
+    """Rows that carry `category_raw` (the label as typed, beside the normalized `category`) are shown
+    in that spelling; a tie goes to the spelling seen first."""
+    raw = pd.DataFrame({"category": ["Food", "food", "food", "Fuel", "fuel"],
+                        "category_raw": ["Food", " Food ", "FOOD", "fuel", "Fuel"]}, index=[10, 11, 12, 13, 14])
+    prepared = pd.DataFrame({"category": ["food", "food", "food", "fuel", "fuel"]}, index=raw.index)
+    assert category.display_spellings(raw, prepared) == {"food": "Food", "fuel": "fuel"}
+    no_raw = raw.drop(columns="category_raw")
+    assert category.display_spellings(no_raw, prepared) == {"food": "food", "fuel": "Fuel"}
+    assert category.display_spellings(raw, prepared.iloc[:0]) == {}
+
+
 def test_a_batch_of_a_thousand_rows_is_aligned_with_its_frame(result, ledger):
     batch = ledger.tail(1000).sample(frac=1.0, random_state=0)  # shuffled index
     out = result.model.predict(batch)

@@ -111,8 +111,8 @@ def test_a_valid_category_request_becomes_one_model_row():
     ({**CATEGORY_BODY, "date": "2101-01-01"}, "date", "out of range"),
     ({**CATEGORY_BODY, "date": "20240301"}, "date", "YYYY-MM-DD"),
     ({**CATEGORY_BODY, "date": "٢٠٢٤-٠٣-٠١"}, "date", "YYYY-MM-DD"),
-    ({k: v for k, v in CATEGORY_BODY.items() if k != "description"}, "description", "required"),
-    ({**CATEGORY_BODY, "description": "   "}, "description", "must not be empty"),
+    ({k: v for k, v in CATEGORY_BODY.items() if k != "amount"}, "amount", "required"),
+    ({**CATEGORY_BODY, "description": 7}, "description", "expected a string"),
     ({**CATEGORY_BODY, "description": "x" * 501}, "description", "longer than 500"),
     ({**CATEGORY_BODY, "reference": 5}, "reference", "expected a string"),
     ({**CATEGORY_BODY, "amout": 1}, "amout", "unknown field"),
@@ -123,6 +123,18 @@ def test_invalid_input_is_e003_naming_the_field(body, field, fragment):
     e = err.value
     assert (e.status, e.code, e.field) == (422, "E003", field)
     assert fragment in e.message and e.message.startswith(field)
+
+
+def test_a_category_request_without_a_description_is_valid():
+    """A bank line with no description is categorised from its other fields, not refused (issue 16)."""
+    without = {k: v for k, v in CATEGORY_BODY.items() if k != "description"}
+    assert V.parse_row(V.CATEGORY, without)["description"] is None
+    for blank in ("", "   ", None):
+        assert V.parse_row(V.CATEGORY, {**CATEGORY_BODY, "description": blank})["description"] == blank
+    schema = openapi.spec()["components"]["schemas"]["CategoryRequest"]
+    assert schema["required"] == ["amount", "date"]
+    assert schema["properties"]["description"].get("nullable") is True
+    assert "minLength" not in schema["properties"]["description"]
 
 
 def test_batches_name_the_item_and_are_bounded():
@@ -428,7 +440,10 @@ def test_runtime_predicts_with_the_champion_and_reports_its_version(source):
     assert out["prediction"] == "software" and out["model_version"] == "3"
     assert out["alternatives"][1] == {"category": "other", "confidence": 0.2}
     frame = source.models["titans_category"][1].seen[-1]
-    assert list(frame.columns) == ["amount", "description", "txn_date", "payment_method", "reference"]
+    assert list(frame.columns) == ["amount", "txn_date", "description", "payment_method", "reference"]
+    blank = rt.predict("category", {k: v for k, v in CATEGORY_BODY.items() if k != "description"})
+    assert blank["prediction"] == "software"
+    assert source.models["titans_category"][1].seen[-1]["description"].tolist() == [None]
     batch = rt.predict("anomaly", {"transactions": [{"amount": -5000, "date": "2024-01-01"},
                                                     {"amount": -5, "date": "2024-01-01"}]}, batch=True)
     assert batch["count"] == 2 and batch["model_version"] == "1"

@@ -67,6 +67,17 @@ Calibration (temperature scaling, time-respecting)
     T = 1 (uncalibrated, noted). The test set reports `ece` (expected calibration error, 10 equal-width
     confidence bins) and a reliability diagram.
 
+Labels in the user's spelling
+    Training, calibration and metrics use the normalized label (`features.prepare`: `Food & Dining`,
+    `food & dining ` and `FOOD_DINING` are one class, `food_dining`). What the model answers (prediction
+    and alternatives, of the model and of its baselines) is the spelling the user wrote most often for
+    that label in the training rows (`display_spellings`: `category_raw` where the rows carry the label
+    as typed, else `category` as given), stored inside the model (`display`).
+
+Empty description
+    A request without a description (None or '') is predicted from its reference, amount, payment
+    method and date: the text block then holds the reference's n-grams only.
+
 Rare and unseen categories
     Every training category is a class, even with one row (it can be predicted; its probability is
     honest about how little it has seen); categories with fewer than `rare_class_rows` are listed in the
@@ -156,6 +167,24 @@ def _labelled_raw(data: pd.DataFrame) -> pd.DataFrame:
     rows = data[keep]
     rows = rows.assign(_date=pd.to_datetime(rows[date_col], errors="coerce"))
     return rows[rows["_date"].notna()].sort_values("_date", kind="stable")
+
+
+def display_spellings(raw: pd.DataFrame, prepared: pd.DataFrame) -> dict[str, str]:
+    """Normalized label -> its most frequent original spelling in the training rows (trimmed; ties: the
+    spelling seen first). The original is `category_raw` where the rows carry it (the warehouse's
+    label before normalization), else `category` as given. `prepared` are `raw`'s labelled rows after
+    `prepare` (same index)."""
+    if prepared.empty:
+        return {}
+    original = raw.loc[prepared.index, "category"].astype(object)
+    if "category_raw" in raw:
+        given = raw.loc[prepared.index, "category_raw"].astype(object)
+        original = given.where(given.notna() & (given.astype(str).str.strip() != ""), original)
+    pairs = pd.DataFrame({"label": prepared["category"].to_numpy(dtype=object),
+                          "spelling": original.astype(str).str.strip().to_numpy(dtype=object)})
+    counts = pairs.groupby(["label", "spelling"], sort=False).size().reset_index(name="n")
+    best = counts.loc[counts.groupby("label", sort=False)["n"].idxmax()]  # idxmax: the first of a tie
+    return dict(zip(best["label"], best["spelling"]))
 
 
 def _prepare_labelled(raw: pd.DataFrame, vocabulary: F.Vocabulary) -> pd.DataFrame:
@@ -393,9 +422,19 @@ class _TopK:
 
     classes_: np.ndarray
     top_k: int = 3
+    display: dict[str, str] | None = None  # normalized label -> the user's spelling (see `display_spellings`)
+    display_classes_: np.ndarray | None = None  # `classes_` in the user's spelling
 
     def predict_proba(self, frame: F.Rows) -> np.ndarray:
         raise NotImplementedError
+
+    def set_display(self, spellings: dict[str, str]) -> None:
+        """Answer in the user's spelling: `spellings` maps each normalized label (a class) to it; a class
+        without one is shown normalized. The classes, probabilities and metrics stay normalized."""
+        self.display = {c: spellings[c] for c in self.classes_.tolist() if c in spellings}
+        shown = np.empty(len(self.classes_), dtype=object)
+        shown[:] = [self.display.get(c, c) for c in self.classes_.tolist()]
+        self.display_classes_ = shown
 
     def predict_columns(self, rows: F.Rows, top_k: int | None = None) -> dict[str, np.ndarray]:
         """`predict`'s columns as arrays, of a DataFrame or a request's columns (`features.Rows`)."""
@@ -404,7 +443,7 @@ class _TopK:
         proba = self.predict_proba(rows)
         order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         top_p = np.take_along_axis(proba, order, axis=1)
-        names = self.classes_[order]
+        names = (self.classes_ if self.display_classes_ is None else self.display_classes_)[order]
         alternatives = np.empty(n, dtype=object)
         for i, (cs, ps) in enumerate(zip(names.tolist(), top_p.tolist())):
             alternatives[i] = [{"category": str(c), "confidence": float(p)} for c, p in zip(cs, ps)]
@@ -732,12 +771,16 @@ def train(data: pd.DataFrame, **params: Any) -> TrainResult:
         notes.append(f"refit=False: the model is fitted on the first {n_fitted:,} training rows only")
     t_fit = time.perf_counter() - t_fit
     model = CategoryModel(vocabulary, *parts, temperature, int(p["top_k"]), n_fitted)
+    spellings = display_spellings(train_raw, train_p)
+    model.set_display(spellings)
     train_seconds = time.perf_counter() - t0
 
     detail = _detail(model, test_p)
     metrics = _metrics(detail)
     baseline_models = {"majority": MajorityBaseline(vocabulary, train_p["category"]),
                        "description_lookup": LookupBaseline(vocabulary, train_p)}
+    for b in baseline_models.values():  # served like the model when it loses: same spelling
+        b.set_display(spellings)
     baselines = {name: _metrics(_detail(b, test_p)) for name, b in baseline_models.items()}
     figures = _figures(detail)
     log.info("category model: %d train rows (%d fitted), macro_f1 %.3f (lookup %.3f), ece %.3f, T %.2f, %.1fs",

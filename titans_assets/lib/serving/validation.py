@@ -154,7 +154,9 @@ class RowSpec:
         return row
 
 
-CATEGORY = RowSpec("category", ("amount", "description", "date"), ("payment_method", "reference"))
+# The description is optional: a bank line without one is categorised from the amount, date,
+# payment method and reference.
+CATEGORY = RowSpec("category", ("amount", "date"), ("description", "payment_method", "reference"))
 AMOUNT = RowSpec("amount", ("category", "date"), ("payment_method", "description"))
 ANOMALY = RowSpec("anomaly", ("amount", "date"),
                   ("category", "description", "time", "payment_method", "reference"))
