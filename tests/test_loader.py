@@ -354,6 +354,8 @@ def test_headerless_file_is_rejected_whole_with_every_line_in_quarantine(db, lan
         (n, text, result.file_error) for n, text in enumerate(lines, start=1)]
     assert snap["file"][0][3:6] == (3, 0, 3)
     assert_matches_parse(db, path, landing)
+    again = loader.load_file(db, landing, path)  # the reason is kept with the file, not only in this result
+    assert (again.status, again.file_error) == ("unchanged", result.file_error)
 
 
 def test_empty_and_header_only_files_are_registered(db, landing):

@@ -105,14 +105,15 @@ def load_file(db: Database, landing_dir: Path, path: Path) -> LoadResult:
     with db.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (source_file,))
         cur.execute(
-            "SELECT sha256, rows_read, rows_loaded, rows_quarantined FROM raw.files WHERE source_file = %s",
+            "SELECT sha256, rows_read, rows_loaded, rows_quarantined, file_error FROM raw.files"
+            " WHERE source_file = %s",
             (source_file,),
         )
         previous = cur.fetchone()
         if previous is not None and previous[0] == sha256:
             return LoadResult(
                 source_file, account, "unchanged", sha256, len(data), previous[1], previous[2], previous[3],
-                time.perf_counter() - started,
+                time.perf_counter() - started, previous[4],
             )
         split = split_csv(data)
         if previous is not None:
@@ -137,9 +138,9 @@ def load_file(db: Database, landing_dir: Path, path: Path) -> LoadResult:
         rows_read = batches.rows_loaded + len(quarantine)
         cur.execute(
             "INSERT INTO raw.files (source_file, account, size_bytes, sha256, rows_read, rows_loaded,"
-            " rows_quarantined, header) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            " rows_quarantined, header, file_error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (source_file, account, len(data), sha256, rows_read, batches.rows_loaded, len(quarantine),
-             split.header),
+             split.header, split.file_error),
         )
         if quarantine:
             line_numbers, raw_lines, reasons = zip(*quarantine)

@@ -7,13 +7,15 @@ CREATE TABLE IF NOT EXISTS raw.files (
     account          text        NOT NULL,  -- sub-folder name if the file sits in one, else the file stem
     size_bytes       bigint      NOT NULL,
     sha256           text        NOT NULL,
-    rows_read        integer     NOT NULL,  -- data records in the file (header excluded)
+    rows_read        integer     NOT NULL,  -- data records (header excluded); every line of a rejected file
     rows_loaded      integer     NOT NULL,
     rows_quarantined integer     NOT NULL,
     header           text[]      NOT NULL,  -- the header as written
     loaded_at        timestamptz NOT NULL DEFAULT now(),
     CHECK (rows_read = rows_loaded + rows_quarantined)
 );
+-- The one-line E003 reason of a file rejected whole (NULL when its rows were read); added after the table.
+ALTER TABLE raw.files ADD COLUMN IF NOT EXISTS file_error text;
 
 -- Rows that parsed: typed, values otherwise as written (typos such as `credit_car` are normalized in dbt).
 -- No key, foreign key or index: the loader writes (source_file, line_number) unique by construction and
