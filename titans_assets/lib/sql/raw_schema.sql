@@ -12,10 +12,16 @@ CREATE TABLE IF NOT EXISTS raw.files (
     rows_quarantined integer     NOT NULL,
     header           text[]      NOT NULL,  -- the header as written
     loaded_at        timestamptz NOT NULL DEFAULT now(),
+    file_error       text,                  -- the one-line E003 reason of a file rejected whole, else NULL
     CHECK (rows_read = rows_loaded + rows_quarantined)
 );
--- The one-line E003 reason of a file rejected whole (NULL when its rows were read); added after the table.
-ALTER TABLE raw.files ADD COLUMN IF NOT EXISTS file_error text;
+-- Warehouses created before file_error existed get it once (no ALTER, so no table lock, when present).
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = 'raw' AND table_name = 'files' AND column_name = 'file_error') THEN
+        ALTER TABLE raw.files ADD COLUMN file_error text;
+    END IF;
+END $$;
 
 -- Rows that parsed: typed, values otherwise as written (typos such as `credit_car` are normalized in dbt).
 -- No key, foreign key or index: the loader writes (source_file, line_number) unique by construction and
