@@ -59,9 +59,11 @@ Metrics (test = most recent ~20% of days, `common.time_split`; currency scale)
     median_ape = median |p-a|/|a|, interval_coverage, mean_interval_width, median_relative_width =
     median (upper-lower)/predicted, n_train, n_test; description_only_mae / _interval_coverage and
     bare_mae / _interval_coverage: the same test rows asked without reference, and with category +
-    date only (on an even sample of at most 50,000 rows). Baselines "global_median" and
-    "category_median" (training-period medians, with the empirical quantile intervals at the level)
-    report the same core metrics.
+    date only (on an even sample of at most 50,000 rows). Baselines "global_median", "category_median"
+    and "description_median" (training-period medians: of all expenses; of the category; of the
+    cleaned description, else the category, else all; with empirical quantile intervals at the level)
+    report the same metrics, and each is a servable object (`baseline_models`): the gate compares the
+    model with all three and serves the best when the model does not beat it.
 
 Scale
     `max_train_rows` (default 300,000) keeps the latest training rows (noted and logged). The
@@ -848,10 +850,65 @@ class MedianBaseline:
         return pd.DataFrame(self.predict_columns(frame, level, explain), index=frame.index)
 
 
+class DescriptionMedianBaseline(MedianBaseline):
+    """The description median, served like the model: the training-period median |amount| of the rows
+    whose cleaned description (`features.clean_description_text`, the key of the model's merchant
+    lookup) is the request's, else of the request's category, else of all expenses. The interval is the
+    empirical (1-level)/2 .. (1+level)/2 quantiles of the same training amounts when that description has
+    at least `min_interval_rows` of them, else of the category's (else of all), widened to hold the point:
+    a handful of identical amounts would give an interval of zero width."""
+
+    def __init__(self, name: str, vocabulary: F.Vocabulary, train_p: pd.DataFrame, level: float,
+                 min_interval_rows: int = 20):
+        super().__init__(name, vocabulary, train_p, level, per_category=True)
+        a = np.abs(train_p["amount"].to_numpy(dtype=float))
+        keys = _enrich(train_p)["_desc"].to_numpy(dtype=object)
+        known = pd.notna(keys)
+        groups = pd.Series(a[known]).groupby(keys[known], sort=False).indices
+        self.by_description = {k: np.sort(a[known][idx]) for k, idx in groups.items()}
+        self.min_interval_rows = int(min_interval_rows)
+
+    def predict_columns(self, frame: F.Rows, level: float | None = None, explain: bool = True) -> dict[str, Any]:
+        level = self.level if level is None else float(level)
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        qs = [(1 - level) / 2, 0.5, (1 + level) / 2]
+        rows = _enrich(F.prepare_columns(frame, self.vocabulary))
+        cats = np.asarray(F.column(rows, "category"), dtype=object).tolist()
+        descs = np.asarray(F.column(rows, "_desc"), dtype=object).tolist()
+        memo: dict[Any, tuple] = {}
+
+        def answer(d: Any, c: Any) -> tuple:
+            """(lower, median, upper, n of the served median, match) of one (description, category)."""
+            hit = memo.get((d, c))
+            if hit is None:
+                cat = self.by_category.get(c) if isinstance(c, str) else None
+                spread = cat if cat is not None else self.all
+                own = self.by_description.get(d) if d is not None else None
+                values, match = ((own, "description") if own is not None else
+                                 (cat, "category") if cat is not None else (self.all, "global"))
+                med = float(np.quantile(values, 0.5))
+                lo, hi = np.quantile(values if len(values) >= self.min_interval_rows else spread, [qs[0], qs[2]])
+                hit = memo[(d, c)] = (min(float(lo), med), med, max(float(hi), med), len(values), match)
+            return hit
+
+        q = [answer(d, c) for d, c in zip(descs, cats)]
+        factors = None
+        if explain:
+            factors = [{"baseline": self.name, "median": round(m, 2), "n_history": int(n), "match": match,
+                        "unknown_category": not (isinstance(c, str) and c in self.by_category)}
+                       for (_, m, _, n, match), c in zip(q, cats)]
+        return {"predicted_amount": np.array([r[1] for r in q], dtype=float),
+                "lower": np.array([r[0] for r in q], dtype=float), "upper": np.array([r[2] for r in q], dtype=float),
+                "level": level, "factors": factors if explain else [None] * len(cats)}
+
+
 def _baseline_models(train_p: pd.DataFrame, vocabulary: F.Vocabulary, level: float) -> dict[str, MedianBaseline]:
-    """Training-period medians (global, per category) with their empirical intervals."""
+    """Training-period medians (global, per category, per cleaned description) with their empirical
+    intervals: what the gate compares the model with, and serves when the model loses."""
     return {"global_median": MedianBaseline("global_median", vocabulary, train_p, level, per_category=False),
-            "category_median": MedianBaseline("category_median", vocabulary, train_p, level, per_category=True)}
+            "category_median": MedianBaseline("category_median", vocabulary, train_p, level, per_category=True),
+            "description_median": DescriptionMedianBaseline("description_median", vocabulary, train_p, level)}
 
 
 # --------------------------------------------------------------------------- training
