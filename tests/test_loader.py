@@ -541,3 +541,49 @@ def test_binary_copy_refuses_an_amount_numeric_14_2_cannot_hold():
 
     with pytest.raises(ValueError, match="out of range"):
         pg_copy.numeric_2_field(pa.array(["1000000000000.00"]))
+
+
+# -- bank statement formats (lib/formats) -------------------------------------------------------------
+
+FORMATS = Path(__file__).parent / "fixtures" / "formats"
+
+
+@pytest.mark.parametrize("name, loaded, quarantined", [
+    ("ofxparse_bank_medium.ofx", 3, 0), ("wolph_mBank_mt940.sta", 3, 0), ("handmade_camt053_v02.xml", 2, 0),
+    ("handmade_bank.qif", 3, 0),
+])
+def test_statement_loads_with_bank_ids_and_is_idempotent(db, landing, name, loaded, quarantined):
+    path = landing / "bank" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes((FORMATS / name).read_bytes())
+    first = loader.load_file(db, landing, path)
+    assert (first.status, first.rows_loaded, first.rows_quarantined) == ("loaded", loaded, quarantined)
+    assert first.rows_read == first.rows_loaded + first.rows_quarantined
+    again = loader.load_file(db, landing, path)
+    assert (again.status, again.rows_loaded) == ("unchanged", loaded)
+    rows = query(db, "SELECT account, bank_txn_id, currency, balance FROM raw.transactions WHERE source_file = %s"
+                     " ORDER BY line_number", (first.source_file,))
+    assert len(rows) == loaded
+    if name.endswith(".qif"):  # QIF names no account, id or currency: the folder's account, NULLs
+        assert {r[0] for r in rows} == {"bank"} and {r[1:] for r in rows} == {(None, None, None)}
+    else:
+        assert len({r[0] for r in rows}) == 1 and rows[0][0] != "bank" and rows[0][0] == first.account
+        assert all(r[1] for r in rows) and all(r[2] for r in rows)
+    if name.endswith(".xml"):
+        assert [r[3] for r in rows] == [Decimal("957.55"), Decimal("2457.55")]
+
+
+def test_csv_rows_leave_statement_columns_null(db, landing):
+    path = write(landing, V2)
+    loader.load_file(db, landing, path)
+    rows = query(db, "SELECT bank_txn_id, currency, balance FROM raw.transactions WHERE source_file = %s",
+                 (loader.source_file_key(landing, path),))
+    assert rows and set(rows) == {(None, None, None)}
+
+
+def test_rejected_statement_is_one_e003_line(db, landing):
+    path = landing / "broken.ofx"
+    path.write_bytes(b"OFXHEADER:100\nDATA:OFXSGML\n\n<OFX><STMTTRN><TRNTYPE>POS")
+    result = loader.load_file(db, landing, path)
+    assert result.rows_loaded == 0 and result.rows_quarantined >= 1
+    assert result.file_error.startswith("E003 invalid input: OFX")

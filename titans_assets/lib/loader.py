@@ -1,4 +1,4 @@
-"""Load landed CSV files into raw.transactions / raw.quarantine / raw.files with PostgreSQL COPY.
+"""Load landed bank files (CSV, OFX/QFX, CAMT.053, MT940, QIF: lib/formats) into raw.transactions / raw.quarantine / raw.files with PostgreSQL COPY.
 
 Per file, in one transaction (readers never see half a file):
 - same sha256 as the registered load -> nothing happens ("unchanged");
@@ -31,10 +31,16 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from titans_assets.lib import pg_copy
-from titans_assets.lib.csv_contract import OUTPUT_COLUMNS, SplitFile, split_csv
+from titans_assets.lib import formats, pg_copy
+from titans_assets.lib.csv_contract import OUTPUT_COLUMNS, SplitFile, split_csv  # noqa: F401 - split_csv: API
 from titans_assets.lib.db import Database
+
+# raw.transactions columns after OUTPUT_COLUMNS: the statement's own data (NULL on CSV rows).
+STATEMENT_COPY_COLUMNS = ("bank_txn_id", "currency", "balance")
+_COPY_COLUMNS = ("source_file", "account", *OUTPUT_COLUMNS, *STATEMENT_COPY_COLUMNS)
+_NULL = b"\xff\xff\xff\xff"  # a NULL field in binary COPY
 
 _SCHEMA_LOCK = 7_201_113  # advisory lock id serialising DDL between concurrent loaders
 
@@ -68,11 +74,13 @@ def account_of(source_file: str) -> str:
 
 
 def landing_files(landing_dir: Path) -> list[Path]:
-    """CSV files under the landing folder (any depth, case-insensitive suffix), sorted by key."""
+    """Bank files under the landing folder (any depth, case-insensitive suffix in formats.EXTENSIONS:
+    .csv .ofx .qfx .xml .sta .mt940 .940 .qif), sorted by key."""
     if not landing_dir.is_dir():
         return []
     return sorted(
-        (p for p in landing_dir.rglob("*") if p.is_file() and p.suffix.lower() == ".csv" and not p.name.startswith(".")),
+        (p for p in landing_dir.rglob("*")
+         if p.is_file() and p.suffix.lower() in formats.EXTENSIONS and not p.name.startswith(".")),
         key=lambda p: p.relative_to(landing_dir).as_posix(),
     )
 
@@ -115,7 +123,8 @@ def load_file(db: Database, landing_dir: Path, path: Path) -> LoadResult:
                 source_file, account, "unchanged", sha256, len(data), previous[1], previous[2], previous[3],
                 time.perf_counter() - started, previous[4],
             )
-        split = split_csv(data)
+        split = formats.read(path.name, data)
+        account = _file_account(split, account)
         if previous is not None:
             # A file's rows exist only together with its registry row (both are written and deleted
             # in one transaction), so a new file skips this scan of the whole table.
@@ -125,7 +134,7 @@ def load_file(db: Database, landing_dir: Path, path: Path) -> LoadResult:
             stream = _CopyStream(batches)
             try:
                 cur.copy_expert(
-                    f"COPY raw.transactions (source_file, account, {', '.join(OUTPUT_COLUMNS)}) FROM STDIN"
+                    f"COPY raw.transactions ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
                     " WITH (FORMAT binary)",
                     stream,
                 )
@@ -162,6 +171,12 @@ def load_file(db: Database, landing_dir: Path, path: Path) -> LoadResult:
     )
 
 
+def _file_account(split: SplitFile, folder_account: str) -> str:
+    """The account a statement names, when it names exactly one; else the folder's (or file stem's)."""
+    named = {a for a in getattr(split, "statement", {}).get("account", []) if a}
+    return named.pop() if len(named) == 1 else folder_account
+
+
 class _Batches:
     """The file's records typed slice by slice, each slice encoded as a binary COPY segment of
     raw.transactions rows; counts what it typed."""
@@ -171,7 +186,11 @@ class _Batches:
         # the first slice smaller, so the server starts on it while the next is typed.
         self._split, self._first = split, min(first, split.records)
         self._rows = max(rows, -(-split.records // 8))
-        self._prefix = pg_copy.row_prefix(2 + len(OUTPUT_COLUMNS), source_file, account)
+        # A statement names its account per row (column "account", the folder's where it names none).
+        self._per_row_account = isinstance(split, formats.StatementFile)
+        self._account = account
+        constants = (source_file,) if self._per_row_account else (source_file, account)
+        self._prefix = pg_copy.row_prefix(len(_COPY_COLUMNS), *constants)
         self.rows_loaded = 0
         self.quarantine: list[tuple[int, str, str]] = []
 
@@ -182,6 +201,9 @@ class _Batches:
             self.quarantine.extend(bad)
             self.rows_loaded += rows.num_rows
             if rows.num_rows:
+                if self._per_row_account:
+                    i = rows.column_names.index("account")
+                    rows = rows.set_column(i, "account", pc.fill_null(rows.column(i), self._account))
                 yield encode_transactions(rows, self._prefix)
 
 
@@ -190,9 +212,13 @@ _NULL_IF_EMPTY = ("category", "payment_method", "status", "reference", "receipt_
 
 
 def encode_transactions(table: pa.Table, prefix: bytes) -> bytes:
-    """Binary COPY rows for raw.transactions (prefix: field count, source_file, account), in OUTPUT_COLUMNS order."""
+    """Binary COPY rows for raw.transactions in _COPY_COLUMNS order. prefix: the field count and
+    source_file, then account too unless the table has an `account` column (a statement's rows);
+    the statement columns are NULL when the table has none (CSV rows)."""
     column = {name: table.column(name).combine_chunks() for name in OUTPUT_COLUMNS}
-    fields = [
+    statement = "bank_txn_id" in table.column_names
+    fields = [*pg_copy.text_field(table.column("account").combine_chunks())] if "account" in table.column_names else []
+    fields += [
         *pg_copy.int4_field(column["line_number"].to_numpy()),
         *pg_copy.date_field(column["txn_date"]),
         *pg_copy.text_field(column["txn_type"]),
@@ -202,6 +228,12 @@ def encode_transactions(table: pa.Table, prefix: bytes) -> bytes:
     for name in _NULL_IF_EMPTY:
         fields += pg_copy.text_field(column[name], null_if_empty=True)
     fields += pg_copy.jsonb_field(column["extra"])
+    if statement:
+        fields += pg_copy.text_field(table.column("bank_txn_id").combine_chunks(), null_if_empty=True)
+        fields += pg_copy.text_field(table.column("currency").combine_chunks(), null_if_empty=True)
+        fields += pg_copy.nullable_numeric_field(table.column("balance").combine_chunks())
+    else:
+        fields.append(_NULL * len(STATEMENT_COPY_COLUMNS))
     return pg_copy.rows(prefix, fields)
 
 

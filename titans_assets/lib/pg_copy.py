@@ -94,6 +94,13 @@ def numeric_2_field(amounts: pa.Array) -> list[pa.Array]:
     return [_fixed(out, 20)]
 
 
+def nullable_numeric_field(amounts: pa.Array) -> list[pa.Array]:
+    """numeric, NULL where null: numeric_2_field's encoding, with the nulls replaced by length -1."""
+    valid = pc.is_valid(amounts)
+    (encoded,) = numeric_2_field(pc.fill_null(amounts, "0"))
+    return [pc.if_else(valid, encoded, pa.scalar(b"\xff\xff\xff\xff", pa.binary()))]
+
+
 def _cents(amounts: pa.Array) -> np.ndarray:
     try:
         numbers = pc.cast(amounts, pa.float64())  # exponents and `inf` never get this far

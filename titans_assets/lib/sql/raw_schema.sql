@@ -43,8 +43,18 @@ CREATE TABLE IF NOT EXISTS raw.transactions (
     reference      text,
     receipt_url    text,
     extra          jsonb,                   -- columns beyond the contract, by header name
-    loaded_at      timestamptz   NOT NULL DEFAULT now()
+    loaded_at      timestamptz   NOT NULL DEFAULT now(),
+    bank_txn_id    text,                    -- the bank's own id (OFX FITID, CAMT AcctSvcrRef/NtryRef, MT940 ref)
+    currency       text,                    -- ISO 4217 code the statement gives; NULL on CSV rows
+    balance        numeric                  -- the balance after this row, as the statement proves it
 );
+-- Warehouses created before the statement columns existed get them once (as file_error above).
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = 'raw' AND table_name = 'transactions' AND column_name = 'bank_txn_id') THEN
+        ALTER TABLE raw.transactions ADD COLUMN bank_txn_id text, ADD COLUMN currency text, ADD COLUMN balance numeric;
+    END IF;
+END $$;
 
 -- Rows that did not parse, with the reason; nothing is ever dropped.
 CREATE TABLE IF NOT EXISTS raw.quarantine (

@@ -1,0 +1,134 @@
+"""Bank statement readers (titans_assets/lib/formats): real fixtures, malformed files, the loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from titans_assets.lib import formats, loader
+from titans_assets.lib.formats import STATEMENT_COLUMNS
+
+FIXTURES = Path(__file__).parent / "fixtures" / "formats"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "devdata" / "formats"
+
+# file -> (format, records read, records quarantined)
+REAL = {
+    "ofxparse_bank_medium.ofx": ("ofx", 3, 0),
+    "ofxparse_suncorp.ofx": ("ofx", 1, 0),
+    "wolph_jejik_abnamro.sta": ("mt940", 10, 0),
+    "wolph_betterplace_sepa_mt9401.sta": ("mt940", 97, 0),
+    "wolph_ASNB_mt940.txt": ("mt940", 8, 7),
+    "wolph_mBank_mt940.sta": ("mt940", 3, 0),
+    "handmade_camt053_v02.xml": ("camt", 2, 0),
+    "handmade_bank.qif": ("qif", 3, 0),
+}
+# ../shared samples that may not be copied here (GPL / no license): read when present.
+SHARED_FILES = {
+    "ofx/beangulp_amex_ofxdownload.ofx": ("ofx", 12, 0),
+    "ofx/ofxtools_br_nubank_cc.ofx": ("ofx", 6, 0),
+    "camt053/iso20022_camt053_v08_ch.xml": ("camt", 1, 0),
+    "camt053/iso20022_davider80_raiffeisen_ch.xml": ("camt", 16, 0),
+    "camt053/iso20022_gcamp6_postfinance_ch.xml": ("camt", 5, 0),
+    "camt053/iso20022_simple_lt.xml": ("camt", 4, 0),
+    "qif/gnucash_cbb-export.qif": ("qif", 9, 0),
+    "qif/gnucash_canada.qif": ("qif", 5, 0),
+    "qif/gnucash_ms-money.qif": ("qif", 347, 0),
+    "qif/gnucash_web.qif": ("qif", 7, 7),  # dates run into the payee ("D03/25/099Share Withdrawal")
+}
+
+
+def parse(name: str, data: bytes):
+    split = formats.read(name, data)
+    rows, bad = split.typed()
+    return split, rows, sorted(split.quarantine + bad)
+
+
+def check_accounted(name: str, data: bytes, expected: tuple[str, int, int]) -> None:
+    kind, read, quarantined = expected
+    assert formats.sniff(name, data) == kind
+    split, rows, bad = parse(name, data)
+    assert split.file_error is None
+    assert rows.num_rows + len(bad) == read
+    assert len(bad) == quarantined
+    lines = rows.column("line_number").to_pylist() + [q[0] for q in bad]
+    assert len(set(lines)) == len(lines)  # one record number each (raw.quarantine's key)
+    assert all(q[2] and q[1] for q in bad)
+    for column in STATEMENT_COLUMNS:
+        assert column in rows.column_names
+    for row in rows.to_pylist():
+        assert row["txn_type"] == ("Expense" if row["amount"].startswith("-") else "Income")
+        assert row["txn_date"][:2] in ("19", "20")
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_fixture_every_record_accounted_for(name):
+    check_accounted(name, (FIXTURES / name).read_bytes(), REAL[name])
+
+
+@pytest.mark.parametrize("name", sorted(SHARED_FILES))
+def test_shared_samples_every_record_accounted_for(name):
+    path = SHARED / name
+    if not path.exists():
+        pytest.skip("../shared/devdata is absent (a fresh clone)")
+    check_accounted(path.name, path.read_bytes(), SHARED_FILES[name])
+
+
+def test_statement_data_is_kept():
+    _, rows, _ = parse("a.ofx", (FIXTURES / "ofxparse_bank_medium.ofx").read_bytes())
+    first = rows.to_pylist()[0]
+    assert (first["currency"], first["account"], first["amount"]) == ("CAD", "12300 000012345678", "-6.60")
+    assert first["bank_txn_id"] == "0000123456782009040100001"
+    _, rows, _ = parse("s.xml", (FIXTURES / "handmade_camt053_v02.xml").read_bytes())
+    got = [(r["txn_date"], r["amount"], r["bank_txn_id"], r["balance"], r["account"], r["description"])
+           for r in rows.to_pylist()]
+    assert got == [
+        ("2024-01-05", "-42.45", "REF-0001", "957.55", "DE89370400440532013000", "Grocery Store - Card payment 4711"),
+        ("2024-01-25", "1500.00", "REF-0002", "2457.55", "DE89370400440532013000", "Employer GmbH - Salary January"),
+    ]
+    _, rows, _ = parse("m.sta", (FIXTURES / "wolph_mBank_mt940.sta").read_bytes())
+    assert rows.column("balance").to_pylist()[-1] == "0.43"  # :60F: + transactions reconcile with :62F:
+    assert set(rows.column("account").to_pylist()) == {"PL29114010810000267002001002"}
+    _, rows, _ = parse("q.qif", (FIXTURES / "handmade_bank.qif").read_bytes())
+    assert rows.column("category").to_pylist() == ["Food:Groceries", "Salary", ""]  # [Savings] is a transfer
+    assert rows.column("amount").to_pylist() == ["-42.45", "1500.00", "-300.00"]
+
+
+def test_csv_still_goes_to_the_contract():
+    data = b"Date,Type,Description,Amount\n2024-01-01,Expense,X,-1.00\n"
+    assert formats.sniff("a.csv", data) == "csv"
+    assert type(formats.read("a.csv", data)).__name__ == "SplitFile"
+
+
+MALFORMED = {
+    "broken.ofx": b"OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\n\n<OFX><BANKMSGSRSV1><STMTTRNRS>\n<STMTTRN><TRNTYPE>POS",
+    "broken.xml": b'<?xml version="1.0"?>\n<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">\n<Ntry>',
+    "broken.sta": b":20:X\n:25:123\n:28C:1\n:60F:C2401XXEURabc\n:61:2401010101D10,00NTRFNONREF\n:86:X\n",
+    "broken.qif": b"D01/01/2024\nT-1.00\n^\n",
+    "notes.xml": b"<html><body>not a statement</body></html>",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_malformed_file_is_rejected_with_one_e003_line(name):
+    split, rows, bad = parse(name, MALFORMED[name])
+    assert rows.num_rows == 0
+    assert split.file_error is not None and split.file_error.startswith("E003 invalid input: ")
+    assert "\n" not in split.file_error
+    assert bad and all(q[2] == split.file_error for q in bad)
+
+
+def test_bad_records_are_quarantined_alone():
+    data = (FIXTURES / "handmade_camt053_v02.xml").read_bytes().replace(b"<Amt Ccy=\"EUR\">42.45", b"<Amt Ccy=\"EUR\">4x")
+    split, rows, bad = parse("s.xml", data)
+    assert rows.num_rows == 1 and len(bad) == 1 and "not a number" in bad[0][2] and bad[0][1].lstrip().startswith("<Ntry>")
+    qif = b"!Type:Bank\nD01/05/2024\nT-1.00\nPA\n^\nDnot a date\nT-2.00\nPB\n^\n"
+    split, rows, bad = parse("q.qif", qif)
+    assert rows.num_rows == 1 and [q[0] for q in bad] == [6]
+
+
+def test_landing_picks_up_statement_files(tmp_path):
+    for name in ("a.csv", "b.OFX", "c.qfx", "d.xml", "e.sta", "f.mt940", "g.940", "h.qif", "i.txt", ".j.ofx"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in loader.landing_files(tmp_path)] == [
+        "a.csv", "b.OFX", "c.qfx", "d.xml", "e.sta", "f.mt940", "g.940", "h.qif"]

@@ -1,0 +1,69 @@
+"""Bank statement formats -> the loader's SplitFile: `read(name, data)` picks the reader by content.
+
+| format | reader | parser | extensions |
+|---|---|---|---|
+| OFX 1.x SGML / 2.x XML, QFX | formats.ofx | ofxtools | .ofx .qfx |
+| CAMT.053 (ISO 20022) | formats.camt | lxml | .xml |
+| MT940 | formats.mt940 | mt-940 | .sta .mt940 .940 (.txt by content) |
+| QIF | formats.qif | quiffen | .qif |
+| CSV (the input contract) | csv_contract.split_csv | pyarrow / pandas / csv | .csv |
+
+The content decides (`OFXHEADER:` or `<OFX>`, a camt.053 namespace or `<BkToCstmrStmt>`, `:20:`/`:25:`
+tags, a `!Type:` line); the extension only names the format of a file whose content says nothing
+(that reader then rejects it with its E003 reason). Anything else is the CSV contract.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePath
+
+from titans_assets.lib.csv_contract import SplitFile, split_csv
+from titans_assets.lib.formats._common import STATEMENT_COLUMNS, StatementFile
+
+__all__ = ["EXTENSIONS", "STATEMENT_COLUMNS", "StatementFile", "read", "sniff"]
+
+# Landing-folder suffixes the loader picks up.
+EXTENSIONS = (".csv", ".ofx", ".qfx", ".xml", ".sta", ".mt940", ".940", ".qif")
+_BY_EXTENSION = {".ofx": "ofx", ".qfx": "ofx", ".xml": "camt", ".sta": "mt940", ".mt940": "mt940",
+                 ".940": "mt940", ".qif": "qif"}
+_MT940 = re.compile(r"^\s*(\{1:|:20:|:25:|:28C?:|:60[FM]:)", re.MULTILINE)
+
+
+def sniff(name: str, data: bytes) -> str:
+    """`ofx`, `camt`, `mt940`, `qif` or `csv`: by content first, then by extension."""
+    head = data[:8192].lstrip(b"\xef\xbb\xbf\xff\xfe \t\r\n").decode("latin-1", errors="replace")
+    upper = head.upper()
+    if upper.startswith("OFXHEADER") or "<OFX>" in upper or "<?OFX" in upper:
+        return "ofx"
+    if head.startswith("<"):
+        if "camt.053" in head or "<BkToCstmrStmt" in head or ":BkToCstmrStmt" in head:
+            return "camt"
+        return _BY_EXTENSION.get(PurePath(name).suffix.lower(), "csv")
+    if re.match(r"!(type|account|option|clear)", head, re.IGNORECASE):
+        return "qif"
+    if _MT940.search(head):
+        return "mt940"
+    return _BY_EXTENSION.get(PurePath(name).suffix.lower(), "csv")
+
+
+def read(name: str, data: bytes) -> SplitFile:
+    """The file as a SplitFile (a StatementFile for the statement formats). Never raises for content."""
+    kind = sniff(name, data)
+    if kind == "csv":
+        return split_csv(data)
+    if kind == "ofx":
+        from titans_assets.lib.formats import ofx as reader
+    elif kind == "camt":
+        from titans_assets.lib.formats import camt as reader
+    elif kind == "mt940":
+        from titans_assets.lib.formats import mt940 as reader
+    else:
+        from titans_assets.lib.formats import qif as reader
+    try:
+        return reader.read(data)
+    except Exception as exc:  # noqa: BLE001 - a parser bug must still be one E003 line, not a traceback
+        from titans_assets.lib.formats._common import reject
+
+        return reject(reader.FORMAT, data.decode("utf-8", errors="replace"),
+                      f"the {reader.FORMAT} reader failed: {type(exc).__name__}: {exc}", reader.MARKER)

@@ -1,0 +1,147 @@
+"""What every statement reader shares: the record it yields and the SplitFile it becomes.
+
+A reader turns a file into `Record`s (one per transaction, numbered by the physical line where it
+starts) and hands them to `build`, which lays them out as the CSV contract's canonical columns
+(ISO date, Income/Expense from the sign, signed decimal amount, description, reference...), so the
+contract's own validation types them and the loader takes them unchanged. The statement data the
+CSV contract has no column for (the bank's transaction id, currency, balance, the account named in
+the file) rides along per record and is added to each typed slice (`STATEMENT_COLUMNS`).
+
+A record the parser could not read carries `error` and goes to quarantine with its line and raw
+text; a file the parser cannot read at all is rejected whole with one E003 line (`reject`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+
+from titans_assets.lib.csv_contract import SplitFile, _empty_table, _Table
+
+# Per-row columns a statement adds to the contract's OUTPUT_COLUMNS (null on CSV rows).
+STATEMENT_COLUMNS = ("bank_txn_id", "currency", "balance", "account")
+_CANONICAL = ("Date", "Type", "Description", "Amount", "Category", "Payment Method", "Reference")
+_EXTRA = ("bank code", "value date", "check number", "statement balance")
+
+
+@dataclass
+class Record:
+    line: int  # 1-based physical line where the record starts
+    raw: str  # its text as written
+    date: str = ""  # ISO YYYY-MM-DD
+    amount: Decimal | None = None  # signed: money out is negative
+    description: str = ""
+    reference: str = ""
+    category: str = ""
+    payment_method: str = ""
+    bank_txn_id: str | None = None
+    currency: str | None = None
+    balance: Decimal | None = None
+    account: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+    error: str | None = None  # why the parser could not read it
+
+
+class StatementFile(SplitFile):
+    """A SplitFile whose typed slices also carry STATEMENT_COLUMNS."""
+
+    statement: dict[str, np.ndarray]
+    format: str
+
+    def typed(self, start: int = 0, stop: int | None = None):
+        rows, bad = super().typed(start, stop)
+        if rows.num_rows == 0:
+            rows = _empty_table()
+        at = np.searchsorted(self.table.starts, rows.column("line_number").to_numpy())
+        for name in STATEMENT_COLUMNS:
+            rows = rows.append_column(name, pa.array(self.statement[name][at].tolist(), pa.string()))
+        return rows, bad
+
+
+def join_text(*parts: str | None) -> str:
+    """Non-empty parts, trimmed, in order, without repeating one that another already contains."""
+    out: list[str] = []
+    for part in parts:
+        text = " ".join((part or "").split())
+        if text and not any(text in seen for seen in out):
+            out.append(text)
+    return " - ".join(out)
+
+
+def unique_ids(records: list[Record]) -> None:
+    """An id that names more than one record of the same account in its own file identifies none of
+    them: it is dropped (those records fall back to the natural key downstream)."""
+    seen: dict[tuple, int] = {}
+    for r in records:
+        if r.bank_txn_id:
+            key = (r.account, r.bank_txn_id)
+            seen[key] = seen.get(key, 0) + 1
+    for r in records:
+        if r.bank_txn_id and seen[(r.account, r.bank_txn_id)] > 1:
+            r.bank_txn_id = None
+
+
+def running_balances(records: list[Record], opening: Decimal | None, closing: Decimal | None) -> None:
+    """Each record's balance after it, from the statement's opening balance, only when the statement
+    proves it: every record was read and opening + amounts = closing. Otherwise left as it is."""
+    if opening is None or closing is None or any(r.error or r.amount is None for r in records):
+        return
+    if opening + sum((r.amount for r in records), Decimal(0)) != closing:
+        return
+    balance = opening
+    for r in records:
+        balance += r.amount
+        r.balance = balance
+
+
+def build(fmt: str, header: list[str], records: list[Record], file_error: str | None = None,
+          encoding: str = "utf-8") -> StatementFile:
+    """Records -> a StatementFile; records with `error` are quarantined with their reason."""
+    records = sorted(records, key=lambda r: r.line)
+    good = [r for r in records if r.error is None]
+    quarantine = [(r.line, r.raw, r.error) for r in records if r.error is not None]
+    names = list(_CANONICAL) + list(_EXTRA)
+    columns = [np.array([_canonical(r)[i] for r in good], dtype=object) if good else np.empty(0, dtype=object)
+               for i in range(len(_CANONICAL))]
+    columns += [np.array([r.extra.get(k, "") for r in good], dtype=object) for k in _EXTRA]
+    starts = np.array([r.line for r in good], dtype=np.int64)
+    table = _Table(columns, starts, [], {r.line: r.raw for r in good})
+    known = {name: i for i, name in enumerate(_CANONICAL)}
+    extra = {name: len(_CANONICAL) + i for i, name in enumerate(_EXTRA)}
+    split = StatementFile(names, known, extra, encoding, "", file_error, table, quarantine)
+    split.format = fmt
+    split.header = header
+    split.statement = {
+        "bank_txn_id": np.array([r.bank_txn_id for r in good], dtype=object),
+        "currency": np.array([r.currency for r in good], dtype=object),
+        "balance": np.array([None if r.balance is None else str(r.balance) for r in good], dtype=object),
+        "account": np.array([r.account for r in good], dtype=object),
+    }
+    return split
+
+
+def _canonical(r: Record) -> tuple[str, ...]:
+    amount = "" if r.amount is None else str(r.amount)
+    kind = "Expense" if r.amount is not None and r.amount < 0 else "Income"
+    return (r.date, kind, r.description, amount, r.category, r.payment_method, r.reference)
+
+
+def reject(fmt: str, text: str, reason: str, marker: str | None = None) -> StatementFile:
+    """The whole file is unreadable: one E003 line, and every record the marker pattern finds (a
+    line starting a transaction), or else the first non-blank line, quarantined with it."""
+    error = f"E003 invalid input: {fmt}: {' '.join(reason.split())[:300]}, so the file is rejected whole"
+    lines = text.splitlines()
+    found = [i for i, line in enumerate(lines, 1) if marker and re.search(marker, line)]
+    if not found:
+        found = [next((i for i, line in enumerate(lines, 1) if line.strip()), 1)]
+    records = [Record(i, lines[i - 1][:4096] if lines else "", error=error) for i in found]
+    return build(fmt, [], records, file_error=error)
+
+
+def iso_date(value) -> str:
+    """A date or datetime -> `YYYY-MM-DD` (the date as the bank wrote it: no time-zone shift)."""
+    return value.strftime("%Y-%m-%d") if value is not None else ""

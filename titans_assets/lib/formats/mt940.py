@@ -1,0 +1,196 @@
+"""SWIFT MT940 statements (with or without the {1:}{2:}{4:} envelope), via the mt-940 library.
+
+mt-940 splits the file into tags and parses each with its own field grammar; here each tag is
+parsed on its own, so a `:61:` the grammar rejects quarantines that transaction (with its `:86:`)
+and the rest of the file loads. A transaction's record number is the line of its `:61:`.
+
+Per transaction: date = the booking (entry) date, else the value date; amount = the signed :61:
+amount; description = :86: text (the SEPA ?20-?29 purpose and the counterparty's name when
+structured); reference = the customer reference unless NONREF; bank_txn_id = the bank reference
+(`//...`), else the customer reference unless NONREF; currency = the statement's (from :60F:);
+account = :25:. The balance after each transaction comes from :60F: + the transactions when they
+reconcile with :62F:; :62F: also goes to extra ("statement balance").
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from titans_assets.lib.formats._common import (
+    Record,
+    StatementFile,
+    build,
+    iso_date,
+    join_text,
+    reject,
+    running_balances,
+    unique_ids,
+)
+
+FORMAT = "MT940"
+MARKER = r"^\s*:61:"
+
+
+def read(data: bytes) -> StatementFile:
+    import logging
+
+    from titans_assets.lib.csv_contract import decode
+
+    logging.getLogger("mt940").setLevel(logging.CRITICAL)  # it logs every grammar miss; we quarantine them
+
+    text, encoding = decode(data)
+    try:
+        parsed = _Statements()
+        parsed.parse(text)
+    except Exception as exc:  # noqa: BLE001 - a statement-level tag that does not parse rejects the file
+        return reject(FORMAT, text, f"{type(exc).__name__}: {_first_line(exc)}", MARKER)
+    if not parsed.groups:
+        return reject(FORMAT, text, "no :61: transaction and no :20:/:25: statement tags found", MARKER)
+    lines = text.splitlines()
+    records: list[Record] = []
+    for statement in parsed.groups:
+        mine: list[Record] = []
+        for txn, start, end, error in statement["transactions"]:
+            raw = "\n".join(lines[start - 1:end])[:4096]
+            record = Record(start, raw, account=statement["account"], currency=statement["currency"])
+            if error is not None:
+                record.error = error
+            else:
+                try:
+                    _fill(record, txn.data)
+                except (ValueError, TypeError, AttributeError) as exc:
+                    record.error = f"MT940 :61: {exc}"
+            if statement["closing"] is not None:
+                record.extra["statement balance"] = str(statement["closing"])
+            mine.append(record)
+        running_balances(mine, statement["opening"], statement["closing"])
+        records += mine
+    unique_ids(records)
+    return build(FORMAT, [":20:", ":25:", ":60F:", ":61:", ":86:", ":62F:"], records, encoding=encoding)
+
+
+def _fill(record: Record, data: dict) -> None:
+    amount = data.get("amount")
+    if amount is None or data.get("date") is None:
+        raise ValueError("no amount or date")
+    record.amount = Decimal(amount.amount)
+    record.currency = amount.currency or record.currency
+    record.date = iso_date(data.get("entry_date") or data.get("date"))
+    record.extra["value date"] = iso_date(data.get("date"))
+    details = data.get("transaction_details") or ""
+    name = data.get("applicant_name") or ""
+    purpose = data.get("purpose") or ""
+    record.description = (join_text(name, purpose, data.get("additional_purpose"))
+                          or join_text(data.get("posting_text"), data.get("end_to_end_reference"), details))
+    if not record.description:
+        record.description = join_text(data.get("extra_details")) or ("Credit" if record.amount >= 0 else "Debit")
+    customer = (data.get("customer_reference") or "").strip()
+    bank = (data.get("bank_reference") or "").strip()
+    if customer.upper() == "NONREF":
+        customer = ""
+    record.reference = customer
+    record.bank_txn_id = bank or customer or None
+    record.extra["bank code"] = " ".join(p for p in (data.get("id"), data.get("transaction_code")) if p)
+
+
+def _first_line(exc: BaseException) -> str:
+    """mt-940 raises RuntimeError(message, tag, value): the value it could not match, else the message."""
+    if isinstance(exc, RuntimeError) and len(exc.args) == 3 and isinstance(exc.args[2], str):
+        return f"the field grammar does not match {exc.args[2].splitlines()[0][:200]!r}"
+    return (str(exc.args[0]) if exc.args else str(exc)).splitlines()[0][:300]
+
+
+def _statements_class():
+    import mt940
+
+    class Statements(mt940.models.Transactions):
+        """mt-940's Transactions, parsed tag by tag, remembering where each :61: starts and ends in the
+        original text and why a :61: or its :86: failed; statement data kept per :20:/:25: block."""
+
+        def __init__(self):
+            super().__init__()
+            self.groups: list[dict] = []
+            self._line = 1
+            self._current: list | None = None
+
+        def parse(self, data: str) -> list:
+            kept: list[str] = []
+            origin: list[int] = []
+            for number, line in enumerate(data.split("\n"), 1):
+                for cleaned in self.strip([line]):
+                    kept.append(cleaned)
+                    origin.append(number)
+            self._origin = origin
+            self._text = "\n".join(kept)
+            self._newlines = [m.start() for m in re.finditer("\n", self._text)]
+            return super().parse(self._text)
+
+        def _line_of(self, offset: int) -> int:
+            import bisect
+
+            return self._origin[min(bisect.bisect_left(self._newlines, offset), len(self._origin) - 1)]
+
+        def _group(self) -> dict:
+            if not self.groups:
+                self.groups.append(_new_group())
+            return self.groups[-1]
+
+        def _process_match(self, match, i, valid_matches, data):
+            tag = match.group("full_tag")
+            line = self._line_of(match.start())
+            end = valid_matches[i + 1].start() - 1 if i + 1 < len(valid_matches) else len(data)
+            end_line = self._line_of(max(end, match.start()))
+            if tag == "20" or (tag == "25" and self.groups and self._group()["account"] is not None
+                               and self._group()["transactions"]):
+                self.groups.append(_new_group())
+            group = self._group()
+            before = len(self.transactions)
+            try:
+                super()._process_match(match, i, valid_matches, data)
+            except Exception as exc:  # noqa: BLE001
+                if tag == "61":
+                    self.transactions.append(mt940.models.Transaction(self, {"id": "unparsed"}))
+                    group["transactions"].append([self.transactions[-1], line, end_line,
+                                                  f"MT940 :61: does not parse: {_first_line(exc)}"])
+                    return
+                if tag.startswith("86") and group["transactions"]:
+                    group["transactions"][-1][2] = end_line
+                    if group["transactions"][-1][3] is None:
+                        group["transactions"][-1][3] = f"MT940 :86: does not parse: {_first_line(exc)}"
+                    return
+                raise
+            if tag == "61":
+                if len(self.transactions) > before:
+                    group["transactions"].append([self.transactions[-1], line, end_line, None])
+                elif group["transactions"]:  # the library filled a placeholder it had made
+                    group["transactions"].append([self.transactions[-1], line, end_line, None])
+            elif group["transactions"] and tag.startswith("86"):
+                group["transactions"][-1][2] = end_line
+            if tag == "25":
+                group["account"] = str(self.data.get("account_identification") or "").strip() or None
+            elif tag in ("60F", "60M", "60"):
+                balance = self.data.get("final_opening_balance") or self.data.get("opening_balance")
+                if balance is not None and group["opening"] is None:
+                    group["opening"] = Decimal(balance.amount.amount)
+                    group["currency"] = balance.amount.currency
+            elif tag in ("62F", "62M", "62"):
+                balance = self.data.get("final_closing_balance") or self.data.get("closing_balance")
+                if balance is not None:
+                    group["closing"] = Decimal(balance.amount.amount)
+
+    return Statements
+
+
+def _new_group() -> dict:
+    return {"account": None, "currency": None, "opening": None, "closing": None, "transactions": []}
+
+
+def _Statements():  # noqa: N802 - a class built on first use (mt-940 imported lazily)
+    global _STATEMENTS
+    if _STATEMENTS is None:
+        _STATEMENTS = _statements_class()
+    return _STATEMENTS()
+
+
+_STATEMENTS = None

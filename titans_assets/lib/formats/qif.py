@@ -1,0 +1,114 @@
+"""QIF (Quicken Interchange Format) bank, cash and card registers, via quiffen.
+
+The file is cut into its `!Type:` sections and `^`-ended records; each record of a bank, cash,
+credit-card or asset/liability section is parsed by quiffen's own Transaction.from_list, so one bad
+record is quarantined with quiffen's reason. Category lists, account lists, memorized and
+investment records are not transactions: they are skipped (and not counted as read). A record's
+number is the line of its first field.
+
+QIF dates carry no order marker: the order (month first, as Quicken writes it, or day first) is
+chosen once for the whole file, the one under which more records parse; never guessed per record.
+
+Per transaction: date = D, amount = T (or U), description = P (payee) + M (memo), category = L
+(a `[Account]` transfer is not a category), reference = N (check number), account = the name of the
+preceding `!Account` block when there is one. QIF has no bank transaction id, currency or balance.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from titans_assets.lib.formats._common import Record, StatementFile, build, iso_date, join_text, reject
+
+FORMAT = "QIF"
+MARKER = r"^\^"
+_TRANSACTION_TYPES = {"bank", "cash", "ccard", "oth a", "oth l", "invoice"}
+
+
+def read(data: bytes) -> StatementFile:
+    from quiffen.core.transaction import Transaction
+
+    from titans_assets.lib.csv_contract import decode
+
+    logging.getLogger("quiffen").setLevel(logging.CRITICAL)
+    text, encoding = decode(data)
+    chunks, saw_header = _chunks(text)
+    if not saw_header:
+        return reject(FORMAT, text, "no !Type: header (a QIF file starts with one, e.g. !Type:Bank)", MARKER)
+    best: list[Record] | None = None
+    for day_first in (False, True):
+        records = [_record(Transaction, lines, start, account, day_first) for start, lines, account in chunks]
+        if best is None or sum(r.error is not None for r in records) < sum(r.error is not None for r in best):
+            best = records
+    return build(FORMAT, ["!Type"], best or [], encoding=encoding)
+
+
+def _chunks(text: str) -> tuple[list[tuple[int, list[str], str | None]], bool]:
+    """(first line, field lines, account) of each record in a transaction section."""
+    out: list[tuple[int, list[str], str | None]] = []
+    section = None
+    account: str | None = None
+    in_account_block = False
+    saw_header = False
+    current: list[str] = []
+    start = 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("!"):
+            saw_header = True
+            head = line[1:].lower()
+            if head.startswith("type:"):
+                section = head[5:].strip()
+                in_account_block = False
+            elif head.startswith("account"):
+                in_account_block, section = True, None
+            elif head.startswith("option") or head.startswith("clear"):
+                pass
+            current = []
+            continue
+        if line.startswith("^"):
+            if in_account_block:
+                name = next((f[1:].strip() for f in current if f.startswith("N")), None)
+                account = name or account
+                in_account_block = False
+            elif current and section in _TRANSACTION_TYPES:
+                out.append((start, current, account))
+            current = []
+            continue
+        if not current:
+            start = number
+        current.append(line)
+    if current and section in _TRANSACTION_TYPES:  # last record without its ^
+        out.append((start, current, account))
+    return out, saw_header
+
+
+def _record(transaction_cls, lines: list[str], start: int, account: str | None, day_first: bool) -> Record:
+    record = Record(start, "\n".join(lines)[:4096], account=account)
+    try:
+        txn, _ = transaction_cls.from_list(list(lines), day_first=day_first, line_number=start)
+    except Exception as exc:  # noqa: BLE001 - quiffen's validation names the field
+        record.error = f"QIF record: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        return record
+    record.date = iso_date(txn.date)
+    record.amount = txn.amount
+    record.description = join_text(txn.payee, txn.memo)
+    category = txn.category
+    if category is not None:
+        names = []
+        while category is not None:
+            names.append(category.name)
+            category = category.parent
+        record.category = ":".join(reversed(names))
+    if txn.to_account:
+        record.category = ""
+        record.extra["bank code"] = f"transfer [{txn.to_account}]"
+    if txn.check_number is not None:
+        record.reference = str(txn.check_number)
+        record.extra["check number"] = str(txn.check_number)
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", record.date or ""):
+        record.error = "QIF record: no date (D)"
+    return record
