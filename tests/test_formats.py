@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,43 @@ def test_landing_picks_up_statement_files(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in loader.landing_files(tmp_path)] == [
         "a.csv", "b.OFX", "c.qfx", "d.xml", "e.sta", "f.mt940", "g.940", "h.qif"]
+
+
+# -- through PostgreSQL and dbt: bank ids dedupe overlapping statements ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def warehouse(embedded_db):
+    from conftest import scratch_database
+
+    with scratch_database(embedded_db) as db:
+        loader.ensure_raw_schema(db)
+        yield db
+
+
+@pytest.mark.integration
+def test_same_statement_twice_and_overlapping_statements_give_no_duplicates(warehouse, tmp_path):
+    from test_dbt_project import _dbt, _query
+
+    landing = tmp_path / "landing"
+    (landing / "checking").mkdir(parents=True)
+    january = (FIXTURES / "ofxparse_bank_medium.ofx").read_bytes()
+    # The same statement saved twice under two names, and a later export that overlaps it: the same
+    # FITIDs with the bank's text changed (so the natural key alone would count them twice) and one new one.
+    later = january.replace(b"MCDONALD'S #112", b"MCDONALDS 112 TORONTO")
+    new = (b"<STMTTRN><TRNTYPE>POS<DTPOSTED>20090430<TRNAMT>-1.23<FITID>NEW-FITID-1<NAME>NEW ONE</STMTTRN>\n"
+           b"</BANKTRANLIST>")
+    later = later.replace(b"</BANKTRANLIST>", new, 1)
+    for name, data in (("2009-04.ofx", january), ("2009-04 copy.ofx", january), ("2009-05.qfx", later)):
+        (landing / "checking" / name).write_bytes(data)
+    results = loader.load_files(warehouse, landing, loader.landing_files(landing), workers=1)
+    assert [r.rows_loaded for r in results] == [3, 3, 4] and not any(r.rows_quarantined for r in results)
+    args = ["build", "--select", "+fct_transactions", "--exclude-resource-type", "test"]
+    code, _, output = _dbt(args, os.environ | warehouse.dbt_env(), tmp_path / "t")
+    assert code == 0, output
+    fct = _query(warehouse, "select bank_txn_id, currency, account, description from marts.fct_transactions")
+    ids = [r["bank_txn_id"] for r in fct]
+    assert len(fct) == 4 and len(set(ids)) == 4 and "NEW-FITID-1" in ids
+    assert {r["currency"] for r in fct} == {"CAD"} and {r["account"] for r in fct} == {"12300 000012345678"}
+    # the later export's copy wins (its text)
+    assert any("MCDONALDS 112 TORONTO" in r["description"] for r in fct)

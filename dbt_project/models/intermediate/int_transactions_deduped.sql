@@ -6,6 +6,10 @@
 --                                  description_key, reference_key order by line_number)
 -- natural key = (account, txn_date, amount, description_key, reference_key, occurrence)
 --               description_key = lower(trim(description)), reference_key = coalesce(lower(trim(reference)), '')
+-- bank key    = (account, bank_txn_id) when the bank gave its own transaction id (OFX FITID, CAMT
+--               AcctSvcrRef/NtryRef, MT940 reference): the first key, so two overlapping statements
+--               of one account count each shared transaction once whatever else differs; rows
+--               without an id fall back to the natural key (occurrence is 1 on keyed rows).
 -- A record seen in several files keeps the copy from the most recently loaded file
 -- (ties: greater source_file, then lowest line_number), so a re-exported file's corrections win.
 with txns as (
@@ -18,38 +22,52 @@ numbered as (
 
     select
         txns.*,
-        row_number() over (
-            partition by source_file, account, txn_date, amount, description_key, reference_key
+        case when bank_txn_id is null then row_number() over (
+            partition by source_file, account, txn_date, amount, description_key, reference_key, bank_txn_id
             order by line_number
-        ) as occurrence
+        ) else 1 end as occurrence
     from txns
+
+),
+
+keyed as (
+
+    -- The natural-key parts are null on rows with a bank id, so those rows partition by (account, bank_txn_id).
+    select
+        numbered.*,
+        case when bank_txn_id is null then txn_date end        as key_date,
+        case when bank_txn_id is null then amount end          as key_amount,
+        case when bank_txn_id is null then description_key end as key_description,
+        case when bank_txn_id is null then reference_key end   as key_reference
+    from numbered
 
 ),
 
 ranked as (
 
     select
-        numbered.*,
+        keyed.*,
         row_number() over (
-            partition by account, txn_date, amount, description_key, reference_key, occurrence
+            partition by account, bank_txn_id, key_date, key_amount, key_description, key_reference, occurrence
             order by loaded_at desc, source_file desc, line_number
         ) as copy_rank,
         count(*) over (
-            partition by account, txn_date, amount, description_key, reference_key, occurrence
+            partition by account, bank_txn_id, key_date, key_amount, key_description, key_reference, occurrence
         ) as files_seen_in
-    from numbered
+    from keyed
 
 )
 
 select
-    {{ dbt.hash(dbt.concat([
+    case when bank_txn_id is not null then {{ dbt.hash(dbt.concat(["'bank'", "'|'", "account", "'|'", "bank_txn_id"])) }}
+    else {{ dbt.hash(dbt.concat([
         "account", "'|'",
         "cast(txn_date as " ~ dbt.type_string() ~ ")", "'|'",
         "cast(amount as " ~ dbt.type_string() ~ ")", "'|'",
         "description_key", "'|'",
         "reference_key", "'|'",
         "cast(occurrence as " ~ dbt.type_string() ~ ")"
-    ])) }} as transaction_id,
+    ])) }} end as transaction_id,
     account,
     txn_date,
     amount,
@@ -68,6 +86,9 @@ select
     receipt_url,
     extra,
     loaded_at,
+    bank_txn_id,
+    currency,
+    balance,
     files_seen_in
 from ranked
 where copy_rank = 1

@@ -15,6 +15,8 @@ select
     reference,
     merchant,
     receipt_url,
+    currency,
+    bank_txn_id,
     cast({{ dbt.date_trunc('month', 'txn_date') }} as date)          as month,
     loaded_at
 from {{ ref('int_transactions_deduped') }}

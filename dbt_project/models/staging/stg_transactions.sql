@@ -21,6 +21,9 @@ select
     nullif(trim(receipt_url), '')                   as receipt_url,
     extra,
     loaded_at,
+    nullif(trim(bank_txn_id), '')                   as bank_txn_id,
+    nullif(upper(trim(currency)), '')               as currency,
+    balance,
 
     -- helpers: lower-cased trimmed text ('' when absent, so they can sit in keys and joins)
     lower(trim(description))                        as description_key,
