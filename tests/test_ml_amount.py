@@ -331,3 +331,16 @@ def test_the_service_path_equals_the_batch_path(result, ledger, monkeypatch):
     assert [b["predicted_amount"] for b in want] == direct["predicted_amount"].tolist()
     assert [b["confidence_interval"]["lower"] for b in want] == direct["lower"].tolist()
     assert any(b["factors"].get("merchant_n") for b in want) and any(b["factors"]["unknown_category"] for b in want)
+
+
+def test_an_unseen_description_matches_on_its_first_word(result):
+    from titans_assets.lib.ml import features
+
+    holdout = result.holdout[result.holdout["category"].notna() & result.holdout["description"].ne("")]
+    row = holdout.iloc[0]
+    word = features.clean_description_text(row["description"]).split(" ")[0]
+    out = result.model.predict(pd.DataFrame([{"category": row["category"], "txn_date": "2026-07-06",
+                                              "description": f"{word.upper()} qqzx unseen branch"}]))
+    f = out["factors"].iloc[0]
+    assert f["merchant_match"] == "first word+category" and f["merchant_n"] >= 1
+
