@@ -46,10 +46,14 @@ def _accounts(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
               help="Where the ground truth goes (default: <out>/../labels); must be outside --out.")
 @click.option("--file-quirks/--no-file-quirks", default=None,
               help="Header/CRLF/trailing-newline quirks (default: on when --messy-rate > 0).")
+@click.option("--format", "fmt", type=click.Choice(gen.FORMATS), default="csv", show_default=True,
+              help="File format: the seed CSV, or a bank statement (OFX 1.02, CAMT.053, MT940, QIF) per account, "
+                   "with bank transaction ids and balances where the format has them.")
 def generate(out, rows, years, accounts, seed, anomaly_rate, messy_rate, label_noise, end_date, labels_dir,
-             file_quirks) -> None:
-    """Write realistic synthetic bank exports, one CSV per account, newest-first.
+             file_quirks, fmt) -> None:
+    """Write realistic synthetic bank exports, one file per account.
 
+    CSV files are newest-first with messy rows; statements are oldest-first, as banks write them.
     The ground truth (anomalies, label noise, invalid rows) is written outside the landing folder.
     """
     if rows is not None and years is not None:
@@ -59,7 +63,7 @@ def generate(out, rows, years, accounts, seed, anomaly_rate, messy_rate, label_n
         summary = gen.generate(
             out, rows=rows, years=years, accounts=accounts, seed=seed, anomaly_rate=anomaly_rate,
             messy_rate=messy_rate, label_noise=label_noise, end_date=end_date.date() if end_date else None,
-            labels_dir=labels_dir, file_quirks=file_quirks,
+            labels_dir=labels_dir, file_quirks=file_quirks, format=fmt,
         )
     except ValueError as exc:
         raise click.UsageError(f"{exc}") from exc

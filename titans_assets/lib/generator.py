@@ -108,6 +108,18 @@ Messy format (`messy_rate`, default 1% of rows per file)
     quoted), CRLF line ends, no trailing newline. `manifest.json` lists every invalid row (line and
     reason) and the quirks of each file.
 
+Statement formats (`format`: csv, ofx, camt053, mt940, qif; one for all files or per account)
+    The same rows can be written as a bank statement instead of the seed CSV, by the writers of
+    `lib/formats/writers.py`: `<account>.ofx|.xml|.sta|.qif`, oldest first, one statement per file,
+    in USD, with the account the format names (`account_id`: an IBAN in CAMT.053 / MT940, a number
+    in OFX, the account name in QIF), a bank transaction id per row where the format has one
+    (FITID, AcctSvcrRef, the :61: bank reference; deterministic, unique per statement, so a
+    duplicated charge keeps its own), opening/closing balances (checking opens at 25,000.00, the
+    others at 0), the vendor as reference where there is a field for it (REFNUM, EndToEndId) and
+    the category only in QIF (L). A statement has no messy rows, invalid rows or file quirks (the
+    random draws are made anyway, so the other files do not change); its ground truth is keyed by
+    the line where each record starts (`<STMTTRN>`, `<Ntry>`, `:61:`, the QIF record's first field).
+
 Line numbers are physical 1-based lines (header = 1); no field contains a newline, so the record
 on line L is data row L-1. Files are written to a hidden temporary name and renamed, so a sensor
 never sees half a file. Determinism: one `np.random.default_rng(seed)` stream consumed in a fixed
@@ -126,12 +138,14 @@ import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from titans_assets.lib.formats import writers
 
 HEADER = ("Date", "Type", "Description", "Amount", "Category", "Payment Method", "Status", "Reference",
           "Receipt URL")
@@ -1267,8 +1281,9 @@ def generated_as_of(landing_dir: Path, labels_dir: Path) -> dt.date | None:
         end = dt.date.fromisoformat(manifest["end_date"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    suffixes = set(_EXTENSIONS.values())
     present = {p.relative_to(landing_dir).as_posix(): p for p in landing_dir.rglob("*")
-               if p.is_file() and p.suffix.lower() == ".csv" and not p.name.startswith(".")}
+               if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")}
     if set(present) != set(expected):
         return None
     for name, path in present.items():
@@ -1293,16 +1308,20 @@ def generate(
     end_date: dt.date | None = None,
     labels_dir: Path | None = None,
     file_quirks: bool | None = None,
+    format: str | Mapping[str, str] = "csv",  # noqa: A002 - the CLI option's name
 ) -> GenerationSummary:
     """Write `<account>.csv` files to `out_dir` and the ground truth to `labels_dir` (see module docstring).
 
     `file_quirks` (default: on when messy_rate > 0) toggles the file-level quirks (odd header, extra
     column, CRLF, no trailing newline); row-level messiness is controlled by messy_rate alone.
+    `format` is `csv` or a statement format (FORMATS) for every file, or a mapping account -> format
+    (accounts it does not name stay CSV): see "Statement formats" in the module docstring.
     """
     out_dir = Path(out_dir)
     labels_dir = Path(labels_dir) if labels_dir is not None else out_dir.parent / "labels"
     accounts = tuple(accounts)
     _validate(out_dir, labels_dir, rows, years, accounts, anomaly_rate, messy_rate, label_noise)
+    file_formats = _file_formats(format, accounts)
     end = end_date if end_date is not None else dt.date.today()
     if isinstance(end, dt.datetime):
         end = end.date()
@@ -1387,15 +1406,28 @@ def generate(
         invalid = np.full(m, -1, dtype=np.int8)
         invalid[bad_pos] = rng.integers(len(INVALID_REASONS), size=n_bad)
         kinds[bad_pos] = -1
-        fname = f"{name}.csv"
+        fmt = file_formats[a]
+        if fmt != "csv":  # a bank's statement: no CSV formatting to be messy about, no invalid rows
+            quirks = dict.fromkeys(quirks, False)
+            kinds[:] = -1
+            invalid[:] = -1
+            n_bad = 0
+        fname = f"{name}{_EXTENSIONS[fmt]}"
         path = out_dir / fname
-        info = _write_file(path, core, idx, written_cat, receipt, kinds, invalid, quirks, catalog, cal, overrides,
-                           fname, anomaly_rows, noise_rows, noisy)
+        if fmt == "csv":
+            info = _write_file(path, core, idx, written_cat, receipt, kinds, invalid, quirks, catalog, cal, overrides,
+                               fname, anomaly_rows, noise_rows, noisy)
+        else:
+            info = _write_statement(path, fmt, a, name, core, idx, written_cat, catalog, cal, overrides, end,
+                                    fname, anomaly_rows, noise_rows, noisy)
         paths.append(path)
         manifest_files[fname] = {
+            # (CSV manifests stay as they were: the committed fixtures' bytes)
+            **({"format": fmt, "account_id": info["account_id"]} if fmt != "csv" else {}),
             "account": name, "data_rows": m, "valid_rows": m - n_bad, "invalid_rows": n_bad, "messy_valid_rows": int((kinds >= 0).sum()),
             "anomaly_rows": int((core["anom"][idx] > 0).sum()), "label_noise_rows": int(noisy[idx].sum()),
-            "header": list(MESSY_HEADER if quirks["messy_header"] else HEADER) + ([EXTRA_COLUMN] if quirks["extra_column"] else []),
+            "header": [] if fmt != "csv" else
+            list(MESSY_HEADER if quirks["messy_header"] else HEADER) + ([EXTRA_COLUMN] if quirks["extra_column"] else []),
             "extra_columns": [EXTRA_COLUMN] if quirks["extra_column"] else [],
             "line_terminator": "\r\n" if quirks["crlf"] else "\n", "trailing_newline": not quirks["no_trailing_newline"],
             "first_date": info["first"], "last_date": info["last"], "sha256": info["sha256"], "invalid": info["invalid"],
@@ -1420,7 +1452,9 @@ def generate(
         "generator": "titans_assets.lib.generator", "format_version": 1,
         "args": {"rows": rows, "years": years, "accounts": list(accounts), "seed": seed, "anomaly_rate": anomaly_rate,
                   "messy_rate": messy_rate, "label_noise": label_noise, "end_date": end.isoformat(),
-                  "file_quirks": file_quirks},
+                  "file_quirks": file_quirks,
+                  **({"format": format if isinstance(format, str) else dict(sorted(format.items()))}
+                     if set(file_formats) != {"csv"} else {})},
         "start_date": start.isoformat(), "end_date": end.isoformat(), "years_used": round(n_days / 365.25, 4),
         "files": manifest_files,
         "totals": {"data_rows": n, "valid_rows": n - sum(f["invalid_rows"] for f in manifest_files.values()),
@@ -1574,6 +1608,74 @@ def _write_file(path, core, idx, written_cat, receipt, kinds, invalid, quirks, c
     days = core["day"][idx]
     return {"sha256": digest.hexdigest(), "invalid": invalid_list,
                 "first": cal.iso[days.min()] if m else None, "last": cal.iso[days.max()] if m else None}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Statement formats
+# ---------------------------------------------------------------------------------------------------
+FORMATS = ("csv", *writers.FORMATS)
+_EXTENSIONS = {"csv": ".csv", **writers.EXTENSIONS}
+_OPENING_CENTS = {"business_checking": 2_500_000, "ledger": 2_500_000}  # the others open at 0.00
+_CARD_ACCOUNTS = {"business_credit_card"}
+
+
+def _file_formats(fmt: str | Mapping[str, str], accounts: Sequence[str]) -> list[str]:
+    by_account = {a: fmt for a in accounts} if isinstance(fmt, str) else {a: fmt.get(a, "csv") for a in accounts}
+    if not isinstance(fmt, str):
+        unknown = sorted(set(fmt) - set(accounts))
+        if unknown:
+            raise ValueError(f"format: accounts {', '.join(unknown)} are not generated")
+    bad = sorted({f for f in by_account.values() if f not in FORMATS})
+    if bad:
+        raise ValueError(f"format {', '.join(map(repr, bad))}: known {', '.join(FORMATS)}")
+    return [by_account[a] for a in accounts]
+
+
+def account_id(name: str, fmt: str) -> str:
+    """The account a generated statement names: an IBAN (GB, check digits computed) in CAMT.053 and
+    MT940, its 12-digit number in OFX, the generator's account name in QIF (and CSV, by file name)."""
+    number = int(hashlib.sha256(name.encode()).hexdigest()[:12], 16) % 10**8
+    if fmt in ("camt053", "mt940"):
+        bban = f"TITN400000{number:08d}"
+        digits = "".join(str(int(c, 36)) for c in bban + "GB00")
+        return f"GB{98 - int(digits) % 97:02d}{bban}"
+    if fmt == "ofx":
+        return f"4000{number:08d}"
+    return name
+
+
+def _write_statement(path, fmt, a, name, core, idx, written_cat, catalog, cal, overrides, end, fname,
+                     anomaly_rows, noise_rows, noisy) -> dict:
+    """One account's rows as a bank statement (oldest first, as banks write them). Bank ids are
+    `YYMMDD` + 4 characters of the row's token + its 6-digit ordinal in the statement: unique per
+    statement (a duplicated charge has its own), deterministic, at most 16 characters (MT940)."""
+    idx = idx[::-1]
+    day, cents, tok = core["day"][idx], core["cents"][idx], core["token"][idx]
+    dates = cal.iso[day]
+    desc = _render_descriptions(catalog, cal, core["tmpl"][idx], tok, day, core["override"][idx], overrides)
+    ref = np.array(catalog.names, dtype=object)[core["merch"][idx]]
+    for i in np.flatnonzero(core["override"][idx] >= 0):
+        ref[i] = overrides[core["override"][idx][i]][1]
+    cat_names = np.array(list(CATEGORIES) + [""], dtype=object)
+    category = cat_names[written_cat[idx]]
+    code = _base36(tok >> np.uint64(24), 4)
+    txns = [writers.Txn(d, int(c), s, f"{d[2:4]}{d[5:7]}{d[8:10]}{k}{i:06d}", r, g)
+            for i, (d, c, s, r, g, k) in enumerate(zip(dates.tolist(), cents.tolist(), desc.tolist(), ref.tolist(),
+                                                        category.tolist(), code.tolist()), 1)]
+    statement = writers.Statement(
+        account_id(name, fmt), txns, kind="credit_card" if name in _CARD_ACCOUNTS else "checking",
+        opening_cents=_OPENING_CENTS.get(name, 0), statement_id=f"TF{end:%y%m%d}{a:02d}", created=end)
+    data, starts = writers.write(fmt, statement)
+    amounts = _format_amounts(cents)
+    for i in np.flatnonzero(core["anom"][idx] > 0):
+        anomaly_rows.append((fname, starts[i], dates[i], desc[i], amounts[i], ANOMALY_TYPES[core["anom"][idx][i] - 1]))
+    for i in np.flatnonzero(noisy[idx]):
+        noise_rows.append((fname, starts[i], CATEGORIES[core["cat"][idx][i]], category[i]))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return {"sha256": hashlib.sha256(data).hexdigest(), "invalid": [], "account_id": statement.account,
+            "first": dates.min() if len(idx) else None, "last": dates.max() if len(idx) else None}
 
 
 def write_variant(src: Path, dst: Path, *, crlf: bool = False, trailing_newline: bool = True) -> Path:
