@@ -265,8 +265,12 @@ def test_random_files_through_postgresql(db, tmp_path, generated):  # noqa: F811
                                                                              p.rows_quarantined)
     assert [d for (d,) in query(db, "SELECT description FROM raw.transactions WHERE source_file = %s"
                                     " ORDER BY line_number", (result.source_file,))] == list(p.rows["description"])
+    expected = p.quarantine
+    if result.file_error is not None:  # the loader's reason is the contract's plus the CSV profiles it tried
+        assert result.file_error.startswith(p.file_error)
+        expected = [(n, raw, result.file_error if reason == p.file_error else reason) for n, raw, reason in expected]
     assert query(db, "SELECT line_number, raw_line, reason FROM raw.quarantine WHERE source_file = %s"
-                     " ORDER BY line_number", (result.source_file,)) == p.quarantine
+                     " ORDER BY line_number", (result.source_file,)) == expected
 
 
 @settings(max_examples=500, deadline=None, database=None)

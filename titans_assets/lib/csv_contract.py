@@ -40,6 +40,7 @@ No database, no Dagster.
 from __future__ import annotations
 
 import csv
+import datetime
 import gc
 import io
 import re
@@ -234,8 +235,11 @@ def sniff_delimiter(header_line: str) -> str:
     return best
 
 
-def parse_amount(text: str) -> Decimal:
-    """`$1,234.56`, `(12.50)`, `12.50-`, `EUR 1.234,56`, `-$45` -> Decimal. Raises ValueError with a reason."""
+def parse_amount(text: str, decimal: str | None = None, thousands: str | None = None) -> Decimal:
+    """`$1,234.56`, `(12.50)`, `12.50-`, `EUR 1.234,56`, `-$45` -> Decimal. Raises ValueError with a reason.
+
+    Without `decimal` the separators are read from the value (the contract's rule); a CSV profile
+    declares them (`decimal=","`, `thousands="."`), and then `1,234` is 1.234, never 1234."""
     s = _CURRENCY.sub("", text).replace("\u00a0", "").replace(" ", "").replace("'", "")
     if not s:
         raise ValueError("amount is empty")
@@ -247,6 +251,13 @@ def parse_amount(text: str) -> Decimal:
     if s.startswith(("-", "+")):
         negative, s = negative ^ (s[0] == "-"), s[1:]
     s = _CURRENCY.sub("", s)
+    if decimal is not None:
+        grouping = thousands if thousands is not None else ("." if decimal == "," else ",")
+        if grouping and grouping != decimal:
+            s = s.replace(grouping, "")
+        if decimal != "." and "." in s:
+            raise ValueError(f"amount {text.strip()!r} is not a number with decimal separator {decimal!r}")
+        s = s.replace(decimal, ".")
     if "," in s and "." in s:  # the later one is the decimal separator
         s = s.replace(".", "").replace(",", ".") if s.rfind(",") > s.rfind(".") else s.replace(",", "")
     elif "," in s:
@@ -270,6 +281,47 @@ def parse_amount(text: str) -> Decimal:
     if value != value.quantize(Decimal("0.01")):
         raise ValueError(f"amount {text.strip()!r} has more than 2 decimal places")
     return -value if negative else value
+
+
+# The date formats a whole file's dates are tried against when no format is declared (`%y`: 2-digit year).
+DATE_FORMATS = (
+    "%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y", "%m-%d-%Y",
+    "%d/%m/%y", "%m/%d/%y", "%d.%m.%y", "%d-%m-%y", "%d-%b-%Y", "%d %b %Y", "%b %d, %Y", "%d-%b-%y",
+)
+_TIME_PART = re.compile(r"^(.*?\d)(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp][Mm])?(?:Z|[+-]\d{2}:?\d{2})?)$")
+
+
+def parse_date(text: str, fmt: str) -> str:
+    """`31/01/2024` with `%d/%m/%Y` -> `2024-01-31` (a time part is ignored). Raises ValueError with a
+    reason. The one place a non-ISO date is read: a CSV profile declares `fmt`, or `date_formats`
+    finds the one format that reads a whole file."""
+    value = text.strip()
+    m = _TIME_PART.match(value)
+    if m:
+        value = m.group(1)
+    try:
+        day = datetime.datetime.strptime(value, fmt).date()
+    except ValueError:
+        raise ValueError(f"date {text!r} does not match the date format {fmt!r}") from None
+    if not 1900 <= day.year < 2200:
+        raise ValueError(f"date {text!r} is out of range")
+    return day.isoformat()
+
+
+def date_formats(values, formats=DATE_FORMATS) -> list[str]:
+    """The formats that read every non-empty value, each kept only if it reads them differently from
+    the formats before it (`01/01/2024` reads the same as DD/MM and MM/DD: not a second reading).
+    Empty: no format reads them all; more than one: the file's date order is ambiguous."""
+    values = [v for v in dict.fromkeys(v.strip() for v in values) if v]
+    readings: list[tuple[str, list[str]]] = []
+    for fmt in formats:
+        try:
+            days = [parse_date(v, fmt) for v in values]
+        except ValueError:
+            continue
+        if not any(days == other for _, other in readings):
+            readings.append((fmt, days))
+    return [fmt for fmt, _ in readings]
 
 
 def parse_csv(data: bytes) -> ParsedFile:

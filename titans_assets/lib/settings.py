@@ -17,6 +17,7 @@ class Settings:
     mlflow_tracking_uri: str | None  # None: a `<database>_mlflow` database on the same PostgreSQL
     mlflow_artifacts: str | None  # artifact root URI; None: file:// under `home`/mlartifacts
     as_of: dt.date | None = None  # the platform's "today" (freshness, date bounds); None: the real date
+    profiles_dir: Path | None = None  # the user's CSV profiles (*.yaml); None: <landing>/profiles
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -30,6 +31,7 @@ class Settings:
             mlflow_tracking_uri=env.get("TITANS_MLFLOW_TRACKING_URI") or None,
             mlflow_artifacts=env.get("TITANS_MLFLOW_ARTIFACTS") or None,
             as_of=_date(env, "TITANS_AS_OF"),
+            profiles_dir=Path(env.get("TITANS_PROFILES_DIR") or landing / "profiles").resolve(),
         )
 
     def today(self) -> dt.date:

@@ -16,7 +16,7 @@ tags, a `!Type:` line); the extension only names the format of a file whose cont
 from __future__ import annotations
 
 import re
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 from titans_assets.lib.csv_contract import SplitFile, split_csv
 from titans_assets.lib.formats._common import STATEMENT_COLUMNS, StatementFile
@@ -47,11 +47,15 @@ def sniff(name: str, data: bytes) -> str:
     return _BY_EXTENSION.get(PurePath(name).suffix.lower(), "csv")
 
 
-def read(name: str, data: bytes) -> SplitFile:
-    """The file as a SplitFile (a StatementFile for the statement formats). Never raises for content."""
+def read(name: str, data: bytes, path: Path | None = None, profiles_dir: Path | None = None) -> SplitFile:
+    """The file as a SplitFile (a StatementFile for the statement formats). Never raises for content.
+
+    A CSV is read by its CSV profile (formats.profiles): the one named beside `path` when given, else
+    the one its header fits among the user's (`profiles_dir`, default Settings.profiles_dir) and the
+    built-in ones; the seed ledger's is the CSV contract itself (csv_contract.split_csv, unchanged)."""
     kind = sniff(name, data)
     if kind == "csv":
-        return split_csv(data)
+        return _read_csv(name, data, path, profiles_dir)
     if kind == "ofx":
         from titans_assets.lib.formats import ofx as reader
     elif kind == "camt":
@@ -67,3 +71,39 @@ def read(name: str, data: bytes) -> SplitFile:
 
         return reject(reader.FORMAT, data.decode("utf-8", errors="replace"),
                       f"the {reader.FORMAT} reader failed: {type(exc).__name__}: {exc}", reader.MARKER)
+
+
+def _read_csv(name: str, data: bytes, path: Path | None, profiles_dir: Path | None) -> SplitFile:
+    from titans_assets.lib.formats import profiles as pf
+
+    named = pf.beside(path)
+    if named is not None:
+        try:
+            profile = pf.load_profile(named)
+        except pf.ProfileError as exc:
+            text, _ = pf.decode(data)
+            return pf._reject_all(text, pf.Profile("", "", {}, header=False), ",", 0, [], str(exc), "utf-8")
+        return split_csv(data) if profile.contract else pf.read(data, profile)
+    if profiles_dir is None:
+        from titans_assets.lib.settings import Settings
+
+        profiles_dir = Settings.from_env().profiles_dir
+    users, broken = pf.user_profiles(profiles_dir)
+    candidates = [*users, *pf.builtin_profiles()]
+    sample, _ = pf.decode(data[:pf._SAMPLE_BYTES])
+    choice, cells, delimiter = pf.choose(sample, candidates)
+    if choice.profile is not None:
+        return split_csv(data) if choice.profile.contract else pf.read(data, choice.profile)
+    split = split_csv(data)  # what the contract makes of it: every line quarantined, its reason kept
+    if not split.file_error and not choice.error.startswith("ambiguous"):
+        return split  # (empty file / header only: nothing to reject)
+    error = pf.rejection(choice.error, cells, delimiter, candidates, name, broken,
+                         split.file_error if not choice.error.startswith("ambiguous") else None)
+    if choice.error.startswith("ambiguous"):
+        text, encoding = pf.decode(data)
+        header_line = next((n for n, t in enumerate(text.splitlines(), 1) if t.strip()), 1)
+        return pf._reject_all(text, pf.Profile("", "", {}), delimiter, header_line, cells, error, encoding)
+    old = split.file_error
+    split.file_error = error
+    split.quarantine = [(n, raw, error if reason == old else reason) for n, raw, reason in split.quarantine]
+    return split

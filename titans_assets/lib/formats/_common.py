@@ -99,19 +99,22 @@ def running_balances(records: list[Record], opening: Decimal | None, closing: De
 
 
 def build(fmt: str, header: list[str], records: list[Record], file_error: str | None = None,
-          encoding: str = "utf-8") -> StatementFile:
-    """Records -> a StatementFile; records with `error` are quarantined with their reason."""
+          encoding: str = "utf-8", extras: tuple[str, ...] = _EXTRA) -> StatementFile:
+    """Records -> a StatementFile; records with `error` are quarantined with their reason. `extras`:
+    the extra columns every row has (the statement formats'); others a record holds follow them."""
     records = sorted(records, key=lambda r: r.line)
     good = [r for r in records if r.error is None]
     quarantine = [(r.line, r.raw, r.error) for r in records if r.error is not None]
-    names = list(_CANONICAL) + list(_EXTRA)
+    # The statement extras, then any other a reader keeps (a CSV profile's unmapped columns), in order.
+    extra_names = list(dict.fromkeys([*extras, *(k for r in good for k in r.extra)]))
+    names = list(_CANONICAL) + extra_names
     columns = [np.array([_canonical(r)[i] for r in good], dtype=object) if good else np.empty(0, dtype=object)
                for i in range(len(_CANONICAL))]
-    columns += [np.array([r.extra.get(k, "") for r in good], dtype=object) for k in _EXTRA]
+    columns += [np.array([r.extra.get(k, "") for r in good], dtype=object) for k in extra_names]
     starts = np.array([r.line for r in good], dtype=np.int64)
     table = _Table(columns, starts, [], {r.line: r.raw for r in good})
     known = {name: i for i, name in enumerate(_CANONICAL)}
-    extra = {name: len(_CANONICAL) + i for i, name in enumerate(_EXTRA)}
+    extra = {name: len(_CANONICAL) + i for i, name in enumerate(extra_names)}
     split = StatementFile(names, known, extra, encoding, "", file_error, table, quarantine)
     split.format = fmt
     split.header = header
