@@ -38,6 +38,8 @@ def read(data: bytes) -> StatementFile:
         return reject(FORMAT, text, "no !Type: header (a QIF file starts with one, e.g. !Type:Bank)", MARKER)
     best: list[Record] | None = None
     for day_first in (False, True):
+        if best is not None and not any(r.error is not None for r in best):
+            break  # month first read every record: day first cannot read more (and halves the time)
         records = [_record(Transaction, lines, start, account, day_first) for start, lines, account in chunks]
         if best is None or sum(r.error is not None for r in records) < sum(r.error is not None for r in best):
             best = records
