@@ -361,6 +361,23 @@ def test_headerless_file_is_rejected_whole_with_every_line_in_quarantine(db, lan
     assert (again.status, again.file_error) == ("unchanged", result.file_error)
 
 
+def test_a_rejected_file_loads_once_a_profile_beside_it_reads_it(db, landing):
+    """Same bytes, but a profile written since the rejection (here the one `titans profile suggest`
+    drafts): the next load reads the rows instead of reporting the old rejection; then it is unchanged."""
+    from titans_assets.lib.formats import profiles
+
+    lines = [f"2024-01-{d:02d},SHOP {d},-{d}.25" for d in (13, 14, 15)]
+    path = write(landing, lines)
+    assert loader.load_file(db, landing, path).file_error.startswith("E003")
+    assert loader.load_file(db, landing, path).status == "unchanged"  # still rejected: nothing re-registered
+    path.with_name(path.name + ".profile.yaml").write_text(profiles.suggest(path.read_bytes()))
+    result = loader.load_file(db, landing, path)
+    assert (result.status, result.file_error, result.rows_loaded, result.rows_quarantined) == ("replaced", None, 3, 0)
+    snap = snapshot(db, result.source_file)
+    assert snap["quarantine"] == [] and snap["file"][0][3:6] == (3, 3, 0)
+    assert loader.load_file(db, landing, path).status == "unchanged"
+
+
 def test_empty_and_header_only_files_are_registered(db, landing):
     for data in (b"", (HEADER + "\n").encode()):
         path = landing / f"e_{uuid.uuid4().hex[:8]}.csv"

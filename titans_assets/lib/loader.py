@@ -1,7 +1,9 @@
 """Load landed bank files (CSV, OFX/QFX, CAMT.053, MT940, QIF: lib/formats) into raw.transactions / raw.quarantine / raw.files with PostgreSQL COPY.
 
 Per file, in one transaction (readers never see half a file):
-- same sha256 as the registered load -> nothing happens ("unchanged");
+- same sha256 as the registered load -> nothing happens ("unchanged"), except that a file rejected
+  whole is read again: a CSV profile written since (beside the file, in `<landing>/profiles` or
+  TITANS_PROFILES_DIR) may now read it, and then its rows replace the rejection;
 - new or changed bytes -> the file's previous rows and quarantine are deleted (changed files only),
   the new rows are COPYed, and the registry row records the counts.
 Invariant, enforced by a CHECK on raw.files: rows_read = rows_loaded + rows_quarantined.
@@ -36,6 +38,7 @@ import pyarrow.compute as pc
 from titans_assets.lib import formats, pg_copy
 from titans_assets.lib.csv_contract import OUTPUT_COLUMNS, SplitFile, split_csv  # noqa: F401 - split_csv: API
 from titans_assets.lib.db import Database
+from titans_assets.lib.settings import Settings
 
 # raw.transactions columns after OUTPUT_COLUMNS: the statement's own data (NULL on CSV rows).
 STATEMENT_COPY_COLUMNS = ("bank_txn_id", "currency", "balance")
@@ -118,12 +121,17 @@ def load_file(db: Database, landing_dir: Path, path: Path) -> LoadResult:
             (source_file,),
         )
         previous = cur.fetchone()
+        profiles = Settings.from_env().profiles_in(landing_dir)
+        split = None
         if previous is not None and previous[0] == sha256:
-            return LoadResult(
-                source_file, account, "unchanged", sha256, len(data), previous[1], previous[2], previous[3],
-                time.perf_counter() - started, previous[4],
-            )
-        split = formats.read(path.name, data)
+            if previous[4] is not None:  # rejected whole before: a profile written since may read it now
+                split = formats.read(path.name, data, path=path, profiles_dir=profiles)
+            if split is None or split.file_error is not None:
+                return LoadResult(
+                    source_file, account, "unchanged", sha256, len(data), previous[1], previous[2], previous[3],
+                    time.perf_counter() - started, previous[4],
+                )
+        split = split or formats.read(path.name, data, path=path, profiles_dir=profiles)
         account = _file_account(split, account)
         if previous is not None:
             # A file's rows exist only together with its registry row (both are written and deleted

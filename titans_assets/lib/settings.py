@@ -17,7 +17,7 @@ class Settings:
     mlflow_tracking_uri: str | None  # None: a `<database>_mlflow` database on the same PostgreSQL
     mlflow_artifacts: str | None  # artifact root URI; None: file:// under `home`/mlartifacts
     as_of: dt.date | None = None  # the platform's "today" (freshness, date bounds); None: the real date
-    profiles_dir: Path | None = None  # the user's CSV profiles (*.yaml); None: <landing>/profiles
+    profiles_dir: Path | None = None  # TITANS_PROFILES_DIR; None: `profiles/` in the landing folder (profiles_in)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -31,8 +31,12 @@ class Settings:
             mlflow_tracking_uri=env.get("TITANS_MLFLOW_TRACKING_URI") or None,
             mlflow_artifacts=env.get("TITANS_MLFLOW_ARTIFACTS") or None,
             as_of=_date(env, "TITANS_AS_OF"),
-            profiles_dir=Path(env.get("TITANS_PROFILES_DIR") or landing / "profiles").resolve(),
+            profiles_dir=Path(env["TITANS_PROFILES_DIR"]).resolve() if env.get("TITANS_PROFILES_DIR") else None,
         )
+
+    def profiles_in(self, landing_dir: Path | None = None) -> Path:
+        """The user's CSV profiles (*.yaml): TITANS_PROFILES_DIR, else `profiles/` in the landing folder."""
+        return self.profiles_dir or (landing_dir or self.landing_dir) / "profiles"
 
     def today(self) -> dt.date:
         """The date checks judge freshness against: TITANS_AS_OF when set, else the calendar's."""

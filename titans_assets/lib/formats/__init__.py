@@ -51,7 +51,7 @@ def read(name: str, data: bytes, path: Path | None = None, profiles_dir: Path | 
     """The file as a SplitFile (a StatementFile for the statement formats). Never raises for content.
 
     A CSV is read by its CSV profile (formats.profiles): the one named beside `path` when given, else
-    the one its header fits among the user's (`profiles_dir`, default Settings.profiles_dir) and the
+    the one its header fits among the user's (`profiles_dir`, default Settings.profiles_in()) and the
     built-in ones; the seed ledger's is the CSV contract itself (csv_contract.split_csv, unchanged)."""
     kind = sniff(name, data)
     if kind == "csv":
@@ -87,7 +87,7 @@ def _read_csv(name: str, data: bytes, path: Path | None, profiles_dir: Path | No
     if profiles_dir is None:
         from titans_assets.lib.settings import Settings
 
-        profiles_dir = Settings.from_env().profiles_dir
+        profiles_dir = Settings.from_env().profiles_in()
     users, broken = pf.user_profiles(profiles_dir)
     candidates = [*users, *pf.builtin_profiles()]
     sample, _ = pf.decode(data[:pf._SAMPLE_BYTES])
