@@ -171,7 +171,7 @@ def built(tmp_path_factory, scratch_db):
     code, statuses, output = _dbt(["build"], env, target)
     marts = {
         name: _query(db, f"select * from marts.{name}")
-        for name in ("fct_transactions", "fct_daily_metrics", "fct_monthly_category", "dim_files")
+        for name in ("fct_transactions", "fct_daily_metrics", "fct_monthly_category", "dim_files", "dim_accounts")
     }
     return {
         "db": db,
@@ -202,6 +202,7 @@ def test_build_succeeds_and_every_test_passes(built):
         "model.titans.fct_daily_metrics",
         "model.titans.fct_monthly_category",
         "model.titans.dim_files",
+        "model.titans.dim_accounts",
         "seed.titans.payment_method_aliases",
     } <= models
 
@@ -327,3 +328,77 @@ def test_sign_violation_fails_the_sign_test(built):
             cur.execute(
                 "DELETE FROM raw.transactions WHERE source_file = %s AND line_number = 99", (CHECKING_B,)
             )
+
+
+# -- dim_accounts ---------------------------------------------------------------------------------------
+
+
+def test_dim_accounts_on_the_csv_ledger(built):
+    accounts = {r["account"]: r for r in built["marts"]["dim_accounts"]}
+    assert set(accounts) == {"checking", "savings"}
+    checking, savings = accounts["checking"], accounts["savings"]
+    assert checking["transactions"] == sum(1 for f, _ in EXPECTED_KEYS if f.startswith("checking/")) == 12
+    assert checking["rows_loaded"] == 16 and checking["files"] == 2 and checking["rows_quarantined"] == 1
+    assert (checking["first_txn_date"], checking["last_txn_date"]) == (date(2024, 1, 1), date(2024, 1, 15))
+    assert (savings["transactions"], savings["rows_loaded"], savings["files"], savings["rows_quarantined"]) == (2, 2, 1, 0)
+    assert (savings["first_txn_date"], savings["last_txn_date"]) == (date(2024, 1, 8), date(2024, 1, 20))
+    for row in accounts.values():  # the seed CSV states no currency, no balance, no bank
+        assert row["currency"] is None and row["latest_balance"] is None and row["institution"] is None
+
+
+@pytest.fixture(scope="module")
+def statements_built(tmp_path_factory, embedded_db):
+    """Statements written by the generator's writers, loaded by the real loader, then `dbt build +dim_accounts`."""
+    from titans_assets.lib import loader
+    from titans_assets.lib.formats import writers
+
+    tmp = tmp_path_factory.mktemp("dim_accounts")
+    landing = tmp / "landing"
+    (landing / "cash").mkdir(parents=True)
+    iban = "GB33TITN40000012345678"
+    t = [writers.Txn("2024-01-05", -12_50, "COFFEE ONE", "B0001"), writers.Txn("2024-01-20", 300_000, "SALARY", "B0002"),
+         writers.Txn("2024-01-31", -80_00, "GROCER", "B0003"), writers.Txn("2024-02-03", -20_00, "BOOKS", "B0004"),
+         writers.Txn("2024-02-10", -5_00, "FEE", "B0005")]
+    files = {
+        # January, then an overlapping export (January 31 again, two new February entries)
+        "checking-jan.xml": ("camt053", writers.Statement(iban, t[:3], opening_cents=1_000_00, statement_id="S1")),
+        "checking-feb.xml": ("camt053", writers.Statement(iban, t[2:], opening_cents=1_000_00 - 12_50 + 300_000,
+                                                          statement_id="S2")),
+        # the same account in another currency once (a foreign-currency statement): USD stays the most frequent
+        "checking-gbp.xml": ("camt053", writers.Statement(iban, [writers.Txn("2023-12-20", -1_00, "FX", "G0001")],
+                                                          currency="GBP", statement_id="S3")),
+        "card.ofx": ("ofx", writers.Statement("4000111122", [writers.Txn("2024-01-07", -9_99, "STREAMING", "F1"),
+                                                            writers.Txn("2024-01-09", -45_00, "HOTEL", "F2")],
+                                              currency="EUR", kind="credit_card")),
+    }
+    for name, (fmt, statement) in files.items():
+        (landing / name).write_bytes(writers.write(fmt, statement)[0])
+    (landing / "cash" / "2024.csv").write_text(
+        "Date,Type,Description,Amount\n2024-01-02,Expense,TAXI,-15.00\n2024-01-03,Expense,bad,abc\n")
+    with scratch_database(embedded_db) as db:
+        loader.ensure_raw_schema(db)
+        results = loader.load_files(db, landing, loader.landing_files(landing), workers=1)
+        args = ["build", "--select", "+dim_accounts", "--indirect-selection", "cautious"]
+        code, _, output = _dbt(args, os.environ | db.dbt_env(), tmp / "target")
+        rows = _query(db, "select * from marts.dim_accounts") if code == 0 else []
+        yield {"code": code, "output": output, "results": results, "accounts": {r["account"]: r for r in rows},
+               "iban": iban}
+
+
+def test_dim_accounts_from_statements(statements_built):
+    built = statements_built
+    assert built["code"] == 0, built["output"]
+    accounts = built["accounts"]
+    assert set(accounts) == {built["iban"], "4000111122", "cash"}
+    checking = accounts[built["iban"]]
+    assert checking["currency"] == "USD"  # 5 USD entries, 1 GBP
+    assert checking["transactions"] == 6 and checking["rows_loaded"] == 7  # January 31 loaded twice, kept once
+    assert checking["files"] == 3 and checking["rows_quarantined"] == 0
+    assert (checking["first_txn_date"], checking["last_txn_date"]) == (date(2023, 12, 20), date(2024, 2, 10))
+    # the February statement's running balance after its last entry: 1000.00 - 12.50 + 3000 - 80 - 20 - 5
+    assert checking["latest_balance"] == Decimal("3882.50") and checking["latest_balance_date"] == date(2024, 2, 10)
+    card = accounts["4000111122"]
+    assert card["currency"] == "EUR" and card["transactions"] == 2 and card["latest_balance"] is None
+    cash = accounts["cash"]
+    assert cash["currency"] is None and cash["transactions"] == 1 and cash["rows_quarantined"] == 1
+    assert all(r["institution"] is None for r in accounts.values())
