@@ -30,13 +30,23 @@ def _demo_under_clock(monkeypatch, root: Path, today: dt.date) -> dict[str, str]
     with monkeypatch.context() as m:
         m.setattr(generator, "dt", clock)  # the generator module's view of the calendar only
         generator.generate_demo(root / "raw", rows=1500, labels_dir=root / "labels")
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((root / "raw").glob("*.csv"))}
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((root / "raw").iterdir())}
 
 
 def _daily(landing: Path):
     import pandas as pd
 
-    rows = pd.concat([generator.read_export(p) for p in sorted(landing.glob("*.csv"))])
+    from titans_assets.lib import formats
+
+    frames = []
+    for p in sorted(landing.iterdir()):
+        if p.suffix == ".csv":
+            frames.append(generator.read_export(p)[["Date", "Amount"]])
+        else:  # a statement: its typed rows, as the loader takes them
+            rows, _ = formats.read(p.name, p.read_bytes()).typed()
+            frames.append(pd.DataFrame({"Date": pd.to_datetime(rows.column("txn_date").to_pandas()),
+                                        "Amount": rows.column("amount").to_pandas().astype(float)}))
+    rows = pd.concat(frames)
     amounts = pd.to_numeric(rows["Amount"], errors="coerce")
     return (amounts.groupby(rows["Date"]).sum().rename("net_flow").rename_axis("metric_date").reset_index()
             .assign(metric_date=lambda d: pd.to_datetime(d["metric_date"], errors="coerce")).dropna())
@@ -46,8 +56,24 @@ def test_the_demo_ledger_and_its_metrics_are_the_same_on_days_a_few_days_apart(t
     first = _demo_under_clock(monkeypatch, tmp_path / "a", dt.date(2026, 12, 1))
     later = _demo_under_clock(monkeypatch, tmp_path / "b", dt.date(2026, 12, 9))
     assert first and first == later
+    # two formats land: the checking account as a QIF register, the cards as the seed CSV
+    assert sorted(first) == ["business_checking.qif", "business_credit_card.csv", "personal_card.csv"]
     metrics = [cashflow.train(_daily(tmp_path / d / "raw"), make_figures=False).metrics for d in ("a", "b")]
     assert metrics[0] == metrics[1]
+
+
+def test_the_demo_register_is_read_whole_with_its_account_and_categories(tmp_path):
+    from titans_assets.lib import formats
+
+    summary = generator.generate_demo(tmp_path / "raw", rows=1500, labels_dir=tmp_path / "labels")
+    register = tmp_path / "raw" / "business_checking.qif"
+    split = formats.read(register.name, register.read_bytes())
+    rows, bad = split.typed()
+    assert split.format == "QIF" and not bad and not split.quarantine
+    assert rows.num_rows == summary.rows["business_checking.qif"] > 0
+    assert set(rows.column("account").to_pylist()) == {"business_checking"}  # as the CSV's file stem named it
+    expense = [c for c, a in zip(rows.column("category").to_pylist(), rows.column("amount").to_pylist()) if float(a) < 0]
+    assert expense and all(expense)  # every expense keeps its category (a blocking check requires one)
 
 
 def test_generated_files_unchanged_are_judged_as_of_their_end_date(tmp_path):
