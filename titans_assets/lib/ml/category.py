@@ -56,8 +56,24 @@ Scale
     payment method, amount bin, category) rows with sample weights was tried and dropped: SGD's step
     grows with the weight, which cost 1-3 macro-F1 points and broke calibration (ECE 0.05-0.10).
 
+Regime chosen per ledger on its own training period (small data)
+    With at most `select_max_rows` (20,000) training rows, each regime of `regimes` is tried at
+    rolling origins inside the training period (`select_origins`: the days holding 70%, 80%, 90% of
+    its rows; fit on every earlier day, score up to the next origin) and the most accurate on those
+    pooled predictions is refitted on the whole training period (a tie: the lower log loss after
+    temperature scaling, then the simpler). The holdout never takes part. REGIMES:
+    - `svm_text`: TF-IDF char 2-4 grams (across word boundaries) and word 1-2 grams with every n-gram
+      kept (`min_df` 1), payment method and amount bins, no calendar columns, into `LinearSVC` (C=1);
+    - `sgd_text`: the same blocks (char_wb 2-5) into the averaged SGD below;
+    - `sgd` (the defaults, used above `select_max_rows`): every block, n-grams in 2+ rows.
+    On the real dev ledgers (benchmarks/real_ledgers.py) no origin trial chose `sgd`, and with
+    100-2,300 rows the calendar columns and the `min_df` 2 cut cost accuracy (a fixed `min_df` 1
+    helped two ledgers and hurt two others), hence a choice rather than one setting. The winner's
+    pooled origin predictions give its temperature (`calibration_method` `rolling_origins`).
+
 Calibration (temperature scaling, time-respecting)
-    Probabilities are softmax(logits / T) over the one-vs-rest logits. T minimises the log loss on the
+    Probabilities are softmax(logits / T) over the one-vs-rest logits (LinearSVC: its decision
+    values). Small data: T from the regime selection's origin predictions (above). Otherwise T minimises the log loss on the
     latest `calibration_fraction` of the training period, predicted by a model fitted on the earlier
     part; the final model is then refitted on the whole training period with the same settings and
     uses that T (`refit=False` keeps the calibrated model itself: half the fitting time, without the
@@ -106,9 +122,13 @@ import scipy.sparse as sp
 from matplotlib.figure import Figure
 from scipy.optimize import minimize_scalar
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
+import warnings
+
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import f1_score
 from sklearn.model_selection import KFold
+from sklearn.svm import LinearSVC
 
 from titans_assets.lib.ml import features as F
 from titans_assets.lib.ml.common import (
@@ -136,6 +156,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "min_calibration_rows": 300,
     "calibration_folds": 5,
     "top_k": 3,
+    "classifier": "sgd",  # sgd (averaged SGD, log loss) | svm (LinearSVC, squared hinge)
+    "svm_c": 1.0,  # LinearSVC's C (scikit-learn's default)
+    "char_analyzer": "char_wb",  # char_wb (n-grams within words) | char (across word boundaries)
     "char_ngram": (2, 5),
     "word_ngram": (1, 2),
     "min_df": 2,  # rows a term must appear in
@@ -150,6 +173,25 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "rare_class_rows": 3,
     "n_jobs": 2,  # one-vs-rest problems fitted in parallel threads
     "seed": 0,
+    # Regime selection (small data): with at most `select_max_rows` training rows, each of `regimes`
+    # is fitted at every origin of `select_origins` (fractions of the training rows, cut on a day) and
+    # scored on the rows up to the next origin; the most accurate is refitted on the whole training
+    # period, its temperature fitted on those held-out predictions.
+    "select_max_rows": 20_000,
+    "select_origins": (0.7, 0.8, 0.9),
+    "regimes": ("svm_text", "sgd_text"),  # also "sgd" (the defaults); it won no origin trial below 20k rows
+}
+
+# Candidate regimes: overrides of DEFAULT_PARAMS, simplest first (the first wins a tie).
+REGIMES: dict[str, dict[str, Any]] = {
+    # text + payment method + amount bins (no calendar columns) into LinearSVC: the issue's baseline
+    # features, every n-gram kept
+    "svm_text": {"classifier": "svm", "char_analyzer": "char", "char_ngram": (2, 4), "min_df": 1,
+                 "numeric_weight": 0.0},
+    # the same blocks (word-bounded char 2-5 grams) into averaged SGD with log loss
+    "sgd_text": {"min_df": 1, "numeric_weight": 0.0},
+    # everything (calendar and amount shape too), rare n-grams cut: the large-data model
+    "sgd": {},
 }
 
 
@@ -275,7 +317,7 @@ class _Encoder:
     """Prepared rows -> one sparse matrix: text blocks, payment method, amount bins, numeric row features."""
 
     def __init__(self, params: dict[str, Any]):
-        self.char = _TextBlock("char_wb", tuple(params["char_ngram"]))
+        self.char = _TextBlock(str(params["char_analyzer"]), tuple(params["char_ngram"]))
         self.word = _TextBlock("word", tuple(params["word_ngram"]))
         self.min_df = int(params["min_df"])
         self.n_bins = int(params["amount_bins"])
@@ -395,13 +437,22 @@ def _epochs(n_rows: int, params: dict[str, Any]) -> int:
 
 
 def _fit_linear(X: sp.csr_matrix, y: np.ndarray, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(classes, W (features x classes), b): OvR logistic regression by averaged SGD."""
+    """(classes, W (features x classes), b): OvR logistic regression by averaged SGD, or OvR LinearSVC
+    (`classifier`: svm; its decision values are the logits, calibrated by the temperature like SGD's)."""
     classes = np.unique(y)
     if len(classes) < 2:
         raise TrainingDataError(f"one category ({classes[0]!r}) in the training rows; need at least two")
-    clf = SGDClassifier(loss="log_loss", alpha=float(params["alpha"]), max_iter=_epochs(X.shape[0], params), tol=None,
-                        average=True, n_jobs=params["n_jobs"], random_state=int(params["seed"]))
-    clf.fit(X, y)
+    if params["classifier"] == "svm":
+        clf = LinearSVC(C=float(params["svm_c"]), random_state=int(params["seed"]))
+        with warnings.catch_warnings():  # liblinear may stop at its iteration limit: what the baseline does too
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, y)
+    elif params["classifier"] == "sgd":
+        clf = SGDClassifier(loss="log_loss", alpha=float(params["alpha"]), max_iter=_epochs(X.shape[0], params),
+                            tol=None, average=True, n_jobs=params["n_jobs"], random_state=int(params["seed"]))
+        clf.fit(X, y)
+    else:
+        raise ValueError(f"unknown classifier {params['classifier']!r} (sgd | svm)")
     coef, intercept = clf.coef_, clf.intercept_
     if len(classes) == 2:  # binary: one logit s for the second class == softmax([0, s])
         coef = np.vstack([np.zeros_like(coef), coef])
@@ -715,12 +766,70 @@ def _calibrate(train_p: pd.DataFrame, p: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _origin_folds(train_p: pd.DataFrame, fractions) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fit rows, scored rows) masks of a rolling-origin split of the training period: at each origin
+    (the day holding that fraction of the rows) fit on every earlier day, score up to the next origin.
+    Origins whose earlier days hold fewer than 10 rows or a single category are skipped."""
+    dates = train_p["txn_date"].to_numpy()
+    ordered = np.sort(dates)
+    n = len(dates)
+    cuts = sorted({ordered[int(n * float(f))] for f in fractions if 0 < int(n * float(f)) < n})
+    labels = train_p["category"].to_numpy(dtype=object)
+    folds = []
+    for i, cut in enumerate(cuts):
+        fit = dates < cut
+        scored = (dates >= cut) & (dates < cuts[i + 1]) if i + 1 < len(cuts) else dates >= cut
+        if fit.sum() >= 10 and scored.any() and len(set(labels[fit])) >= 2:
+            folds.append((fit, scored))
+    return folds
+
+
+def _pooled_log_loss(pools: list[tuple[np.ndarray, np.ndarray]], temperature: float) -> float:
+    total, n = 0.0, 0
+    for logits, target in pools:
+        z = logits / temperature
+        z = z - z.max(axis=1, keepdims=True)
+        total += float(np.sum(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(target)), target]))
+        n += len(target)
+    return total / n if n else float("inf")
+
+
+def _select(train_p: pd.DataFrame, base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any] | None:
+    """Choose the regime on the training period alone: each of `regimes` (REGIMES overrides, then the
+    caller's own parameters) is fitted at each rolling origin (`_origin_folds`) and its predictions of
+    the next rows are pooled. The most accurate wins; a tie goes to the lower log loss after temperature
+    scaling, then to the earlier (simpler) regime. The winner's pooled predictions give its temperature.
+    None when no origin can be fitted (too few rows)."""
+    folds = _origin_folds(train_p, base["select_origins"])
+    if not folds:
+        return None
+    scores: dict[str, dict[str, Any]] = {}
+    for name in base["regimes"]:
+        q = {**base, **REGIMES[name], **given}
+        pools, correct, total = [], 0, 0
+        for fit, scored in folds:
+            logits, target = _logits_and_target(_fit(train_p[fit], q), train_p[scored])
+            correct += int((logits.argmax(axis=1) == target).sum())
+            total += len(target)
+            pools.append((logits[target >= 0], target[target >= 0]))
+        usable = int(sum(len(t) for _, t in pools))
+        temperature = fit_temperature(pools) if usable >= 20 else 1.0
+        scores[name] = {"correct": correct, "rows": total, "usable_rows": usable, "temperature": temperature,
+                        "log_loss": _pooled_log_loss(pools, temperature)}
+    order = list(base["regimes"])
+    best = max(order, key=lambda r: (scores[r]["correct"], -scores[r]["log_loss"], -order.index(r)))
+    return {"regime": best, "scores": scores, "folds": len(folds)}
+
+
 def train(data: pd.DataFrame, **params: Any) -> TrainResult:
     """Fit the category classifier on warehouse rows (see the module docstring for every choice)."""
     unknown = set(params) - set(DEFAULT_PARAMS)
     if unknown:
         raise ValueError(f"unknown parameters: {sorted(unknown)}")
     p = {**DEFAULT_PARAMS, **params}
+    for name in p["regimes"]:
+        if name not in REGIMES:
+            raise ValueError(f"unknown regime {name!r} (one of {sorted(REGIMES)})")
     t0 = time.perf_counter()
     notes: list[str] = []
     vocabulary = F.Vocabulary.from_seeds()
@@ -754,7 +863,23 @@ def train(data: pd.DataFrame, **params: Any) -> TrainResult:
                      f"{', '.join(test_only)}")
 
     t_cal = time.perf_counter()
-    cal = _calibrate(train_p, p)
+    regime, selection = "given", None
+    if p["regimes"] and len(train_p) <= int(p["select_max_rows"]):
+        selection = _select(train_p, p, params)
+        regime = selection["regime"] if selection is not None else p["regimes"][0]
+        p = {**p, **REGIMES[regime], **params}
+        if selection is None:
+            notes.append(f"too few rows to compare regimes on earlier origins: {regime} (the simplest) is used")
+        else:
+            s = selection["scores"]
+            notes.append(f"regime {regime} chosen on {selection['folds']} rolling origins of the training period ("
+                         + ", ".join(f"{r} {v['correct']}/{v['rows']}" for r, v in s.items()) + " correct)")
+    if selection is not None and selection["scores"][regime]["usable_rows"] >= 20:
+        chosen = selection["scores"][regime]
+        cal = {"method": "rolling_origins", "parts": None, "fit_rows": None, "rows": chosen["usable_rows"],
+               "temperature": chosen["temperature"]}
+    else:
+        cal = _calibrate(train_p, p)
     t_cal = time.perf_counter() - t_cal
     temperature = cal["temperature"]
     if cal["method"] == "none":
@@ -786,8 +911,12 @@ def train(data: pd.DataFrame, **params: Any) -> TrainResult:
     log.info("category model: %d train rows (%d fitted), macro_f1 %.3f (lookup %.3f), ece %.3f, T %.2f, %.1fs",
              len(train_p), n_fitted, metrics["macro_f1"], baselines["description_lookup"]["macro_f1"],
              metrics["ece"], temperature, train_seconds)
-    logged = {**p, "classifier": "SGDClassifier(log_loss, averaged, one-vs-rest)",
-              "text": "tfidf char_wb + word n-grams of description | reference",
+    logged = {**p, "regime": regime,
+              "regime_accuracy": ({r: round(v["correct"] / max(v["rows"], 1), 4)
+                                   for r, v in selection["scores"].items()} if selection else None),
+              "estimator": ("LinearSVC(one-vs-rest)" if p["classifier"] == "svm"
+                             else "SGDClassifier(log_loss, averaged, one-vs-rest)"),
+              "text": f"tfidf {p['char_analyzer']} + word n-grams of description | reference",
               "calibration": "temperature scaling", "calibration_method": cal["method"],
               "calibration_rows": cal["rows"], "temperature": round(temperature, 4), "n_features": model.encoder.n_features,
               "n_fitted_rows": n_fitted, "train_rows_before_cap": n_before_cap,
