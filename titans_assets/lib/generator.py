@@ -1262,9 +1262,9 @@ DEMO_SEED = 42
 
 
 # The demo lands two formats: the checking account as a QIF register (Quicken's export: the account
-# named in the file, categories kept), the cards as the seed CSV. Not yet a bank statement (OFX,
-# CAMT.053, MT940): those carry no categories, and the blocking GX check on fct_transactions
-# (category_not_null_when_txn_type_expense) still requires one on every expense.
+# named in the file, categories kept), the cards as the seed CSV. A bank statement (OFX, CAMT.053,
+# MT940) would load too (an uncategorised expense is a warning), but it carries no categories, and
+# the demo's category model would lose the checking account's labels.
 DEMO_FORMATS = {"business_checking": "qif"}
 
 
