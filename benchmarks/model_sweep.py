@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
+    from titans_assets.lib.ml.catalog import BY_KEY
     from titans_assets.lib.ml.sweep import run_case
 
     ap = argparse.ArgumentParser()
@@ -48,7 +49,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for model in dict.fromkeys(o.model for o in outcomes):
         mine = [o for o in outcomes if o.model == model]
-        sign = 1 if model in ("category", "anomaly") else -1  # higher is better for these two
+        sign = 1 if BY_KEY[model].higher_is_better else -1
         margins = [sign * (o.value - o.best_baseline_value) for o in mine]
         worst = min(range(len(mine)), key=margins.__getitem__)
         print(f"| {model} | {mine[0].metric} | {sum(o.beats_baseline for o in mine)}/{len(mine)} | "
