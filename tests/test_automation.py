@@ -365,3 +365,17 @@ def test_the_platform_runs_itself_by_default():
     graph = defs.resolve_asset_graph()
     dbt_models = [k for k in graph.get_all_asset_keys() if k.path[0] in ("staging", "intermediate", "marts")]
     assert dbt_models and all(graph.get(k).automation_condition is not None for k in dbt_models)
+
+
+def test_every_model_is_a_direct_dependent_of_the_marts_whose_blocking_suites_gate_it():
+    """A blocking check stops only its asset's direct dependents in the run. The feature tables are built in
+    the same dbt step as the marts, before the marts' GX suites run, so each challenger must depend on those
+    marts itself, or a failing suite (e.g. a label the format check rejects) would still train and promote."""
+    graph = defs.resolve_asset_graph()
+    gated = {key.asset_key for key in graph.asset_check_keys
+             if key.name.startswith("gx_") and key.asset_key.path[0] == "marts" and graph.get_check_spec(key).blocking}
+    assert gated == {FCT_TRANSACTIONS, FCT_DAILY_METRICS}
+    challengers = [key for key in graph.get_all_asset_keys() if key.path[0] == "ml" and key.path[-1].endswith("_challenger")]
+    assert len(challengers) == 4
+    for key in challengers:
+        assert gated <= graph.get(key).parent_keys, key

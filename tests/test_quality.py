@@ -502,6 +502,17 @@ def test_fct_transactions_violation_fails_its_expectation(db, sql, name, count, 
     assert_only_failure(run(db, q.fct_transactions_suite()), name, count, dimension)
 
 
+def test_labels_as_the_database_normalizes_real_category_names_pass_the_format_check(db):
+    """Accents and leading digits are in real exports' categories (`Restaurant-Bar & Café`, `401k Plan`):
+    whatever the database's own normalize_label (dbt macro, inlined here) makes of them is valid."""
+    normalized = ("nullif(trim(both '_' from regexp_replace(lower(trim(%s)), '[^[:alnum:]]+', '_', 'g')), '')")
+    for line, name in ((3, "Restaurant-Bar & Café"), (4, "401k Plan")):
+        execute(db, f"UPDATE marts.fct_transactions SET category = {normalized} WHERE line_number = %s "
+                    "AND source_file = 'b.csv'", (name, line))
+    result = run(db, q.fct_transactions_suite())  # (the autouse good_data fixture restores the rows)
+    assert result.outcome("category_format").success, result.outcome("category_format").summary
+
+
 def test_fct_transactions_staleness_is_a_warning(db):
     result = run(db, q.fct_transactions_suite(max_age_days=1))
     assert_only_failure(result, "txn_date_fresh", None, "timeliness")

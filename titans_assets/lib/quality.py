@@ -52,7 +52,10 @@ MIN_TXN_DATE = dt.date(1990, 1, 1)
 TXN_TYPES = ("Income", "Expense")
 SAMPLE_SIZE = 5
 CENT_TOLERANCE = "0.005"  # |a - b| >= half a cent means the values differ "to the cent"
-LABEL_REGEX = r"^[a-z][a-z0-9_]*$"  # normalized snake_case labels (category, payment_method, status)
+# Normalized snake_case labels (category, payment_method, status), exactly what dbt's normalize_label makes
+# (lower case, runs of anything but letters and digits -> one underscore): letters as the database
+# classifies them, so `Restaurant-Bar & Café` -> `restaurant_bar_café` and `401k Plan` -> `401k_plan` pass.
+LABEL_REGEX = r"^[[:lower:][:digit:]]+(_[[:lower:][:digit:]]+)*$"
 
 RAW_TRANSACTIONS = "raw.transactions"
 RAW_FILES = "raw.files"

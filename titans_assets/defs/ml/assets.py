@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import dagster as dg
 
+from titans_assets.defs.quality.checks import FCT_DAILY_METRICS, FCT_TRANSACTIONS
 from titans_assets.lib.ml.catalog import SPECS, ModelSpec, train_model
 from titans_assets.lib.ml.common import baseline_result
 from titans_assets.lib.ml.promotion import KEEP, MODEL_KIND, SERVE_BASELINE, baseline_kind, decide
@@ -27,6 +28,10 @@ SOURCES = {
     "transactions": dg.AssetKey(["features", "ml_transaction_features"]),
     "daily": dg.AssetKey(["features", "ml_daily_cashflow"]),
 }
+# The marts whose Great Expectations suites block. The feature tables are built in the same dbt step as
+# the marts, before those suites run, so a model depends on the marts too: a failing suite then stops
+# its training in the same run (a blocking check blocks only its asset's direct dependents).
+GATED_MARTS = (FCT_TRANSACTIONS, FCT_DAILY_METRICS)
 CHECK = "beats_best_baseline"
 
 
@@ -40,7 +45,7 @@ def model_assets(spec: ModelSpec) -> list:
     evaluation_key = dg.AssetKey(["ml", f"{spec.key}_evaluation"])
     champion_key = dg.AssetKey(["ml", f"{spec.key}_champion"])
 
-    @dg.asset(key=challenger_key, deps=[SOURCES[spec.source]], group_name="ml", kinds={"python", "mlflow"},
+    @dg.asset(key=challenger_key, deps=[SOURCES[spec.source], *GATED_MARTS], group_name="ml", kinds={"python", "mlflow"},
               description=f"Train the {spec.key} model on the past, test it on the most recent period, "
                           "log the run and register a version.")
     def challenger(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MlflowResource):
