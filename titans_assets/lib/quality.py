@@ -496,7 +496,8 @@ def fct_transactions_suite(
             # expense is a gap for the model and the user's rules to fill, not bad data, so a warning.
             not_null("category", when=("txn_type", "Expense"), blocking=False),
             unique("transaction_id"),
-            is_null("category", when=("txn_type", "Income")),
+            # The seed ledger leaves income uncategorised; real exports (Mint's `Paycheck`) label it: a warning.
+            is_null("category", when=("txn_type", "Income"), blocking=False),
             *_common_transaction_checks(("transaction_id",)),
             *(matches_regex(c, LABEL_REGEX) for c in ("category", "payment_method", "status")),
             no_rows(
