@@ -165,7 +165,7 @@ def test_titans_up_turns_a_dropped_csv_into_checked_marts_and_a_retrained_champi
         drop = home / "drop"
         generate(drop, years=0.12, seed=9, end_date=today, labels_dir=home / "drop-labels",
                  accounts=("personal_card",))
-        dropped_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        dropped_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")  # date-free: a wall-clock instant, compared with materialization times
         shutil.copyfile(drop / "personal_card.csv", landing / "personal_card_recent.csv")
 
         # Progress is read straight from the warehouse and the registry (cheap, whatever the machine's load).
