@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import new_home
 
 from titans_assets.lib.db import Database, get_database, stop_embedded
 from titans_assets.lib.settings import Settings
@@ -67,10 +67,17 @@ def child_env(*drop: str) -> dict[str, str]:
     return env
 
 
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A fresh TITANS_HOME for one test, removed after it."""
+    path = new_home()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def embedded_home() -> Iterator[Path]:
-    home = Path(tempfile.mkdtemp(prefix="titans-test-"))
-    home.chmod(0o755)
+    home = new_home("titans-test-")
     yield home
     stop_embedded()
     shutil.rmtree(home, ignore_errors=True)

@@ -1,11 +1,21 @@
-"""Small helpers shared by the tests that start servers: free loopback ports, waiting for a URL."""
+"""Small helpers shared by the tests: fresh homes, free loopback ports, waiting for a URL, stopping servers."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
+from pathlib import Path
+
+
+def new_home(prefix: str = "titans-home-") -> Path:
+    """An empty directory for a TITANS_HOME (or a pgserver root): readable by the embedded PostgreSQL,
+    which runs as its own user when we are root. The caller removes it."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    home.chmod(0o755)
+    return home
 
 
 def free_port() -> int:

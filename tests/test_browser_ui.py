@@ -13,7 +13,6 @@ Screenshots go to test-artifacts/ (the `page` fixture).
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import subprocess

@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,14 +31,6 @@ def _env(home: Path, landing: Path, database_url: str | None = None) -> dict[str
 
 def _titans(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([*TITANS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture()
-def home():
-    path = Path(tempfile.mkdtemp(prefix="titans-cli-"))
-    path.chmod(0o755)  # the embedded server runs as its own user when we are root
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.parametrize("server", ["embedded", pytest.param("external", marks=pytest.mark.external)])

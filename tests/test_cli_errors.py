@@ -14,13 +14,13 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 from conftest import TEST_TODAY, child_env
+from support import free_port, new_home
 
 from titans_assets.lib import errors
 from titans_assets.lib.db import DatabaseError
@@ -162,17 +162,7 @@ def _one_coded_line(done: subprocess.CompletedProcess, code: str) -> str:
     return lines[0]
 
 
-@pytest.fixture()
-def home():
-    path = Path(tempfile.mkdtemp(prefix="titans-err-"))
-    path.chmod(0o755)  # the embedded server runs as its own user when we are root
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def test_cli_paths_that_need_no_run_each_end_in_one_coded_line(home: Path):
-    from support import free_port
-
     nowhere = f"postgresql://titans:secret@127.0.0.1:{free_port()}/nowhere"
     line = _one_coded_line(_titans("status", env=_env(home, home / "raw", TITANS_DATABASE_URL=nowhere)), "E001")
     assert "secret" not in line
@@ -192,8 +182,6 @@ def test_cli_paths_that_need_no_run_each_end_in_one_coded_line(home: Path):
 
 
 def test_with_titans_debug_the_traceback_is_shown(home: Path):
-    from support import free_port
-
     env = _env(home, home / "raw", TITANS_DEBUG="1",
                TITANS_DATABASE_URL=f"postgresql://x@127.0.0.1:{free_port()}/nowhere")
     done = _titans("status", env=env)
@@ -352,7 +340,7 @@ def test_drill_postgres_sigkilled_during_dbt_then_a_rerun_builds_the_marts_of_a_
 
     landing = tmp_path / "raw"
     generate(landing, rows=200, seed=11, end_date=TEST_TODAY, labels_dir=tmp_path / "labels")
-    crashed, clean = (Path(tempfile.mkdtemp(prefix=f"titans-{n}-")) for n in ("crash", "clean"))
+    crashed, clean = (new_home(f"titans-{n}-") for n in ("crash", "clean"))
     reference = None
     try:
         for h in (crashed, clean):

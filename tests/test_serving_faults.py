@@ -15,7 +15,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from support import free_port
+from support import free_port, new_home
 from test_serving_http import AUTH, KEY, REQUESTS, Server, store  # noqa: F401  (store: a module fixture)
 
 from titans_assets.lib.db import Database
@@ -119,8 +118,7 @@ class RedisServer:
 def registry(store):  # noqa: F811
     """The four champions (version 1) in an MLflow store on its own PostgreSQL, which is then stopped:
     the service starts with its registry unreachable."""
-    root = Path(tempfile.mkdtemp(prefix="titans-registry-"))
-    root.chmod(0o755)  # pgserver runs postgres as its own user when we are root
+    root = new_home("titans-registry-")
     pg = RegistryPostgres(root)
     try:
         env = {**store["env"], "TITANS_MLFLOW_TRACKING_URI": pg.tracking_uri}

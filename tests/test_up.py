@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import TEST_TODAY
-from support import free_port, still_running
+from support import free_port, new_home, still_running
 
 from titans_assets.commands.up import plan_services
 from titans_assets.lib.db import Database
@@ -122,8 +121,7 @@ def _count(db: Database, sql: str, *params) -> int:
 @pytest.mark.slow
 def test_titans_up_turns_a_dropped_csv_into_checked_marts_and_a_retrained_champion_it_serves():
     """The issue's "done when": after `titans demo`, nothing but `titans up` and a file copy."""
-    home = Path(tempfile.mkdtemp(prefix="titans-up-"))
-    home.chmod(0o755)  # the embedded PostgreSQL runs as its own user when we are root
+    home = new_home("titans-up-")
     landing, labels = home / "data" / "raw", home / "data" / "labels"
     today = TEST_TODAY  # the platform's clock in every child (TITANS_AS_OF), and the new export's last day
     generate(landing, years=2.0, seed=42, end_date=today - dt.timedelta(days=45), labels_dir=labels)
