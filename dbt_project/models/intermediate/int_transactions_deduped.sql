@@ -79,6 +79,7 @@ select
     txn_type,
     description,
     category,
+    category_raw,
     payment_method,
     status,
     reference,

@@ -10,6 +10,7 @@ select
     amount,
     abs(amount)                                                      as abs_amount,
     case when txn_type = 'Expense' then category end                 as category,
+    case when txn_type = 'Expense' then category_raw end             as category_raw,
     payment_method,
     status,
     reference,
