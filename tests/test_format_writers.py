@@ -38,7 +38,7 @@ TXNS = [
 
 
 @pytest.mark.parametrize("kind", ["checking", "credit_card"])
-@pytest.mark.parametrize("fmt", writers.FORMATS)
+@pytest.mark.parametrize("fmt", writers.STATEMENT_FORMATS)
 def test_writer_round_trip(fmt, kind):
     statement = writers.Statement("GB33TITN40000012345678", TXNS, kind=kind, opening_cents=100_000,
                                   statement_id="S1", created=dt.date(2025, 1, 31))
@@ -85,7 +85,7 @@ def reference_csv(tmp_path_factory):
     return root / "raw"
 
 
-@pytest.mark.parametrize("fmt", writers.FORMATS)
+@pytest.mark.parametrize("fmt", writers.STATEMENT_FORMATS)
 def test_generated_statements_hold_the_same_rows_as_the_csv(fmt, reference_csv, tmp_path):
     summary = gen.generate(tmp_path / "raw", rows=2500, seed=11, end_date=END, format=fmt)
     data_files = [p for p in summary.paths if p.parent == tmp_path / "raw"]
@@ -159,3 +159,106 @@ def test_cli_format_option(tmp_path):
     assert "business_checking.sta" in result.output
     bad = CliRunner().invoke(generate, ["--out", str(out), "--format", "xls"])
     assert bad.exit_code != 0 and "csv" in bad.output
+
+
+# -- CSV in each built-in profile's layout (`--format csv-profile:<name>`) ------------------------------
+
+PROFILE_TXNS = [
+    *TXNS,
+    writers.Txn("2025-02-03", -99_999_99, "WIRE; TO \"SUPPLIER\", LTD", "250203WIRE000005", "Supplier", "hardware"),
+    writers.Txn("2025-02-28", 12_34, "REFUND  Café Crème", "250228REFD000006", "Café", ""),
+]
+
+
+def _profile_rows(name: str, data: bytes, tmp_path):
+    from titans_assets.lib.formats import profiles as pf
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    split = formats.read("export.csv", data, profiles_dir=tmp_path)  # no profile named: detection alone
+    rows, bad = split.typed()
+    text, _ = pf.decode(data)
+    choice, _, _ = pf.choose(text, list(pf.builtin_profiles()))
+    return choice.profile.name if choice.profile else choice.error, split, rows, split.quarantine + bad
+
+
+@pytest.mark.parametrize("fmt", writers.PROFILE_FORMATS)
+def test_profile_csv_round_trip(fmt, tmp_path):
+    from titans_assets.lib.formats.profiles import builtin_profiles
+
+    name = fmt.removeprefix("csv-profile:")
+    profile = next(p for p in builtin_profiles() if p.name == name)
+    statement = writers.Statement("ACC-7", PROFILE_TXNS, currency="EUR", opening_cents=100_000)
+    data, starts = writers.write(fmt, statement)
+    assert writers.write(fmt, statement) == (data, starts)
+    chosen, split, rows, bad = _profile_rows(name, data, tmp_path)
+    assert chosen == name  # the header fits this profile alone
+    assert split.file_error is None and not bad
+    got = rows.to_pylist()
+    assert [r["line_number"] for r in got] == starts == list(range(2, len(PROFILE_TXNS) + 2))
+    for txn, row in zip(PROFILE_TXNS, got):
+        assert str(row["txn_date"])[:10] == txn.date
+        assert Decimal(str(row["amount"])) == Decimal(txn.cents) / 100
+        assert row["description"] == " ".join(txn.description.split())
+        if "id" in profile.columns:
+            assert row["bank_txn_id"] == txn.bank_id
+        if "category" in profile.columns:
+            assert (row["category"] or "") == txn.category
+    if "balance" in profile.columns:
+        assert Decimal(got[-1]["balance"]) == Decimal(statement.closing_cents) / 100
+    if "account" in profile.columns:
+        assert {r["account"] for r in got} == {"ACC-7"}
+    # the amount as written follows the profile's sign convention: a charge is...
+    import csv as csv_
+    import io
+
+    text = data.decode("utf-8")
+    table = list(csv_.DictReader(io.StringIO(text), delimiter=";" if profile.decimal == "," else ","))
+    first = table[0]  # PROFILE_TXNS[0] is a charge of 12.50
+    if "debit" in profile.columns:
+        assert first["Debit"] == "12.50" and first["Credit"] == ""
+    elif profile.contract or profile.sign == "signed":
+        assert "-12" in next(v for k, v in first.items() if k in ("Amount", "Betrag"))
+    elif profile.sign == "inverted":
+        assert first["Amount"] == "12.50"
+    elif profile.sign == "type":
+        assert first["Amount"] == "12.50" and first["Transaction Type"].lower() in profile.debit_values
+
+
+@pytest.mark.parametrize("fmt", ["csv-profile:debit_credit", "csv-profile:de_csv_camt", "csv-profile:card_statement_as"])
+def test_profile_csv_without_a_proving_date_is_iso(fmt, tmp_path):
+    """A day-first or month-first layout whose dates never pass the 12th could read both ways: the
+    writer falls back to ISO, which reads one way only, so detection never rejects it."""
+    txns = [writers.Txn("2025-03-04", -500, "A", "1"), writers.Txn("2025-04-03", 700, "B", "2")]
+    data, _ = writers.write(fmt, writers.Statement("X", txns))
+    assert "2025-03-04" in data.decode()
+    _, split, rows, bad = _profile_rows(fmt, data, tmp_path)
+    assert split.file_error is None and not bad
+    assert [str(d)[:10] for d in rows.column("txn_date").to_pylist()] == ["2025-03-04", "2025-04-03"]
+
+
+@pytest.mark.parametrize("fmt", writers.PROFILE_FORMATS)
+def test_generated_profile_csv_holds_the_same_rows_as_the_csv(fmt, reference_csv, tmp_path):
+    summary = gen.generate(tmp_path / "raw", rows=2500, seed=11, end_date=END, format=fmt)
+    data_files = [p for p in summary.paths if p.parent == tmp_path / "raw"]
+    assert [p.suffix for p in data_files] == [".csv"] * 3
+    for path in data_files:
+        chosen, split, rows, bad = _profile_rows(fmt, path.read_bytes(), tmp_path / "profiles")
+        assert chosen == fmt.removeprefix("csv-profile:")
+        assert split.file_error is None and not bad
+        got = sorted(zip([str(d)[:10] for d in rows.column("txn_date").to_pylist()],
+                         [f"{Decimal(str(a)):.2f}" for a in rows.column("amount").to_pylist()],
+                         rows.column("description").to_pylist()))
+        assert got == _csv_rows(reference_csv / path.name)
+        assert summary.manifest["files"][path.name]["format"] == fmt
+
+
+def test_cli_csv_profile_format(tmp_path):
+    from titans_assets.commands.generate import generate
+
+    out = tmp_path / "raw"
+    result = CliRunner().invoke(generate, ["--out", str(out), "--rows", "200", "--format", "csv-profile:mint",
+                                           "--end-date", "2025-06-30", "--accounts", "personal_card"])
+    assert result.exit_code == 0, result.output
+    assert (out / "personal_card.csv").read_text().startswith("Date,Description,Amount,Category,Transaction Type")
+    bad = CliRunner().invoke(generate, ["--out", str(out), "--format", "csv-profile:nope"])
+    assert bad.exit_code != 0 and "csv-profile:generic" in bad.output

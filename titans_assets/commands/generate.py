@@ -47,7 +47,8 @@ def _accounts(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
 @click.option("--file-quirks/--no-file-quirks", default=None,
               help="Header/CRLF/trailing-newline quirks (default: on when --messy-rate > 0).")
 @click.option("--format", "fmt", type=click.Choice(gen.FORMATS), default="csv", show_default=True,
-              help="File format: the seed CSV, or a bank statement (OFX 1.02, CAMT.053, MT940, QIF) per account, "
+              help="File format: the seed CSV, a bank statement (OFX 1.02, CAMT.053, MT940, QIF) per account, "
+                   "or a CSV in a built-in profile's layout (csv-profile:<name>), "
                    "with bank transaction ids and balances where the format has them.")
 def generate(out, rows, years, accounts, seed, anomaly_rate, messy_rate, label_noise, end_date, labels_dir,
              file_quirks, fmt) -> None:

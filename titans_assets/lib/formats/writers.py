@@ -1,4 +1,4 @@
-"""Bank statement writers: transactions -> OFX 1.02 (SGML), CAMT.053.001.02, MT940 or QIF bytes.
+"""Bank statement writers: transactions -> OFX 1.02 (SGML), CAMT.053.001.02, MT940, QIF or CSV bytes.
 
 The generator's other half (the readers are formats.ofx/camt/mt940/qif; nothing here is imported by
 them). `write(fmt, statement)` returns the file's bytes and the physical line (1-based) where each
@@ -16,6 +16,15 @@ bytes. What each format carries:
 | mt940 | :25: | :61: bank reference (//) | - | - | :60F:, :62F: |
 | qif | !Account N | - | - | L | - |
 
+| csv-profile:<name> | the profile's account column | its id column | reference / payee | category | balance |
+
+`csv-profile:<name>` writes the layout of a built-in CSV profile (formats/profiles/<name>.yaml): a header
+of each column's first name (the columns the profile maps, then its `match` names), dates in its
+date_format (for `auto`: a realistic order for the layout when the file's dates prove it, else ISO),
+amounts with its sign convention (signed, inverted, a debit/credit type column, or Debit and Credit
+columns) and decimal separator, `;` as delimiter when the decimal is a comma. Read back without
+naming a profile, the header fits that profile alone (tests/test_format_writers.py).
+
 Descriptions: OFX NAME holds at most 32 characters, so a longer one goes to MEMO alone (the reader
 joins NAME and MEMO); CAMT writes it as the unstructured remittance (Ustrd), MT940 as the :86: text,
 QIF as the payee. Whitespace runs are written as one space (every reader collapses them).
@@ -23,13 +32,21 @@ QIF as the payee. Whitespace runs are written as one space (every reader collaps
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from xml.sax.saxutils import escape
 
-FORMATS = ("ofx", "camt053", "mt940", "qif")
-EXTENSIONS = {"ofx": ".ofx", "camt053": ".xml", "mt940": ".sta", "qif": ".qif"}
+STATEMENT_FORMATS = ("ofx", "camt053", "mt940", "qif")
+# One `csv-profile:<name>` per built-in profile (the file stems: no YAML parsed at import).
+PROFILE_FORMATS = tuple(f"csv-profile:{p.stem}" for p in
+                        sorted(Path(__file__).with_name("profiles").glob("*.yaml")))
+FORMATS = STATEMENT_FORMATS + PROFILE_FORMATS
+EXTENSIONS = {"ofx": ".ofx", "camt053": ".xml", "mt940": ".sta", "qif": ".qif",
+              **dict.fromkeys(PROFILE_FORMATS, ".csv")}
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,8 @@ class Statement:
 
 def write(fmt: str, statement: Statement) -> tuple[bytes, list[int]]:
     """The statement as `fmt` (one of FORMATS): (file bytes, start line of each transaction)."""
+    if fmt in PROFILE_FORMATS:
+        return write_profile_csv(fmt.removeprefix("csv-profile:"), statement)
     try:
         writer = _WRITERS[fmt]
     except KeyError:
@@ -199,6 +218,66 @@ def _qif(s: Statement, out: list[str], starts: list[int]) -> None:
         if t.category:
             out.append(f"L{t.category}")
         out.append("^")
+
+
+# -- CSV in a built-in profile's layout -------------------------------------------------------------
+# `date_format: auto` profiles: the order their banks write, used when the file's dates prove it
+# (a day above 12), else ISO (which reads one way only).
+_AUTO_DATES = {"de_csv_camt": "%d.%m.%y", "debit_credit": "%d/%m/%Y", "card_statement_as": "%m/%d/%Y"}
+_SEED_HEADER = ("Date", "Type", "Description", "Amount", "Category", "Payment Method", "Status", "Reference",
+                "Receipt URL")
+
+
+def write_profile_csv(name: str, s: Statement) -> tuple[bytes, list[int]]:
+    """The statement as a CSV in built-in profile `name`'s layout: (bytes, line of each row)."""
+    from titans_assets.lib.formats.profiles import builtin_profiles
+
+    profile = next((p for p in builtin_profiles() if p.name == name), None)
+    if profile is None:
+        raise ValueError(f"format 'csv-profile:{name}': known {', '.join(FORMATS)}")
+    buf = io.StringIO()
+    if profile.contract:
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(_SEED_HEADER)
+        for t in s.txns:
+            writer.writerow([t.date, "Expense" if t.cents < 0 else "Income", _text(t.description), _money(t.cents),
+                             t.category if t.cents < 0 else "", "bank_transfer", "paid" if t.cents < 0 else "received",
+                             _text(t.reference), ""])
+        return buf.getvalue().encode("utf-8"), list(range(2, len(s.txns) + 2))
+    decimal = profile.decimal or "."
+    delimiter = profile.delimiter or (";" if decimal == "," else ",")
+    date_format = profile.date_format or _AUTO_DATES.get(name, "%Y-%m-%d")
+    if profile.date_format is None and not any(int(t.date[8:10]) > 12 for t in s.txns):
+        date_format = "%Y-%m-%d"
+    roles = [r for r in ("date", "description", "payee", "reference", "id", "debit", "credit", "amount", "balance",
+                         "currency", "category", "type", "account") if r in profile.columns]
+    label = {r: profile.labels.get(profile.columns[r][0], profile.columns[r][0]) for r in roles}
+    extra = [profile.labels.get(m, m) for m in profile.match if m not in {profile.columns[r][0] for r in roles}]
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
+    writer.writerow([label[r] for r in roles] + extra)
+    balance = s.opening_cents
+    for t in s.txns:
+        balance += t.cents
+        day = dt.date.fromisoformat(t.date).strftime(date_format)
+        cells = {
+            "date": day, "description": _text(t.description), "payee": _text(t.reference),
+            "reference": _text(t.reference), "id": t.bank_id, "balance": _money(balance, decimal),
+            "debit": _money(-t.cents, decimal) if t.cents < 0 else "",
+            "credit": _money(t.cents, decimal) if t.cents >= 0 else "",
+            "currency": s.currency, "category": t.category, "account": s.account,
+        }
+        if profile.sign == "type":
+            cells["amount"] = _money(abs(t.cents), decimal)
+            cells["type"] = (profile.debit_values if t.cents < 0 else profile.credit_values)[0]
+        else:
+            cells["amount"] = _money(-t.cents if profile.sign == "inverted" else t.cents, decimal)
+            cells["type"] = "Sale" if t.cents < 0 else "Payment"
+        # match-only columns: a second date where the name says so, else the description
+        more = [day if "date" in m.lower() or "valuta" in m.lower() else
+                ("TRANSFER" if m.lower() == "buchungstext" else
+                 (s.account if "account" in m.lower() else _text(t.description))) for m in extra]
+        writer.writerow([cells[r] for r in roles] + more)
+    return buf.getvalue().encode(profile.encoding or "utf-8"), list(range(2, len(s.txns) + 2))
 
 
 _WRITERS = {"ofx": _ofx, "camt053": _camt, "mt940": _mt940, "qif": _qif}
