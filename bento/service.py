@@ -9,7 +9,8 @@ from Settings), starts its alias poller, and hands the runtime to the app. No Da
 
 Three adjustments to BentoML 1.4's HTTP stack, all done through its public extension points (and,
 in each worker, its listening socket: titans_assets/lib/serving/listener.py):
-- metrics: BentoML labels requests by raw path, so `TitansBentoService.to_asgi` shows its middleware
+- metrics: our own series (titans_*, lib/observability/metrics.py) come from `Instrumented`, the outermost
+  wrapper; BentoML labels requests by raw path, so `TitansBentoService.to_asgi` shows its middleware
   the route template (`/models/{name}/reload`, `/{unmatched}`) and `RestorePath` restores the real
   path before routing (titans_assets/lib/serving/routes.py);
 - client addresses: uvicorn would believe X-Forwarded-For from 127.0.0.1; `to_asgi` makes it believe
@@ -20,7 +21,6 @@ in each worker, its listening socket: titans_assets/lib/serving/listener.py):
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
@@ -28,6 +28,8 @@ import sys
 import bentoml
 from _bentoml_sdk.service.factory import Service
 
+from titans_assets.lib.observability.logs import use_json
+from titans_assets.lib.observability.metrics import Instrumented, record_refresh
 from titans_assets.lib.serving.app import create_app
 from titans_assets.lib.serving.listener import spread_this_worker
 from titans_assets.lib.serving.proxies import UVICORN_FORWARDED_ALLOW_IPS
@@ -56,39 +58,20 @@ class TitansBentoService(Service):
         # FORWARDED_ALLOW_IPS (default 127.0.0.1: anyone on the host could set X-Forwarded-For): uvicorn
         # trusts no peer, and the app applies TITANS_TRUSTED_PROXIES itself (lib/serving/proxies.py).
         os.environ["FORWARDED_ALLOW_IPS"] = UVICORN_FORWARDED_ALLOW_IPS
-        return TemplatePaths(super().to_asgi(is_main=is_main))
-
-
-@functools.cache
-def _metrics():
-    """Prometheus series of our own, beside BentoML's on /metrics (BentoML points prometheus_client at
-    its multiprocess directory in every worker): the version each model is served at, and the swaps."""
-    from prometheus_client import Counter, Gauge
-
-    version = Gauge("titans_model_version", "registry version of the champion served", ["model"],
-                    multiprocess_mode="mostrecent")
-    reloads = Counter("titans_model_reloads", "champion swaps after start-up", ["model"])
-    return version, reloads
+        # Our request counters, latency per route and model, and the request id (lib/observability/metrics.py).
+        return Instrumented(TemplatePaths(super().to_asgi(is_main=is_main)))
 
 
 @bentoml.service(name="titans", service_class=TitansBentoService, workers=1, traffic={"timeout": 60})
 @bentoml.asgi_app(app, path="/")
 class TitansService:
     def __init__(self) -> None:
+        use_json()  # TITANS_LOG_FORMAT=json: this worker's log records as JSON lines (lib/observability/logs.py)
         self.runtime = Runtime.from_env()
-        try:
-            version, reloads = _metrics()
-        except Exception:  # metrics are an extra: never stop the service for them
-            log.exception("titans metrics unavailable")
-            version = reloads = None
-
-        def on_change(result) -> None:
-            if version is not None and result.version and result.version.isdigit():
-                version.labels(model=result.key).set(int(result.version))
-                if result.previous is not None:
-                    reloads.labels(model=result.key).inc()
-
-        self.runtime.holder.on_change = on_change
+        holder = self.runtime.holder
+        # Metrics of every refresh (outcome, and the version this worker serves): titans_model_reloads_total,
+        # titans_model_version, titans_worker_model_version (lib/observability/metrics.py).
+        holder.on_refresh = lambda r: record_refresh(r.key, r.outcome, r.version, holder.kind_of(r.key))
         self.runtime.start(poll_seconds(os.environ))
         app.state.runtime = self.runtime
         # Models loaded: from now on this worker takes its share of new connections (bentoml/BentoML#5426).

@@ -18,6 +18,7 @@ import click
 
 from titans_assets.commands.dashboard import dashboard
 from titans_assets.commands.generate import generate, generate_report
+from titans_assets.commands.metrics import metrics
 from titans_assets.commands.profile import profile
 from titans_assets.commands.serve import serve
 from titans_assets.commands.up import up
@@ -74,6 +75,7 @@ main.add_command(generate_report)
 main.add_command(serve)
 main.add_command(dashboard)
 main.add_command(up)
+main.add_command(metrics)
 main.add_command(profile)
 
 

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from titans_assets.lib.observability import metrics as M
 from titans_assets.lib.serving import openapi
 from titans_assets.lib.serving import validation as V
 from titans_assets.lib.serving.errors import INTERNAL, INVALID, ApiError, error_json
@@ -43,7 +44,8 @@ def json_response(body, status: int = 200, headers: dict[str, str] | None = None
                     media_type="application/json")
 
 
-def error_response(err: ApiError) -> Response:
+def error_response(err: ApiError, request: Request | None = None) -> Response:
+    M.count_error(err.code, M.template_of(request.url.path) if request is not None else "")
     return Response(error_json(err.code, err.message, err.field), status_code=err.status, headers=err.headers,
                     media_type="application/json")
 
@@ -90,10 +92,10 @@ def protected(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             rt.admit(client, request.headers.get("authorization"))
             return await handler(request, rt)
         except ApiError as err:
-            return error_response(err)
+            return error_response(err, request)
         except Exception:  # a bug, never the client's input: log it, answer E000
-            log.exception("unexpected error on %s %s", request.method, request.url.path)
-            return error_response(ApiError(500, INTERNAL, "unexpected server error (logged)"))
+            log.exception("unexpected error on %s %s", request.method, M.template_of(request.url.path))
+            return error_response(ApiError(500, INTERNAL, "unexpected server error (logged)"), request)
 
     endpoint.__name__ = handler.__name__
     return endpoint
@@ -104,7 +106,7 @@ def public(handler: Callable[[Request], Awaitable[Response]]):
         try:
             return await handler(request)
         except ApiError as err:
-            return error_response(err)
+            return error_response(err, request)
 
     endpoint.__name__ = handler.__name__
     return endpoint
@@ -119,6 +121,7 @@ def _row_endpoint(key: str, batch: bool) -> Handler:
             body = await run_in_threadpool(rt.predict_rows, key, rows, batch)
         else:
             body = rt.predict_rows(key, rows, batch)
+        M.note(request.scope, model_version=body.get("model_version"), model_kind=body.get("model_kind"))
         return json_response(body)
 
     handler.__name__ = f"predict_{key}{'_batch' if batch else ''}"
@@ -127,7 +130,9 @@ def _row_endpoint(key: str, batch: bool) -> Handler:
 
 async def predict_cashflow(request: Request, rt: Runtime) -> Response:
     payload = await read_json(request, rt.max_body_bytes)
-    return json_response(rt.predict_cashflow(payload))
+    body = rt.predict_cashflow(payload)
+    M.note(request.scope, model_version=body.get("model_version"), model_kind=body.get("model_kind"))
+    return json_response(body)
 
 
 async def models_status(request: Request, rt: Runtime) -> Response:
@@ -165,6 +170,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = f"no such route: {request.method} {request.url.path[:200]}"
     else:
         message = str(exc.detail)
+    M.count_error(INVALID, M.template_of(request.url.path))
     return Response(error_json(INVALID, message, "path" if exc.status_code == 404 else "method"),
                     status_code=exc.status_code, headers=exc.headers, media_type="application/json")
 

@@ -140,7 +140,8 @@ class ModelHolder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.poll_seconds: float = 0.0
-        self.on_change: Callable[[Refresh], None] | None = None
+        self.on_change: Callable[[Refresh], None] | None = None  # after a swap
+        self.on_refresh: Callable[[Refresh], None] | None = None  # after every refresh (metrics)
 
     # -- reads (lock-free: one dict lookup of an immutable slot) -----------------------------------
     def get(self, key: str) -> Slot:
@@ -170,11 +171,14 @@ class ModelHolder:
     def refresh(self, key: str) -> Refresh:
         with self._locks[key]:
             result = self._refresh_locked(key)
-        if result.outcome == "reloaded" and self.on_change is not None:
+        hooks = [self.on_refresh, self.on_change if result.outcome == "reloaded" else None]
+        for hook in hooks:
+            if hook is None:
+                continue
             try:
-                self.on_change(result)
+                hook(result)
             except Exception:  # a metrics hook must never break a reload
-                log.exception("on_change hook failed")
+                log.exception("refresh hook failed")
         return result
 
     def _refresh_locked(self, key: str) -> Refresh:

@@ -84,6 +84,9 @@ class RestorePath:
                             "headers": [(b"content-type", b"application/json"),
                                         (b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body})
+                from titans_assets.lib.observability.metrics import count_error
+
+                count_error(INVALID, UNMATCHED)
                 return
             scope["path"] = raw
         await self.app(scope, receive, send)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from titans_assets.lib.ml import catalog
+from titans_assets.lib.observability.metrics import count_rejection
 from titans_assets.lib.serving import predict
 from titans_assets.lib.serving import validation as V
 from titans_assets.lib.serving.auth import KeyRing, bearer_token
@@ -94,6 +95,7 @@ class Runtime:
         against the IP's limit, so guessing keys is rate limited too."""
         rejected = self.limiter.hit("ip", client_ip)
         if rejected:
+            count_rejection("ip")
             raise rate_limited("client IP", rejected.limit, rejected.retry_after)
         token = bearer_token(authorization)
         if token is None:
@@ -103,6 +105,7 @@ class Runtime:
             raise unauthorized("E005 invalid API key")
         rejected = self.limiter.hit("key", key_id)
         if rejected:
+            count_rejection("key")
             raise rate_limited("API key", rejected.limit, rejected.retry_after)
         return key_id
 
