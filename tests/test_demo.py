@@ -4,6 +4,7 @@ files, the platform judges them as of their own end date."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 from pathlib import Path
@@ -72,8 +73,13 @@ def test_the_demo_register_is_read_whole_with_its_account_and_categories(tmp_pat
     assert split.format == "QIF" and not bad and not split.quarantine
     assert rows.num_rows == summary.rows["business_checking.qif"] > 0
     assert set(rows.column("account").to_pylist()) == {"business_checking"}  # as the CSV's file stem named it
-    expense = [c for c, a in zip(rows.column("category").to_pylist(), rows.column("amount").to_pylist()) if float(a) < 0]
-    assert expense and all(expense)  # every expense keeps its category (a blocking check requires one)
+    pairs = list(csv.DictReader((summary.labels_dir / "transfers.csv").open()))
+    transfers = {int(p[f"{s}_line"]) for p in pairs for s in ("out", "in") if p[f"{s}_file"] == register.name}
+    assert transfers  # card payments and owner draws leave checking, written as QIF transfers `L[Account]`
+    expense = [(line, c) for line, c, a in zip(rows.column("line_number").to_pylist(), rows.column("category").to_pylist(),
+                                               rows.column("amount").to_pylist()) if float(a) < 0]
+    assert expense and all(c for line, c in expense if line not in transfers)  # every expense keeps its category
+    assert not any(c for line, c in expense if line in transfers)  # a transfer is not a category
 
 
 def test_generated_files_unchanged_are_judged_as_of_their_end_date(tmp_path):

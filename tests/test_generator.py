@@ -96,7 +96,8 @@ def test_same_arguments_give_identical_bytes_and_another_seed_differs(tmp_path):
     gen.generate(tmp_path / "c" / "raw", seed=12, **kwargs)
     a, b, c = (_all_bytes(tmp_path / x) for x in "abc")
     assert set(a) == {"raw/business_checking.csv", "raw/business_credit_card.csv", "raw/personal_card.csv",
-                      "labels/anomalies.csv", "labels/label_noise.csv", "labels/manifest.json"}
+                      "labels/anomalies.csv", "labels/label_noise.csv", "labels/manifest.json",
+                      "labels/transfers.csv"}
     assert a == b
     assert set(c) == set(a)
     for name in ("raw/business_checking.csv", "raw/business_credit_card.csv", "raw/personal_card.csv"):
@@ -134,7 +135,8 @@ def test_ground_truth_lives_outside_the_landing_folder(default_run, tmp_path):
     assert default_run.labels_dir == out.parent / "labels"
     assert sorted(p.name for p in out.iterdir()) == [
         "business_checking.csv", "business_credit_card.csv", "personal_card.csv"]
-    assert {p.name for p in default_run.labels_dir.iterdir()} == {"anomalies.csv", "label_noise.csv", "manifest.json"}
+    assert {p.name for p in default_run.labels_dir.iterdir()} == {"anomalies.csv", "label_noise.csv", "manifest.json",
+                                                                  "transfers.csv"}
     for p in data_files(out):
         text = p.read_text()
         for word in gen.ANOMALY_TYPES:
@@ -224,13 +226,23 @@ def test_manifest_invalid_rows_match_a_strict_check(default_run):
 
 
 # --------------------------------------------------------------------------- format and realism
+def transfer_sides(labels_dir: Path) -> set[tuple[str, int]]:
+    """(file, line) of both sides of every ground-truth transfer."""
+    rows = list(csv.DictReader((labels_dir / "transfers.csv").open()))
+    return {(r[f"{s}_file"], int(r[f"{s}_line"])) for r in rows for s in ("out", "in")}
+
+
 def test_signs_categories_and_statuses_follow_the_contract(default_run):
     statuses = Counter()
+    transfers = transfer_sides(default_run.labels_dir)
     for p in data_files(default_run.out_dir):
-        for _, r in valid_records(p):
+        for line, r in valid_records(p):
             amount = amount_of(r)
             statuses[r["status"]] += 1
-            if r["type"] == "Expense":
+            if (p.name, line) in transfers:  # a move between the user's accounts: no category, either sign
+                assert r["category"] == "" and r["payment method"].strip().lower().replace(" ", "_") in (
+                    "bank_transfer", "bank_tranfer") and (amount < 0) == (r["type"] == "Expense")
+            elif r["type"] == "Expense":
                 assert amount < 0 and r["category"] in gen.CATEGORIES
             else:
                 assert amount > 0 and r["category"] == "" and p.name == "business_checking.csv"
@@ -248,8 +260,9 @@ def test_rows_are_newest_first(default_run):
 
 
 def test_every_category_is_present_in_a_two_year_run(default_run):
-    counts = Counter(r["category"] for p in data_files(default_run.out_dir) for _, r in valid_records(p)
-                     if r["type"] == "Expense")
+    transfers = transfer_sides(default_run.labels_dir)
+    counts = Counter(r["category"] for p in data_files(default_run.out_dir) for line, r in valid_records(p)
+                     if r["type"] == "Expense" and (p.name, line) not in transfers)
     assert set(counts) == set(gen.CATEGORIES)
     assert min(counts.values()) >= 8, counts.most_common()[-5:]
     assert 2800 <= default_run.total_rows <= 3600
@@ -414,3 +427,58 @@ def test_cli_generate_and_report(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "from_env").glob("*.csv"))) == 3
     assert (tmp_path / "labels").is_dir()
+
+
+# --------------------------------------------------------------------------- transfers
+def test_transfers_both_sides_are_in_the_two_files_with_bank_style_text(tmp_path):
+    accounts = (*gen.DEFAULT_ACCOUNTS, "business_savings")
+    for seed, end in ((3, END), (8, dt.date(2025, 2, 14))):
+        out = tmp_path / f"s{seed}" / "raw"
+        s = gen.generate(out, seed=seed, end_date=end, accounts=accounts, messy_rate=0.05)
+        pairs = list(csv.DictReader((s.labels_dir / "transfers.csv").open()))
+        assert s.transfer_pairs == len(pairs) == s.manifest["totals"]["transfer_pairs"]
+        kinds = Counter(p["kind"] for p in pairs)
+        # every month: one card payment and one owner draw; savings most months, sometimes back
+        assert 22 <= kinds["card_payment"] <= 24 and 22 <= kinds["owner_draw"] <= 24
+        assert 14 <= kinds["to_savings"] <= 24 and 2 <= kinds["from_savings"] <= 5
+        records = {p.name: dict(read_records(p)[1]) for p in data_files(out)}
+        anomalies = {(r["file"], int(r["line_number"])) for r in csv.DictReader((s.labels_dir / "anomalies.csv").open())}
+        seen = set()
+        for p in pairs:
+            out_rec, in_rec = records[p["out_file"]][int(p["out_line"])], records[p["in_file"]][int(p["in_line"])]
+            assert p["out_file"] != p["in_file"]
+            for side, rec in (("out", out_rec), ("in", in_rec)):
+                assert strict_problem(rec) is None  # never made invalid
+                assert (p[f"{side}_file"], int(p[f"{side}_line"])) not in anomalies
+                assert rec["date"] == p[f"{side}_date"] and rec["category"] == "" and rec["receipt url"] == ""
+                seen.add((p[f"{side}_file"], int(p[f"{side}_line"])))
+            assert amount_of(out_rec) == -amount_of(in_rec) == -float(p["amount"]) < 0
+            gap = (dt.date.fromisoformat(p["in_date"]) - dt.date.fromisoformat(p["out_date"])).days
+            assert -2 <= gap <= 3
+            text_out, text_in = out_rec["description"].strip(), in_rec["description"].strip()
+            if p["kind"] == "card_payment":
+                assert "THANK YOU" in text_in and re.search(r"TRANSFER|PMT|PAYMENT|AUTOPAY", text_out)
+                assert p["out_file"] == "business_checking.csv" and p["in_file"] == "business_credit_card.csv"
+            else:
+                assert re.search(r"TRANSFER|DRAW|DEPOSIT", text_out) and re.search(r"TRANSFER|DEPOSIT", text_in)
+            # the other account's number, where a text names one, is that account's
+            for text, other in ((text_out, p["in_account"]), (text_in, p["out_account"])):
+                if "..." in text:
+                    assert text.split("...")[1][:4] == gen.account_id(other, "ofx")[-4:]
+        assert len(seen) == 2 * len(pairs)
+        # a card payment is last cycle's statement balance: the card ends near zero, never far in credit
+        card = gen.read_export(out / "business_credit_card.csv")
+        assert card["Amount"].sum() < 0 and -card["Amount"].sum() < 0.1 * -card.loc[card["Amount"] < 0, "Amount"].sum()
+
+
+def test_transfers_do_not_disturb_one_account_runs_and_are_reproducible(tmp_path):
+    a = gen.generate(tmp_path / "a" / "raw", seed=5, end_date=END, accounts=("personal_card",))
+    assert a.transfer_pairs == 0 and not (a.labels_dir / "transfers.csv").exists()
+    b = gen.generate(tmp_path / "b" / "raw", seed=5, end_date=END)
+    c = gen.generate(tmp_path / "c" / "raw", seed=5, end_date=END)
+    assert b.transfer_pairs > 40
+    assert (b.labels_dir / "transfers.csv").read_bytes() == (c.labels_dir / "transfers.csv").read_bytes()
+    # the QIF register writes a transfer's category as the other account in brackets
+    q = gen.generate(tmp_path / "q" / "raw", seed=5, end_date=END, format={"business_checking": "qif"})
+    text = (q.out_dir / "business_checking.qif").read_text()
+    assert "L[Business Credit Card]" in text and "L[Personal Checking]" in text

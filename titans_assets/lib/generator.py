@@ -16,6 +16,16 @@ Accounts
     equipment; credit_card, PayPal descriptors paid by PayPal), `personal_card` (groceries, coffee,
     entertainment, vacations; debit_card). `ledger` is the three combined in one file, like the
     original Titans ledger (used for the committed fixture). File name = `<account>.csv`.
+    `business_savings` (opt-in, not a default) holds only transfers.
+
+Transfers between the accounts (`_transfer_plan`, own random stream)
+    Checking pays the business card's statement balance every month (`PAYMENT THANK YOU` on the
+    card, `ONLINE TRANSFER TO CARD ...1234` / `CREDIT CRD AUTOPAY` on checking), funds the personal
+    account on the first business day (last month's personal spending, rounded up to 100) and, with
+    `business_savings`, moves money to savings and back. Both sides are written, into the two
+    accounts' files, -2..+3 days apart, no category, payment method bank_transfer (QIF: `L[Account]`);
+    never made invalid or anomalous. Ground truth: `transfers.csv` (pair_id, kind, amount, out_/in_
+    account, file, line, date), written whenever the accounts allow a transfer. They count in `rows`.
 
 Volume and span
     Base rates (rows per month: `_entries()` `per_month` plus the recurring items of
@@ -175,6 +185,7 @@ ACCOUNTS = {
     "business_credit_card": ("biz_card",),
     "personal_card": ("personal",),
     "ledger": ("checking", "biz_card", "personal"),
+    "business_savings": (),  # transfers only (see _transfer_plan): never in the default set
 }
 DEFAULT_ACCOUNTS = ("business_checking", "business_credit_card", "personal_card")
 _GROUPS = ("checking", "biz_card", "personal")
@@ -604,6 +615,7 @@ class GenerationSummary:
     label_noise_rows: int
     paths: tuple[Path, ...]  # every file written: data files, then ground truth
     manifest: dict = field(repr=False, compare=False, default_factory=dict)
+    transfer_pairs: int = 0  # transfers between the generated accounts (both sides written)
 
     @property
     def total_rows(self) -> int:
@@ -625,6 +637,8 @@ class GenerationSummary:
         lines.append(f"  anomalies: {self.total_anomalies:,} ("
                      + ", ".join(f"{k} {v}" for k, v in self.anomalies.items() if v) + ")")
         lines.append(f"  label noise: {self.label_noise_rows:,} rows")
+        if self.transfer_pairs:
+            lines.append(f"  transfers between the accounts: {self.transfer_pairs:,} pairs (both sides)")
         lines.append(f"Ground truth (not loaded; scores the anomaly model): {self.labels_dir}")
         return "\n".join(lines)
 
@@ -814,9 +828,10 @@ class _Catalog:
 # ---------------------------------------------------------------------------------------------------
 # Rows as columns
 # ---------------------------------------------------------------------------------------------------
-_COLS = ("acct", "day", "cents", "cat", "pm", "status", "merch", "tmpl", "token", "disc", "anom", "override")
+_COLS = ("acct", "day", "cents", "cat", "pm", "status", "merch", "tmpl", "token", "disc", "anom", "override", "xfer")
 _DTYPES = {"acct": np.int16, "day": np.int32, "cents": np.int64, "cat": np.int16, "pm": np.int8, "status": np.int8,
-               "merch": np.int32, "tmpl": np.int32, "token": np.uint64, "disc": bool, "anom": np.int8, "override": np.int32}
+               "merch": np.int32, "tmpl": np.int32, "token": np.uint64, "disc": bool, "anom": np.int8, "override": np.int32,
+               "xfer": np.int32}
 
 
 def _empty() -> dict[str, np.ndarray]:
@@ -848,6 +863,7 @@ def _block(acct, day, cents, cat, pm, status, merch, tmpl, token, disc) -> dict[
         "merch": np.broadcast_to(np.asarray(merch, dtype=np.int32), (k,)).copy(),
         "tmpl": np.asarray(tmpl, dtype=np.int32), "token": np.asarray(token, dtype=np.uint64),
         "disc": np.full(k, disc, dtype=bool), "anom": np.zeros(k, dtype=np.int8), "override": np.full(k, -1, dtype=np.int32),
+        "xfer": np.full(k, -1, dtype=np.int32),
     }
 
 
@@ -1251,6 +1267,142 @@ _PM_TYPOS = {
 
 
 # ---------------------------------------------------------------------------------------------------
+# Transfers between the user's own accounts
+# ---------------------------------------------------------------------------------------------------
+_CHECKING, _CARD, _PERSONAL, _SAVINGS = "business_checking", "business_credit_card", "personal_card", "business_savings"
+_XFER_KINDS = ("card_payment", "owner_draw", "to_savings", "from_savings")
+_XFER_NAMES = {_CHECKING: "Business Checking", _CARD: "Business Credit Card", _PERSONAL: "Personal Checking",
+               _SAVINGS: "Business Savings"}
+# (out-side descriptors, in-side descriptors): {out4} / {in4} are the last digits of the accounts'
+# numbers, {ref} a transfer reference. Some checking-side texts name no account (real ones do not).
+_XFER_TEXT = {
+    "card_payment": ((("ONLINE TRANSFER TO CARD ...{in4}", 4), ("CREDIT CRD AUTOPAY PPD ID: {ref}", 3),
+                      ("TITAN BANK CARD PMT ...{in4} WEB ID {ref}", 2), ("ONLINE PAYMENT TO CREDIT CARD {in4}", 1)),
+                     (("PAYMENT THANK YOU", 4), ("AUTOPAY PAYMENT - THANK YOU", 3),
+                      ("ONLINE PAYMENT - THANK YOU", 2), ("MOBILE PAYMENT THANK YOU", 1))),
+    "owner_draw": ((("ONLINE TRANSFER TO CHK ...{in4} TRANSACTION#: {ref}", 3), ("OWNER DRAW TO ...{in4}", 1)),
+                   (("ONLINE TRANSFER FROM CHK ...{out4} TRANSACTION#: {ref}", 3), ("DEPOSIT FROM ...{out4}", 1))),
+    "to_savings": ((("TRANSFER TO SAVINGS ...{in4}", 3), ("ONLINE TRANSFER TO SAV ...{in4} REF #{ref}", 1)),
+                   (("TRANSFER FROM CHECKING ...{out4}", 3), ("ONLINE TRANSFER FROM CHK ...{out4} REF #{ref}", 1))),
+    "from_savings": ((("TRANSFER TO CHECKING ...{in4}", 1),), (("TRANSFER FROM SAVINGS ...{out4}", 1),)),
+}
+
+
+def _last4(name: str) -> str:
+    return account_id(name, "ofx")[-4:]
+
+
+def _transfer_rng(seed: int) -> np.random.Generator:
+    """Transfers draw from their own stream, so a run without them (one account, the committed
+    fixtures) consumes the main stream exactly as before."""
+    return np.random.default_rng(int(hashlib.sha256(f"titans-transfers|{seed}".encode()).hexdigest()[:16], 16))
+
+
+def _transfer_plan(cal: _Calendar, accounts: Sequence[str], rng: np.random.Generator) -> list[dict]:
+    """When money moves, between which accounts: a dict per transfer (kind, out/in account index,
+    out/in day, the card cycle it pays or a fixed amount). Amounts that depend on spending are
+    filled in by `_transfer_rows` once every other row exists.
+
+    - card payment (checking -> business card): the statement balance, paid in full every month;
+      the statement closes on a fixed day (18th-25th), autopay debits checking 21-25 days later
+      (the next business day) and the card posts it between 2 days before and 3 days after.
+    - owner draw (checking -> personal account): on the first business day of each month, last
+      month's personal spending rounded up to 100; posted 0-3 days later on the personal side.
+    - savings (checking <-> business savings): 500-2,500 (a multiple of 100) on the 28th of most
+      months, and every 5-8 months 1,000-5,000 back to checking; the other side 0-2 days later.
+    """
+    pos = {name: a for a, name in enumerate(accounts)}
+    plan: list[dict] = []
+    if _CHECKING not in pos:
+        return plan
+    chk = pos[_CHECKING]
+    months = [(y, m) for y in range(cal.start.year - 1, cal.end.year + 1) for m in range(1, 13)]
+
+    def idx(y: int, m: int, d: int) -> int:
+        dim = (dt.date(y + (m == 12), m % 12 + 1, 1) - dt.timedelta(1)).day
+        return cal.day_index(dt.date(y, m, min(d, dim)))
+
+    def biz(i: int) -> int:
+        return cal.next_business(i) if 0 <= i < cal.n else i
+
+    def add(kind, out, into, d_out, d_in, **extra):
+        if 0 <= d_out < cal.n and 0 <= d_in < cal.n:
+            plan.append({"kind": kind, "out": out, "in": into, "day_out": d_out, "day_in": d_in, **extra})
+
+    if _CARD in pos:
+        close_day = int(rng.integers(18, 26))
+        lag = int(rng.integers(21, 26))
+        prev_close = None
+        for y, m in months:
+            close = idx(y, m, close_day)
+            if prev_close is not None and close >= 0:
+                d_out = biz(close + lag)
+                d_in = d_out + int(rng.choice([-2, -1, 0, 0, 1, 1, 1, 2, 3]))
+                add("card_payment", chk, pos[_CARD], d_out, d_in, cycle=(max(prev_close + 1, 0), close))
+            prev_close = close
+    if _PERSONAL in pos:
+        for y, m in months:
+            first = idx(y, m, 1)
+            d_out = biz(first)
+            d_in = d_out + int(rng.choice([0, 0, 1, 1, 2, 3]))
+            prev_first = idx(y - (m == 1), (m - 2) % 12 + 1, 1)
+            add("owner_draw", chk, pos[_PERSONAL], d_out, d_in, cycle=(max(prev_first, 0), first - 1))
+    if _SAVINGS in pos:
+        sav = pos[_SAVINGS]
+        back_in = int(rng.integers(5, 9))
+        for y, m in months:
+            d_out = idx(y, m, 28)
+            d_out = cal.prev_business(d_out) if 0 <= d_out < cal.n else d_out
+            skip = rng.random() < 0.15
+            amount = int(rng.integers(5, 26)) * 10_000
+            gap = int(rng.choice([0, 1, 1, 2]))
+            if not skip:
+                add("to_savings", chk, sav, d_out, d_out + gap, amount=amount)
+            back_in -= 1
+            if back_in == 0:
+                back_in = int(rng.integers(5, 9))
+                d = biz(idx(y, m, int(rng.integers(3, 20))))
+                add("from_savings", sav, chk, d, d + int(rng.choice([0, 1])), amount=int(rng.integers(10, 51)) * 10_000)
+    plan.sort(key=lambda p: (p["day_out"], p["kind"], p["out"], p["in"]))
+    return plan
+
+
+def _transfer_rows(plan: list[dict], core: dict[str, np.ndarray], accounts: Sequence[str], rng: np.random.Generator,
+                   overrides: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """Both sides of every planned transfer as rows (`xfer` = the pair's index in `plan`; the
+    description and reference through `overrides`). Card payments pay the cycle's charges net of
+    refunds (25.00 when that is not positive); owner draws cover last month's personal spending."""
+    blocks = []
+    for p_i, p in enumerate(plan):
+        if "amount" in p:
+            cents = int(p["amount"])
+        else:
+            lo, hi = p["cycle"]
+            acct = p["in"]
+            sel = (core["acct"] == acct) & (core["day"] >= lo) & (core["day"] <= hi)
+            spent = -int(core["cents"][sel].sum())
+            if p["kind"] == "owner_draw":
+                cents = max(-(-spent // 10_000) * 10_000, 50_000)
+            else:
+                cents = spent if spent > 0 else 2_500
+        out_name, in_name = accounts[p["out"]], accounts[p["in"]]
+        out_t, in_t = _XFER_TEXT[p["kind"]]
+        fill = {"out4": _last4(out_name), "in4": _last4(in_name), "ref": f"{int(rng.integers(10**9, 10**10))}"}
+        for side, texts, acct, day, sign, other in (("out", out_t, p["out"], p["day_out"], -1, in_name),
+                                                     ("in", in_t, p["in"], p["day_in"], 1, out_name)):
+            w = np.array([t[1] for t in texts], dtype=float)
+            text = texts[int(rng.choice(len(texts), p=w / w.sum()))][0].format(**fill)
+            overrides.append((text, _XFER_NAMES.get(other, other)))
+            b = _block(acct, [day], [sign * cents], -1, [_PM["bank_transfer"]], 0 if sign < 0 else 1, 0, [0],
+                       _tokens(rng, 1), False)
+            b["override"][:] = len(overrides) - 1
+            b["xfer"][:] = p_i
+            blocks.append(b)
+        p["cents"] = cents
+    return _concat(blocks)
+
+
+# ---------------------------------------------------------------------------------------------------
 # the demo's ledger
 # ---------------------------------------------------------------------------------------------------
 # A fixed calendar: generated "up to today", the demo's data (weekdays, month ends, holidays, the
@@ -1349,17 +1501,25 @@ def generate(
     rec = _recurring(cal, catalog, acct_groups, rng)
     n_rec = len(rec["day"])
     disc_rate = sum(e.per_month for g in groups for e in _ENTRY_LIST if e.group == g) * n_days / 30.4375
+    # Transfers between the accounts (own stream: see _transfer_rng), both sides counted in the rows.
+    xfer_rng = _transfer_rng(seed)
+    xfer_plan = _transfer_plan(cal, accounts, xfer_rng)
+    if rows is not None and 2 * len(xfer_plan) > rows // 10:  # a tiny sample: no room for them
+        xfer_plan = []
+    n_xfer = 2 * len(xfer_plan)
     # The number of rows: exact when asked for, else recurring + Poisson(base rate) discretionary.
-    n_rows = rows if rows is not None else n_rec + int(rng.poisson(disc_rate))
+    n_rows = rows if rows is not None else n_rec + int(rng.poisson(disc_rate)) + n_xfer
     plan = _plan_anomalies(n_rows, anomaly_rate, rng)
-    n_disc = max(n_rows - n_rec - _added_rows(plan), 0)
+    n_disc = max(n_rows - n_xfer - n_rec - _added_rows(plan), 0)
     disc = _discretionary(cal, catalog, acct_groups, n_disc, rng)
     core = _concat([rec, disc])
     overrides: list[tuple[str, str]] = []
     core = _apply_anomalies(core, plan, cal, catalog, acct_groups, rng, overrides)
-    if len(core["day"]) > n_rows:  # tiny runs only (recurring items alone exceed rows): keep the newest
-        keep = np.sort(np.lexsort((rng.random(len(core["day"])), -core["day"].astype(np.int64)))[:n_rows])
+    if len(core["day"]) > n_rows - n_xfer:  # tiny runs only (recurring items alone exceed rows): keep the newest
+        keep = np.sort(np.lexsort((rng.random(len(core["day"])), -core["day"].astype(np.int64)))[:n_rows - n_xfer])
         core = _take(core, keep)
+    if n_xfer:
+        core = _concat([core, _transfer_rows(xfer_plan, core, accounts, xfer_rng, overrides)])
     n = len(core["day"])
 
     # Pending: the last days of card and ACH activity have not settled yet.
@@ -1384,7 +1544,7 @@ def generate(
     amt = np.abs(core["cents"])
     p_receipt = np.where(core["cat"] < 0, 0.5, np.where(amt >= 2500, 0.6, 0.15))
     p_receipt = np.where(~core["disc"] & (core["cat"] == _CAT["software"]), 0.9, p_receipt)
-    receipt = rng.random(n) < p_receipt
+    receipt = (rng.random(n) < p_receipt) & (core["xfer"] < 0)
 
     # Files: quirks, ordering, messy rows.
     files = []
@@ -1395,6 +1555,7 @@ def generate(
     labels_dir.mkdir(parents=True, exist_ok=True)
     anomaly_rows: list[tuple] = []
     noise_rows: list[tuple] = []
+    xfer_sides: dict[tuple[int, str], tuple] = {}
     manifest_files = {}
     paths = []
     for a, name in enumerate(accounts):
@@ -1408,7 +1569,7 @@ def generate(
         messy_pos = np.sort(rng.choice(m, size=min(n_messy, m), replace=False)) if n_messy else np.empty(0, np.int64)
         kinds = np.full(m, -1, dtype=np.int8)
         kinds[messy_pos] = rng.integers(len(MESSY_KINDS), size=len(messy_pos))
-        bad_ok = messy_pos[(core["anom"][idx[messy_pos]] == 0) & ~noisy[idx[messy_pos]]]
+        bad_ok = messy_pos[(core["anom"][idx[messy_pos]] == 0) & ~noisy[idx[messy_pos]] & (core["xfer"][idx[messy_pos]] < 0)]
         n_bad = min(round(INVALID_SHARE * n_messy), len(bad_ok))
         bad_pos = np.sort(rng.choice(bad_ok, size=n_bad, replace=False)) if n_bad else np.empty(0, np.int64)
         invalid = np.full(m, -1, dtype=np.int8)
@@ -1429,6 +1590,10 @@ def generate(
             info = _write_statement(path, fmt, a, name, core, idx, written_cat, catalog, cal, overrides, end,
                                     fname, anomaly_rows, noise_rows, noisy)
         paths.append(path)
+        for j in np.flatnonzero(core["xfer"][idx] >= 0):
+            r = idx[j]
+            xfer_sides[(int(core["xfer"][r]), "out" if core["cents"][r] < 0 else "in")] = (
+                fname, int(info["lines"][j]), cal.iso[core["day"][r]], name)
         manifest_files[fname] = {
             # (CSV manifests stay as they were: the committed fixtures' bytes)
             **({"format": fmt, "account_id": info["account_id"]} if fmt != "csv" else {}),
@@ -1449,6 +1614,21 @@ def generate(
     noise_path = labels_dir / "label_noise.csv"
     noise_rows.sort(key=lambda r: (r[0], r[1]))
     _atomic_write(noise_path, _csv_text(("file", "line_number", "true_category", "written_category"), noise_rows))
+    # Transfers: one row per pair (only where the accounts allow any, so one-account runs and the
+    # committed fixtures write exactly what they did).
+    with_transfers = _CHECKING in accounts and any(a in accounts for a in (_CARD, _PERSONAL, _SAVINGS))
+    transfer_rows = []
+    for p_i, p in enumerate(xfer_plan):
+        o, i = xfer_sides[(p_i, "out")], xfer_sides[(p_i, "in")]
+        transfer_rows.append((p_i + 1, p["kind"], _format_amounts(np.array([p["cents"]]))[0], o[3], o[0], o[1], o[2],
+                              i[3], i[0], i[1], i[2]))
+    extra_paths: tuple[Path, ...] = ()
+    if with_transfers:
+        transfers_path = labels_dir / "transfers.csv"
+        _atomic_write(transfers_path, _csv_text(
+            ("pair_id", "kind", "amount", "out_account", "out_file", "out_line", "out_date",
+             "in_account", "in_file", "in_line", "in_date"), transfer_rows))
+        extra_paths = (transfers_path,)
     by_type = {t: 0 for t in ANOMALY_TYPES}
     for r in anomaly_rows:
         by_type[r[5]] += 1
@@ -1471,6 +1651,9 @@ def generate(
         "anomalies_by_type": by_type, "invalid_by_reason": by_reason,
         "ground_truth": {"anomalies": "anomalies.csv", "label_noise": "label_noise.csv"},
     }
+    if with_transfers:
+        manifest["totals"]["transfer_pairs"] = len(transfer_rows)
+        manifest["ground_truth"]["transfers"] = "transfers.csv"
     manifest_path = labels_dir / "manifest.json"
     _atomic_write(manifest_path, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     return GenerationSummary(
@@ -1478,7 +1661,8 @@ def generate(
         rows={f: manifest_files[f]["data_rows"] for f in files},
         invalid_rows={f: manifest_files[f]["invalid_rows"] for f in files},
         anomalies=by_type, label_noise_rows=len(noise_rows),
-        paths=tuple(paths) + (anomalies_path, noise_path, manifest_path), manifest=manifest,
+        paths=tuple(paths) + (anomalies_path, noise_path, manifest_path) + extra_paths, manifest=manifest,
+        transfer_pairs=len(transfer_rows),
     )
 
 
@@ -1614,7 +1798,7 @@ def _write_file(path, core, idx, written_cat, receipt, kinds, invalid, quirks, c
             buf.truncate()
     os.replace(tmp, path)
     days = core["day"][idx]
-    return {"sha256": digest.hexdigest(), "invalid": invalid_list,
+    return {"sha256": digest.hexdigest(), "invalid": invalid_list, "lines": np.arange(m) + 2,
                 "first": cal.iso[days.min()] if m else None, "last": cal.iso[days.max()] if m else None}
 
 
@@ -1623,7 +1807,8 @@ def _write_file(path, core, idx, written_cat, receipt, kinds, invalid, quirks, c
 # ---------------------------------------------------------------------------------------------------
 FORMATS = ("csv", *writers.FORMATS)
 _EXTENSIONS = {"csv": ".csv", **writers.EXTENSIONS}
-_OPENING_CENTS = {"business_checking": 2_500_000, "ledger": 2_500_000}  # the others open at 0.00
+_OPENING_CENTS = {"business_checking": 2_500_000, "ledger": 2_500_000, "personal_card": 1_000_000,
+                  "business_savings": 1_000_000}  # the business card opens at 0.00
 _CARD_ACCOUNTS = {"business_credit_card"}
 
 
@@ -1666,6 +1851,9 @@ def _write_statement(path, fmt, a, name, core, idx, written_cat, catalog, cal, o
         ref[i] = overrides[core["override"][idx][i]][1]
     cat_names = np.array(list(CATEGORIES) + [""], dtype=object)
     category = cat_names[written_cat[idx]]
+    if fmt == "qif":  # a transfer's category is the other account, in brackets (Quicken's way)
+        for i in np.flatnonzero(core["xfer"][idx] >= 0):
+            category[i] = f"[{ref[i]}]"
     code = _base36(tok >> np.uint64(24), 4)
     txns = [writers.Txn(d, int(c), s, f"{d[2:4]}{d[5:7]}{d[8:10]}{k}{i:06d}", r, g)
             for i, (d, c, s, r, g, k) in enumerate(zip(dates.tolist(), cents.tolist(), desc.tolist(), ref.tolist(),
@@ -1683,6 +1871,7 @@ def _write_statement(path, fmt, a, name, core, idx, written_cat, catalog, cal, o
     tmp.write_bytes(data)
     os.replace(tmp, path)
     return {"sha256": hashlib.sha256(data).hexdigest(), "invalid": [], "account_id": statement.account,
+            "lines": np.array(starts, dtype=np.int64)[::-1],
             "first": dates.min() if len(idx) else None, "last": dates.max() if len(idx) else None}
 
 
