@@ -401,4 +401,5 @@ def test_dim_accounts_from_statements(statements_built):
     assert card["currency"] == "EUR" and card["transactions"] == 2 and card["latest_balance"] is None
     cash = accounts["cash"]
     assert cash["currency"] is None and cash["transactions"] == 1 and cash["rows_quarantined"] == 1
-    assert all(r["institution"] is None for r in accounts.values())
+    # the bank the statements name (CAMT Acct/Svcr/FinInstnId/Nm, OFX FI/ORG); none for the CSV
+    assert (checking["institution"], card["institution"], cash["institution"]) == ("Titans Demo Bank",) * 2 + (None,)

@@ -95,6 +95,54 @@ def test_statement_data_is_kept():
     assert rows.column("amount").to_pylist() == ["-42.45", "1500.00", "-300.00"]
 
 
+# file -> the institution its rows name (None: the file names no bank, or only a bare account number)
+INSTITUTIONS = {
+    "ofxparse_suncorp.ofx": "SUNCORP",  # <FI><ORG>
+    "ofxparse_bank_medium.ofx": "160000100",  # no FI aggregate: BANKACCTFROM/BANKID (routing number)
+    "wolph_ASNB_mt940.txt": "ASNBNL21",  # the SWIFT envelope's sender BIC ({2:O940ASNBNL21XXXX...})
+    "wolph_betterplace_sepa_mt9401.sta": "50880050",  # :25:50880050/0194774600888 (BLZ/account)
+    "wolph_mBank_mt940.sta": "11401081",  # :25: PL IBAN's bank identifier
+    "wolph_jejik_abnamro.sta": None,  # :25:517852257, no envelope
+    "handmade_camt053_v02.xml": "37040044",  # no Acct/Svcr: the DE IBAN's Bankleitzahl
+    "handmade_bank.qif": None,  # QIF names no bank
+}
+SHARED_INSTITUTIONS = {
+    "ofx/beangulp_amex_ofxdownload.ofx": "AMEX",
+    "camt053/iso20022_davider80_raiffeisen_ch.xml": "Raiffeisen",  # Acct/Svcr/FinInstnId/Nm
+    "camt053/iso20022_simple_lt.xml": "AB DNB bankas",  # Nm before BIC
+    "camt053/iso20022_camt053_v08_ch.xml": "SAMPLEBANK222",
+}
+
+
+@pytest.mark.parametrize("name", sorted(INSTITUTIONS))
+def test_institution_from_the_file(name):
+    _, rows, _ = parse(name, (FIXTURES / name).read_bytes())
+    assert set(rows.column("institution").to_pylist()) == {INSTITUTIONS[name]}
+
+
+@pytest.mark.parametrize("name", sorted(SHARED_INSTITUTIONS))
+def test_institution_from_shared_samples(name):
+    path = SHARED / name
+    if not path.exists():
+        pytest.skip("../shared/devdata is absent (a fresh clone)")
+    _, rows, _ = parse(path.name, path.read_bytes())
+    assert set(rows.column("institution").to_pylist()) == {SHARED_INSTITUTIONS[name]}
+
+
+def test_bank_code_and_envelope_rules():
+    from titans_assets.lib.formats._common import bank_code
+    from titans_assets.lib.formats.mt940 import envelope_bic
+
+    assert bank_code("GB33TITN40000012345678") == "TITN"
+    assert bank_code("de89 3704 0044 0532 0130 00") == "37040044"
+    assert bank_code("12345678") is None and bank_code("") is None and bank_code(None) is None
+    assert bank_code("XX00ABCDEFGHIJKL") is None  # a country whose IBAN layout is not known: no guess
+    assert envelope_bic("{1:F01ABNANL2AAXXX0000000000}{2:O9401200240101DEUTDEFFAXXX}{4:") == "DEUTDEFF"
+    assert envelope_bic("{1:F01ABNANL2AAXXX0000000000}{4:") == "ABNANL2A"
+    assert envelope_bic("{1:F01ABNANL2AA123}{4:\n-}{1:F01DEUTDEFFAXXX}{4:") is None  # two banks: none
+    assert envelope_bic(":20:X\n:25:123\n") is None
+
+
 def test_csv_still_goes_to_the_contract():
     data = b"Date,Type,Description,Amount\n2024-01-01,Expense,X,-1.00\n"
     assert formats.sniff("a.csv", data) == "csv"
@@ -171,5 +219,7 @@ def test_same_statement_twice_and_overlapping_statements_give_no_duplicates(ware
     ids = [r["bank_txn_id"] for r in fct]
     assert len(fct) == 4 and len(set(ids)) == 4 and "NEW-FITID-1" in ids
     assert {r["currency"] for r in fct} == {"CAD"} and {r["account"] for r in fct} == {"12300 000012345678"}
+    stored = _query(warehouse, "select distinct institution from raw.transactions")
+    assert [r["institution"] for r in stored] == ["160000100"]  # BANKID, carried into raw per row
     # the later export's copy wins (its text)
     assert any("MCDONALDS 112 TORONTO" in r["description"] for r in fct)

@@ -167,6 +167,10 @@ def test_profile_beside_the_file_and_in_its_folder(tmp_path):
     rows = split.typed()[0].to_pylist()
     assert amounts(rows) == [Decimal("-33.87"), Decimal("1000.00")]
     assert {r["currency"] for r in rows} == {"EUR"} and {r["account"] for r in rows} == {"giro"}
+    assert {r["institution"] for r in rows} == {None}  # the profile names no bank
+    (folder / "profile.yaml").write_text((folder / "profile.yaml").read_text() + "institution: Sparkasse Musterstadt\n")
+    rows = formats.read(path.name, path.read_bytes(), path=path, profiles_dir=EMPTY).typed()[0].to_pylist()
+    assert {r["institution"] for r in rows} == {"Sparkasse Musterstadt"}
     (folder / "x.csv.profile.yaml").write_text("columns: {date: Nope, amount: Nope}\n")  # the nearer one wins
     split = formats.read(path.name, path.read_bytes(), path=path, profiles_dir=EMPTY)
     assert split.file_error.startswith("E003 invalid input: header: the columns do not fit CSV profile x")
@@ -291,6 +295,20 @@ def test_real_exports_through_the_loader(db, tmp_path, monkeypatch, rel, profile
     assert result.rows_read == result.rows_loaded + result.rows_quarantined
     [(n,)] = _query(db, "SELECT count(*) FROM raw.transactions WHERE source_file = %s", (result.source_file,))
     assert n == result.rows_loaded > 0
+
+
+@pytest.mark.integration
+def test_profile_institution_is_stored_per_row(db, tmp_path):
+    folder = tmp_path / f"acct_{__import__('uuid').uuid4().hex[:8]}"
+    folder.mkdir()
+    path = folder / "x.csv"
+    path.write_bytes(b"Date,Description,Amount\n2024-01-05,SHOP,-3.50\n2024-01-06,PAY,10.00\n")
+    (folder / "profile.yaml").write_text("institution: First Example Bank\n"
+                                         "columns: {date: Date, description: Description, amount: Amount}\n")
+    result = loader.load_file(db, tmp_path, path)
+    assert result.rows_loaded == 2
+    rows = _query(db, "SELECT institution FROM raw.transactions WHERE source_file = %s", (result.source_file,))
+    assert rows == [("First Example Bank",)] * 2
 
 
 def test_statement_file_type():

@@ -41,7 +41,7 @@ from titans_assets.lib.db import Database
 from titans_assets.lib.settings import Settings
 
 # raw.transactions columns after OUTPUT_COLUMNS: the statement's own data (NULL on CSV rows).
-STATEMENT_COPY_COLUMNS = ("bank_txn_id", "currency", "balance")
+STATEMENT_COPY_COLUMNS = ("bank_txn_id", "currency", "balance", "institution")
 _COPY_COLUMNS = ("source_file", "account", *OUTPUT_COLUMNS, *STATEMENT_COPY_COLUMNS)
 _NULL = b"\xff\xff\xff\xff"  # a NULL field in binary COPY
 
@@ -240,6 +240,7 @@ def encode_transactions(table: pa.Table, prefix: bytes) -> bytes:
         fields += pg_copy.text_field(table.column("bank_txn_id").combine_chunks(), null_if_empty=True)
         fields += pg_copy.text_field(table.column("currency").combine_chunks(), null_if_empty=True)
         fields += pg_copy.nullable_numeric_field(table.column("balance").combine_chunks())
+        fields += pg_copy.text_field(table.column("institution").combine_chunks(), null_if_empty=True)
     else:
         fields.append(_NULL * len(STATEMENT_COPY_COLUMNS))
     return pg_copy.rows(prefix, fields)

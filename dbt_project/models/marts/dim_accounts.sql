@@ -1,7 +1,9 @@
 -- One row per account: what the loaded files say about it. Currency is the one most of its kept
 -- transactions state (null when no file states one: the seed CSV does not); the latest balance is
 -- the balance after the account's latest raw row that carries one (a CAMT.053 / MT940 statement's
--- running balance, proven by its opening and closing balances), with the date of that row.
+-- running balance, proven by its opening and closing balances), with the date of that row. The
+-- institution is the one most of its raw rows name (OFX FI/ORG or BANKID, CAMT.053 servicer, MT940
+-- envelope BIC or bank code, a CSV profile's `institution:`); null when no file names one.
 with transactions as (
 
     select account, txn_date, currency
@@ -11,7 +13,7 @@ with transactions as (
 
 raw_rows as (
 
-    select account, source_file, line_number, txn_date, balance, loaded_at
+    select account, source_file, line_number, txn_date, balance, institution, loaded_at
     from {{ ref('stg_transactions') }}
 
 ),
@@ -42,6 +44,18 @@ currency_counts as (
     from transactions
     where currency is not null
     group by account, currency
+
+),
+
+institution_counts as (
+
+    select
+        account,
+        institution,
+        row_number() over (partition by account order by count(*) desc, institution) as institution_rank
+    from raw_rows
+    where institution is not null
+    group by account, institution
 
 ),
 
@@ -91,7 +105,7 @@ balances as (
 select
     accounts.account,
     currency_counts.currency,
-    cast(null as {{ dbt.type_string() }})          as institution,
+    institution_counts.institution,
     activity.first_txn_date,
     activity.last_txn_date,
     coalesce(activity.transactions, 0)             as transactions,
@@ -103,6 +117,8 @@ select
 from accounts
 left join currency_counts
     on accounts.account = currency_counts.account and currency_counts.currency_rank = 1
+left join institution_counts
+    on accounts.account = institution_counts.account and institution_counts.institution_rank = 1
 left join activity on accounts.account = activity.account
 left join loaded on accounts.account = loaded.account
 left join file_counts on accounts.account = file_counts.account

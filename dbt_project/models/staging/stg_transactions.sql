@@ -24,6 +24,7 @@ select
     nullif(trim(bank_txn_id), '')                   as bank_txn_id,
     nullif(upper(trim(currency)), '')               as currency,
     balance,
+    nullif(trim(institution), '')                   as institution,
 
     -- helpers: lower-cased trimmed text ('' when absent, so they can sit in keys and joins)
     lower(trim(description))                        as description_key,

@@ -5,7 +5,7 @@ starts) and hands them to `build`, which lays them out as the CSV contract's can
 (ISO date, Income/Expense from the sign, signed decimal amount, description, reference...), so the
 contract's own validation types them and the loader takes them unchanged. The statement data the
 CSV contract has no column for (the bank's transaction id, currency, balance, the account named in
-the file) rides along per record and is added to each typed slice (`STATEMENT_COLUMNS`).
+the file, the institution holding it) rides along per record and is added to each typed slice (`STATEMENT_COLUMNS`).
 
 A record the parser could not read carries `error` and goes to quarantine with its line and raw
 text; a file the parser cannot read at all is rejected whole with one E003 line (`reject`).
@@ -23,7 +23,7 @@ import pyarrow as pa
 from titans_assets.lib.csv_contract import SplitFile, _empty_table, _Table
 
 # Per-row columns a statement adds to the contract's OUTPUT_COLUMNS (null on CSV rows).
-STATEMENT_COLUMNS = ("bank_txn_id", "currency", "balance", "account")
+STATEMENT_COLUMNS = ("bank_txn_id", "currency", "balance", "account", "institution")
 _CANONICAL = ("Date", "Type", "Description", "Amount", "Category", "Payment Method", "Reference")
 _EXTRA = ("bank code", "value date", "check number", "statement balance")
 
@@ -42,6 +42,7 @@ class Record:
     currency: str | None = None
     balance: Decimal | None = None
     account: str | None = None
+    institution: str | None = None  # the bank holding the account, as the file names it
     extra: dict[str, str] = field(default_factory=dict)
     error: str | None = None  # why the parser could not read it
 
@@ -123,6 +124,7 @@ def build(fmt: str, header: list[str], records: list[Record], file_error: str | 
         "currency": np.array([r.currency for r in good], dtype=object),
         "balance": np.array([None if r.balance is None else str(r.balance) for r in good], dtype=object),
         "account": np.array([r.account for r in good], dtype=object),
+        "institution": np.array([r.institution for r in good], dtype=object),
     }
     return split
 
@@ -143,6 +145,26 @@ def reject(fmt: str, text: str, reason: str, marker: str | None = None) -> State
         found = [next((i for i, line in enumerate(lines, 1) if line.strip()), 1)]
     records = [Record(i, lines[i - 1][:4096] if lines else "", error=error) for i in found]
     return build(fmt, [], records, file_error=error)
+
+
+# Where the bank identifier sits in an IBAN (0-based slice after the country and check digits are
+# counted in), per the SWIFT IBAN registry, for the countries whose banks write statements most.
+_IBAN_BANK = {"AT": (4, 9), "BE": (4, 7), "CH": (4, 9), "CZ": (4, 8), "DE": (4, 12), "DK": (4, 8), "ES": (4, 8),
+              "FI": (4, 7), "FR": (4, 9), "GB": (4, 8), "HU": (4, 7), "IE": (4, 8), "IT": (5, 10), "LI": (4, 9),
+              "LT": (4, 9), "LU": (4, 7), "NL": (4, 8), "NO": (4, 8), "PL": (4, 12), "PT": (4, 8), "SE": (4, 7),
+              "SK": (4, 8)}
+
+
+def bank_code(account: str | None) -> str | None:
+    """The bank code an account number holds (MT940 :25:, a CAMT IBAN): an IBAN's bank identifier,
+    or the part before `/` of `BLZ/account` (German and Austrian banks' form); None for a bare number."""
+    value = re.sub(r"\s+", "", account or "").upper()
+    m = re.fullmatch(r"([A-Z]{2})\d{2}([A-Z0-9]{10,30})(?:/.*)?", value)
+    if m and m.group(1) in _IBAN_BANK:
+        start, stop = _IBAN_BANK[m.group(1)]
+        return value[start:stop]
+    m = re.fullmatch(r"(\d{5,8})/\d+.*", value)
+    return m.group(1) if m else None
 
 
 def iso_date(value) -> str:

@@ -6,7 +6,8 @@ date = BookgDt (else ValDt), amount = Amt signed by CdtDbtInd (DBIT negative; a 
 flips it), description = the counterparty's name (Cdtr for a debit, Dbtr for a credit) + the
 remittance information (Ustrd, else AddtlTxInf / AddtlNtryInf), reference = EndToEndId unless
 NOTPROVIDED, bank_txn_id = AcctSvcrRef (else NtryRef), currency = Amt/@Ccy, account = the
-statement's IBAN (else Othr/Id). The balance after each entry comes from OPBD + the entries when
+statement's IBAN (else Othr/Id), institution = the account servicer's name (Acct/Svcr/FinInstnId/Nm),
+else its BIC (BICFI in later versions), else its other id, else the bank code of the IBAN. The balance after each entry comes from OPBD + the entries when
 they reconcile with CLBD; CLBD also goes to extra ("statement balance").
 """
 
@@ -18,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from titans_assets.lib.formats._common import (
     Record,
     StatementFile,
+    bank_code,
     build,
     join_text,
     reject,
@@ -51,12 +53,15 @@ def read(data: bytes) -> StatementFile:
         acct = _child(stmt, "Acct")
         account = _path(acct, "Id", "IBAN") or _path(acct, "Id", "Othr", "Id") or None
         currency = _path(acct, "Ccy") or None
+        institution = (_path(acct, "Svcr", "FinInstnId", "Nm") or _path(acct, "Svcr", "FinInstnId", "BICFI")
+                       or _path(acct, "Svcr", "FinInstnId", "BIC") or _path(acct, "Svcr", "FinInstnId", "Othr", "Id")
+                       or bank_code(account))
         balances = _balances(stmt)
         entries = stmt.findall("{*}Ntry")
         mine: list[Record] = []
         for entry in entries:
             line = entry.sourceline or 1
-            record = Record(line, _raw(lines, entry), account=account, currency=currency)
+            record = Record(line, _raw(lines, entry), account=account, currency=currency, institution=institution)
             try:
                 _fill(record, entry)
                 if "CLBD" in balances:

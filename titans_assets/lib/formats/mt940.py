@@ -8,7 +8,8 @@ Per transaction: date = the booking (entry) date, else the value date; amount = 
 amount; description = :86: text (the SEPA ?20-?29 purpose and the counterparty's name when
 structured); reference = the customer reference unless NONREF; bank_txn_id = the bank reference
 (`//...`), else the customer reference unless NONREF; currency = the statement's (from :60F:);
-account = :25:. The balance after each transaction comes from :60F: + the transactions when they
+account = :25:; institution = the bank's BIC from the SWIFT envelope ({2:O940...}, else {1:F01...}),
+else the bank code :25: holds (an IBAN's bank identifier, or the bank code of `BLZ/account`). The balance after each transaction comes from :60F: + the transactions when they
 reconcile with :62F:; :62F: also goes to extra ("statement balance").
 """
 
@@ -20,6 +21,7 @@ from decimal import Decimal
 from titans_assets.lib.formats._common import (
     Record,
     StatementFile,
+    bank_code,
     build,
     iso_date,
     join_text,
@@ -49,11 +51,14 @@ def read(data: bytes) -> StatementFile:
         return reject(FORMAT, text, "no :61: transaction and no :20:/:25: statement tags found", MARKER)
     lines = text.splitlines()
     records: list[Record] = []
+    sender = envelope_bic(text)
     for statement in parsed.groups:
         mine: list[Record] = []
+        institution = sender or bank_code(statement["account"])
         for txn, start, end, error in statement["transactions"]:
             raw = "\n".join(lines[start - 1:end])[:4096]
-            record = Record(start, raw, account=statement["account"], currency=statement["currency"])
+            record = Record(start, raw, account=statement["account"], currency=statement["currency"],
+                            institution=institution)
             if error is not None:
                 record.error = error
             else:
@@ -92,6 +97,22 @@ def _fill(record: Record, data: dict) -> None:
     record.reference = customer
     record.bank_txn_id = bank or customer or None
     record.extra["bank code"] = " ".join(p for p in (data.get("id"), data.get("transaction_code")) if p)
+
+
+_ENVELOPE = (re.compile(r"\{2:O\d{3}(?:\d{10})?([A-Z]{6}[A-Z0-9]{2})[A-Z0-9]([A-Z0-9]{3})"),
+             re.compile(r"\{1:F\d{2}([A-Z]{6}[A-Z0-9]{2})[A-Z0-9]([A-Z0-9]{3})"))
+
+
+def envelope_bic(text: str) -> str | None:
+    """The BIC of the bank that sent the statement, from its SWIFT envelope (block 2's sender, else
+    block 1's address), when every message of the file names the same one; `XXX` branch dropped."""
+    for pattern in _ENVELOPE:
+        found = {m.group(1) + ("" if m.group(2) == "XXX" else m.group(2)) for m in pattern.finditer(text)}
+        if len(found) == 1:
+            return found.pop()
+        if found:
+            return None
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ ordinal (1, 2, ...) in a file that puts several on one line.
 Per transaction: date = DTPOSTED's date as written, amount = TRNAMT (signed by the bank),
 description = NAME (or PAYEE's name) + MEMO, reference = CHECKNUM or REFNUM, bank_txn_id = FITID,
 currency = the transaction's CURRENCY/ORIGCURRENCY or the statement's CURDEF, account = ACCTID of
-BANKACCTFROM/CCACCTFROM. The statement's LEDGERBAL goes to extra ("statement balance").
+BANKACCTFROM/CCACCTFROM, institution = the sign-on's FI/ORG, else BANKACCTFROM/BANKID (a routing number). The statement's LEDGERBAL goes to extra ("statement balance").
 """
 
 from __future__ import annotations
@@ -55,13 +55,15 @@ def read(data: bytes) -> StatementFile:
         raws = ["<STMTTRN>"] * len(elements)
     position = {id(e): (lines[i], raws[i]) for i, e in enumerate(elements)}
     records: list[Record] = []
+    org = _text(root, "SIGNONMSGSRSV1/SONRS/FI/ORG")
     for stmt in (e for e in root.iter() if e.tag in ("STMTRS", "CCSTMTRS")):
         account = _text(stmt, "BANKACCTFROM/ACCTID") or _text(stmt, "CCACCTFROM/ACCTID")
         currency = _text(stmt, "CURDEF")
         ledger = _text(stmt, "LEDGERBAL/BALAMT")
+        institution = org or _text(stmt, "BANKACCTFROM/BANKID") or None
         for elem in stmt.iter("STMTTRN"):
             line, raw = position[id(elem)]
-            record = Record(line, raw, account=account or None, currency=currency or None)
+            record = Record(line, raw, account=account or None, currency=currency or None, institution=institution)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")

@@ -13,6 +13,7 @@
     credit_values: [credit, cr]        # ...and these money in
     account: checking                  # the account of every row (else the file's folder)
     currency: EUR                      # the currency of every row without a currency column
+    institution: My Bank               # the bank holding the account(s) (dim_accounts.institution)
     columns:                           # role -> header name, list of alternatives, or position
       date: Date
       amount: Amount                   # or debit + credit (both unsigned; debit = money out)
@@ -75,7 +76,7 @@ ROLES = ("date", "amount", "debit", "credit", "description", "payee", "reference
          "category", "type", "account")
 _SETTINGS = {"name", "description", "header", "skip_lines", "delimiter", "encoding", "date_format", "decimal",
              "thousands", "sign", "debit_values", "credit_values", "account", "currency", "columns", "match",
-             "keep", "contract"}
+             "keep", "contract", "institution"}
 _DELIMITERS = (",", ";", "\t", "|")
 _SAMPLE_BYTES = 1 << 16
 FORMAT = "CSV profile"
@@ -104,6 +105,7 @@ class Profile:
     credit_values: tuple[str, ...] = ("credit", "cr", "c", "deposit", "in")
     account: str | None = None
     currency: str | None = None
+    institution: str | None = None
     match: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()
     contract: bool = False
@@ -198,7 +200,8 @@ def parse_profile(text: str, source: str = "builtin", default_name: str = "profi
         thousands=thousands, sign=sign,
         debit_values=tuple(str(v).strip().lower() for v in spec.get("debit_values") or Profile.debit_values),
         credit_values=tuple(str(v).strip().lower() for v in spec.get("credit_values") or Profile.credit_values),
-        account=_text(spec.get("account")), currency=_text(spec.get("currency")), match=match, keep=keep,
+        account=_text(spec.get("account")), currency=_text(spec.get("currency")),
+        institution=_text(spec.get("institution")), match=match, keep=keep,
         contract=contract, description=str(spec.get("description") or ""), labels=labels,
     )
 
@@ -443,6 +446,7 @@ def _record(line: int, raw: str, row, roles: dict[str, int], profile: Profile, d
     r.bank_txn_id = cell("id") or None
     r.currency = (cell("currency") or profile.currency or "").upper() or None
     r.account = cell("account") or profile.account
+    r.institution = profile.institution
     return r
 
 

@@ -46,13 +46,18 @@ CREATE TABLE IF NOT EXISTS raw.transactions (
     loaded_at      timestamptz   NOT NULL DEFAULT now(),
     bank_txn_id    text,                    -- the bank's own id (OFX FITID, CAMT AcctSvcrRef/NtryRef, MT940 ref)
     currency       text,                    -- ISO 4217 code the statement gives; NULL on CSV rows
-    balance        numeric                  -- the balance after this row, as the statement proves it
+    balance        numeric,                 -- the balance after this row, as the statement proves it
+    institution    text                     -- the bank holding the account, as the file (or its profile) names it
 );
 -- Warehouses created before the statement columns existed get them once (as file_error above).
 DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM information_schema.columns
                    WHERE table_schema = 'raw' AND table_name = 'transactions' AND column_name = 'bank_txn_id') THEN
         ALTER TABLE raw.transactions ADD COLUMN bank_txn_id text, ADD COLUMN currency text, ADD COLUMN balance numeric;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = 'raw' AND table_name = 'transactions' AND column_name = 'institution') THEN
+        ALTER TABLE raw.transactions ADD COLUMN institution text;
     END IF;
 END $$;
 
