@@ -302,3 +302,63 @@ class _no_database:
 
     def __exit__(self, *exc):
         return False
+
+
+# ---------------------------------------------------------------------------------------------- the schedule
+def test_the_scheduled_backup_is_off_by_default_and_skips_without_a_destination(monkeypatch, tmp_path: Path):
+    import dagster as dg
+
+    from titans_assets.definitions import defs
+    from titans_assets.defs.automation.backup import backup_settings, scheduled_backup
+
+    assert defs.get_schedule_def("scheduled_backup").default_status == dg.DefaultScheduleStatus.STOPPED
+    assert defs.get_job_def("backup") is not None
+    monkeypatch.delenv("TITANS_BACKUP_DIR", raising=False)
+    with dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 6, 30, 3, 30)) as context:
+        result = scheduled_backup(context)
+    assert isinstance(result, dg.SkipReason) and "TITANS_BACKUP_DIR is not set" in result.skip_message
+    monkeypatch.setenv("TITANS_BACKUP_DIR", str(tmp_path))
+    with dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 6, 30, 3, 30)) as context:
+        result = scheduled_backup(context)
+    assert isinstance(result, dg.RunRequest)
+    assert backup_settings({"TITANS_BACKUP_DIR": "/b", "TITANS_BACKUP_KEEP": "3"}) == (Path("/b"), 3)
+    assert backup_settings({}) == (None, 7)
+    with pytest.raises(ValueError, match="E003 invalid input: TITANS_BACKUP_KEEP='x'"):
+        backup_settings({"TITANS_BACKUP_KEEP": "x"})
+
+
+def test_old_dated_backups_beyond_keep_are_listed_oldest_first():
+    names = ["titans-backup-20260101T000000Z.tar.gz", "notes.txt", "titans-backup-20260103T000000Z.tar.gz",
+             "titans-backup-20260102T000000Z.tar.gz", "titans-backup-x.tar.gz"]
+    assert B.stale_backups(names, 1) == ["titans-backup-20260101T000000Z.tar.gz",
+                                         "titans-backup-20260102T000000Z.tar.gz"]
+    assert B.stale_backups(names, 3) == [] and B.stale_backups(names, 0) == []
+
+
+@pytest.mark.integration
+def test_the_backup_job_writes_a_restorable_archive_and_keeps_the_newest(monkeypatch, tmp_path: Path,
+                                                                         embedded_db, embedded_home):
+    """The job the schedule runs, for real on a scratch database of the embedded server."""
+    from titans_assets.defs.automation.backup import backup_job
+    from titans_assets.resources import WarehouseResource
+
+    with scratch_database(embedded_db) as db:
+        with db.connect() as conn, conn.cursor() as cur:
+            cur.execute("CREATE SCHEMA marts; CREATE TABLE marts.t (a int, b text);"
+                        "INSERT INTO marts.t VALUES (2, 'x'), (1, 'y')")
+        monkeypatch.setenv("TITANS_HOME", str(embedded_home))
+        monkeypatch.setenv("TITANS_DATABASE_URL", db.url)
+        monkeypatch.setenv("TITANS_BACKUP_DIR", str(tmp_path / "b"))
+        monkeypatch.setenv("TITANS_BACKUP_KEEP", "1")
+        monkeypatch.delenv("TITANS_MLFLOW_TRACKING_URI", raising=False)
+        monkeypatch.delenv("TITANS_MLFLOW_ARTIFACTS", raising=False)
+        (tmp_path / "b").mkdir()
+        old = tmp_path / "b" / "titans-backup-20200101T000000Z.tar.gz"
+        old.write_bytes(b"an old one")
+        result = backup_job.execute_in_process(resources={"warehouse": WarehouseResource()})
+        assert result.success
+        path = Path(result.output_for_node("write_backup_archive"))
+        assert path.parent == tmp_path / "b" and not old.exists()  # keep 1: the old one went
+        manifest = B.read_archive(path)
+        assert manifest["tables"]["marts.t"]["rows"] == 2 and manifest["source"]["embedded"] is True
+        assert {B.WAREHOUSE_DUMP, B.MLFLOW_DUMP} <= {f["path"] for f in manifest["files"]}

@@ -518,3 +518,10 @@ def restore_backup(settings, archive: Path, force: bool = False) -> dict[str, An
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise BackupError(f"the restored tables differ from the backup: {problems[0]}{more}", code="E000")
     return manifest
+
+
+def stale_backups(names: Iterable[str], keep: int) -> list[str]:
+    """The dated archives (`titans-backup-<UTC stamp>.tar.gz`) beyond the newest `keep`, oldest first;
+    other files are never listed. keep <= 0 keeps everything."""
+    dated = sorted(n for n in names if re.fullmatch(r"titans-backup-\d{8}T\d{6}Z\.tar\.gz", n))
+    return [] if keep <= 0 else dated[:-keep] if len(dated) > keep else []

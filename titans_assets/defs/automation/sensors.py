@@ -16,6 +16,7 @@ import json
 
 import dagster as dg
 
+from titans_assets.defs.automation.backup import backup_job, scheduled_backup
 from titans_assets.defs.ingest.assets import RAW_FILES, RAW_QUARANTINE, RAW_TRANSACTIONS, landing_files
 from titans_assets.defs.ml.monitoring import RETRAIN_SIGNAL, last_training
 from titans_assets.defs.quality.checks import mart_checks
@@ -118,7 +119,7 @@ nightly_cashflow = dg.ScheduleDefinition(
 )
 
 defs = dg.Definitions(
-    jobs=[retrain_job, cashflow_job],
+    jobs=[retrain_job, cashflow_job, backup_job],
     sensors=[landing_sensor, retrain_sensor, automation_sensor],
-    schedules=[nightly_cashflow],
+    schedules=[nightly_cashflow, scheduled_backup],
 )
