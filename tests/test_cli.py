@@ -110,7 +110,7 @@ def test_a_wrapped_child_stops_on_sigterm_even_when_we_were_started_with_sigint_
     that (it would then ignore SIGTERM too, and outlive us: seen with the Dagster code server)."""
     import signal
 
-    harness = f"from titans_assets.cli import run_until_child_exits; import sys; " \
+    harness = f"from titans_assets.lib.supervisor import run_until_child_exits; import sys; " \
               f"sys.exit(run_until_child_exits([sys.executable, '-c', {DAGSTER_LIKE!r}]))"
     proc = subprocess.Popen([sys.executable, "-c", harness], cwd=ROOT, stdout=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))

@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import click
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from titans_assets.lib.paths import PROJECT_ROOT
+from titans_assets.lib.supervisor import run_until_child_exits
+
 APP = PROJECT_ROOT / "titans_assets" / "dashboard" / "app.py"
 
 
 def dashboard_environment(environ: dict[str, str], settings, database_url: str) -> dict[str, str]:
     """The child's environment (pure: tested without starting anything)."""
-    env = dict(environ)
-    env["TITANS_HOME"] = str(settings.home)
-    env["TITANS_LANDING_DIR"] = str(settings.landing_dir)
-    env["TITANS_LABELS_DIR"] = str(settings.labels_dir)
-    env["TITANS_DATABASE_URL"] = database_url  # the embedded server's socket URL too: the child shares it
+    env = settings.child_env(environ, database_url)
     env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -42,7 +38,6 @@ def streamlit_argv(host: str, port: int) -> list[str]:
 @click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True)
 def dashboard(host: str, port: int) -> None:
     """The dashboard (Streamlit): overview, transactions, predictions, anomalies, cash flow, data health."""
-    from titans_assets.cli import run_until_child_exits
     from titans_assets.lib.dashboard.service import ServiceClient
     from titans_assets.runner import prepare_environment
 

@@ -12,30 +12,22 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import sys
 from pathlib import Path
 
 import click
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from titans_assets.lib.paths import PROJECT_ROOT, executable
+from titans_assets.lib.supervisor import run_until_child_exits
+
 SERVICE = "bento.service:TitansService"
 SERVICE_NAME = "titans"
-
-
-def bentoml_executable() -> str:
-    exe = Path(sys.executable).with_name("bentoml")
-    return str(exe) if exe.exists() else (shutil.which("bentoml") or "bentoml")
 
 
 def service_environment(environ: dict[str, str], settings, database_url: str, workers: int,
                         access_log: bool, dev_key: str | None = None) -> dict[str, str]:
     """The child's environment (pure: tested without starting anything)."""
-    env = dict(environ)
-    env["TITANS_HOME"] = str(settings.home)
-    env["TITANS_LANDING_DIR"] = str(settings.landing_dir)
-    env["TITANS_LABELS_DIR"] = str(settings.labels_dir)
-    env["TITANS_DATABASE_URL"] = database_url  # the embedded server's socket URL too: workers share it
+    env = settings.child_env(environ, database_url)
     if env.get("TITANS_API_KEYS_FILE"):
         env["TITANS_API_KEYS_FILE"] = str(Path(env["TITANS_API_KEYS_FILE"]).resolve())
     if dev_key:
@@ -45,7 +37,6 @@ def service_environment(environ: dict[str, str], settings, database_url: str, wo
         options.append(f"services.{SERVICE_NAME}.logging.access.enabled=false")
     env["BENTOML_CONFIG_OPTIONS"] = " ".join(o for o in options if o)
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -77,7 +68,6 @@ def serve(host: str, port: int, workers: int, dev: bool, access_log: bool, hash_
     elif not keys:
         raise click.UsageError("no API keys: set TITANS_API_KEYS (comma-separated) or TITANS_API_KEYS_FILE "
                                "(SHA-256 lines, see --hash-key), or run with --dev")
-    from titans_assets.cli import run_until_child_exits
     from titans_assets.lib.db import get_database
 
     settings = Settings.from_env()
@@ -91,5 +81,5 @@ def serve(host: str, port: int, workers: int, dev: bool, access_log: bool, hash_
         click.echo(f"  curl -H 'Authorization: Bearer {dev_key}' http://{host}:{port}/models/status")
     os.environ.clear()
     os.environ.update(env)
-    sys.exit(run_until_child_exits([bentoml_executable(), "serve", SERVICE, "--working-dir", str(PROJECT_ROOT),
+    sys.exit(run_until_child_exits([executable("bentoml"), "serve", SERVICE, "--working-dir", str(PROJECT_ROOT),
                                     "--host", host, "--port", str(port)]))

@@ -10,33 +10,28 @@ to $TITANS_HOME/logs/up/<name>.log.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import signal
-import sys
 import time
-from pathlib import Path
 
 import click
 
+from titans_assets.lib.paths import PROJECT_ROOT, executable
 from titans_assets.lib.supervisor import Service, Supervisor, tail
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORTS = {"dagster": 3070, "mlflow": 5000, "service": 3000, "docs": 8580, "dashboard": 8501}
-
-
-def _exe(name: str) -> str:
-    return str(Path(sys.executable).with_name(name))
 
 
 def plan_services(host: str, ports: dict[str, int], workers: int, with_dashboard: bool) -> list[Service]:
     """What `titans up` runs (pure: tested without starting anything)."""
-    titans, workspace = _exe("titans"), str(PROJECT_ROOT / "workspace.yaml")
+    titans, workspace = executable("titans"), str(PROJECT_ROOT / "workspace.yaml")
     url = lambda name, path="": f"http://{host}:{ports[name]}{path}"  # noqa: E731
     services = [
-        Service("dagster", [_exe("dagster-webserver"), "-w", workspace, "-h", host, "-p", str(ports["dagster"])],
+        Service("dagster", [executable("dagster-webserver"), "-w", workspace, "-h", host, "-p", str(ports["dagster"])],
                 url("dagster"), url("dagster", "/server_info")),
-        Service("dagster-daemon", [_exe("dagster-daemon"), "run", "-w", workspace], "", ""),
+        Service("dagster-daemon", [executable("dagster-daemon"), "run", "-w", workspace], "", ""),
         Service("mlflow", [titans, "mlflow", "--host", host, "--port", str(ports["mlflow"])],
                 url("mlflow"), url("mlflow", "/health")),
         Service("service", [titans, "serve", "--host", host, "--port", str(ports["service"]), "--workers",
@@ -64,7 +59,6 @@ def plan_services(host: str, ports: dict[str, int], workers: int, with_dashboard
 def up(host: str, dagster_port: int, mlflow_port: int, service_port: int, docs_port: int, dashboard_port: int,
        workers: int, dev: bool, ready_timeout: int) -> None:
     """Start Dagster (webserver + daemon), MLflow, the service, the dbt docs and the dashboard; Ctrl-C stops all."""
-    from titans_assets.cli import _prepare, main
     from titans_assets.lib.serving.auth import KeyRing
 
     keys = os.environ.get("TITANS_API_KEYS", "")
@@ -79,14 +73,15 @@ def up(host: str, dagster_port: int, mlflow_port: int, service_port: int, docs_p
         os.environ["TITANS_API_KEYS"] = keys
         os.environ.setdefault("TITANS_API_KEY", keys.split(",")[0].strip())
 
-    settings, db = _prepare()  # the database (embedded: started here), DAGSTER_HOME, dbt's connection
-    os.environ.update({"TITANS_DATABASE_URL": db.url, "TITANS_HOME": str(settings.home),
-                       "TITANS_LANDING_DIR": str(settings.landing_dir), "TITANS_LABELS_DIR": str(settings.labels_dir)})
+    from titans_assets.runner import prepare_environment
+
+    settings, db = prepare_environment()  # the database (embedded: started here), DAGSTER_HOME, dbt's connection
+    os.environ.update(settings.child_env(dict(os.environ), db.url))
     settings.landing_dir.mkdir(parents=True, exist_ok=True)
     ports = {"dagster": dagster_port, "mlflow": mlflow_port, "service": service_port, "docs": docs_port,
              "dashboard": dashboard_port}
     os.environ.setdefault("TITANS_SERVICE_URL", f"http://{host}:{service_port}")
-    services = plan_services(host, ports, workers, with_dashboard="dashboard" in main.commands)
+    services = plan_services(host, ports, workers, with_dashboard=importlib.util.find_spec("streamlit") is not None)
 
     supervisor = Supervisor(settings.home / "logs" / "up", cwd=PROJECT_ROOT)
     stopping = {"signal": None}

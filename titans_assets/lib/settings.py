@@ -38,6 +38,18 @@ class Settings:
         """The user's CSV profiles (*.yaml): TITANS_PROFILES_DIR, else `profiles/` in the landing folder."""
         return self.profiles_dir or (landing_dir or self.landing_dir) / "profiles"
 
+    def child_env(self, environ: dict[str, str], database_url: str) -> dict[str, str]:
+        """`environ` for a child process (a server, a worker) pinned to this configuration: absolute
+        home, landing and labels folders, the resolved database URL (the embedded server's socket URL
+        too, so children share one server) and the project on PYTHONPATH."""
+        from titans_assets.lib.paths import PROJECT_ROOT
+
+        env = dict(environ)
+        env |= {"TITANS_HOME": str(self.home), "TITANS_LANDING_DIR": str(self.landing_dir),
+                "TITANS_LABELS_DIR": str(self.labels_dir), "TITANS_DATABASE_URL": database_url}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+        return env
+
     def today(self) -> dt.date:
         """The date checks judge freshness against: TITANS_AS_OF when set, else the calendar's."""
         return self.as_of or dt.date.today()

@@ -1,4 +1,5 @@
-"""Start several long-running servers, watch them, and stop all of them cleanly (for `titans up`).
+"""Child processes of the CLI: one long-lived child that stops itself on Ctrl-C (`run_until_child_exits`),
+or several servers watched and stopped together (`Supervisor`, for `titans up`).
 
 Each child runs in its own process group, so a Ctrl-C in the terminal reaches only us; we then send
 SIGTERM to every group (the servers shut down their own children: code servers, workers), wait, and
@@ -125,3 +126,32 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+def run_until_child_exits(argv: list[str]) -> int:
+    """Run a long-lived child (e.g. `dagster dev`) and let it shut down its own children on Ctrl-C or
+    SIGTERM: the signal is passed on and we wait, instead of killing it and orphaning its servers.
+    Our exit handlers (which release the embedded PostgreSQL) run after the child is gone.
+
+    The handlers are installed before the child starts: a handled signal is reset to the default in
+    the child, while an ignored one would stay ignored. That matters when we were started with SIGINT
+    ignored (a background job of a script: `titans dagster ... &`): Dagster handles SIGTERM as it
+    handles SIGINT, so a child inheriting the ignored SIGINT would ignore SIGTERM as well."""
+    started: list[subprocess.Popen] = []
+    early: list[int] = []  # a signal that came before the child existed
+
+    def forward(signum, frame):
+        if not started:
+            early.append(signum)
+        elif started[0].poll() is None:
+            started[0].send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        # Its own process group: a Ctrl-C reaches it once, through us, not twice.
+        started.append(subprocess.Popen(argv, process_group=0))
+        for signum in early:
+            started[0].send_signal(signum)
+        return started[0].wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

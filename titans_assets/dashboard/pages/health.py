@@ -12,7 +12,7 @@ from titans_assets.lib.dashboard.views import champion_rows, check_rows, metric_
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def status_report(url: str) -> dict:  # url: the cache key (collect_status reads the same environment)
-    from titans_assets.cli import collect_status
+    from titans_assets.status_report import collect_status
 
     return collect_status()
 

@@ -16,6 +16,7 @@ import json
 
 import dagster as dg
 
+from titans_assets.check_records import check_record_state, latest_check_records
 from titans_assets.defs.automation.backup import backup_job, scheduled_backup
 from titans_assets.defs.ingest.assets import RAW_FILES, RAW_QUARANTINE, RAW_TRANSACTIONS, landing_files
 from titans_assets.defs.ml.monitoring import RETRAIN_SIGNAL, last_training
@@ -23,7 +24,6 @@ from titans_assets.defs.quality.checks import mart_checks
 from titans_assets.lib import landing
 from titans_assets.lib.monitoring import should_retrain
 from titans_assets.resources import WarehouseResource
-from titans_assets.runner import check_record_state, latest_check_records
 
 RUNNING = dg.DefaultSensorStatus.RUNNING
 # A load is one step: run it in the run's process rather than paying for a step subprocess.

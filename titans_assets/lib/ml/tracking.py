@@ -24,11 +24,11 @@ import pandas as pd
 from titans_assets.lib.db import Database, DatabaseError
 from titans_assets.lib.ml.common import TrainResult
 from titans_assets.lib.ml.promotion import KIND_TAG, MODEL_KIND, kind_of
+from titans_assets.lib.paths import PROJECT_ROOT
 from titans_assets.lib.settings import Settings
 
 EXPERIMENT = "titans"
 CHAMPION = "champion"
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 # What a loaded model needs besides the titans_assets package itself.
 RUNTIME_PACKAGES = ("mlflow", "numpy", "pandas", "scikit-learn", "scipy", "statsforecast", "cloudpickle")
 
