@@ -21,6 +21,7 @@ import dagster as dg
 from titans_assets.defs.quality.checks import FCT_DAILY_METRICS, FCT_TRANSACTIONS
 from titans_assets.lib.ml.catalog import SPECS, ModelSpec, train_model
 from titans_assets.lib.ml.common import baseline_result
+from titans_assets.lib.ml.importance import log_importance
 from titans_assets.lib.ml.promotion import KEEP, MODEL_KIND, SERVE_BASELINE, baseline_kind, decide
 from titans_assets.resources import MlflowResource, WarehouseResource
 
@@ -52,6 +53,7 @@ def model_assets(spec: ModelSpec) -> list:
         result = train_model(spec, warehouse.database(), warehouse.settings())
         run_id, version = mlflow.registry().log_training(
             spec.name, result, spec.example_frame(), tags={"dagster.run_id": context.run_id})
+        log_importance(mlflow.registry(), run_id, spec, result)  # permutation importance, an artifact of the run
         context.add_output_metadata({
             "mlflow_run_id": run_id, "model_version": version, **result.data_window,
             **_metric_metadata("", result.metrics),
