@@ -120,7 +120,13 @@ _MAD_K = 1.4826
 _IF_COLUMNS = ("is_business_day", "log_abs_amount", "is_expense", "is_round_10", "has_cents")
 _STAT_FEATURES = ("z_amount", "log_merchant_n", "cat_surprise", "off_day_surprise", "twins", "small_surprise",
                   "day_excess")
-_REASON_LEVEL = 0.3  # a component whose weighted evidence reaches this is reported
+_REASON_LEVEL = 0.3  # a component whose weighted evidence reaches this is reported (and counts in the score)
+# shrinkage of the amount statistics, in pseudo-rows of the parent level: a group of n rows weighs
+# n / (n + k) against its parent (merchant+category -> merchant -> category -> all expenses or income);
+# a median settles with fewer rows than a spread does
+_SHRINK_MEDIAN = 2.0
+_SHRINK_SCALE = 10.0
+_Z_CENTRE = 3.0  # the shrunk z at which the amount evidence is half-way
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -458,8 +464,8 @@ class AnomalyModel:
     vocabulary: Vocabulary
     merchant_category: pd.DataFrame  # (merchant, category) key -> n, med, scale
     merchants: pd.DataFrame  # merchant key -> n, med, scale, bday_share, day_max, active_days, small_rate, twin_rate
-    categories: pd.DataFrame  # category key -> n, med, scale, q95, z_star
-    directions: pd.DataFrame  # "e" (expenses) / "i" (income) -> n, med, scale, q95, z_star
+    categories: pd.DataFrame  # category key -> n, med, scale, q95
+    directions: pd.DataFrame  # "e" (expenses) / "i" (income) -> n, med, scale, q95
     cat_prob: np.ndarray  # P(category | merchant), merchants x categories (expense merchants)
     cat_merchants: pd.Index
     cat_labels: pd.Index
@@ -470,6 +476,7 @@ class AnomalyModel:
     small_amount: float = 5.0
     min_group: int = 8
     params: dict[str, Any] = field(default_factory=dict)
+    new_rate: float | None = None  # share of the latest training rows from a merchant not seen before them
 
     def _memo(self) -> dict:
         """What requests reuse (dicts of the fitted tables, the forest's arrays): built on first use,
@@ -512,7 +519,17 @@ class AnomalyModel:
             level[take] = name
         med = np.where(np.isnan(med), 0.0, med)
         scale = np.where(np.isnan(scale), 1.0, scale)
-        z = (la - med) / scale
+        # the z: each level's median and spread shrunk towards its parent's by its number of rows
+        centre = k(self.directions, "dir", "med", 0.0)
+        spread = k(self.directions, "dir", "scale", 1.0)
+        for n_rows, table, key in ((c_n, self.categories, "ckey"), (m_n, self.merchants, "mkey"),
+                                   (mc_n, self.merchant_category, "mckey")):
+            w_med = n_rows / (n_rows + _SHRINK_MEDIAN)
+            w_scale = n_rows / (n_rows + _SHRINK_SCALE)
+            centre = w_med * k(table, key, "med", 0.0) + (1.0 - w_med) * centre
+            own = k(table, key, "scale", 1.0)
+            spread = np.sqrt(w_scale * (own * own) + (1.0 - w_scale) * (spread * spread))
+        z = (la - centre) / spread
         cmed = np.where(c_n >= self.min_group, k(self.categories, "ckey", "med"), np.nan)
         return {"z": z, "median": np.exp(med), "ratio": np.exp(la - med), "level": level, "m_n": m_n,
                 "cat_ratio": np.exp(la - cmed), "cat_median": np.exp(cmed)}
@@ -539,9 +556,7 @@ class AnomalyModel:
         m_n = amount["m_n"]
 
         # amount: calibrated z (per-category centre) and a ratio of at least 3x
-        z_star = k(self.categories, "ckey", "z_star", np.nan)
-        z_star = np.where(np.isnan(z_star), k(self.directions, "dir", "z_star", 4.0), z_star)
-        p_amount = (_sigmoid(2.0 * (amount["z"] - z_star)) * _sigmoid(6.0 * (np.log(amount["ratio"]) - math.log(3.0))))
+        p_amount = (_sigmoid(2.0 * (amount["z"] - _Z_CENTRE)) * _sigmoid(6.0 * (np.log(amount["ratio"]) - math.log(3.0))))
         p_amount = np.where(np.isfinite(p_amount), p_amount, 0.0)
 
         # a never-seen merchant, weighed by size against the category's 95th percentile
@@ -549,7 +564,7 @@ class AnomalyModel:
         q95 = np.where(np.isnan(q95) | (k(self.categories, "ckey", "n", 0.0) < self.min_group),
                        k(self.directions, "dir", "q95", np.nan), q95)
         size = np.log(np.maximum(_col(c, "abs"), 0.01) / np.where(np.isnan(q95), np.inf, q95))
-        p_new = np.where(has_m & ~known, _sigmoid(3.0 * size + 1.0), 0.0)
+        p_new = np.where(has_m & ~known, _sigmoid(3.0 * size + 1.0) * self._novelty(), 0.0)
 
         # a known merchant under a category it is not used for
         prob = self._cat_prob(c, memo)
@@ -634,10 +649,24 @@ class AnomalyModel:
         return entry[1]
 
     # -- scores ----------------------------------------------------------------------------------------
+    def _novelty(self) -> float:
+        """How much a never-seen merchant says: 1 when under 1% of the latest training rows came from a
+        merchant not seen before them, falling to 0 at 10% (raw bank strings: every other row is new)."""
+        rate = getattr(self, "new_rate", None)
+        if rate is None or rate != rate:
+            return 1.0
+        return _clip1(-math.log10(max(rate, 1e-6)) - 1.0, 0.0, 1.0)
+
     def _combine(self, comp) -> np.ndarray:
+        """Noisy-OR of the weighted evidence. The amount counts at any level (it ranks the rows); any other
+        component only from the reporting level up, so weak evidence that no reason would name does not
+        lift a row above one with a larger amount."""
         keep = np.ones(len(comp["p_amount"]))
         for name in COMPONENTS:
-            keep *= 1.0 - self.weights.get(name, 0.0) * _nan_to_num(_col(comp, f"p_{name}"))
+            wp = self.weights.get(name, 0.0) * _nan_to_num(_col(comp, f"p_{name}"))
+            if name != "amount":
+                wp = np.where(wp >= _REASON_LEVEL, wp, 0.0)
+            keep *= 1.0 - wp
         return _clip01(1.0 - keep)
 
     def score_rows(self, frame: pd.DataFrame) -> np.ndarray:
@@ -710,23 +739,29 @@ class AnomalyModel:
                 med, scale, level = k(table, key, "med"), k(table, key, "scale"), name
         med = 0.0 if med != med else med
         scale = 1.0 if scale != scale else scale
-        z = (la - med) / np.float64(scale)
+        centre = k(self.directions, "dir", "med", 0.0)
+        spread = k(self.directions, "dir", "scale", 1.0)
+        for n_rows, table, key in ((c_n, self.categories, "ckey"), (m_n, self.merchants, "mkey"),
+                                   (mc_n, self.merchant_category, "mckey")):
+            w_med = n_rows / (n_rows + _SHRINK_MEDIAN)
+            w_scale = n_rows / (n_rows + _SHRINK_SCALE)
+            centre = w_med * k(table, key, "med", 0.0) + (1.0 - w_med) * centre
+            own = k(table, key, "scale", 1.0)
+            spread = np.sqrt(w_scale * (own * own) + (1.0 - w_scale) * (spread * spread))
+        z = (la - centre) / np.float64(spread)
         cmed = k(self.categories, "ckey", "med") if c_n >= self.min_group else np.nan
         ratio = np.exp(la - med)
 
         expense, has_m = c["expense"], c["has_merchant"]
         known = has_m and k(self.merchants, "mkey", "n", 0.0) > 0
-        z_star = k(self.categories, "ckey", "z_star", np.nan)
-        if z_star != z_star:
-            z_star = k(self.directions, "dir", "z_star", 4.0)
-        p_amount = _sigmoid1(2.0 * (z - z_star)) * _sigmoid1(6.0 * (np.log(ratio) - math.log(3.0)))
+        p_amount = _sigmoid1(2.0 * (z - _Z_CENTRE)) * _sigmoid1(6.0 * (np.log(ratio) - math.log(3.0)))
         p_amount = p_amount if math.isfinite(p_amount) else 0.0
 
         q95 = k(self.categories, "ckey", "q95", np.nan)
         if q95 != q95 or k(self.categories, "ckey", "n", 0.0) < self.min_group:
             q95 = k(self.directions, "dir", "q95", np.nan)
         size = np.log(_max1(c["abs"], 0.01) / np.float64(np.inf if q95 != q95 else q95))
-        p_new = _sigmoid1(3.0 * size + 1.0) if has_m and not known else 0.0
+        p_new = _sigmoid1(3.0 * size + 1.0) * self._novelty() if has_m and not known else 0.0
 
         prob = np.nan
         if self.cat_prob.size:
@@ -770,8 +805,8 @@ class AnomalyModel:
              "duplicate": p_dup, "burst": p_burst, "frequency": p_freq, "isolation": p_iso}
         w = [self.weights.get(name, 0.0) * _nan_to_num1(p[name]) for name in COMPONENTS]
         keep = 1.0
-        for wk in w:
-            keep *= 1.0 - wk
+        for name, wk in zip(COMPONENTS, w):
+            keep *= 1.0 - (wk if name == "amount" or wk >= _REASON_LEVEL else 0.0)
         score = _clip1(1.0 - keep, 0.0, 1.0)
         flagged = score >= self.threshold
         risk = "high" if flagged else "medium" if score >= self.threshold / 2.0 else "low"
@@ -1003,15 +1038,7 @@ def _fit(c: pd.DataFrame, vocabulary: Vocabulary, *, min_group: int = 8, small_a
                          forest=None, forest_ref=np.zeros(0), weights=dict(weights or DEFAULT_WEIGHTS),
                          small_amount=small_amount, min_group=min_group)
 
-    # per-category centre of the amount logistic: the 99.5th percentile of the training z (>= 3)
-    stats = model._amount_stats(c)
-    zs = pd.Series(stats["z"], index=c.index)
-    z_c = zs.groupby(c["ckey"], sort=False).quantile(0.995)
-    n_c = c.groupby("ckey", sort=False).size()
-    z_c = z_c.where(n_c.reindex(z_c.index) >= 50)
-    categories["z_star"] = np.clip(z_c.reindex(categories.index), 3.0, 8.0)
-    directions["z_star"] = np.clip(zs.groupby(c["dir"], sort=False).quantile(0.995).reindex(directions.index),
-                                   3.0, 8.0)
+    model.new_rate = _new_merchant_rate(c)
 
     # P(category | merchant) with a learned category-affinity prior (expense merchants)
     ce = c[has_m & c["expense"].to_numpy() & c["category"].notna().to_numpy()]
@@ -1044,6 +1071,19 @@ def _fit(c: pd.DataFrame, vocabulary: Vocabulary, *, min_group: int = 8, small_a
         model.forest = forest
         model.forest_ref = np.sort(-forest.score_samples(x))
     return model
+
+
+def _new_merchant_rate(c: pd.DataFrame, latest: float = 0.25) -> float | None:
+    """Share of the latest `latest` of the rows (by date) whose merchant never appeared before them
+    (rows without a merchant count as not new); None when there are too few rows to say."""
+    n = len(c)
+    if n < 20:
+        return None
+    order = np.argsort(c["day"].to_numpy(), kind="stable")
+    keys = c["mkey"].to_numpy(dtype=object)[order]
+    has = c["has_merchant"].to_numpy()[order]
+    first = ~pd.Series(keys).duplicated().to_numpy() & has
+    return float(first[int(n * (1.0 - latest)):].mean())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1154,6 +1194,7 @@ def inject_anomalies(frame: pd.DataFrame, reference: pd.DataFrame | None = None,
         mark(rows, "amount_spike")
     if "atypical_merchant" in budget and len(seen):
         eligible = m_n.index[m_n >= 5]
+        eligible = eligible[eligible.isin(seen.index)]  # a merchant whose rows are all uncategorised is not in `seen`
         rows = take(candidates, budget["atypical_merchant"])
         keep, src = [], []
         for r in rows:
@@ -1355,14 +1396,17 @@ BASELINES = ("abs_amount", "category_zscore")
 
 
 def _baseline_models(fit_history: pd.DataFrame, train_history: pd.DataFrame, vocabulary: Vocabulary,
-                     val_c: pd.DataFrame, val_y: np.ndarray, precision_target: float | None) -> dict[str, RobustBaseline]:
-    """Each baseline's threshold from the validation period scored on the history before it (as the
-    model's), then its statistics from the whole training period."""
+                     val_draws: list[tuple[pd.DataFrame, np.ndarray]],
+                     precision_target: float | None) -> dict[str, RobustBaseline]:
+    """Each baseline's threshold from the validation period (its pooled draws) scored on the history
+    before it (as the model's), then its statistics from the whole training period."""
     out = {}
+    val_y = np.concatenate([y for _, y in val_draws])
     for name in BASELINES:
         early = RobustBaseline(name, vocabulary, fit_history)
         model = RobustBaseline(name, vocabulary, train_history)
-        model.threshold = choose_threshold(early._scores(val_c)[0], val_y, precision_target)
+        scores = np.concatenate([early._scores(c)[0] for c, _ in val_draws])
+        model.threshold = choose_threshold(scores, val_y, precision_target)
         out[name] = model
     return out
 
@@ -1424,6 +1468,8 @@ def train(data: pd.DataFrame, labels=None, **params) -> TrainResult:
               "seed": seed}
     precision_target = params.get("precision_target")
     rate = float(params.get("injected_rate", 0.01))
+    min_val_anomalies = int(params.get("min_validation_anomalies", 200))
+    max_val_draws = int(params.get("max_validation_draws", 10))
     notes: list[str] = []
 
     if data is None or len(data) == 0:
@@ -1467,13 +1513,24 @@ def train(data: pd.DataFrame, labels=None, **params) -> TrainResult:
                                                   vocabulary=vocabulary)
         return injected, _canon(injected, vocabulary), y_inj, kinds
 
-    # 1. the threshold, on the validation period scored by statistics of the period before it
+    # 1. the threshold, on the validation period scored by statistics of the period before it. Injected
+    # anomalies are drawn again with new seeds until the pooled draws hold `min_validation_anomalies`
+    # (at most `max_validation_draws` draws): on a small ledger one draw holds a handful, and a cut
+    # chosen on a handful flags whatever those few happened to sit above
     _, val_c, val_y, _ = holdout_of("val", "fit", 1)
     if evaluation == "injected" and not val_y.any():
         raise TrainingDataError("no anomalies could be injected into the validation period: it needs expense "
                                 "rows with a merchant (reference or description) and a category")
+    val_draws = [(val_c, val_y)]
+    if evaluation == "injected":
+        wanted = int(math.ceil(min_val_anomalies / max(int(val_y.sum()), 1)))
+        for draw in range(1, min(max(wanted, 1), max_val_draws)):
+            _, c_d, y_d, _ = holdout_of("val", "fit", 1 + 1000 * draw)
+            val_draws.append((c_d, y_d))
     early = _fit(history("fit"), vocabulary, **fit_kw)
-    threshold = choose_threshold(early._combine(early._components(val_c)), val_y, precision_target)
+    val_scores = np.concatenate([early._combine(early._components(c_d)) for c_d, _ in val_draws])
+    val_y = np.concatenate([y_d for _, y_d in val_draws])
+    threshold = choose_threshold(val_scores, val_y, precision_target)
 
     # 2. the model: statistics of the whole training period, the validated threshold
     train_c = history("train")
@@ -1487,7 +1544,7 @@ def train(data: pd.DataFrame, labels=None, **params) -> TrainResult:
     metrics = _ranking_metrics(scores, test_y)
     metrics.update(_threshold_metrics(test_pred["is_anomaly"].to_numpy(), test_y))
     metrics["threshold"] = threshold
-    baseline_models = _baseline_models(history("fit"), train_c, vocabulary, val_c, val_y, precision_target)
+    baseline_models = _baseline_models(history("fit"), train_c, vocabulary, val_draws, precision_target)
     baselines = {name: score(b, (test_frame, test_y)) for name, b in baseline_models.items()}
 
     # notes: which statistics the test rows could use (small data), what the evaluation means
@@ -1516,6 +1573,7 @@ def train(data: pd.DataFrame, labels=None, **params) -> TrainResult:
         "threshold_objective": "precision_target" if precision_target is not None else "f1",
         "precision_target": precision_target, "injected_rate": rate if evaluation == "injected" else None,
         "seed": seed, "validation_rows": len(val_c), "validation_anomalies": int(val_y.sum()),
+        "validation_draws": len(val_draws),
         "combination": "noisy_or",
     }
     if test_kinds is not None:
