@@ -71,6 +71,17 @@ def test_plan_requests_each_transition_once():
     assert landing.plan({}, {"x.csv": a}, {}, settling={"x.csv"}) == []  # being rewritten, not removed
 
 
+def test_partition_sync_adds_what_a_run_loads_and_drops_a_file_only_once_its_rows_are_gone():
+    known = ["a.csv", "gone.csv", "leaving.csv", "copying.csv"]
+    # gone.csv left the folder and the warehouse; leaving.csv left the folder but its rows remain (the
+    # run that removes them needs its partition); copying.csv is still being copied (kept).
+    add, stale = landing.partition_sync(known, ["b.csv", "a.csv", "b.csv"], {"a.csv", "b.csv"},
+                                        {"a.csv", "leaving.csv"}, keep={"copying.csv"})
+    assert add == ["b.csv"] and stale == ["gone.csv"]
+    # a file about to be loaded is never deleted, even when nothing else knows it yet
+    assert landing.partition_sync(["x.csv"], ["x.csv"], set(), set()) == ([], [])
+
+
 def test_adjacent_partitions_load_in_one_run_and_each_batch_has_its_own_key():
     a = "a" * 64
     changes = landing.plan({k: a for k in ("n1.csv", "n2.csv", "old.csv")}, {"old.csv": "b" * 64}, {})

@@ -21,6 +21,7 @@ import dagster as dg
 from titans_assets.check_records import check_state, error_with_causes, plain_metadata
 from titans_assets.lib.db import Database, embedded_server_lost, get_database
 from titans_assets.lib.errors import Failure, from_text, run_failure
+from titans_assets.lib.landing import loaded_checksums, partition_sync
 from titans_assets.lib.loader import landing_files, source_file_key
 from titans_assets.lib.paths import PROJECT_ROOT
 from titans_assets.lib.settings import Settings
@@ -68,17 +69,14 @@ def register_landing_files(instance: dg.DagsterInstance, settings: Settings, db:
     (which removes its rows), and loses it once nothing of it is left in raw.files.
     """
     from titans_assets.defs.ingest.assets import landing_files as partitions
-    from titans_assets.lib.status import file_summary
 
     present = [source_file_key(settings.landing_dir, p) for p in landing_files(settings.landing_dir)]
     known = instance.get_dynamic_partitions(partitions.name)
-    registered = {f["source_file"] for f in file_summary(db)}
-    for key in known:
-        if key not in present and key not in registered:
-            instance.delete_dynamic_partition(partitions.name, key)
-    new = [k for k in present if k not in known]
-    if new:
-        instance.add_dynamic_partitions(partitions.name, new)
+    add, stale = partition_sync(known, present, set(present), set(loaded_checksums(db)))
+    for key in stale:
+        instance.delete_dynamic_partition(partitions.name, key)
+    if add:
+        instance.add_dynamic_partitions(partitions.name, add)
     return list(instance.get_dynamic_partitions(partitions.name))
 
 

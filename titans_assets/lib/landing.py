@@ -106,6 +106,20 @@ def batch_run_key(group: list[Change]) -> str:
     return f"landing:{group[0].key}..{group[-1].key}#{len(group)}:{digest}"
 
 
+def partition_sync(known: list[str], wanted: list[str], on_disk: set[str], loaded: set[str],
+                   keep: set[str] = frozenset()) -> tuple[list[str], list[str]]:
+    """The file partitions to add and to delete, for the CLI's runs and the landing sensor alike.
+
+    `wanted`: files a run is about to load (in order), which need a partition; `known`: the partitions
+    that exist. A file that left the folder keeps its partition while the warehouse still holds its rows
+    (the run that removes them needs it) and is deleted after; `keep` holds files not to judge yet (the
+    sensor's files still being copied)."""
+    have = set(known)
+    add = [k for k in dict.fromkeys(wanted) if k not in have]
+    stale = sorted(have - on_disk - loaded - set(keep) - set(wanted))
+    return add, stale
+
+
 def loaded_checksums(db) -> dict[str, str]:
     """key -> sha256 of every file the warehouse holds (raw.files); empty before the first load."""
     with db.connect() as conn, conn.cursor() as cur:

@@ -53,9 +53,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
     changes = landing.plan(present, loaded, requested, settling)
 
     known = context.instance.get_dynamic_partitions(landing_files.name)
-    add = sorted({c.key for c in changes} - set(known))
-    # A file that left the folder and whose rows are gone no longer needs its partition.
-    stale = sorted(set(known) - set(present) - set(loaded) - settling - {c.key for c in changes})
+    add, stale = landing.partition_sync(known, sorted(c.key for c in changes), set(present), set(loaded), settling)
     requested = {k: v for k, v in requested.items() if k in present or k in loaded or k in settling}
     requested |= {c.key: c.run_key for c in changes}
     runs = []
