@@ -11,34 +11,64 @@ from titans_assets.lib.db import Database
 
 TRANSACTIONS_TABLE = ("features", "ml_transaction_features")
 DAILY_TABLE = ("features", "ml_daily_cashflow")
+# The clean mart the feature table is built from: it carries what the features leave out.
+MART_TABLE = ("marts", "fct_transactions")
 TRANSACTION_COLUMNS = ("transaction_id", "txn_date", "account", "source_file", "line_number", "txn_type",
                        "description", "amount", "category", "payment_method", "reference", "merchant")
+# The label as the user wrote it (`Food & Dining` beside the normalized `food_dining`): the category
+# model answers in this spelling (category.display_spellings).
+MART_COLUMNS = ("category_raw",)
 TEXT_COLUMNS = ("transaction_id", "account", "source_file", "txn_type", "description", "category",
-                "payment_method", "reference", "merchant")
+                "payment_method", "reference", "merchant", "category_raw")
 
 
-def _copy_out(db: Database, table: tuple[str, str], columns: tuple[str, ...], order_by: tuple[str, ...]) -> io.StringIO:
+def _copy_out(db: Database, query) -> io.StringIO:
+    """The rows of a SELECT (a psycopg2 `sql.Composed`) as CSV with a header."""
     from psycopg2 import sql
 
-    query = sql.SQL("COPY (SELECT {cols} FROM {table} ORDER BY {order}) TO STDOUT WITH (FORMAT csv, HEADER)").format(
-        cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
-        table=sql.Identifier(*table),
-        order=sql.SQL(", ").join(map(sql.Identifier, order_by)),
-    )
+    copy = sql.SQL("COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)").format(query=query)
     buf = io.StringIO()
     with db.connect() as conn, conn.cursor() as cur:
-        cur.copy_expert(query, buf)
+        cur.copy_expert(copy, buf)
     buf.seek(0)
     return buf
 
 
+def _select(table: tuple[str, str], columns: tuple[str, ...], order_by: tuple[str, ...]):
+    from psycopg2 import sql
+
+    return sql.SQL("SELECT {cols} FROM {table} ORDER BY {order}").format(
+        cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        table=sql.Identifier(*table),
+        order=sql.SQL(", ").join(map(sql.Identifier, order_by)),
+    )
+
+
+def transactions_query(table: tuple[str, str] = TRANSACTIONS_TABLE, mart: tuple[str, str] = MART_TABLE):
+    """The feature table's model columns plus the mart's MART_COLUMNS (joined on transaction_id: one
+    row each, the feature table has one row per mart row), oldest first."""
+    from psycopg2 import sql
+
+    def cols(alias: str, names: tuple[str, ...]):
+        return [sql.Identifier(alias, c) for c in names]
+
+    return sql.SQL("SELECT {cols} FROM {table} AS f LEFT JOIN {mart} AS m ON m.transaction_id = f.transaction_id"
+                   " ORDER BY {order}").format(
+        cols=sql.SQL(", ").join(cols("f", TRANSACTION_COLUMNS) + cols("m", MART_COLUMNS)),
+        table=sql.Identifier(*table),
+        mart=sql.Identifier(*mart),
+        order=sql.SQL(", ").join(cols("f", ("txn_date", "source_file", "line_number"))),
+    )
+
+
 def load_transactions(db: Database, table: tuple[str, str] = TRANSACTIONS_TABLE) -> pd.DataFrame:
-    """Every clean transaction, oldest first, with the columns the models read."""
-    buf = _copy_out(db, table, TRANSACTION_COLUMNS, ("txn_date", "source_file", "line_number"))
+    """Every clean transaction, oldest first, with the columns the models read (and `category_raw`,
+    the label as written, for display)."""
+    buf = _copy_out(db, transactions_query(table))
     # Text stays text (an empty reference is '', not NaN); NULL arrives as an empty field -> None.
     frame = pd.read_csv(buf, dtype={c: object for c in TEXT_COLUMNS}, keep_default_na=False,
                         na_values={"amount": [""], "line_number": [""]})
-    for c in ("category", "payment_method", "merchant"):
+    for c in ("category", "payment_method", "merchant", "category_raw"):
         frame[c] = frame[c].where(frame[c] != "", None)
     frame["txn_date"] = pd.to_datetime(frame["txn_date"])
     return frame
@@ -46,7 +76,7 @@ def load_transactions(db: Database, table: tuple[str, str] = TRANSACTIONS_TABLE)
 
 def load_daily_series(db: Database, table: tuple[str, str] = DAILY_TABLE) -> pd.DataFrame:
     """Daily net flow, every calendar day."""
-    buf = _copy_out(db, table, ("metric_date", "net_flow"), ("metric_date",))
+    buf = _copy_out(db, _select(table, ("metric_date", "net_flow"), ("metric_date",)))
     frame = pd.read_csv(buf)
     frame["metric_date"] = pd.to_datetime(frame["metric_date"])
     return frame
