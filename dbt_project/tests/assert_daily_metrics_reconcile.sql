@@ -1,10 +1,17 @@
 -- fct_daily_metrics must agree with fct_transactions: each day's net equals the sum of that day's
 -- signed amounts (days missing on either side count as 0), net = income - expenses, and the totals
--- (sum of net, last running balance) equal the sum of all amounts. Tolerance 0.005.
-with txn_days as (
+-- (sum of net, last running balance) equal the sum of all amounts. Transfers between the user's
+-- own accounts count on neither side. Tolerance 0.005.
+with non_transfers as (
+
+    select * from {{ ref('fct_transactions') }} where not is_transfer
+
+),
+
+txn_days as (
 
     select txn_date, sum(amount) as amount_sum, count(*) as n
-    from {{ ref('fct_transactions') }}
+    from non_transfers
     group by txn_date
 
 ),
@@ -32,7 +39,7 @@ totals as (
         cast(null as date) as day,
         'total differs' as problem,
         (select sum(net) from {{ ref('fct_daily_metrics') }}) as metrics_value,
-        (select sum(amount) from {{ ref('fct_transactions') }}) as transactions_value
+        (select sum(amount) from non_transfers) as transactions_value
 
 ),
 
@@ -43,7 +50,7 @@ last_balance as (
         'last running_balance differs from total' as problem,
         (select running_balance from {{ ref('fct_daily_metrics') }}
          order by metric_date desc limit 1) as metrics_value,
-        (select sum(amount) from {{ ref('fct_transactions') }}) as transactions_value
+        (select sum(amount) from non_transfers) as transactions_value
 
 )
 

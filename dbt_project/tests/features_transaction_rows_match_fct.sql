@@ -1,4 +1,4 @@
--- ml_transaction_features has exactly the rows of fct_transactions: every transaction_id on both
+-- ml_transaction_features has exactly the rows of fct_transactions that are not transfers: every transaction_id on both
 -- sides (the feature joins are inner joins, so a missing daily aggregate or calendar day would drop
 -- rows silently), with the same date, account and amount. Duplicates fail the unique test.
 select
@@ -9,7 +9,7 @@ select
         else 'txn_date, account or amount differs'
     end                                                 as problem
 from {{ ref('ml_transaction_features') }} as f
-full outer join {{ ref('fct_transactions') }} as t
+full outer join (select * from {{ ref('fct_transactions') }} where not is_transfer) as t
     on f.transaction_id = t.transaction_id
 where f.transaction_id is null
    or t.transaction_id is null

@@ -494,7 +494,14 @@ def fct_transactions_suite(
             *(not_null(c) for c in required),
             # Bank statements (OFX, CAMT.053, MT940, most CSVs) carry no category: an uncategorised
             # expense is a gap for the model and the user's rules to fill, not bad data, so a warning.
-            not_null("category", when=("txn_type", "Expense"), blocking=False),
+            # A transfer between the user's own accounts (is_transfer) is no expense: it needs none.
+            no_rows(
+                "category_not_null_when_txn_type_expense",
+                "SELECT transaction_id, txn_type, category FROM {batch} "
+                "WHERE txn_type = 'Expense' AND category IS NULL AND NOT coalesce(is_transfer, false)",
+                "category is never null where txn_type = 'Expense' (transfers between own accounts aside)",
+                dimension=Dimension.COMPLETENESS, blocking=False, column="category",
+            ),
             unique("transaction_id"),
             # The seed ledger leaves income uncategorised; real exports (Mint's `Paycheck`) label it: a warning.
             is_null("category", when=("txn_type", "Income"), blocking=False),

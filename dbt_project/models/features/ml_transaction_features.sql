@@ -1,5 +1,6 @@
--- One row per fct_transactions row: identifying/label columns plus engineered features for the ML
--- models, grouped time / amount / categorical / behavioral (documented in _features.yml).
+-- One row per fct_transactions row that is not a transfer between the user's own accounts
+-- (is_transfer): identifying/label columns plus engineered features for the ML models, grouped
+-- time / amount / categorical / behavioral (documented in _features.yml).
 --
 -- POINT IN TIME. A row's features use only transactions dated on or before its txn_date (there is no
 -- time of day, so the whole day counts as "now"): nothing here looks at a later date, and no
@@ -121,6 +122,7 @@ with txns as (
     from (
         select fct.*, {{ bin_pos }} as bin_pos
         from {{ ref('fct_transactions') }} as fct
+        where not fct.is_transfer  -- moves between the user's own accounts: not spending, not training data
         offset 0  -- computed once per row, not once per reference
     ) as t
 
@@ -444,6 +446,7 @@ rows_ as (
     from (
         select fct.*, {{ bin_pos }} as bin_pos
         from {{ ref('fct_transactions') }} as fct
+        where not fct.is_transfer  -- moves between the user's own accounts: not spending, not training data
         offset 0
     ) as t
     offset 0

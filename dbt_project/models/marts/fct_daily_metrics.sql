@@ -1,15 +1,25 @@
 -- One row per calendar day from the first to the last transaction date, days without
--- transactions included (zeros, null average), with a running balance.
-with txns as (
+-- transactions included (zeros, null average), with a running balance. Transfers between the
+-- user's own accounts (fct_transactions.is_transfer) are left out of every figure: net is what
+-- left or entered the household. The spine still spans every transaction, transfers included.
+with all_txns as (
+
+    select txn_date, txn_type, amount, category, is_transfer
+    from {{ ref('fct_transactions') }}
+
+),
+
+txns as (
 
     select txn_date, txn_type, amount, category
-    from {{ ref('fct_transactions') }}
+    from all_txns
+    where not is_transfer
 
 ),
 
 spine as (
 
-    {{ day_spine('(select min(txn_date) from txns)', '(select max(txn_date) from txns)') }}
+    {{ day_spine('(select min(txn_date) from all_txns)', '(select max(txn_date) from all_txns)') }}
 
 ),
 

@@ -1,6 +1,7 @@
 -- One row per (month, txn_type, category): absolute totals, counts, and each category's share of
 -- the month's expenses. Income rows have no category in fct_transactions and are reported under
--- category 'income'; expenses without a category under 'uncategorized'.
+-- category 'income'; expenses without a category under 'uncategorized'. Transfers between the
+-- user's own accounts are left out.
 with txns as (
 
     select
@@ -10,6 +11,7 @@ with txns as (
         -- absolute under the sign convention, and consistent with fct_daily_metrics even if it is broken
         case when txn_type = 'Expense' then -amount else amount end                           as abs_amount
     from {{ ref('fct_transactions') }}
+    where not is_transfer  -- a move between the user's own accounts is neither income nor expense
 
 ),
 

@@ -1,23 +1,52 @@
 -- One row per real transaction (deduplicated across overlapping exports), clean and typed.
+-- is_transfer: one side of a move between the user's own accounts (int_transfer_pairs), counted in
+-- no income, expense or training data; transfer_unpaired: the text reads like such a move (a card
+-- payment, a move to savings) but its other side is not among the loaded accounts: flagged, not guessed.
+with txns as (
+
+    select * from {{ ref('int_transactions_deduped') }}
+
+),
+
+pair_sides as (
+
+    select out_transaction_id as transaction_id, transfer_pair_id, in_account as transfer_account
+    from {{ ref('int_transfer_pairs') }}
+    union all
+    select in_transaction_id, transfer_pair_id, out_account
+    from {{ ref('int_transfer_pairs') }}
+
+)
+
 select
-    transaction_id,
-    account,
-    source_file,
-    line_number,
-    txn_date,
-    txn_type,
-    description,
-    amount,
-    abs(amount)                                                      as abs_amount,
-    case when txn_type = 'Expense' then category end                 as category,
-    case when txn_type = 'Expense' then category_raw end             as category_raw,
-    payment_method,
-    status,
-    reference,
-    merchant,
-    receipt_url,
-    currency,
-    bank_txn_id,
-    cast({{ dbt.date_trunc('month', 'txn_date') }} as date)          as month,
-    loaded_at
-from {{ ref('int_transactions_deduped') }}
+    txns.transaction_id,
+    txns.account,
+    txns.source_file,
+    txns.line_number,
+    txns.txn_date,
+    txns.txn_type,
+    txns.description,
+    txns.amount,
+    abs(txns.amount)                                                 as abs_amount,
+    case when txns.txn_type = 'Expense' then txns.category end       as category,
+    case when txns.txn_type = 'Expense' then txns.category_raw end   as category_raw,
+    txns.payment_method,
+    txns.status,
+    txns.reference,
+    txns.merchant,
+    txns.receipt_url,
+    txns.currency,
+    txns.bank_txn_id,
+    cast({{ dbt.date_trunc('month', 'txns.txn_date') }} as date)     as month,
+    txns.loaded_at,
+    pair_sides.transaction_id is not null                            as is_transfer,
+    pair_sides.transfer_pair_id,
+    pair_sides.transfer_account,
+    pair_sides.transaction_id is null and coalesce(hints.strong_hint, false)
+        and txns.transaction_id not in (
+            select transaction_id from app.transfer_overrides
+            where action = 'break' and other_transaction_id = ''
+        )                                                            as transfer_unpaired
+from txns
+left join pair_sides on pair_sides.transaction_id = txns.transaction_id
+left join {{ ref('int_transfer_hints') }} as hints on hints.transaction_id = txns.transaction_id

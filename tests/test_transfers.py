@@ -1,0 +1,139 @@
+"""Transfers between the user's own accounts, paired in dbt (int_transfer_pairs) on generated ledgers
+with known pairs (labels/transfers.csv), measured; the marts and the training data leave them out;
+a user's override forces or breaks a pair and survives a rebuild."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import scratch_database
+
+from titans_assets.lib import generator, loader
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_DIR = REPO / "dbt_project"
+ACCOUNTS = (*generator.DEFAULT_ACCOUNTS, "business_savings")
+# (end date, seed, formats): the demo's mix (a QIF register) and all-CSV, on different calendars
+CASES = ((dt.date(2025, 12, 31), 42, {"business_checking": "qif"}),
+         (dt.date(2024, 7, 15), 7, "csv"),
+         (dt.date(2026, 3, 3), 123, {"business_credit_card": "ofx", "business_savings": "camt053"}))
+
+pytestmark = pytest.mark.integration
+
+
+def dbt(args: list[str], env: dict[str, str], target: Path) -> tuple[int, str]:
+    cmd = [sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.exit(cli())", *args,
+           "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR), "--target-path", str(target),
+           "--log-path", str(target / "logs")]
+    proc = subprocess.run(cmd, check=False, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    return proc.returncode, (proc.stdout + proc.stderr)[-4000:]
+
+
+def query(db, sql: str, params=None) -> list[dict]:
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        cols = [c.name for c in cur.description]
+        return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def load_and_build(db, landing: Path, target: Path, select: str | None = None) -> None:
+    """Load the landing folder, then `dbt build` (every model and test, or `select`)."""
+    loader.ensure_raw_schema(db)
+    loader.load_files(db, landing, loader.landing_files(landing), workers=1)
+    args = ["build", "--select", *select.split()] if select else ["build"]
+    code, out = dbt(args, os.environ | db.dbt_env(), target)
+    assert code == 0, out
+
+
+def measure(db, labels: Path) -> dict:
+    """Pairs found vs the generator's ground truth, keyed by (file, line) of both sides."""
+    truth = {((r["out_file"], int(r["out_line"])), (r["in_file"], int(r["in_line"])))
+             for r in csv.DictReader((labels / "transfers.csv").open())}
+    rows = query(db, """
+        select o.source_file as out_file, o.line_number as out_line, i.source_file as in_file, i.line_number as in_line
+        from intermediate.int_transfer_pairs as p
+        join marts.fct_transactions as o on o.transaction_id = p.out_transaction_id
+        join marts.fct_transactions as i on i.transaction_id = p.in_transaction_id""")
+    found = {((r["out_file"], r["out_line"]), (r["in_file"], r["in_line"])) for r in rows}
+    hit = len(found & truth)
+    return {"truth": len(truth), "found": len(found), "correct": hit,
+            "precision": hit / len(found) if found else 1.0, "recall": hit / len(truth) if truth else 1.0}
+
+
+@pytest.fixture(scope="module")
+def server(embedded_db):
+    return embedded_db
+
+
+@pytest.mark.parametrize("end, seed, fmt", CASES, ids=[f"{c[0]}-s{c[1]}" for c in CASES])
+def test_pairing_precision_and_recall_on_generated_ledgers(server, tmp_path, end, seed, fmt):
+    s = generator.generate(tmp_path / "raw", end_date=end, seed=seed, accounts=ACCOUNTS, format=fmt)
+    with scratch_database(server) as db:
+        load_and_build(db, s.out_dir, tmp_path / "target")
+        m = measure(db, s.labels_dir)
+        print(f"\ntransfer pairing {end} seed {seed} {fmt}: {json.dumps(m)}")
+        assert m["truth"] > 60
+        assert m["precision"] >= 0.99 and m["recall"] >= 0.95, m
+        # every paired row is flagged, no row is in two pairs, and no paired row is also "unpaired"
+        flags = query(db, """select count(*) filter (where is_transfer) as transfers,
+                                    count(*) filter (where is_transfer and transfer_unpaired) as both,
+                                    count(distinct transfer_pair_id) as pairs
+                             from marts.fct_transactions""")[0]
+        assert flags["transfers"] == 2 * m["found"] == 2 * flags["pairs"] and flags["both"] == 0
+        # marts and training data leave transfers out: household net flow = what left or entered it
+        totals = query(db, """
+            select (select sum(net) from marts.fct_daily_metrics) as net,
+                   (select sum(amount) from marts.fct_transactions where not is_transfer) as outside,
+                   (select sum(total_amount) filter (where txn_type = 'Income') from marts.fct_monthly_category) as income,
+                   (select sum(amount) from marts.fct_transactions where not is_transfer and txn_type = 'Income') as income_tx,
+                   (select count(*) from features.ml_transaction_features f join marts.fct_transactions t
+                        using (transaction_id) where t.is_transfer) as transfers_in_features""")[0]
+        assert totals["net"] == totals["outside"] and totals["income"] == totals["income_tx"]
+        assert totals["transfers_in_features"] == 0
+
+
+def test_a_missing_side_is_flagged_unpaired_and_overrides_survive_a_rebuild(server, tmp_path):
+    s = generator.generate(tmp_path / "raw", end_date=dt.date(2025, 5, 31), seed=5, years=0.5)
+    (s.out_dir / "personal_card.csv").unlink()  # the owner draws' other side is not loaded
+    draws = [r for r in csv.DictReader((s.labels_dir / "transfers.csv").open()) if r["kind"] == "owner_draw"]
+    assert draws
+    with scratch_database(server) as db:
+        target = tmp_path / "target"
+        load_and_build(db, s.out_dir, target, "+fct_transactions +dim_files --indirect-selection cautious")
+        rows = query(db, """select source_file, line_number, transaction_id, amount, is_transfer, transfer_unpaired
+                            from marts.fct_transactions order by txn_date, source_file, line_number""")
+        by_line = {(r["source_file"], r["line_number"]): r for r in rows}
+        for d in draws:
+            r = by_line[(d["out_file"], int(d["out_line"]))]
+            assert not r["is_transfer"] and r["transfer_unpaired"], r  # flagged, not guessed
+        payments = [r for r in csv.DictReader((s.labels_dir / "transfers.csv").open()) if r["kind"] == "card_payment"]
+        assert all(by_line[(p["out_file"], int(p["out_line"]))]["is_transfer"] for p in payments)
+
+        # break one card payment, force an unrelated pair (a rent payment and a card charge), then rebuild
+        p = payments[0]
+        a = by_line[(p["out_file"], int(p["out_line"]))]["transaction_id"]
+        b = by_line[(p["in_file"], int(p["in_line"]))]["transaction_id"]
+        x = next(r for r in rows if r["source_file"] == "business_checking.csv" and r["amount"] < 0 and not r["is_transfer"]
+                 and not r["transfer_unpaired"])
+        y = next(r for r in rows if r["source_file"] == "business_credit_card.csv" and r["amount"] < 0)
+        with db.connect() as conn, conn.cursor() as cur:
+            cur.execute("insert into app.transfer_overrides (transaction_id, other_transaction_id, action) "
+                        "values (%s, %s, 'break'), (%s, %s, 'pair')", (b, a, x["transaction_id"], y["transaction_id"]))
+        for _ in range(2):  # the override is the user's: a second rebuild keeps it
+            code, out = dbt(["build", "--select", "+fct_transactions", "+dim_files", "--indirect-selection", "cautious"], os.environ | db.dbt_env(), target)
+            assert code == 0, out
+            after = {r["transaction_id"]: r for r in query(
+                db, "select transaction_id, is_transfer, transfer_pair_id from marts.fct_transactions")}
+            assert not after[a]["is_transfer"] and not after[b]["is_transfer"]
+            assert after[x["transaction_id"]]["is_transfer"] and after[y["transaction_id"]]["is_transfer"]
+            assert after[x["transaction_id"]]["transfer_pair_id"] == after[y["transaction_id"]]["transfer_pair_id"]
+            pair = query(db, "select matched_by from intermediate.int_transfer_pairs where out_transaction_id = %s",
+                         (x["transaction_id"],))
+            assert pair == [{"matched_by": "override"}]
