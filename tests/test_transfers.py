@@ -137,3 +137,53 @@ def test_a_missing_side_is_flagged_unpaired_and_overrides_survive_a_rebuild(serv
             pair = query(db, "select matched_by from intermediate.int_transfer_pairs where out_transaction_id = %s",
                          (x["transaction_id"],))
             assert pair == [{"matched_by": "override"}]
+
+
+@pytest.mark.parametrize("end, seed", [(dt.date(2025, 6, 30), 1), (dt.date(2024, 3, 1), 9), (dt.date(2026, 11, 20), 77)])
+def test_the_python_rule_pairs_like_dbt_and_the_model_data_leaves_transfers_out(tmp_path, end, seed):
+    """lib/transfers.py (the sweep's path without a database) on the same generated ledgers."""
+    from titans_assets.lib import transfers
+    from titans_assets.lib.ml import data
+
+    s = generator.generate(tmp_path / "raw", end_date=end, seed=seed, accounts=ACCOUNTS)
+    truth = {((r["out_file"], int(r["out_line"])), (r["in_file"], int(r["in_line"])))
+             for r in csv.DictReader((s.labels_dir / "transfers.csv").open())}
+    from titans_assets.lib.csv_contract import parse_csv
+
+    rows = []
+    for path in sorted(s.out_dir.glob("*.csv")):
+        parsed = parse_csv(path.read_bytes()).rows
+        rows.append(parsed.assign(source_file=path.name, account=path.stem))
+    import pandas as pd
+
+    frame = pd.concat(rows, ignore_index=True)
+    p = transfers.pairs(frame)
+    key = list(zip(frame["source_file"], frame["line_number"].astype(int)))
+    found = {(key[o], key[i]) for o, i in zip(p["out_index"], p["in_index"])}
+    hit = len(found & truth)
+    print(f"\npython transfer rule {end} seed {seed}: truth {len(truth)} found {len(found)} correct {hit}")
+    assert hit / len(found) >= 0.99 and hit / len(truth) >= 0.95
+    model_rows = data.frame_from_csvs(s.out_dir)
+    sides = {k for pair in truth for k in pair}
+    kept = set(zip(model_rows["source_file"], model_rows["line_number"]))
+    assert len(kept & sides) <= len(truth) - hit  # only a missed pair could stay
+    assert len(model_rows) == len(frame) - 2 * len(found)
+
+
+def test_the_python_rule_needs_a_hint_and_one_to_one():
+    import pandas as pd
+
+    from titans_assets.lib import transfers
+
+    f = pd.DataFrame([
+        ("checking", "2024-03-01", -500.00, "ONLINE TRANSFER TO SAV ...1234"),
+        ("savings1234", "2024-03-02", 500.00, "TRANSFER FROM CHECKING"),
+        ("savings1234", "2024-03-03", 500.00, "TRANSFER FROM CHECKING"),   # a second inflow: one side only
+        ("checking", "2024-03-05", -42.10, "GROCERY OUTLET"),               # same amount, no hint: never
+        ("card", "2024-03-05", 42.10, "REFUND GROCERY OUTLET"),
+        ("checking", "2024-03-10", -900.00, "PAYMENT TO CARD"),              # 5 days apart: outside the window
+        ("card", "2024-03-15", 900.00, "PAYMENT THANK YOU"),
+    ], columns=["account", "txn_date", "amount", "description"])
+    p = transfers.pairs(f)
+    assert list(zip(p["out_index"], p["in_index"])) == [(0, 1)]
+    assert transfers.transfer_mask(f).tolist() == [True, True, False, False, False, False, False]

@@ -116,6 +116,11 @@ def frame_from_csvs(landing_dir: Path) -> pd.DataFrame:
     frame = frame.assign(transaction_id=raw.index.astype(str), account=raw["account"],
                          source_file=raw["source_file"], line_number=raw["line_number"].astype("int64"),
                          txn_type=raw["txn_type"])
+    # Transfers between the user's own accounts are not spending, income or flow: left out, as the
+    # feature tables leave out what dbt pairs (lib/transfers.py holds the same rule).
+    from titans_assets.lib.transfers import transfer_mask
+
+    frame = frame[~transfer_mask(frame)]
     return frame.sort_values(["txn_date", "source_file", "line_number"], kind="stable").reset_index(drop=True)
 
 
