@@ -14,6 +14,7 @@ text; a file the parser cannot read at all is rejected whole with one E003 line 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -45,6 +46,19 @@ class Record:
     institution: str | None = None  # the bank holding the account, as the file names it
     extra: dict[str, str] = field(default_factory=dict)
     error: str | None = None  # why the parser could not read it
+
+
+@dataclass
+class _LazyTable(_Table):
+    """A _Table whose records' raw text is made on demand (only a quarantined record's is ever read):
+    `raw_of(line)` gives it, so a reader never builds 100k raw strings to keep a handful."""
+
+    raw_of: Callable[[int], str] | None = None
+
+    def raw(self, start: int) -> str:
+        if start in self.spans or self.raw_of is None:
+            return super().raw(start)
+        return self.raw_of(start)
 
 
 class StatementFile(SplitFile):
@@ -100,20 +114,27 @@ def running_balances(records: list[Record], opening: Decimal | None, closing: De
 
 
 def build(fmt: str, header: list[str], records: list[Record], file_error: str | None = None,
-          encoding: str = "utf-8", extras: tuple[str, ...] = _EXTRA) -> StatementFile:
+          encoding: str = "utf-8", extras: tuple[str, ...] = _EXTRA,
+          raw_of: Callable[[int], str] | None = None) -> StatementFile:
     """Records -> a StatementFile; records with `error` are quarantined with their reason. `extras`:
-    the extra columns every row has (the statement formats'); others a record holds follow them."""
-    records = sorted(records, key=lambda r: r.line)
+    the extra columns every row has (the statement formats'); others a record holds follow them.
+    `raw_of(line)`: the raw text of a record, made only if the record is quarantined at typing
+    (then the good records' `raw` may be left empty)."""
+    if any(records[i].line > records[i + 1].line for i in range(len(records) - 1)):
+        records = sorted(records, key=lambda r: r.line)
     good = [r for r in records if r.error is None]
     quarantine = [(r.line, r.raw, r.error) for r in records if r.error is not None]
     # The statement extras, then any other a reader keeps (a CSV profile's unmapped columns), in order.
     extra_names = list(dict.fromkeys([*extras, *(k for r in good for k in r.extra)]))
     names = list(_CANONICAL) + extra_names
-    columns = [np.array([_canonical(r)[i] for r in good], dtype=object) if good else np.empty(0, dtype=object)
-               for i in range(len(_CANONICAL))]
-    columns += [np.array([r.extra.get(k, "") for r in good], dtype=object) for k in extra_names]
+    canonical = list(zip(*map(_canonical, good))) if good else [()] * len(_CANONICAL)
+    columns = [_objects(c) for c in canonical]
+    columns += [_objects([r.extra.get(k, "") for r in good]) for k in extra_names]
     starts = np.array([r.line for r in good], dtype=np.int64)
-    table = _Table(columns, starts, [], {r.line: r.raw for r in good})
+    if raw_of is None:
+        table = _Table(columns, starts, [], {r.line: r.raw for r in good})
+    else:
+        table = _LazyTable(columns, starts, [], {}, raw_of=raw_of)
     known = {name: i for i, name in enumerate(_CANONICAL)}
     extra = {name: len(_CANONICAL) + i for i, name in enumerate(extra_names)}
     split = StatementFile(names, known, extra, encoding, "", file_error, table, quarantine)
@@ -127,6 +148,12 @@ def build(fmt: str, header: list[str], records: list[Record], file_error: str | 
         "institution": np.array([r.institution for r in good], dtype=object),
     }
     return split
+
+
+def _objects(values) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def _canonical(r: Record) -> tuple[str, ...]:
