@@ -344,3 +344,54 @@ def test_an_unseen_description_matches_on_its_first_word(result):
     f = out["factors"].iloc[0]
     assert f["merchant_match"] == "first word+category" and f["merchant_n"] >= 1
 
+
+
+def test_calibration_keys_fall_back_from_the_match_group_to_the_pooled_tier():
+    assert amount._calibration_keys("food", "description", "new") == (
+        ("food", "description/new"), ("*", "description/new"), ("food", "description"), ("*", "description"))
+    assert amount._calibration_keys("food", "bare", "new") == (("food", "bare"), ("*", "bare"))
+    assert amount._match_groups(np.array([0.0, 0.5, 1.0, 2.0, 4.0])).tolist() == ["new", "new", "seen", "seen",
+                                                                                  "seen"]
+
+
+def _log_offsets(model, category: str, tier: str, match: str) -> tuple[float, float]:
+    key = next(k for k in amount._calibration_keys(category, tier, match) if k in model.calibration)
+    return amount._conformal_bounds(model.calibration[key].astype(float), model.level)[:2]
+
+
+def test_unseen_merchants_get_their_own_conformal_quantiles(result):
+    """Mondrian by merchant match: a description never seen in the fitted history is calibrated on the
+    calibration rows that were unseen too (they miss by more), a seen one on the seen rows."""
+    model = result.model
+    cal = model.calibration
+    assert ("*", "description/new") in cal and ("*", "description/seen") in cal
+    assert len(cal[("*", "description/new")]) + len(cal[("*", "description/seen")]) == len(cal[("*", "description")])
+    assert "description/new" in result.params["mondrian_match_groups"]
+    seen_lo, seen_hi = _log_offsets(model, "food", "description", "seen")
+    new_lo, new_hi = _log_offsets(model, "food", "description", "new")
+    assert new_hi - new_lo > seen_hi - seen_lo  # unseen merchants are harder: wider in log space
+    holdout = result.holdout[(result.holdout["category"] == "food") & result.holdout["description"].ne("")]
+    described = holdout["description"].value_counts().index[0]
+    req = pd.DataFrame([{"category": "food", "txn_date": "2026-07-06", "description": described},
+                        {"category": "food", "txn_date": "2026-07-06", "description": "zzqx qqzx never seen"}])
+    out = result.model.predict(req)
+    seen_f, new_f = out["factors"].tolist()
+    assert seen_f["merchant_match"].startswith("description") and "merchant_match" not in new_f
+    log_width = np.log1p(out["upper"]) - np.log1p(out["lower"])
+    assert log_width.iloc[1] == pytest.approx(new_hi - new_lo, abs=0.02)  # cents rounding only
+    assert log_width.iloc[0] == pytest.approx(seen_hi - seen_lo, abs=0.02)
+
+
+def test_a_small_match_group_falls_back_to_the_pooled_tier(ledger):
+    """With fewer calibration rows in a match group than min_match_calibration, its requests use the
+    tier's pooled quantiles (the model as it was before the split)."""
+    pooled = amount.train(ledger.iloc[-6000:], min_match_calibration=10 ** 9)
+    assert not any("/" in t for _, t in pooled.model.calibration)
+    assert pooled.params["mondrian_match_groups"] == ""
+    req = pd.DataFrame([{"category": "food", "txn_date": "2026-07-06", "description": "zzqx qqzx never seen"}])
+    out = pooled.model.predict(req)
+    lo, hi = _log_offsets(pooled.model, "food", "description", "new")
+    assert (lo, hi) == amount._conformal_bounds(pooled.model.calibration[
+        next(k for k in (("food", "description"), ("*", "description")) if k in pooled.model.calibration)
+    ].astype(float), pooled.model.level)[:2]
+    assert np.log1p(out["upper"].iloc[0]) - np.log1p(out["lower"].iloc[0]) == pytest.approx(hi - lo, abs=0.02)
