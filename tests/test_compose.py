@@ -42,11 +42,14 @@ APP_DIR = "/app"  # WORKDIR of docker/Dockerfile: the repository's root inside t
 IMAGE = "titans-finance:latest"
 # The variables a user puts in .env (docker/env.example); values only for interpolating here.
 DOTENV = {"POSTGRES_PASSWORD": "pw-for-tests", "TITANS_API_KEYS": "test-key-0123456789abcdef",
-          "TITANS_DASHBOARD_API_KEY": "test-key-0123456789abcdef"}
+          "TITANS_DASHBOARD_API_KEY": "test-key-0123456789abcdef", "GRAFANA_ADMIN_PASSWORD": "grafana-admin-pw",
+          "GRAFANA_DB_PASSWORD": "grafana-reader-pw"}
 EXPECTED_SERVICES = {"postgres", "redis", "mlflow", "dagster-user-code", "dagster-webserver", "dagster-daemon",
-                     "bento", "dbt-docs", "dashboard"}
-# Variables of third-party images (the official postgres image's documented settings).
+                     "bento", "dbt-docs", "dashboard", "metrics", "prometheus", "grafana"}
+THIRD_PARTY = {"postgres", "redis", "prometheus", "grafana"}
+# Variables of third-party images (the official postgres image's documented settings; Grafana's GF_*).
 IMAGE_VARIABLES = {"postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}}
+IMAGE_VARIABLE_PREFIXES = {"grafana": "GF_"}
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
 
@@ -163,6 +166,23 @@ def dockerignored(path: str) -> bool:
                for pat in patterns for pre in prefixes)
 
 
+def mounts(svc: dict) -> dict[str, Path]:
+    """Container path -> the repository file or folder a service mounts (named volumes left out)."""
+    out = {}
+    for v in svc.get("volumes", []):
+        source, target = v.split(":")[:2]
+        if source.startswith("./"):
+            out[target] = ROOT / source[2:]
+    return out
+
+
+def mounted_text(svc: dict) -> str:
+    files = []
+    for path in mounts(svc).values():
+        files += [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path] if path.exists() else []
+    return "\n".join(p.read_text() for p in files if p.suffix in ("", ".sh", ".sql", ".yml", ".yaml", ".json"))
+
+
 def project_text() -> str:
     files = [*(ROOT / "titans_assets").rglob("*.py"), *(ROOT / "bento").glob("*.py"),
              *(ROOT / "dbt_project").glob("*.yml"), ROOT / "dagster.yaml"]
@@ -173,7 +193,7 @@ def project_text() -> str:
 def test_services_and_required_secrets():
     compose = load_compose()
     assert EXPECTED_SERVICES <= set(compose["services"])
-    assert set(ours(compose)) == EXPECTED_SERVICES - {"postgres", "redis"}
+    assert set(ours(compose)) == EXPECTED_SERVICES - THIRD_PARTY
     for name, svc in ours(compose).items():
         assert svc["build"] == {"context": ".", "dockerfile": "docker/Dockerfile"}, name
         assert (ROOT / svc["build"]["dockerfile"]).exists()
@@ -285,9 +305,12 @@ def test_environment_variables_are_read_by_the_code_and_agree():
     compose = load_compose()
     code = project_text()
     for name, svc in compose["services"].items():
+        mounted = mounted_text(svc)
         for var in svc.get("environment", {}):
             known = (re.search(rf"[\"'\s]{var}[\"')\s]", code) is not None or hasattr(mlflow_env, var)
-                     or var in IMAGE_VARIABLES.get(name, set()))
+                     or var in IMAGE_VARIABLES.get(name, set())
+                     or var.startswith(IMAGE_VARIABLE_PREFIXES.get(name, "\0"))
+                     or re.search(rf"\$\{{?{var}\b", mounted) is not None)  # a mounted file of ours reads it
             assert known, f"{name}: nothing reads {var}"
     pg = compose["services"]["postgres"]["environment"]
     for name, svc in ours(compose).items():
@@ -330,9 +353,9 @@ def test_mlflow_store_database_is_created_by_the_postgres_init_script():
     backend = option(argv_of(compose["services"]["mlflow"]), "--backend-store-uri")
     dbname = urlsplit(backend).path.lstrip("/")
     assert urlsplit(backend).hostname == "postgres" and backend.startswith("postgresql+psycopg2://")
-    mounts = {m.split(":")[1]: m.split(":")[0] for m in compose["services"]["postgres"]["volumes"] if m.startswith("./")}
-    (script,) = [ROOT / src for dst, src in mounts.items() if dst.startswith("/docker-entrypoint-initdb.d/")]
-    assert re.search(rf"CREATE DATABASE {dbname}\s*;", script.read_text())
+    scripts = [src for dst, src in mounts(compose["services"]["postgres"]).items()
+               if dst.startswith("/docker-entrypoint-initdb.d/")]
+    assert any(re.search(rf"CREATE DATABASE {dbname}\s*;", script.read_text()) for script in scripts)
     # The same name the laptop's default store uses (`<database>_mlflow`).
     assert dbname == compose["services"]["postgres"]["environment"]["POSTGRES_DB"] + "_mlflow"
     destination = option(argv_of(compose["services"]["mlflow"]), "--artifacts-destination")
@@ -370,6 +393,51 @@ def test_dockerfile_builds_from_the_lock_and_prepares_the_manifest():
     # The build context leaves out local state and secrets.
     for path in (".venv/bin/python", ".titans/pgdata", ".env", "data/raw/x.csv", "dbt_project/target/manifest.json"):
         assert dockerignored(path), path
+
+
+def test_prometheus_scrapes_the_services_the_compose_file_runs():
+    compose = load_compose()
+    services = compose["services"]
+    prom = services["prometheus"]
+    config_dir = mounts(prom)["/etc/prometheus"]
+    assert config_dir == ROOT / "docker" / "prometheus"
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
+    config = yaml.safe_load((config_dir / "prometheus.yml").read_text())
+    for rules in config["rule_files"]:
+        assert (config_dir / rules).exists(), rules  # relative to the config file, as Prometheus resolves it
+    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    assert targets == {f"bento:{option(argv_of(services['bento']), '--port')}",
+                       f"metrics:{option(argv_of(services['metrics']), '--port')}"}
+    path, ctx = parse_command(argv_of(services["metrics"]))
+    assert " ".join(path) == "titans metrics" and ctx.params["host"] == "0.0.0.0"
+    assert {d for d in prom["depends_on"]} == {"bento", "metrics"}
+
+
+def test_grafana_is_provisioned_from_the_repository():
+    compose = load_compose()
+    services = compose["services"]
+    grafana = services["grafana"]
+    m = mounts(grafana)
+    provisioning = m["/etc/grafana/provisioning"]
+    sources = yaml.safe_load((provisioning / "datasources" / "datasources.yml").read_text())["datasources"]
+    by_type = {d["type"]: d for d in sources}
+    prom_port = [p.rsplit(":", 1)[1] for p in services["prometheus"]["ports"]][0]
+    assert by_type["prometheus"]["url"] == f"http://prometheus:{prom_port}"
+    pg = by_type["grafana-postgresql-datasource"]
+    assert pg["url"] == "postgres:5432"
+    assert pg["jsonData"]["database"] == services["postgres"]["environment"]["POSTGRES_DB"]
+    # The role the postgres init script creates is the one Grafana logs in as, with the same password.
+    assert pg["user"] == "${GRAFANA_DB_USER}" and pg["secureJsonData"]["password"] == "${GRAFANA_DB_PASSWORD}"
+    for key in ("GRAFANA_DB_USER", "GRAFANA_DB_PASSWORD"):
+        assert grafana["environment"][key] == services["postgres"]["environment"][key], key
+    init = mounts(services["postgres"])["/docker-entrypoint-initdb.d/20-grafana-reader.sh"]
+    assert "GRAFANA_DB_PASSWORD" in init.read_text() and os.access(init, os.X_OK)
+    providers = yaml.safe_load((provisioning / "dashboards" / "dashboards.yml").read_text())["providers"]
+    (provider,) = providers
+    assert m[provider["options"]["path"]] == ROOT / "docker" / "grafana" / "dashboards"
+    assert sorted(p.name for p in m[provider["options"]["path"]].glob("*.json")) == [
+        "models.json", "money.json", "pipeline.json", "service.json"]
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
 
 
 def test_the_checks_fail_on_a_broken_file():
