@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from titans_assets.commands.account import account
 from titans_assets.commands.backup import backup, restore
 from titans_assets.commands.dashboard import dashboard
 from titans_assets.commands.generate import generate, generate_report
@@ -72,6 +73,7 @@ for command in (demo, materialize, status, generate, generate_report, profile, s
                 mlflow, dagster, backup, restore):
     main.add_command(command)
 main.add_command(metrics)
+main.add_command(account)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@
   two rows are never paired with each other; other_transaction_id '' = never a transfer).
 -#}
 {{ config(pre_hook=[
-    "select pg_advisory_xact_lock(7240018)",
+    "select pg_advisory_xact_lock(7240019)",
     "create schema if not exists app",
     "create table if not exists app.transfer_overrides (
         transaction_id       text        not null,

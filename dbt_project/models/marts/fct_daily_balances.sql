@@ -1,0 +1,149 @@
+{#-
+  One row per account and day, from the account's first day (or its opening anchor, if earlier) to
+  the household's last day: the balance at the end of the day, transfers included (money moved to
+  savings is still the household's).
+  The opening balance comes from one anchor per account, the first of:
+    user       app.account_balances (`titans account set-balance ACCOUNT DATE AMOUNT`: the balance
+               at the end of DATE; the earliest entry anchors, created here when missing);
+    statement  the earliest balance a bank reported (int_reported_balances);
+    none       no anchor: the balance is the cumulative net from 0 (balance_known = false).
+  opening_balance = anchor balance - the account's amounts up to the anchor day. Every other balance
+  the bank reported is reconciled with this one (assert_balances_match_statements).
+-#}
+{{ config(pre_hook=[
+    "select pg_advisory_xact_lock(7240019)",
+    "create schema if not exists app",
+    "create table if not exists app.account_balances (
+        account      text          not null,
+        balance_date date          not null,
+        balance      numeric(16,2) not null,
+        note         text,
+        set_at       timestamptz   not null default now(),
+        primary key (account, balance_date))",
+]) }}
+with txns as (
+
+    select account, txn_date, amount, currency
+    from {{ ref('fct_transactions') }}
+
+),
+
+currencies as (
+
+    select account, currency
+    from (
+        select account, currency,
+               row_number() over (partition by account order by count(*) desc, currency) as r
+        from txns
+        where currency is not null
+        group by account, currency
+    ) as c
+    where r = 1
+
+),
+
+user_anchor as (
+
+    select account, balance_date, balance, 'user' as source,
+           row_number() over (partition by account order by balance_date) as r
+    from app.account_balances
+
+),
+
+bank_anchor as (
+
+    select account, balance_date, reported_balance as balance, 'statement' as source,
+           row_number() over (partition by account order by balance_date, source_file) as r
+    from {{ ref('int_reported_balances') }}
+
+),
+
+accounts as (
+
+    select account, min(txn_date) as first_day from txns group by account
+    union
+    select account, balance_date from user_anchor where r = 1 and account not in (select account from txns)
+
+),
+
+anchors as (
+
+    select
+        accounts.account,
+        coalesce(u.balance_date, b.balance_date)                    as anchor_date,
+        coalesce(u.balance, b.balance)                              as anchor_balance,
+        coalesce(u.source, b.source, 'none')                        as balance_source
+    from accounts
+    left join user_anchor as u on u.account = accounts.account and u.r = 1
+    left join bank_anchor as b on b.account = accounts.account and b.r = 1
+
+),
+
+bounds as (
+
+    select
+        accounts.account,
+        least(min(accounts.first_day), min(anchors.anchor_date))    as first_day
+    from accounts
+    left join anchors on anchors.account = accounts.account
+    group by accounts.account
+
+),
+
+spine as (
+
+    {{ day_spine('(select min(first_day) from bounds)',
+                 '(select greatest(max(txn_date), (select max(anchor_date) from anchors)) from txns)') }}
+
+),
+
+daily as (
+
+    select account, txn_date, sum(amount) as day_net, count(*) as transactions
+    from txns
+    group by account, txn_date
+
+),
+
+openings as (
+
+    select
+        anchors.account,
+        anchors.balance_source,
+        coalesce(anchors.anchor_balance - coalesce((
+            select sum(t.amount) from txns as t
+            where t.account = anchors.account and t.txn_date <= anchors.anchor_date
+        ), 0), 0)                                                   as opening_balance
+    from anchors
+
+),
+
+grid as (
+
+    select
+        bounds.account,
+        spine.date_day                                              as balance_date,
+        coalesce(daily.day_net, 0)                                  as day_net,
+        coalesce(daily.transactions, 0)                             as transactions
+    from bounds
+    inner join spine on spine.date_day >= bounds.first_day
+    left join daily on daily.account = bounds.account and daily.txn_date = spine.date_day
+
+)
+
+select
+    grid.account,
+    grid.balance_date,
+    currencies.currency,
+    grid.day_net,
+    grid.transactions,
+    cast(openings.opening_balance + sum(grid.day_net) over (
+        partition by grid.account order by grid.balance_date
+        rows between unbounded preceding and current row
+    ) as numeric(16, 2))                                            as balance,
+    cast(openings.opening_balance as numeric(16, 2))                as opening_balance,
+    openings.balance_source,
+    openings.balance_source <> 'none'                               as balance_known
+from grid
+inner join openings on openings.account = grid.account
+left join currencies on currencies.account = grid.account
