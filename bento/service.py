@@ -37,6 +37,7 @@ from titans_assets.lib.serving.routes import RestorePath, TemplatePaths
 from titans_assets.lib.serving.runtime import Runtime, poll_seconds
 
 log = logging.getLogger("titans.serving")
+use_json()  # TITANS_LOG_FORMAT=json: BentoML's handlers as configured so far write JSON too (again per worker)
 
 app = create_app()  # the runtime is attached per worker, in TitansService.__init__
 

@@ -65,7 +65,7 @@ def _run_and_report(selection: str | None, settings, db) -> None:
     click.echo(f"database: {db.redacted()}")
     click.echo("materializing" + (f" {selection}" if selection else " the whole graph")
                + f" (full log: {log_path}) ...")
-    with _output_to(log_path) as (out, err):
+    with _output_to(log_path) as (out, err, json_log):
         def lost(failure) -> None:
             """The embedded server died under the run: its storage is gone with it, nothing more can be
             recorded, and Dagster's storage would retry for half a minute. End now, in one line."""
@@ -74,7 +74,17 @@ def _run_and_report(selection: str | None, settings, db) -> None:
             out.flush()
             _end_now(1)
 
-        summary = runner.materialize(selection, on_event=lambda line: click.echo(line, file=out), on_lost=lost)
+        def progress(line: str) -> None:
+            click.echo(line, file=out)
+            if json_log is not None:  # TITANS_LOG_FORMAT=json: the progress lines are log records too
+                json_log.record(line.strip(), component="titans.run.progress")
+
+        summary = runner.materialize(selection, on_event=progress, on_lost=lost)
+        if json_log is not None:
+            json_log.late["run_id"] = summary.run_id
+            json_log.record(f"run {'succeeded' if summary.success else 'failed'}", event="run_finished",
+                            level="info" if summary.success else "error", success=summary.success,
+                            latency_seconds=round(summary.seconds, 3))
     files = file_summary(db)
     tables = table_counts(db)
     click.echo("")
@@ -103,18 +113,22 @@ def _run_and_report(selection: str | None, settings, db) -> None:
 @contextlib.contextmanager
 def _output_to(log_path: Path):
     """Everything a run prints, its child processes (dbt) included, goes to the log file, at the level
-    of file descriptors; yields the terminal's stdout and stderr for the progress lines and the error."""
+    of file descriptors; yields the terminal's stdout and stderr for the progress lines and the error,
+    and with TITANS_LOG_FORMAT=json the JSON-lines log (one object per line, lib/observability/logs.py)."""
+    from titans_assets.lib.observability.logs import JsonLinesFile, env_secrets, log_format
+
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     out = os.fdopen(os.dup(saved[0]), "w", buffering=1)
     err = os.fdopen(os.dup(saved[1]), "w", buffering=1)
-    with open(log_path, "w") as log:
+    json_log = JsonLinesFile(log_path, secrets=env_secrets()) if log_format() == "json" else None
+    with contextlib.nullcontext(json_log) if json_log is not None else open(log_path, "w") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                yield out, err
+                yield out, err, json_log
         finally:
             log.flush()
             os.dup2(saved[0], 1)
@@ -123,6 +137,8 @@ def _output_to(log_path: Path):
                 os.close(fd)
             out.close()
             err.close()
+            if json_log is not None:
+                json_log.close()
 
 
 def _end_now(code: int) -> None:

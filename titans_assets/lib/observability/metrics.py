@@ -26,6 +26,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from titans_assets.lib.observability.logs import fields
 from titans_assets.lib.serving.routes import RAW_PATH_KEY, template_of
 
 log = logging.getLogger("titans.serving")
@@ -166,11 +167,10 @@ class Instrumented:
         except Exception:
             log.debug("request metrics failed", exc_info=True)
         if self.access_lines and access_log.isEnabledFor(logging.INFO):
-            access_log.info("%s %s %s %.1f ms", method, route, status, elapsed * 1000, extra={
-                "request_id": request_id, "route": route, "method": method, "status": status,
-                "latency_seconds": round(elapsed, 6), "model": model or None,
-                "model_version": notes.get("model_version"), "model_kind": notes.get("model_kind"),
-                "worker_pid": os.getpid()})
+            access_log.info("%s %s %s %.1f ms", method, route, status, elapsed * 1000, extra=fields(
+                request_id=request_id, route=route, method=method, status=status,
+                latency_seconds=round(elapsed, 6), model=model or None, model_version=notes.get("model_version"),
+                model_kind=notes.get("model_kind"), worker_pid=os.getpid()))
 
 
 def _request_id(scope) -> str:
