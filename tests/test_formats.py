@@ -223,3 +223,45 @@ def test_same_statement_twice_and_overlapping_statements_give_no_duplicates(ware
     assert [r["institution"] for r in stored] == ["160000100"]  # BANKID, carried into raw per row
     # the later export's copy wins (its text)
     assert any("MCDONALDS 112 TORONTO" in r["description"] for r in fct)
+
+
+@pytest.mark.integration
+def test_overlapping_csv_without_ids_and_ofx_with_ids_give_each_transaction_once(embedded_db, tmp_path):
+    """One account exported twice over the same days: a CSV (no bank ids, the bank's text written
+    differently) and an OFX statement (FITIDs). The CSV names the OFX's account through its profile
+    (without that they are two accounts: the folder's and ACCTID). Each transaction is kept once, the
+    OFX copy (with its id); the CSV's rows on days and amounts the OFX does not hold stay, as does a
+    second identical CSV charge the OFX holds only once."""
+    from conftest import scratch_database
+    from test_dbt_project import _dbt, _query
+
+    landing = tmp_path / "landing"
+    (landing / "checking").mkdir(parents=True)
+    (landing / "checking" / "2009-04.ofx").write_bytes((FIXTURES / "ofxparse_bank_medium.ofx").read_bytes())
+    (landing / "checking" / "2009-04.csv").write_text(
+        "Date,Description,Amount\n"
+        "2009-03-31,OPENING FEE,-1.00\n"  # before the OFX: kept
+        "2009-04-01,MCDONALDS 112,-6.60\n"  # FITID ...100001
+        "2009-04-02,CHECK 0 JOES BALD HAIR,-316.67\n"  # FITID ...200004
+        "2009-04-03,CONNIES HAIR,-22.00\n"  # FITID ...300005
+        "2009-04-03,CONNIES HAIR,-22.00\n"  # a second charge the OFX does not hold: kept
+        "2009-04-03,REFUND,5.00\n")  # same day, another amount: kept
+    (landing / "checking" / "2009-04.csv.profile.yaml").write_text(
+        'account: "12300 000012345678"\ncolumns: {date: Date, description: Description, amount: Amount}\n')
+    with scratch_database(embedded_db) as db:
+        loader.ensure_raw_schema(db)
+        results = loader.load_files(db, landing, loader.landing_files(landing), workers=1)
+        assert sorted(r.rows_loaded for r in results) == [3, 6]
+        args = ["build", "--select", "+fct_transactions", "--exclude-resource-type", "test"]
+        code, _, output = _dbt(args, os.environ | db.dbt_env(), tmp_path / "t")
+        assert code == 0, output
+        fct = _query(db, "select txn_date::text as d, amount::text as a, bank_txn_id as id from marts.fct_transactions")
+    got = sorted((r["d"], r["a"], r["id"] is not None) for r in fct)
+    assert got == [
+        ("2009-03-31", "-1.00", False),
+        ("2009-04-01", "-6.60", True),
+        ("2009-04-02", "-316.67", True),
+        ("2009-04-03", "-22.00", False),
+        ("2009-04-03", "-22.00", True),
+        ("2009-04-03", "5.00", False),
+    ]

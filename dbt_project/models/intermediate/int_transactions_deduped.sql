@@ -10,11 +10,48 @@
 --               AcctSvcrRef/NtryRef, MT940 reference): the first key, so two overlapping statements
 --               of one account count each shared transaction once whatever else differs; rows
 --               without an id fall back to the natural key (occurrence is 1 on keyed rows).
+-- mixed       = one account exported with ids (OFX, CAMT, MT940) and without (a CSV, a QIF) over the
+--               same days: the same transaction is written differently in each format, so no key
+--               above matches. On each (account, txn_date, amount), the first k id-less records of
+--               each file (by line) are taken to be the k transactions the bank identified on that
+--               day for that amount, and dropped; id-less records beyond k are kept. A day and
+--               amount the keyed statements do not cover is never touched.
 -- A record seen in several files keeps the copy from the most recently loaded file
 -- (ties: greater source_file, then lowest line_number), so a re-exported file's corrections win.
-with txns as (
+with normalized as (
 
     select * from {{ ref('int_transactions_normalized') }}
+
+),
+
+keyed_per_day as (
+
+    select account, txn_date, amount, count(distinct bank_txn_id) as keyed
+    from normalized
+    where bank_txn_id is not null
+    group by account, txn_date, amount
+
+),
+
+txns as (
+
+    select unkeyed.*
+    from (
+        select
+            normalized.*,
+            case when bank_txn_id is null then row_number() over (
+                partition by source_file, account, txn_date, amount, bank_txn_id
+                order by line_number
+            ) end as nth_unkeyed
+        from normalized
+    ) as unkeyed
+    left join keyed_per_day
+        on unkeyed.account = keyed_per_day.account
+        and unkeyed.txn_date = keyed_per_day.txn_date
+        and unkeyed.amount = keyed_per_day.amount
+    where unkeyed.bank_txn_id is not null
+        or keyed_per_day.keyed is null
+        or unkeyed.nth_unkeyed > keyed_per_day.keyed
 
 ),
 
