@@ -272,13 +272,8 @@ def test_a_real_prometheus_answers_every_panel_and_rule(store, tmp_path):
     env = {**child_env("TITANS_REDIS_URL", "BENTOML_CONFIG_OPTIONS"), **store["env"]}
     procs: list[tuple[subprocess.Popen, list]] = []
     try:
-        # 1. The pipeline: a real Dagster run loads the generated exports and runs the raw checks.
-        run = subprocess.run([str(Path(sys.executable).with_name("titans")), "materialize", "--select",
-                              "key:raw/*"], env=env, capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-        build_marts(env, tmp_path / "dbt-target")
-
-        # 2. The service (two workers, JSON logs) and the pipeline exporter.
+        # 1. The service (two workers, JSON logs) and the pipeline exporter, started first: they boot while
+        # the pipeline runs (the exporter reports what exists at each scrape).
         serve_env = {**env, "TITANS_API_KEYS": KEY, "TITANS_LOG_FORMAT": "json", "TITANS_MODEL_POLL_SECONDS": "0",
                      "TITANS_RATE_LIMIT_IP": "5/minute", "TITANS_RATE_LIMIT_KEY": "100000/hour",
                      "TITANS_TRUSTED_PROXIES": "127.0.0.1"}
@@ -291,7 +286,7 @@ def test_a_real_prometheus_answers_every_panel_and_rule(store, tmp_path):
             env=env, stdout=(tmp_path / "metrics.log").open("w"), stderr=subprocess.STDOUT, process_group=0)
         procs.append((exporter, []))
 
-        # 3. Prometheus on the committed config and rules, targets and intervals rewritten for loopback.
+        # 2. Prometheus on the committed config and rules, targets and intervals rewritten for loopback.
         config = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text())
         # Scrapes every 2 s (a timed-out scrape marks every series of its target stale: on a loaded machine
         # 1 s is too short for the exporter's reads), rules evaluated every second.
@@ -312,6 +307,13 @@ def test_a_real_prometheus_answers_every_panel_and_rule(store, tmp_path):
             stdout=(tmp_path / "prometheus.log").open("w"), stderr=subprocess.STDOUT, process_group=0)
         procs.append((prometheus, []))
         prom = Prom(f"http://127.0.0.1:{prom_port}")
+
+        # 3. Meanwhile, the pipeline: a real Dagster run loads the generated exports and runs the raw checks;
+        # dbt builds the marts the PostgreSQL panels read.
+        run = subprocess.run([str(Path(sys.executable).with_name("titans")), "materialize", "--select",
+                              "key:raw/*"], env=env, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        build_marts(env, tmp_path / "dbt-target")
 
         server.wait_ready()
         procs[0] = (server.proc, server.tree)
