@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from titans_assets.lib.observability.logs import fields
-from titans_assets.lib.serving.routes import RAW_PATH_KEY, template_of
+from titans_assets.lib.serving.routes import RAW_PATH_KEY, UNMATCHED, template_of
 
 log = logging.getLogger("titans.serving")
 access_log = logging.getLogger("titans.serving.access")
@@ -164,6 +164,8 @@ class Instrumented:
             m = service_metrics()
             m.requests.labels(route=route, method=method, status=str(status)).inc()
             m.latency.labels(route=route, model=model).observe(elapsed)
+            if route == UNMATCHED and status == 404:  # answered by RestorePath, before the app's own counting
+                m.errors.labels(code="E003", route=route).inc()
         except Exception:
             log.debug("request metrics failed", exc_info=True)
         if self.access_lines and access_log.isEnabledFor(logging.INFO):

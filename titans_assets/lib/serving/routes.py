@@ -83,10 +83,7 @@ class RestorePath:
                 await send({"type": "http.response.start", "status": 404,
                             "headers": [(b"content-type", b"application/json"),
                                         (b"content-length", str(len(body)).encode())]})
-                await send({"type": "http.response.body", "body": body})
-                from titans_assets.lib.observability.metrics import count_error
-
-                count_error(INVALID, UNMATCHED)
+                await send({"type": "http.response.body", "body": body})  # counted as E003 by Instrumented
                 return
             scope["path"] = raw
         await self.app(scope, receive, send)
