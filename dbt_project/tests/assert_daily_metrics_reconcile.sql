@@ -4,7 +4,8 @@
 -- own accounts count on neither side. Tolerance 0.005.
 with non_transfers as (
 
-    select * from {{ ref('fct_transactions') }} where not is_transfer
+    -- in the reporting currency, as fct_daily_metrics sums them
+    select txn_date, amount_reporting as amount from {{ ref('fct_transactions') }} where not is_transfer
 
 ),
 

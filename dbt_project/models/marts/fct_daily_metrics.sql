@@ -4,7 +4,8 @@
 -- left or entered the household. The spine still spans every transaction, transfers included.
 with all_txns as (
 
-    select txn_date, txn_type, amount, category, is_transfer
+    -- in the reporting currency (fct_transactions.amount_reporting): currencies are never summed as they are
+    select txn_date, txn_type, amount_reporting as amount, category, is_transfer
     from {{ ref('fct_transactions') }}
 
 ),

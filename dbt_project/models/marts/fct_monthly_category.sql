@@ -9,7 +9,8 @@ with txns as (
         txn_type,
         coalesce(category, case when txn_type = 'Income' then 'income' else 'uncategorized' end) as category,
         -- absolute under the sign convention, and consistent with fct_daily_metrics even if it is broken
-        case when txn_type = 'Expense' then -amount else amount end                           as abs_amount
+        -- in the reporting currency (amount_reporting): never two currencies summed as they are
+        case when txn_type = 'Expense' then -amount_reporting else amount_reporting end       as abs_amount
     from {{ ref('fct_transactions') }}
     where not is_transfer  -- a move between the user's own accounts is neither income nor expense
 

@@ -2,6 +2,10 @@
 -- is_transfer: one side of a move between the user's own accounts (int_transfer_pairs), counted in
 -- no income, expense or training data; transfer_unpaired: the text reads like such a move (a card
 -- payment, a move to savings) but its other side is not among the loaded accounts: flagged, not guessed.
+-- amount_reporting: the amount in TITANS_REPORTING_CURRENCY (default USD) at int_fx_daily_rates'
+-- rate of the day; a row without currency is taken to be in it; null when no rate covers the day
+-- (assert_fx_rates_cover_every_currency fails then, naming the currency and the first such day).
+{%- set reporting = env_var('TITANS_REPORTING_CURRENCY', 'USD') | upper %}
 with txns as (
 
     select * from {{ ref('int_transactions_deduped') }}
@@ -36,6 +40,9 @@ select
     txns.merchant,
     txns.receipt_url,
     txns.currency,
+    '{{ reporting }}'                                                as reporting_currency,
+    case when coalesce(upper(txns.currency), '{{ reporting }}') = '{{ reporting }}' then txns.amount
+         else cast(round(txns.amount * fx.rate, 2) as numeric(14, 2)) end as amount_reporting,
     txns.bank_txn_id,
     cast({{ dbt.date_trunc('month', 'txns.txn_date') }} as date)     as month,
     txns.loaded_at,
@@ -50,3 +57,5 @@ select
 from txns
 left join pair_sides on pair_sides.transaction_id = txns.transaction_id
 left join {{ ref('int_transfer_hints') }} as hints on hints.transaction_id = txns.transaction_id
+left join {{ ref('int_fx_daily_rates') }} as fx
+    on fx.currency = upper(txns.currency) and fx.rate_date = txns.txn_date
