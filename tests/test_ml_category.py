@@ -388,3 +388,19 @@ def test_the_regime_is_chosen_on_the_training_period_alone(ledger):
     assert svm.params["regime"] == "svm_text" and svm.params["classifier"] == "svm"
     with pytest.raises(ValueError, match="unknown regime"):
         category.train(data, regimes=("bogus",))
+
+
+def test_rolling_origins_stop_once_the_latest_ones_score_enough_rows():
+    """Origins at 70/80/90% of the rows (one row a day here): each scores the rows up to the next one.
+    With `min_scored` only the latest origins needed to reach it are kept (a larger ledger pays for
+    fewer fits); with 0, or when even all of them score fewer rows, every origin is kept."""
+    days = pd.date_range("2026-01-01", periods=1000, freq="D")
+    rows = pd.DataFrame({"txn_date": days, "category": np.where(np.arange(1000) % 3 == 0, "a", "b")})
+    sizes = [int(scored.sum()) for _, scored in category._origin_folds(rows, (0.7, 0.8, 0.9))]
+    assert sizes == [100, 100, 100]
+    latest = category._origin_folds(rows, (0.7, 0.8, 0.9), min_scored=150)
+    assert [int(s.sum()) for _, s in latest] == [100, 100]
+    assert [int(f.sum()) for f, _ in latest] == [800, 900]  # fit on every earlier day
+    assert len(category._origin_folds(rows, (0.7, 0.8, 0.9), min_scored=100)) == 1
+    assert len(category._origin_folds(rows, (0.7, 0.8, 0.9), min_scored=301)) == 3
+    assert len(category._origin_folds(rows, (0.7, 0.8, 0.9), min_scored=0)) == 3
