@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS marts.fct_transactions (
     transaction_id text, account text, source_file text, line_number integer, txn_date date,
     txn_type text, description text, amount numeric(14,2), abs_amount numeric(14,2), category text,
     payment_method text, status text, reference text, merchant text, receipt_url text, month date,
-    loaded_at timestamptz, is_transfer boolean NOT NULL DEFAULT false
+    loaded_at timestamptz, is_transfer boolean NOT NULL DEFAULT false, amount_reporting numeric(14,2)
 );
 CREATE TABLE IF NOT EXISTS marts.fct_daily_metrics (
     metric_date date, total_income numeric, total_expenses numeric, net numeric, transaction_count bigint,

@@ -529,11 +529,13 @@ def fct_daily_metrics_suite(
     tol = CENT_TOLERANCE
     reconcile = f"""
 WITH f AS (
+    -- transfers between the user's own accounts count in neither; amounts in the reporting currency
     SELECT txn_date AS metric_date,
-           coalesce(sum(abs(amount)) FILTER (WHERE txn_type = 'Income'), 0) AS income,
-           coalesce(sum(abs(amount)) FILTER (WHERE txn_type = 'Expense'), 0) AS expenses,
+           coalesce(sum(abs(coalesce(amount_reporting, amount))) FILTER (WHERE txn_type = 'Income'), 0) AS income,
+           coalesce(sum(abs(coalesce(amount_reporting, amount))) FILTER (WHERE txn_type = 'Expense'), 0) AS expenses,
            count(*) AS n
     FROM {transactions_table}
+    WHERE NOT coalesce(is_transfer, false)
     GROUP BY txn_date
 )
 SELECT coalesce(d.metric_date, f.metric_date) AS metric_date,
