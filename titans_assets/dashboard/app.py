@@ -13,6 +13,7 @@ PAGES = [
     st.Page(HERE / "pages" / "predictions.py", title="Predictions", icon=":material/psychology:"),
     st.Page(HERE / "pages" / "anomalies.py", title="Anomalies", icon=":material/warning:"),
     st.Page(HERE / "pages" / "cashflow.py", title="Cash flow", icon=":material/trending_up:"),
+    st.Page(HERE / "pages" / "models.py", title="Models", icon=":material/model_training:"),
     st.Page(HERE / "pages" / "health.py", title="Data health", icon=":material/health_and_safety:"),
 ]
 

@@ -59,12 +59,17 @@ def permutation_importance(score, model, holdout, columns: list[str], metric: st
     if frame is None:
         return {"supported": False, "metric": metric,
                 "reason": "the holdout is a single series (no input columns to permute)"}
+    present = [c for c in columns if c in frame.columns]
+    if not present:  # cash flow: its holdout is the daily series, its request only a horizon
+        return {"supported": False, "metric": metric,
+                "reason": f"the holdout carries none of the request columns ({', '.join(columns)}): "
+                          "no input columns to permute"}
     rng = np.random.default_rng(seed)
     frame, rest = _sample(frame, rest, max_rows, rng)
     started = time.perf_counter()
     base = float(score(model, _join(frame, rest))[metric])
     features = []
-    for column in [c for c in columns if c in frame.columns]:
+    for column in present:
         drops = []
         for _ in range(repeats):
             shuffled = frame.copy()
