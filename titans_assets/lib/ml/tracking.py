@@ -28,6 +28,8 @@ from titans_assets.lib.paths import PROJECT_ROOT
 from titans_assets.lib.settings import Settings
 
 EXPERIMENT = "titans"
+# pg_advisory_lock key held while a client initialises the MLflow store (Registry.client).
+STORE_INIT_LOCK = 7_210_351_001
 CHAMPION = "champion"
 # What a loaded model needs besides the titans_assets package itself.
 RUNTIME_PACKAGES = ("mlflow", "numpy", "pandas", "scikit-learn", "scipy", "statsforecast", "cloudpickle")
@@ -103,14 +105,20 @@ class Registry:
 
     @cached_property
     def client(self):
-        if self.tracking_uri.startswith(("postgresql", "postgres")):
-            # MLflow retries an unreachable database for ~100 s; answer at once instead.
-            try:
-                Database(self.tracking_uri.replace("+psycopg2", "", 1)).ping()
-            except DatabaseError as exc:
-                raise RegistryError(f"E002 MLflow registry unreachable: {exc}") from None
         from mlflow import MlflowClient
 
+        if self.tracking_uri.startswith(("postgresql", "postgres")):
+            store = Database(self.tracking_uri.replace("+psycopg2", "", 1))
+            # MLflow retries an unreachable database for ~100 s; answer at once instead.
+            try:
+                store.ping()
+            except DatabaseError as exc:
+                raise RegistryError(f"E002 MLflow registry unreachable: {exc}") from None
+            # A new client creates MLflow's tables in an empty store (alembic): two processes doing it
+            # at once (model steps on two Celery workers) collide on CREATE TABLE, so one at a time.
+            with store.connect(autocommit=True) as conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_lock(%s)", (STORE_INIT_LOCK,))
+                return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def _call(self, what: str, fn, *args, **kwargs):
@@ -124,8 +132,14 @@ class Registry:
         exp = self._call("reading the experiment", self.client.get_experiment_by_name, self.experiment)
         if exp is not None:
             return exp.experiment_id
-        return self._call("creating the experiment", self.client.create_experiment, self.experiment,
-                          artifact_location=f"{self.artifact_root.rstrip('/')}/{self.experiment}")
+        try:
+            return self._call("creating the experiment", self.client.create_experiment, self.experiment,
+                              artifact_location=f"{self.artifact_root.rstrip('/')}/{self.experiment}")
+        except RegistryError:  # another process created it between the read and the create
+            exp = self._call("reading the experiment", self.client.get_experiment_by_name, self.experiment)
+            if exp is None:
+                raise
+            return exp.experiment_id
 
     # ---- training runs -------------------------------------------------------------------------
 
