@@ -187,3 +187,14 @@ def test_the_python_rule_needs_a_hint_and_one_to_one():
     p = transfers.pairs(f)
     assert list(zip(p["out_index"], p["in_index"])) == [(0, 1)]
     assert transfers.transfer_mask(f).tolist() == [True, True, False, False, False, False, False]
+
+
+def test_a_card_number_on_a_purchase_is_no_transfer_hint():
+    """Real Dutch debit-card lines print the masked card number (`BEA NR:XXX1234`): not a transfer."""
+    import pandas as pd
+
+    from titans_assets.lib import transfers
+
+    f = pd.DataFrame([("checking", "2011-05-21", -25.00, "BEA NR:XXX1234 21.05.11/12.54 DIRCKIII FIL2500 KATWIJK,PAS999"),
+                      ("savings", "2011-05-21", 25.00, "RENTE")], columns=["account", "txn_date", "amount", "description"])
+    assert transfers.pairs(f).empty

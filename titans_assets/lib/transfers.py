@@ -21,7 +21,7 @@ ROUNDS = 4
 STRONG = re.compile(
     r"(thank ?you|auto ?pay|\be-?pay|crd pmt|card pmt|card payment|credit (card|crd) (pmt|payment|autopay|epay)"
     r"|\b(to|from) (sav|savings|chk|checking|chq)\b|owners? draw|internal transfer|transfer between|umbuchung"
-    r"|uebertrag|übertrag|virement interne|\.\.\.\s?[0-9]{4}\b|[x*]{3,}[0-9]{4}\b)", re.IGNORECASE)
+    r"|uebertrag|übertrag|virement interne|\.\.\.\s?[0-9]{4}\b)", re.IGNORECASE)
 WEAK = re.compile(r"(transfer|xfer|trnsfr|payment|pymt|pmt|deposit|withdrawal)", re.IGNORECASE)
 
 

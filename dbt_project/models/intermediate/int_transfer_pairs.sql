@@ -5,7 +5,7 @@
                 the same currency (an unknown currency is compatible with any), at most
                 var('transfer_window_days', 4) days apart;
     hints       strong: own-account words (PAYMENT THANK YOU, AUTOPAY, CRD PMT, TO/FROM SAVINGS,
-                TO CHK, a masked number `...1234` / `XXXX1234`, a QIF `[Account]` transfer);
+                TO CHK, a masked `...1234`, a QIF `[Account]` transfer; not a card number `XXX1234`, which card terminals print on purchases);
                 weak: TRANSFER, XFER, PAYMENT, PMT, DEPOSIT; the other account's last 4 digits in
                 the text. A candidate needs a strong hint on one side, weak ones on both, or the
                 other account's number;
