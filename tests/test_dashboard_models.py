@@ -267,9 +267,10 @@ def test_the_model_page_shows_decisions_comparison_importance_and_coverage(world
     assert BY_KEY["cashflow"].primary_metric in _texts(at) or at.metric
 
 
-@pytest.mark.integration
-@pytest.mark.browser
-def test_the_model_page_in_headless_chromium(world, page):
+@pytest.fixture
+def models_dashboard(world):
+    """`titans dashboard` as a user starts it, on a free port; stopped after the page's screenshot
+    (this fixture is set up before `page`, so it is torn down after it)."""
     import signal
     import subprocess
     import sys
@@ -283,16 +284,24 @@ def test_the_model_page_in_headless_chromium(world, page):
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert get_until_up(f"http://127.0.0.1:{port}/_stcore/health", proc, timeout=180) == "ok"
-        page.goto(f"http://127.0.0.1:{port}/models")
-        page.get_by_text("Promotion decisions over time").wait_for()
-        page.get_by_text("Feature importance (permutation, on the holdout)").wait_for()
-        page.locator(".js-plotly-plot").first.wait_for()
-        page.get_by_text("Challenger vs champion, same holdout").wait_for()
+        yield f"http://127.0.0.1:{port}"
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM)  # titans passes it on to streamlit and waits for it
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.mark.integration
+@pytest.mark.browser
+def test_the_model_page_in_headless_chromium(models_dashboard, page):
+    page.goto(models_dashboard)
+    page.get_by_role("link", name="Models").click()
+    page.get_by_text("Promotion decisions over time").wait_for()
+    page.get_by_text("Challenger vs champion, same holdout").wait_for()
+    page.get_by_text("Feature importance (permutation, on the holdout)").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.locator('[data-testid="stDataFrame"]').first.wait_for()
