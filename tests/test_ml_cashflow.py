@@ -280,8 +280,13 @@ def test_trained_origins_are_logged_and_nested(trained):
 
 def test_the_choice_is_the_argmin_over_the_selection_origins(trained, small):
     for result, cands in ((trained, FAST), (small, FAST)):
-        select = {c: result.metrics[f"select_{c}_mase"] for c in cands if f"select_{c}_mase" in result.metrics}
-        assert result.model.method == min(select, key=select.get)
+        # robust="auto" (the default): the pair (method, robust mode) is the argmin
+        keys = {(c, m): f"select_{c}_mase" if m == cf.AUTO_MODES[0] else f"select_{c}_{m}_mase"
+                for c in cands for m in cf.AUTO_MODES}
+        select = {pair: result.metrics[k] for pair, k in keys.items() if k in result.metrics}
+        assert {("ets", m) for m in cf.AUTO_MODES} <= set(select)  # gbm needs more history than `small` has
+        assert (result.model.method, result.model.config.robust) == min(select, key=select.get)
+        assert result.params["robust"] == "auto" and result.params["robust_mode"] == result.model.config.robust
         assert result.model.method not in cf.BASELINES
 
 
@@ -374,3 +379,116 @@ def test_combo_is_the_mean_of_its_parts_and_scores_the_same_in_train_and_score()
     paths = [cf._run_method(p, y, first, cf.MAX_HORIZON, result.model.config)[0] for p in cf.COMBO_PARTS]
     assert np.allclose(result.model.path, np.mean(paths, axis=0))
     assert cf.score(result.model, result.holdout) == {k: result.metrics[k] for k in cf.METRIC_NAMES}
+
+
+# --------------------------------------------------------------------------- one-off amounts (robust modes)
+
+
+def test_winsorising_cuts_one_offs_and_leaves_paydays_and_rent():
+    y = synthetic(400, seed=1)["net_flow"].to_numpy()
+    spiked = y.copy()
+    spiked[[150, 300]] += [60_000.0, -45_000.0]
+    regular, lumpy = cf.split_lumpy(spiked)
+    assert np.allclose(regular + lumpy, spiked)
+    assert set(np.flatnonzero(lumpy)) == {150, 300}  # only the one-offs, none of the 3,000 paydays
+    center, width = cf.robust_threshold(spiked)
+    assert abs(regular[150] - center) == pytest.approx(width) and abs(regular[300] - center) == pytest.approx(width)
+    assert width < 15_000 and np.abs(y - center).max() < width  # the clean series is untouched
+    assert np.array_equal(cf.split_lumpy(y)[0], y)
+    # a series of identical days has no band: nothing is cut
+    assert cf.robust_threshold(np.zeros(50))[1] == math.inf
+
+
+def test_robust_modes_what_a_candidate_is_fitted_on():
+    y = synthetic(500, seed=2)["net_flow"].to_numpy().copy()
+    y[[100, 420]] += [50_000.0, 20_000.0]
+    same, rate, info = cf.robust_series(y, "none")
+    assert same is not None and np.array_equal(same, y) and rate == 0.0 and info == {"mode": "none"}
+    wins, rate, info = cf.robust_series(y, "winsor")
+    assert rate == 0.0 and info["days_cut"] == 2 and wins.max() < 20_000
+    lump, rate, info = cf.robust_series(y, "lumpy")
+    assert np.array_equal(lump, wins)
+    _, cut = cf.split_lumpy(y)
+    assert rate == pytest.approx(cut[-cf.LUMPY_WINDOW:].mean())  # only the one-off in the last year counts
+    assert rate == pytest.approx(cut[420] / cf.LUMPY_WINDOW)
+    with pytest.raises(ValueError, match="robust mode"):
+        cf.robust_series(y, "median")
+    with pytest.raises(ValueError, match="robust mode"):
+        cf.train(synthetic(200), robust="median")
+
+
+def test_the_robust_mode_applies_to_candidates_not_to_baselines():
+    y = synthetic(300, seed=3)["net_flow"].to_numpy().copy()
+    y[-10] += 80_000.0
+    first = pd.Timestamp(END) - pd.Timedelta(days=299)
+    raw, robust = cf.BacktestConfig(), cf.BacktestConfig(robust="lumpy")
+    for baseline in cf.BASELINES:
+        assert np.array_equal(cf._run_method(baseline, y, first, 30, raw)[0],
+                              cf._run_method(baseline, y, first, 30, robust)[0])
+    wins, rate, _ = cf.robust_series(y, "lumpy")
+    path, state = cf._run_method("ets", y, first, 30, robust)
+    assert np.allclose(path, cf._run_method("ets", wins, first, 30, raw)[0] + rate)
+    assert state["robust"]["mode"] == "lumpy" and state["robust"]["days_cut"] == 1
+    # the mean of last 28 days (a baseline) carries the one-off; the candidate fitted on the cut series does not
+    assert cf._run_method("mean_28", y, first, 30, robust)[0][0] > 2_000 > abs(path.mean() - rate - y[:-10].mean())
+
+
+def test_a_backtest_scores_against_the_truth_when_given():
+    series = synthetic(240, seed=5)
+    y = series["net_flow"].to_numpy()
+    first = pd.Timestamp(series["metric_date"].iloc[0])
+    spiked = y.copy()
+    spiked[150] += 40_000.0
+    config = cf.BacktestConfig(n_origins=4)
+    origins = cf.origin_plan(len(y), config).evaluation
+    plain = cf.run_backtest("seasonal_naive_7", y, first, config, origins)
+    same = cf.run_backtest("seasonal_naive_7", y, first, config, origins, truth=y)
+    assert np.array_equal(plain.pred, same.pred) and np.array_equal(plain.scale, same.scale)
+    scored = cf.run_backtest("seasonal_naive_7", spiked, first, config, origins, truth=y)
+    assert np.array_equal(scored.actual, plain.actual) and np.array_equal(scored.scale, plain.scale)
+    with pytest.raises(ValueError, match="truth"):
+        cf.run_backtest("mean_28", y, first, config, origins, truth=y[:-1])
+
+
+@pytest.mark.parametrize("method", ["ets", "gbm"])
+def test_winsorising_protects_the_forecast_from_one_offs(method):
+    """Two one-offs of 20-30x the median monthly net flow in the history: a candidate fitted on the
+    winsorised series forecasts the next 30 days (scored on the series without them) better than one
+    fitted on the raw series, on average over seeds, and about as well as on the clean series."""
+    config, robust = cf.BacktestConfig(n_origins=6), cf.BacktestConfig(n_origins=6, robust="winsor")
+    raw_mase, robust_mase, clean_mase = [], [], []
+    for seed in range(4):
+        series = synthetic(420, seed=10 + seed)
+        y = series["net_flow"].to_numpy()
+        first = pd.Timestamp(series["metric_date"].iloc[0])
+        origins = cf.origin_plan(len(y), config).evaluation
+        rng = np.random.default_rng(seed)
+        monthly = float(series.set_index(pd.DatetimeIndex(series["metric_date"]))["net_flow"]
+                        .resample("MS").sum().abs().median())
+        spiked = y.copy()
+        days = rng.choice(np.arange(origins[0] - 60, origins[-1]), size=2, replace=False)
+        spiked[days] += rng.uniform(20, 30, size=2) * monthly * rng.choice([-1.0, 1.0], size=2)
+        for out, cfg, data in ((raw_mase, config, spiked), (robust_mase, robust, spiked), (clean_mase, config, y)):
+            bt = cf.run_backtest(method, data, first, cfg, origins, truth=y)
+            out.append(cf.evaluate(bt, data, cfg.level)["mase"])
+    assert np.mean(robust_mase) < np.mean(raw_mase)
+    assert np.mean(robust_mase) < 1.15 * np.mean(clean_mase)
+
+
+def test_auto_chooses_the_robust_mode_with_the_method_on_the_selection_origins():
+    series = synthetic(400, seed=6)
+    y = series["net_flow"].to_numpy().copy()
+    y[[200, 260]] += [70_000.0, -50_000.0]  # one-offs before the evaluation origins
+    spiked = series.assign(net_flow=y)
+    result = cf.train(spiked, candidates=FAST, robust="auto", make_figures=False)
+    m, params = result.metrics, result.params
+    pairs = {(c, "none"): m[f"select_{c}_mase"] for c in FAST}
+    pairs |= {(c, "winsor"): m[f"select_{c}_winsor_mase"] for c in FAST}
+    best = min(pairs, key=pairs.get)
+    assert (params["method"], params["robust_mode"]) == best and params["robust"] == "auto"
+    assert result.model.config.robust == params["robust_mode"]
+    assert not any(k.startswith(f"select_{b}_winsor") for b in cf.BASELINES for k in m)
+    assert cf.score(result.model, result.holdout) == {k: m[k] for k in cf.METRIC_NAMES}
+    fixed = cf.train(spiked, candidates=FAST, robust=params["robust_mode"], make_figures=False)
+    assert fixed.params["method"] == params["method"]
+    assert {k: fixed.metrics[k] for k in cf.METRIC_NAMES} == {k: m[k] for k in cf.METRIC_NAMES}

@@ -41,6 +41,23 @@ The model's candidates (`CANDIDATES`; `candidates=` takes a subset, baseline nam
 - `combo`: the equal-weight mean of the ets, arima and gbm forecasts (in the backtest it reuses
   their fits).
 
+One-off amounts (a house deposit, a bonus): `robust` sets what the model's candidates are fitted on
+(`robust_series`; the baselines always see the raw series). Each fit, at every origin and in the
+refit, works out its band from its own training window only: median +- ROBUST_MULTIPLIER (4) x the
+ROBUST_QUANTILE (98th percentile) of |y - median| (`robust_threshold`), wide enough that paydays and
+rent stay untouched.
+
+- `none`: the series as it is;
+- `winsor`: days beyond the band are cut to it (the one-off is forgotten);
+- `lumpy`: the same winsorised series (the regular flows) plus the cut-off flows' mean daily rate
+  over the last LUMPY_WINDOW days (lumpy flows forecast as their expected rate);
+- `auto` (train() only): the robust mode is chosen together with the method, the pair with the lowest
+  mean MASE on the selection origins over AUTO_MODES x candidates (ties: candidate order, then mode
+  order); it becomes the model's `config.robust`, so `score` refits the same way.
+
+benchmarks/cashflow_oneoffs.py measures them: 2-3 days of 10-30x the median monthly net flow
+injected into each dev ledger's history, the forecasts scored on the series without them.
+
 Small data: with fewer selection origins than asked they may start earlier (down to
 `MIN_TRAIN_DAYS` of history); a series shorter than 2 * horizon + MIN_TRAIN_DAYS days (75 by
 default) cannot be nested: the method is then the first candidate, in the order given, that runs on
@@ -103,6 +120,7 @@ GBM_MIN_ROWS = 30
 BASELINES = ("seasonal_naive_7", "mean_28")  # always scored, never the model's candidates
 COMBO_PARTS = ("ets", "arima", "gbm")  # the `combo` candidate: the mean of their forecasts
 CANDIDATES = ("ets", "arima", "gbm", "combo")  # the model's candidates (default)
+ROBUST = "auto"  # the robust mode train() uses by default (`robust_series`; benchmarks/cashflow_oneoffs.py)
 METRIC_NAMES = ("mase", "mae", "rmse", "total_error_30d", "total_error_30d_pct", "interval_coverage",
                 "interval_width", "interval_width_rel")
 DAY = pd.Timedelta(days=1)
@@ -171,6 +189,63 @@ class BacktestConfig:
     origin_step: int | None = None  # None: the horizon when the data allows, else 7 days
     gbm_loss: str = "squared_error"
     gbm_max_iter: int = 100
+    # How the model's candidates see one-off amounts (`robust_series`; baselines always see the raw
+    # series). The class default stays "none", so a model pickled before the option existed still
+    # scores as it was fitted; train() passes ROBUST (the adopted mode) explicitly.
+    robust: str = "none"
+
+
+ROBUST_MODES = ("none", "winsor", "lumpy")
+AUTO_MODES = ("none", "winsor")  # robust="auto" in train(): the mode is chosen with the method, on the selection origins
+ROBUST_QUANTILE = 0.98  # winsorising threshold: ROBUST_MULTIPLIER x this quantile of |y - median|
+ROBUST_MULTIPLIER = 4.0
+LUMPY_WINDOW = 365  # days whose lumpy flows give the expected lumpy rate
+
+
+def robust_threshold(y: np.ndarray, quantile: float | None = None,
+                     multiplier: float | None = None) -> tuple[float, float]:
+    """(center, half-width) of the band a day's net flow is winsorised to: the median of the series
+    and `multiplier` x the `quantile` of the absolute deviations from it. Both come from `y` alone
+    (the training window), so a backtest origin never sees its future. A quantile rather than a MAD:
+    most days of a ledger are small, and a MAD-based band would clip every payday and rent day; the
+    98th percentile sits at about the size of the regular large flows, and a one-off several times
+    that is what gets cut. A half-width of 0 (a series of mostly identical days) means no clipping."""
+    quantile = ROBUST_QUANTILE if quantile is None else quantile
+    multiplier = ROBUST_MULTIPLIER if multiplier is None else multiplier
+    y = np.asarray(y, dtype=float)
+    if len(y) == 0:
+        return 0.0, math.inf
+    center = float(np.median(y))
+    width = multiplier * float(np.quantile(np.abs(y - center), quantile))
+    return center, (width if width > 0 else math.inf)
+
+
+def split_lumpy(y: np.ndarray, quantile: float | None = None,
+                multiplier: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(regular, lumpy) with regular + lumpy == y: regular is y winsorised to `robust_threshold`,
+    lumpy what was cut off (0 on every ordinary day)."""
+    y = np.asarray(y, dtype=float)
+    center, width = robust_threshold(y, quantile, multiplier)
+    regular = np.clip(y, center - width, center + width)
+    return regular, y - regular
+
+
+def robust_series(y: np.ndarray, mode: str) -> tuple[np.ndarray, float, dict]:
+    """What a model candidate is fitted on, the flat daily rate added to its forecast, and a note of
+    both for the model's state. `none`: y itself; `winsor`: y winsorised (one-offs cut to the band
+    and forgotten); `lumpy`: y winsorised (the regular flows) plus the lumpy flows' expected rate, i.e.
+    their mean over the last LUMPY_WINDOW days, spread evenly over the forecast days."""
+    if mode not in ROBUST_MODES:
+        raise ValueError(f"unknown robust mode {mode!r}; known: {ROBUST_MODES}")
+    y = np.asarray(y, dtype=float)
+    if mode == "none":
+        return y, 0.0, {"mode": "none"}
+    regular, lumpy = split_lumpy(y)
+    center, width = robust_threshold(y)
+    rate = float(np.mean(lumpy[-LUMPY_WINDOW:])) if mode == "lumpy" and len(y) else 0.0
+    info = {"mode": mode, "center": center, "half_width": width, "days_cut": int(np.count_nonzero(lumpy)),
+            "lumpy_rate": rate}
+    return regular, rate, info
 
 
 def _seasonal_naive(y: np.ndarray, first: pd.Timestamp, steps: int, config: BacktestConfig):
@@ -311,8 +386,8 @@ def _combine(paths: Sequence[np.ndarray]) -> np.ndarray:
 
 def _combo(y: np.ndarray, first: pd.Timestamp, steps: int, config: BacktestConfig):
     paths, states = [], {}
-    for part in COMBO_PARTS:
-        path, states[part] = _run_method(part, y, first, steps, config)
+    for part in COMBO_PARTS:  # `y` is already what the robust mode made of it: the parts run on it as is
+        path, states[part] = _run_raw(part, y, first, steps, config)
         paths.append(path)
     return _combine(paths), {"parts": states}
 
@@ -401,7 +476,7 @@ class Backtest:
     upper: np.ndarray | None = None
 
 
-def _run_method(method: str, y: np.ndarray, first: pd.Timestamp, steps: int, config: BacktestConfig):
+def _run_raw(method: str, y: np.ndarray, first: pd.Timestamp, steps: int, config: BacktestConfig):
     if method not in _METHODS:
         raise ValueError(f"unknown cash-flow method {method!r}; known: {sorted(_METHODS)}")
     path, state = _METHODS[method](y, first, steps, config)
@@ -411,17 +486,36 @@ def _run_method(method: str, y: np.ndarray, first: pd.Timestamp, steps: int, con
     return path, state
 
 
+def _run_method(method: str, y: np.ndarray, first: pd.Timestamp, steps: int, config: BacktestConfig):
+    """`method` fitted on `y` and its `steps`-day path; a model candidate (not a baseline) sees the
+    series through `config.robust` (`robust_series`), computed on this `y` alone."""
+    mode = getattr(config, "robust", "none")
+    if mode == "none" or method in BASELINES:
+        return _run_raw(method, y, first, steps, config)
+    fit_on, rate, info = robust_series(y, mode)
+    path, state = _run_raw(method, fit_on, first, steps, config)
+    if isinstance(state, dict):
+        state = {**state, "robust": info}
+    return path + rate, state
+
+
 def run_backtest(method: str, y: np.ndarray, first: pd.Timestamp, config: BacktestConfig,
-                 origins: Sequence[int]) -> Backtest:
+                 origins: Sequence[int], truth: np.ndarray | None = None) -> Backtest:
+    """`method` fitted on y[:o] at each origin o. The actuals (y[o:o+h]) and the MASE scale (the
+    seasonal naive's in-sample MAE on y[:o]) come from `truth` when given (same length as y): a
+    series with injected one-offs is then scored against the series without them."""
     t0 = time.perf_counter()
     h = config.horizon
+    ref = y if truth is None else np.asarray(truth, dtype=float)
+    if len(ref) != len(y):
+        raise ValueError(f"truth has {len(ref)} days, the series {len(y)}")
     preds, actuals, scales = [], [], []
     for o in origins:
         train = y[:o]
         path, _ = _run_method(method, train, first, h, config)
         preds.append(path)
-        actuals.append(y[o:o + h])
-        scales.append(float(np.mean(np.abs(train[SEASON:] - train[:-SEASON]))))
+        actuals.append(ref[o:o + h])
+        scales.append(float(np.mean(np.abs(ref[SEASON:o] - ref[:o - SEASON]))))
     return Backtest(method, np.asarray(origins), np.vstack(preds), np.vstack(actuals), np.asarray(scales),
                     time.perf_counter() - t0)
 
@@ -723,7 +817,7 @@ class _Backtests:
 
 def train(data: pd.DataFrame, *, horizon: int = 30, level: float = 0.9, n_origins: int = 12,
           origin_step: int | None = None, candidates: Sequence[str] = CANDIDATES,
-          gbm_loss: str = "squared_error", make_figures: bool = True) -> TrainResult:
+          gbm_loss: str = "squared_error", robust: str = ROBUST, make_figures: bool = True) -> TrainResult:
     """Choose the method on the earlier backtest origins, score it and the baselines on the later
     ones, refit it and every baseline on the whole series (see the module docstring)."""
     t_start = time.perf_counter()
@@ -731,13 +825,17 @@ def train(data: pd.DataFrame, *, horizon: int = 30, level: float = 0.9, n_origin
         raise ValueError(f"horizon must be in 1..{MAX_HORIZON}, got {horizon}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
+    if robust not in (*ROBUST_MODES, "auto"):
+        raise ValueError(f"unknown robust mode {robust!r}; known: {(*ROBUST_MODES, 'auto')}")
     candidates = tuple(dict.fromkeys(candidates))
     unknown = [c for c in candidates if c not in _METHODS]
     if unknown or not candidates:
         raise ValueError(f"unknown or no candidates {unknown or list(candidates)}; known: {sorted(_METHODS)}")
     series, notes = daily_series(data)
-    config = BacktestConfig(horizon=horizon, level=level, n_origins=n_origins, origin_step=origin_step,
-                            gbm_loss=gbm_loss)
+    modes = AUTO_MODES if robust == "auto" else (robust,)
+    configs = {m: BacktestConfig(horizon=horizon, level=level, n_origins=n_origins, origin_step=origin_step,
+                                 gbm_loss=gbm_loss, robust=m) for m in modes}
+    config = configs[modes[0]]
     y = series["net_flow"].to_numpy(dtype=float)
     dates = pd.DatetimeIndex(series["metric_date"])
     first = dates[0]
@@ -751,45 +849,55 @@ def train(data: pd.DataFrame, *, horizon: int = 30, level: float = 0.9, n_origin
         model_candidates = list(candidates)
         notes.append(f"only baselines were given as candidates ({', '.join(candidates)}): the model is one of "
                      "them and cannot beat the baselines")
-    select = _Backtests(y, first, config, plan.selection)
-    evaluation = _Backtests(y, first, config, plan.evaluation)
+    selects = {m: _Backtests(y, first, configs[m], plan.selection) for m in modes}
+    evaluations = {m: _Backtests(y, first, configs[m], plan.evaluation) for m in modes}
 
-    # 1. choose on the selection origins only
+    def key(name: str, mode: str) -> str:  # metric name of a (candidate, robust mode) on the selection origins
+        return name if mode == modes[0] else f"{name}_{mode}"
+
+    # 1. choose on the selection origins only (the method and, with robust="auto", the robust mode)
     select_mase: dict[str, float] = {}
     if plan.nested:
-        for name in dict.fromkeys([*model_candidates, *BASELINES]):
-            try:
-                select_mase[name] = _mase_only(select.get(name))
-            except Exception:
-                if name in model_candidates:
-                    notes.append(f"candidate {name} skipped: {select.failed[name]}")
-        ranked = [c for _, _, c in sorted((select_mase[c], i, c) for i, c in enumerate(model_candidates)
-                                          if c in select_mase and np.isfinite(select_mase[c]))]
+        for j, mode in enumerate(modes):
+            for name in dict.fromkeys([*model_candidates, *BASELINES]):
+                if j and name in BASELINES:
+                    continue  # the baselines ignore the robust mode
+                try:
+                    select_mase[key(name, mode)] = _mase_only(selects[mode].get(name))
+                except Exception:
+                    if name in model_candidates:
+                        notes.append(f"candidate {key(name, mode)} skipped: {selects[mode].failed[name]}")
+        ranked = [(c, m) for _, _, _, c, m in sorted(
+            (select_mase[key(c, m)], i, j, c, m) for j, m in enumerate(modes) for i, c in enumerate(model_candidates)
+            if np.isfinite(select_mase.get(key(c, m), np.nan)))]
         if not ranked:
-            ranked = [c for _, _, c in sorted((select_mase[b], i, b) for i, b in enumerate(BASELINES)
-                                              if np.isfinite(select_mase.get(b, np.nan)))]
+            ranked = [(b, modes[0]) for _, _, b in sorted((select_mase[b], i, b) for i, b in enumerate(BASELINES)
+                                                          if np.isfinite(select_mase.get(b, np.nan)))]
             if ranked:
                 notes.append("no model candidate could be backtested: the model is the best baseline on the "
                              "selection origins, so it cannot beat the baselines")
     else:
-        ranked = list(model_candidates) + [b for b in BASELINES if b not in model_candidates]
+        ranked = [(c, modes[0]) for c in model_candidates] + [(b, modes[0]) for b in BASELINES
+                                                              if b not in model_candidates]
         why = (f"n_origins={n_origins} leaves no selection origin" if n_origins < 2 else
                f"{len(y)} days are too few to nest the backtest (a selection origin needs "
                f"{2 * horizon + MIN_TRAIN_DAYS}+ days)")
         notes.append(f"{why}: the method is the first of the candidates, in the order given, that runs "
-                     f"({', '.join(ranked)}), chosen a priori and not on its score")
+                     f"({', '.join(c for c, _ in ranked)}), chosen a priori and not on its score"
+                     + (f" (robust mode {modes[0]})" if len(modes) > 1 else ""))
     if not ranked:
         raise TrainingDataError("no cash-flow candidate could be backtested on this series: " + "; ".join(notes))
 
     # 2. score the chosen method on the evaluation origins, refit it on the whole series
-    for chosen in ranked:
+    for chosen, mode in ranked:
+        evaluation, config = evaluations[mode], configs[mode]
         try:
             bt = evaluation.get(chosen)
             model, refit_seconds = _fitted_model(chosen, y, dates, config, bt)
             break
         except Exception as exc:
             where = "on the evaluation origins" if chosen in evaluation.failed else "in the refit on the full series"
-            notes.append(f"candidate {chosen} skipped {where}: {type(exc).__name__}: {exc}; next in line")
+            notes.append(f"candidate {key(chosen, mode)} skipped {where}: {type(exc).__name__}: {exc}; next in line")
     else:
         raise TrainingDataError("no cash-flow candidate could be scored and refitted on this series: "
                                 + "; ".join(notes))
@@ -826,10 +934,10 @@ def train(data: pd.DataFrame, *, horizon: int = 30, level: float = 0.9, n_origin
         "n_selection_origins": n_sel, "n_evaluation_origins": n_ev, "nested": plan.nested,
         "selection": selection_rule, "origin_step": plan.step, "candidates": ",".join(model_candidates),
         "baselines": ",".join(BASELINES), "combo_parts": ",".join(COMBO_PARTS), "gbm_loss": gbm_loss,
-        "min_days": MIN_DAYS, "interval_method": "evaluation-origin error quantiles (split conformal, isotonic in step)",
+        "robust": robust, "robust_mode": mode, "min_days": MIN_DAYS, "interval_method": "evaluation-origin error quantiles (split conformal, isotonic in step)",
         "refit_seconds": round(refit_seconds, 3),
-        **{f"select_{n}_seconds": round(b.seconds, 3) for n, b in select.done.items()},
-        **{f"eval_{n}_seconds": round(b.seconds, 3) for n, b in evaluation.done.items()},
+        **{f"select_{key(n, m)}_seconds": round(b.seconds, 3) for m in modes for n, b in selects[m].done.items()},
+        **{f"eval_{key(n, m)}_seconds": round(b.seconds, 3) for m in modes for n, b in evaluations[m].done.items()},
     }
     data_window = {
         "series_start": dates[0].date().isoformat(), "series_end": dates[-1].date().isoformat(),
