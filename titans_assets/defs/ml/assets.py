@@ -22,7 +22,15 @@ from titans_assets.defs.quality.checks import FCT_DAILY_METRICS, FCT_TRANSACTION
 from titans_assets.lib.ml.catalog import SPECS, ModelSpec, train_model
 from titans_assets.lib.ml.common import baseline_result
 from titans_assets.lib.ml.importance import log_importance
-from titans_assets.lib.ml.promotion import KEEP, MODEL_KIND, SERVE_BASELINE, baseline_kind, decide
+from titans_assets.lib.ml.promotion import (
+    KEEP,
+    MODEL_KIND,
+    SERVE_BASELINE,
+    Challenger,
+    Verdict,
+    baseline_kind,
+    decide,
+)
 from titans_assets.resources import MlflowResource, WarehouseResource
 
 SOURCES = {
@@ -49,7 +57,8 @@ def model_assets(spec: ModelSpec) -> list:
     @dg.asset(key=challenger_key, deps=[SOURCES[spec.source], *GATED_MARTS], group_name="ml", kinds={"python", "mlflow"},
               description=f"Train the {spec.key} model on the past, test it on the most recent period, "
                           "log the run and register a version.")
-    def challenger(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MlflowResource):
+    def challenger(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                   mlflow: MlflowResource) -> Challenger:
         result = train_model(spec, warehouse.database(), warehouse.settings())
         run_id, version = mlflow.registry().log_training(
             spec.name, result, spec.example_frame(), tags={"dagster.run_id": context.run_id})
@@ -60,10 +69,7 @@ def model_assets(spec: ModelSpec) -> list:
             **{k: v for b, m in result.baselines.items() for k, v in _metric_metadata(f"baseline.{b}.", m).items()},
             "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes) or "none"),
         })
-        return {"run_id": run_id, "version": version, "metrics": result.metrics, "baselines": result.baselines,
-                "holdout": result.holdout,
-                # what registering a baseline needs (the model and its figures are in MLflow already)
-                "result": replace(result, model=None, figures={})}
+        return Challenger(run_id, version, replace(result, model=None, figures={}))
 
     @dg.asset(key=evaluation_key, ins={"trained": dg.AssetIn(challenger_key)}, group_name="ml",
               kinds={"python", "mlflow"},
@@ -73,27 +79,27 @@ def model_assets(spec: ModelSpec) -> list:
                                                          "the best honest predictor is served instead).")],
               description=f"The {spec.key} challenger vs the current champion and the baselines, same holdout; "
                           "registers the best baseline when that is what should serve.")
-    def evaluation(context: dg.AssetExecutionContext, mlflow: MlflowResource, trained: dict):
+    def evaluation(context: dg.AssetExecutionContext, mlflow: MlflowResource, trained: Challenger):
         registry = mlflow.registry()
+        result = trained.result
         champion = registry.champion(spec.name)
-        champion_metrics = spec.module.score(champion.model, trained["holdout"]) if champion else None
-        decision = decide(spec.primary_metric, spec.higher_is_better, trained["metrics"], trained["baselines"],
+        champion_metrics = spec.module.score(champion.model, result.holdout) if champion else None
+        decision = decide(spec.primary_metric, spec.higher_is_better, result.metrics, result.baselines,
                           champion_metrics, champion.version if champion else None,
                           champion.kind if champion else None)
-        registry.record(trained["run_id"], {f"champion.{k}": v for k, v in (champion_metrics or {}).items()},
+        registry.record(trained.run_id, {f"champion.{k}": v for k, v in (champion_metrics or {}).items()},
                         {"titans.decision": decision.reason})
         serve_version = {KEEP: champion.version if champion else None, SERVE_BASELINE: None}.get(
-            decision.action, trained["version"])
+            decision.action, trained.version)
         baseline_run_id = None
         if decision.action == SERVE_BASELINE:
             baseline_run_id, serve_version = registry.log_training(
-                spec.name, baseline_result(trained["result"], decision.best_baseline), spec.example_frame(),
-                tags={"dagster.run_id": context.run_id, "titans.challenger_run_id": trained["run_id"]},
+                spec.name, baseline_result(result, decision.best_baseline), spec.example_frame(),
+                tags={"dagster.run_id": context.run_id, "titans.challenger_run_id": trained.run_id},
                 kind=baseline_kind(decision.best_baseline))
         summary = {k: v for k, v in decision.to_dict().items() if v is not None}
-        yield dg.Output({**decision.to_dict(), "run_id": trained["run_id"], "version": trained["version"],
-                         "serve_version": serve_version, "baseline_run_id": baseline_run_id},
-                        metadata={**summary, "mlflow_run_id": trained["run_id"],
+        yield dg.Output(Verdict(decision, trained.run_id, serve_version, baseline_run_id),
+                        metadata={**summary, "mlflow_run_id": trained.run_id,
                                   "serve_version": serve_version or "none"})
         yield dg.AssetCheckResult(
             check_name=CHECK, passed=decision.beats_baseline, severity=dg.AssetCheckSeverity.WARN,
@@ -101,23 +107,23 @@ def model_assets(spec: ModelSpec) -> list:
             metadata={"challenger": decision.challenger, "best_baseline": decision.best_baseline,
                       "best_baseline_value": decision.best_baseline_value, "served": decision.served})
 
-    @dg.asset(key=champion_key, ins={"decision": dg.AssetIn(evaluation_key)}, group_name="ml", kinds={"mlflow"},
+    @dg.asset(key=champion_key, ins={"verdict": dg.AssetIn(evaluation_key)}, group_name="ml", kinds={"mlflow"},
               description=f"The {spec.key} model's registry alias `champion`: the challenger when it beats the "
                           "baseline and the champion, else the champion, else the best baseline.")
-    def champion(context: dg.AssetExecutionContext, mlflow: MlflowResource, decision: dict):
+    def champion(context: dg.AssetExecutionContext, mlflow: MlflowResource, verdict: Verdict):
         registry = mlflow.registry()
-        target = decision["serve_version"]
-        moved = decision["action"] != KEEP and target is not None
+        decision, target = verdict.decision, verdict.serve_version
+        moved = decision.action != KEEP and target is not None
         if moved:
-            registry.promote(spec.name, target, decision["reason"])
-        registry.record(decision["run_id"], {}, {"titans.promoted": str(decision["promote"]).lower()})
+            registry.promote(spec.name, target, decision.reason)
+        registry.record(verdict.run_id, {}, {"titans.promoted": str(decision.promote).lower()})
         current = registry.champion(spec.name, load=False)
-        value = {KEEP: decision["champion"], SERVE_BASELINE: decision["best_baseline_value"]}.get(
-            decision["action"], decision["challenger"])
+        value = {KEEP: decision.champion, SERVE_BASELINE: decision.best_baseline_value}.get(
+            decision.action, decision.challenger)
         context.add_output_metadata({
             "champion_version": current.version if current else "none",
-            "model_kind": current.kind if current else "none", "promoted": decision["promote"], "moved": moved,
-            "reason": decision["reason"], spec.primary_metric: float("nan") if value is None else value,
+            "model_kind": current.kind if current else "none", "promoted": decision.promote, "moved": moved,
+            "reason": decision.reason, spec.primary_metric: float("nan") if value is None else value,
         })
         return {"name": spec.name, "version": current.version if current else None,
                 "kind": current.kind if current else MODEL_KIND}

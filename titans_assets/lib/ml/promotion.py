@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 PROMOTE = "promote_challenger"
 KEEP = "keep_champion"
@@ -117,3 +118,26 @@ def decide(metric: str, higher_is_better: bool, challenger: dict[str, float],
     return Decision(metric=metric, higher_is_better=higher_is_better, challenger=value, best_baseline=base_name,
                     best_baseline_value=base_value, champion_version=champion_version, champion=champ,
                     champion_kind=champion_kind, beats_baseline=beats, action=action, reason=reason)
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """What ml/NAME_challenger hands to its evaluation: the logged run and registered version, and the
+    training's result without the model and figures (they are in MLflow): its metrics, baselines and
+    fitted baseline models (one of which may be registered to serve) and the holdout to rescore the
+    champion on."""
+
+    run_id: str
+    version: str
+    result: Any  # lib.ml.common.TrainResult
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What ml/NAME_evaluation hands to ml/NAME_champion: the decision and the version to serve (None
+    keeps the alias where it is)."""
+
+    decision: Decision
+    run_id: str  # the challenger's run
+    serve_version: str | None
+    baseline_run_id: str | None = None  # the run that registered the served baseline, if one was
