@@ -32,9 +32,11 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 # `make test` runs the suite on 2 pytest-xdist workers, one test file per worker at a time (--dist
 # loadfile keeps module fixtures whole). The longest files start first, so neither worker is left
 # alone with a 5-minute file at the end (longest-first scheduling); the rest keep their order.
-LONGEST_FIRST = ("test_up.py", "test_serving_soak.py", "test_model_sweep.py", "test_real_shaped.py", "test_cli_errors.py",
-                 "test_ml_pipeline.py", "test_serving_faults.py", "test_browser_ui.py", "test_cli.py",
-                 "test_pipeline.py", "test_dashboard_app.py", "test_serving_http.py", "test_serving_contract.py")
+LONGEST_FIRST = ("test_up.py", "test_serving_soak.py", "test_model_sweep.py", "test_celery.py", "test_backup.py",
+                 "test_prometheus.py", "test_real_shaped.py", "test_cli_errors.py", "test_ml_pipeline.py",
+                 "test_dashboard_models.py", "test_serving_faults.py", "test_browser_ui.py", "test_cli.py",
+                 "test_pipeline.py", "test_transfers.py", "test_balances.py", "test_category_spelling.py",
+                 "test_logging.py", "test_dashboard_app.py", "test_serving_http.py", "test_serving_contract.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
