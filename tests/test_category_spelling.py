@@ -116,6 +116,17 @@ def test_the_warehouse_keeps_the_spelling_beside_the_normalized_label(trained):
     assert frame.loc[frame["txn_type"] == "Income", "category_raw"].isna().all()
 
 
+def test_rows_read_without_a_database_carry_the_spelling_too(tmp_path):
+    """data.frame_from_csvs (benchmarks, the model sweep) gives the same pairs as the warehouse."""
+    spellings = write_ledger(tmp_path / "card.csv", TEST_TODAY)
+    frame = data.frame_from_csvs(tmp_path)
+    pairs = frame[frame["txn_type"] == "Expense"].groupby(["category", "category_raw"]).size()
+    assert dict(pairs.loc["food_dining"]) == {"Food & Dining": spellings["Food & Dining"],
+                                              "food & dining": spellings["food & dining"],
+                                              "FOOD & DINING": spellings["FOOD & DINING "]}
+    assert frame.loc[frame["txn_type"] == "Income", "category_raw"].isna().all()
+
+
 def _request_frame() -> pd.DataFrame:
     """Rows of the logged signature (description, amount, txn_date, payment_method, reference)."""
     return pd.DataFrame([

@@ -99,7 +99,8 @@ def anomaly_labels(frame: pd.DataFrame, labels_dir: Path) -> pd.Series | None:
 
 def frame_from_csvs(landing_dir: Path) -> pd.DataFrame:
     """Warehouse-shaped transactions straight from CSV files, without a database: the input
-    contract's parser, then the same label normalization and merchant as dbt (via features.prepare).
+    contract's parser, then the same label normalization and merchant as dbt (via features.prepare),
+    and `category_raw`, the label as written, as load_transactions reads it.
     For tests and benchmarks of the models; the pipeline reads the dbt feature table instead."""
     from titans_assets.lib.csv_contract import parse_csv
     from titans_assets.lib.loader import account_of, landing_files, source_file_key
@@ -113,6 +114,9 @@ def frame_from_csvs(landing_dir: Path) -> pd.DataFrame:
     raw = pd.concat(parts, ignore_index=True)
     frame = prepare(raw, Vocabulary.from_seeds())
     frame["category"] = frame["category"].where(raw["txn_type"] == "Expense", None)
+    # the label as written (trimmed, like dbt's stg_transactions), kept where the warehouse keeps it
+    written = raw["category"].astype(object).where(raw["category"].notna(), "").astype(str).str.strip()
+    frame["category_raw"] = written.where(frame["category"].notna() & (written != ""), None)
     frame = frame.assign(transaction_id=raw.index.astype(str), account=raw["account"],
                          source_file=raw["source_file"], line_number=raw["line_number"].astype("int64"),
                          txn_type=raw["txn_type"])
