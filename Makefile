@@ -33,7 +33,7 @@ prepare: install
 demo: prepare
 	$(BIN)/titans demo
 
-test: prepare
+test: prepare lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-unit: install

@@ -1388,7 +1388,7 @@ def _transfer_rows(plan: list[dict], core: dict[str, np.ndarray], accounts: Sequ
         out_name, in_name = accounts[p["out"]], accounts[p["in"]]
         out_t, in_t = _XFER_TEXT[p["kind"]]
         fill = {"out4": _last4(out_name), "in4": _last4(in_name), "ref": f"{int(rng.integers(10**9, 10**10))}"}
-        for side, texts, acct, day, sign, other in (("out", out_t, p["out"], p["day_out"], -1, in_name),
+        for _side, texts, acct, day, sign, other in (("out", out_t, p["out"], p["day_out"], -1, in_name),
                                                      ("in", in_t, p["in"], p["day_in"], 1, out_name)):
             w = np.array([t[1] for t in texts], dtype=float)
             text = texts[int(rng.choice(len(texts), p=w / w.sum()))][0].format(**fill)
