@@ -371,7 +371,9 @@ def test_the_platform_runs_itself_by_default():
     sensors = {s.name: s for s in defs.sensors}
     assert {"landing_sensor", "retrain_sensor", "titans_automation"} <= set(sensors)
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
-    (nightly,) = defs.schedules
+    schedules = {s.name: s for s in defs.schedules}
+    assert schedules["scheduled_backup"].default_status == dg.DefaultScheduleStatus.STOPPED  # needs a destination
+    nightly = schedules["nightly_cashflow_backtest"]
     assert nightly.default_status == dg.DefaultScheduleStatus.RUNNING and nightly.cron_schedule == "0 2 * * *"
     graph = defs.resolve_asset_graph()
     dbt_models = [k for k in graph.get_all_asset_keys() if k.path[0] in ("staging", "intermediate", "marts")]

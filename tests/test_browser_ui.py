@@ -172,6 +172,9 @@ def test_dagster_asset_graph_shows_our_groups_and_assets(stack, page):
         page.get_by_text(group, exact=True).first.wait_for()
     dismiss_dagster_dialog(page)
     # One group's graph: the dbt marts with their check results and materializations from our run.
+    # The graph fits itself to the window and hides labels when zoomed far out: a large window keeps the
+    # marts group (eight marts with their checks) legible.
+    page.set_viewport_size({"width": 2560, "height": 1600})
     page.goto(f"{dagster_ui}/locations/titans_assets/asset-groups/marts")
     for name in MARTS:
         page.get_by_text(name, exact=True).first.wait_for()

@@ -179,11 +179,13 @@ def test_overview_shows_the_period_against_the_previous_one(world, app):
     def sums(p):  # straight from fct_transactions, not from the daily mart the page reads
         return _sql(db, """SELECT coalesce(sum(amount) FILTER (WHERE txn_type = 'Income'), 0),
                                   coalesce(-sum(amount) FILTER (WHERE txn_type = 'Expense'), 0), coalesce(sum(amount), 0)
-                           FROM marts.fct_transactions WHERE txn_date BETWEEN %s AND %s""", (p.start, p.end))[0]
+                           FROM marts.fct_transactions WHERE NOT is_transfer AND txn_date BETWEEN %s AND %s""",
+                    (p.start, p.end))[0]
 
     income, expenses, net = sums(period)
     p_income, _, _ = sums(prev)
-    balance = _sql(db, "SELECT sum(amount) FROM marts.fct_transactions WHERE txn_date <= %s", (period.end,))[0][0]
+    balance = _sql(db, "SELECT sum(amount) FROM marts.fct_transactions WHERE NOT is_transfer AND txn_date <= %s",
+                   (period.end,))[0][0]  # transfers between own accounts move no household money
     shown = metrics(at)
     assert shown["Income"] == fmt.money(income) and shown["Expenses"] == fmt.money(expenses)
     assert shown["Net"] == fmt.money(net) and shown["Balance at period end"] == fmt.money(balance)
@@ -193,7 +195,7 @@ def test_overview_shows_the_period_against_the_previous_one(world, app):
     bar = charts(at)[0][0]
     bars = dict(zip(bar["y"], bar["x"]))
     expected = dict(_sql(db, """SELECT coalesce(category, 'uncategorized'), -sum(amount) FROM marts.fct_transactions
-                                WHERE txn_type = 'Expense' AND txn_date BETWEEN %s AND %s GROUP BY 1
+                                WHERE txn_type = 'Expense' AND NOT is_transfer AND txn_date BETWEEN %s AND %s GROUP BY 1
                                 ORDER BY 2 DESC LIMIT 15""", (period.start, period.end)))
     assert bars.keys() == expected.keys()
     assert all(bars[k] == pytest.approx(float(v)) for k, v in expected.items())
@@ -459,7 +461,8 @@ def test_titans_dashboard_in_headless_chromium(world, dashboard_url, page):
     first, last = _bounds(db)
     period = preset_period("Last 30 days", last, first)
     income = _sql(db, """SELECT coalesce(sum(amount), 0) FROM marts.fct_transactions
-                         WHERE txn_type = 'Income' AND txn_date BETWEEN %s AND %s""", (period.start, period.end))
+                         WHERE txn_type = 'Income' AND NOT is_transfer AND txn_date BETWEEN %s AND %s""",
+                  (period.start, period.end))
     page.goto(dashboard_url)
     page.get_by_text("Balance at period end").wait_for()
     page.get_by_text(fmt.money(income[0][0]), exact=True).wait_for()

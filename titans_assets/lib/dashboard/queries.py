@@ -94,11 +94,12 @@ def period_totals(db: Database, period: Period) -> Totals:
 
 
 def spending_by_category(db: Database, period: Period) -> pd.DataFrame:
-    """category, spent (positive), transactions: the period's expenses, largest first."""
+    """category, spent (positive), transactions: the period's expenses, largest first (a transfer between
+    the user's own accounts is not spending)."""
     return _frame(db, f"""
         SELECT coalesce(category, 'uncategorized') AS category, sum(-amount)::float8 AS spent,
                count(*) AS transactions
-        FROM {TRANSACTIONS} WHERE txn_type = 'Expense' AND txn_date BETWEEN %s AND %s
+        FROM {TRANSACTIONS} WHERE txn_type = 'Expense' AND NOT is_transfer AND txn_date BETWEEN %s AND %s
         GROUP BY 1 ORDER BY spent DESC, category""", (period.start, period.end))
 
 
