@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,6 +69,22 @@ def child_env(*drop: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env["TITANS_AS_OF"] = TEST_TODAY.isoformat()
     return env
+
+
+TITANS = [sys.executable, "-m", "titans_assets.cli"]
+
+
+def cli_env(home: Path, landing: Path, database_url: str | None = None) -> dict[str, str]:
+    """The environment of a `titans` child process on this home and landing folder (and database)."""
+    env = child_env("TITANS_", "DAGSTER_", "DBT_")
+    env |= {"TITANS_HOME": str(home), "TITANS_LANDING_DIR": str(landing)}
+    if database_url:
+        env["TITANS_DATABASE_URL"] = database_url
+    return env
+
+
+def run_titans(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([*TITANS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ equal apart from paths. Embedded server always; the external one when TITANS_TES
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -17,14 +18,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import TEST_TODAY, child_env, scratch_database
+from conftest import ROOT, TEST_TODAY, cli_env, run_titans, scratch_database
 from support import new_home
 
 from titans_assets.lib import backup as B
 from titans_assets.lib.db import Database
 
-ROOT = Path(__file__).resolve().parents[1]
-TITANS = [sys.executable, "-m", "titans_assets.cli"]
 NOW = dt.datetime(2026, 6, 30, 12, 0, tzinfo=dt.UTC)
 
 
@@ -167,16 +166,8 @@ def test_read_archive_checks_every_member_before_anything(tmp_path: Path):
 
 
 # ---------------------------------------------------------------------------------------------- the CLI
-def _env(home: Path, landing: Path, database_url: str | None = None) -> dict[str, str]:
-    env = child_env("TITANS_", "DAGSTER_", "DBT_")
-    env |= {"TITANS_HOME": str(home), "TITANS_LANDING_DIR": str(landing)}
-    if database_url:
-        env["TITANS_DATABASE_URL"] = database_url
-    return env
-
-
-def _titans(*args: str, env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([*TITANS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+_env = cli_env
+_titans = functools.partial(run_titans, timeout=900)  # a pipeline run and a restore
 
 
 def test_a_damaged_archive_is_one_coded_line_and_the_home_stays_empty(tmp_path: Path):

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEST_TODAY, child_env
+from conftest import ROOT, TEST_TODAY, TITANS, cli_env, run_titans
 from support import free_port, get_until_up, still_running
 
 from titans_assets.lib.db import Database
@@ -17,20 +17,9 @@ from titans_assets.lib.generator import generate
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[1]
-TITANS = [sys.executable, "-m", "titans_assets.cli"]
 
 
-def _env(home: Path, landing: Path, database_url: str | None = None) -> dict[str, str]:
-    env = child_env("TITANS_", "DAGSTER_", "DBT_")
-    env |= {"TITANS_HOME": str(home), "TITANS_LANDING_DIR": str(landing)}
-    if database_url:
-        env["TITANS_DATABASE_URL"] = database_url
-    return env
-
-
-def _titans(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([*TITANS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+_env, _titans = cli_env, run_titans
 
 
 @pytest.mark.parametrize("server", ["embedded", pytest.param("external", marks=pytest.mark.external)])
