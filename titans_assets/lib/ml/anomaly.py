@@ -509,6 +509,21 @@ class AnomalyModel:
         forest's inputs (f_*), aligned to frame's index: for inspection and ablations."""
         return pd.DataFrame(self._components(_canon_columns(frame, self.vocabulary)), index=frame.index)
 
+    def _shrunk(self, k, c_n, m_n, mc_n):
+        """(centre, spread) of log amount for the z: each level's median and spread (category, merchant,
+        merchant under this category) shrunk towards its parent's by its number of rows. `k(table, key,
+        column, default)` looks values up for the batch (arrays) and for one request (scalars) alike."""
+        centre = k(self.directions, "dir", "med", 0.0)
+        spread = k(self.directions, "dir", "scale", 1.0)
+        for n_rows, table, key in ((c_n, self.categories, "ckey"), (m_n, self.merchants, "mkey"),
+                                   (mc_n, self.merchant_category, "mckey")):
+            w_med = n_rows / (n_rows + _SHRINK_MEDIAN)
+            w_scale = n_rows / (n_rows + _SHRINK_SCALE)
+            centre = w_med * k(table, key, "med", 0.0) + (1.0 - w_med) * centre
+            own = k(table, key, "scale", 1.0)
+            spread = np.sqrt(w_scale * (own * own) + (1.0 - w_scale) * (spread * spread))
+        return centre, spread
+
     def _amount_stats(self, c, k: _Keys | None = None) -> dict[str, np.ndarray]:
         k = k or _Keys(c)
         la = _col(c, "log_abs")
@@ -533,16 +548,7 @@ class AnomalyModel:
             level[take] = name
         med = np.where(np.isnan(med), 0.0, med)
         scale = np.where(np.isnan(scale), 1.0, scale)
-        # the z: each level's median and spread shrunk towards its parent's by its number of rows
-        centre = k(self.directions, "dir", "med", 0.0)
-        spread = k(self.directions, "dir", "scale", 1.0)
-        for n_rows, table, key in ((c_n, self.categories, "ckey"), (m_n, self.merchants, "mkey"),
-                                   (mc_n, self.merchant_category, "mckey")):
-            w_med = n_rows / (n_rows + _SHRINK_MEDIAN)
-            w_scale = n_rows / (n_rows + _SHRINK_SCALE)
-            centre = w_med * k(table, key, "med", 0.0) + (1.0 - w_med) * centre
-            own = k(table, key, "scale", 1.0)
-            spread = np.sqrt(w_scale * (own * own) + (1.0 - w_scale) * (spread * spread))
+        centre, spread = self._shrunk(k, c_n, m_n, mc_n)
         z = (la - centre) / spread
         cmed = np.where(c_n >= self.min_group, k(self.categories, "ckey", "med"), np.nan)
         return {"z": z, "median": np.exp(med), "ratio": np.exp(la - med), "level": level, "m_n": m_n,
@@ -753,15 +759,7 @@ class AnomalyModel:
                 med, scale, level = k(table, key, "med"), k(table, key, "scale"), name
         med = 0.0 if med != med else med
         scale = 1.0 if scale != scale else scale
-        centre = k(self.directions, "dir", "med", 0.0)
-        spread = k(self.directions, "dir", "scale", 1.0)
-        for n_rows, table, key in ((c_n, self.categories, "ckey"), (m_n, self.merchants, "mkey"),
-                                   (mc_n, self.merchant_category, "mckey")):
-            w_med = n_rows / (n_rows + _SHRINK_MEDIAN)
-            w_scale = n_rows / (n_rows + _SHRINK_SCALE)
-            centre = w_med * k(table, key, "med", 0.0) + (1.0 - w_med) * centre
-            own = k(table, key, "scale", 1.0)
-            spread = np.sqrt(w_scale * (own * own) + (1.0 - w_scale) * (spread * spread))
+        centre, spread = self._shrunk(k, c_n, m_n, mc_n)
         z = (la - centre) / np.float64(spread)
         cmed = k(self.categories, "ckey", "med") if c_n >= self.min_group else np.nan
         ratio = np.exp(la - med)
