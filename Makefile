@@ -40,6 +40,7 @@ test-unit: install
 	$(BIN)/python -m pytest -m "not integration and not external"
 
 lint: install
+	$(BIN)/ruff format --check titans_assets tests benchmarks bento
 	$(BIN)/ruff check titans_assets tests benchmarks bento
 
 benchmark: prepare

@@ -1,5 +1,5 @@
 """Cash flow and a few huge one-off amounts (issue 16, part 4): does a house deposit or a salary bonus in
-the history wreck the 30-day forecast, and which robust mode of lib/ml/cashflow.py protects it?
+the history wreck the 30-day forecast, and which robust mode of lib/ml/cashflow/robust.py protects it?
 
     .venv/bin/python benchmarks/cashflow_oneoffs.py [--devdata ../shared/devdata] [--end-date 2025-06-30]
         [--seed 7] [--seeds 3] [--modes none,winsor,lumpy] [--only NAME,...]
@@ -83,7 +83,9 @@ def generated_series(end_date: dt.date, seed: int) -> tuple[str, pd.DataFrame]:
     from titans_assets.lib.generator import DEMO_YEARS, generate
 
     with tempfile.TemporaryDirectory(prefix="titans-oneoffs-gen-") as tmp:
-        generate(Path(tmp) / "raw", years=DEMO_YEARS, seed=seed, end_date=end_date, labels_dir=Path(tmp) / "labels")
+        generate(
+            Path(tmp) / "raw", years=DEMO_YEARS, seed=seed, end_date=end_date, labels_dir=Path(tmp) / "labels"
+        )
         frame = data.frame_from_csvs(Path(tmp) / "raw")
     return f"generated ({DEMO_YEARS:g} years to {end_date}, seed {seed})", data.daily_series(frame)
 
@@ -94,7 +96,9 @@ def monthly_scale(series: pd.DataFrame) -> float:
     return float(s.resample("MS").sum().abs().median())
 
 
-def inject(y: np.ndarray, plan: CF.OriginPlan, scale: float, rng: np.random.Generator) -> tuple[np.ndarray, list]:
+def inject(
+    y: np.ndarray, plan: CF.OriginPlan, scale: float, rng: np.random.Generator
+) -> tuple[np.ndarray, list]:
     """2-3 single days with an extra flow of 10-30 x `scale`, sign at random, on distinct days in
     [len/4, last evaluation origin)."""
     n_spikes = int(rng.integers(2, 4))
@@ -115,8 +119,10 @@ def run_mode(series: pd.DataFrame, truth: np.ndarray, mode: str) -> dict[str, fl
     config = result.model.config
     plan = CF.origin_plan(len(y), config)
     method = result.params["method"]
-    out: dict[str, float | str] = {"method": method,
-                                   "select_mase": float(result.metrics.get(f"select_{method}_mase", np.nan))}
+    out: dict[str, float | str] = {
+        "method": method,
+        "select_mase": float(result.metrics.get(f"select_{method}_mase", np.nan)),
+    }
     for name in (method, *CF.BASELINES):
         bt = CF.run_backtest(name, y, first, config, plan.evaluation, truth=truth)
         m = CF.evaluate(bt, y, config.level)
@@ -132,11 +138,19 @@ def bench_ledger(name: str, daily: pd.DataFrame, modes: list[str], seeds: list[i
     y = series["net_flow"].to_numpy(dtype=float)
     plan = CF.origin_plan(len(y), CF.BacktestConfig())
     scale = monthly_scale(series)
-    res: dict = {"days": len(y), "scale": scale, "clean": {}, "injected": {m: [] for m in modes}, "spikes": []}
+    res: dict = {
+        "days": len(y),
+        "scale": scale,
+        "clean": {},
+        "injected": {m: [] for m in modes},
+        "spikes": [],
+    }
     for mode in modes:
         t0 = time.perf_counter()
         res["clean"][mode] = run_mode(series, y, mode)
-        print(f"{name} clean {mode}: {res['clean'][mode]} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+        print(
+            f"{name} clean {mode}: {res['clean'][mode]} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr
+        )
     for seed in seeds:
         rng = np.random.default_rng(seed)
         y_inj, spikes = inject(y, plan, scale, rng)
@@ -146,7 +160,9 @@ def bench_ledger(name: str, daily: pd.DataFrame, modes: list[str], seeds: list[i
             t0 = time.perf_counter()
             r = run_mode(injected, y, mode)
             res["injected"][mode].append(r)
-            print(f"{name} seed {seed} {spikes} {mode}: {r} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+            print(
+                f"{name} seed {seed} {spikes} {mode}: {r} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr
+            )
     add_auto(res, modes)
     return res
 
@@ -171,11 +187,15 @@ def _f(x: float, d: int = 3) -> str:
 
 def tables(results: dict[str, dict], modes: list[str]) -> str:
     rows = [*modes, *(["auto"] if all("auto" in r["clean"] for r in results.values()) else [])]
-    lines = ["MASE on the evaluation origins, scored on the un-injected series (mean over seeds for injected); "
-             "in brackets the 90% interval coverage:", "",
-             "| ledger (days, median monthly abs net) | mode | clean: method, MASE (coverage) | injected: MASE "
-             "(coverage) | injected: total-30d error % | injected seeds: methods | snaive(7) clean / injected | "
-             "mean 28 clean / injected |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "MASE on the evaluation origins, scored on the un-injected series (mean over seeds for injected); "
+        "in brackets the 90% interval coverage:",
+        "",
+        "| ledger (days, median monthly abs net) | mode | clean: method, MASE (coverage) | injected: MASE "
+        "(coverage) | injected: total-30d error % | injected seeds: methods | snaive(7) clean / injected | "
+        "mean 28 clean / injected |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         for mode in rows:
             c, inj = r["clean"][mode], r["injected"][mode]
@@ -185,23 +205,42 @@ def tables(results: dict[str, dict], modes: list[str]) -> str:
             methods = ", ".join(x["method"] + (f"/{x['mode']}" if "mode" in x else "") for x in inj)
             label = f"{name} ({r['days']}, {r['scale']:,.0f})" if mode == rows[0] else ""
             clean_label = c["method"] + (f"/{c['mode']}" if "mode" in c else "")
-            sn = (f"{_f(c['seasonal_naive_7_mase'])} / {_f(np.mean([x['seasonal_naive_7_mase'] for x in inj]))}"
-                  if mode == rows[0] else "")
-            mn = (f"{_f(c['mean_28_mase'])} / {_f(np.mean([x['mean_28_mase'] for x in inj]))}"
-                  if mode == rows[0] else "")
-            lines.append(f"| {label} | {mode} | {clean_label} {_f(c['model_mase'])} ({_f(c['model_coverage'], 2)}) | "
-                         f"{_f(mase)} ({_f(cov, 2)}) | {_f(tot, 1)} | {methods} | {sn} | {mn} |")
-    lines += ["", "Mean over ledgers (clean MASE / injected MASE / injected coverage):", "",
-              "| mode | clean MASE | injected MASE | injected coverage | worst clean change vs none |",
-              "|---|---|---|---|---|"]
+            sn = (
+                f"{_f(c['seasonal_naive_7_mase'])} / {_f(np.mean([x['seasonal_naive_7_mase'] for x in inj]))}"
+                if mode == rows[0]
+                else ""
+            )
+            mn = (
+                f"{_f(c['mean_28_mase'])} / {_f(np.mean([x['mean_28_mase'] for x in inj]))}"
+                if mode == rows[0]
+                else ""
+            )
+            lines.append(
+                f"| {label} | {mode} | {clean_label} {_f(c['model_mase'])} ({_f(c['model_coverage'], 2)}) | "
+                f"{_f(mase)} ({_f(cov, 2)}) | {_f(tot, 1)} | {methods} | {sn} | {mn} |"
+            )
+    lines += [
+        "",
+        "Mean over ledgers (clean MASE / injected MASE / injected coverage):",
+        "",
+        "| mode | clean MASE | injected MASE | injected coverage | worst clean change vs none |",
+        "|---|---|---|---|---|",
+    ]
     for mode in rows:
         clean = [r["clean"][mode]["model_mase"] for r in results.values()]
         inj = [np.mean([x["model_mase"] for x in r["injected"][mode]]) for r in results.values()]
         cov = [np.mean([x["model_coverage"] for x in r["injected"][mode]]) for r in results.values()]
-        worst = max(r["clean"][mode]["model_mase"] / r["clean"]["none"]["model_mase"] - 1
-                    for r in results.values()) if "none" in modes else float("nan")
-        lines.append(f"| {mode} | {_f(np.mean(clean))} | {_f(np.mean(inj))} | {_f(np.mean(cov), 3)} | "
-                     f"{worst:+.1%} |")
+        worst = (
+            max(
+                r["clean"][mode]["model_mase"] / r["clean"]["none"]["model_mase"] - 1
+                for r in results.values()
+            )
+            if "none" in modes
+            else float("nan")
+        )
+        lines.append(
+            f"| {mode} | {_f(np.mean(clean))} | {_f(np.mean(inj))} | {_f(np.mean(cov), 3)} | {worst:+.1%} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -212,23 +251,29 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7, help="the generated ledger's seed")
     ap.add_argument("--seeds", type=int, default=3, help="injection draws per ledger (seeds 1..N)")
     ap.add_argument("--modes", default=",".join(CF.ROBUST_MODES))
-    ap.add_argument("--only", default="", help="comma-separated substrings of ledger names ('generated' included)")
+    ap.add_argument(
+        "--only", default="", help="comma-separated substrings of ledger names ('generated' included)"
+    )
     args = ap.parse_args()
     modes = [m for m in args.modes.split(",") if m]
     only = [w for w in args.only.split(",") if w]
     started = time.perf_counter()
     series = ledger_series(args.devdata, only)
     if not series:
-        print(f"no dev ledger with >= {ONE_YEAR_DAYS} days under {args.devdata / 'ledgers'}: only generated data")
+        print(
+            f"no dev ledger with >= {ONE_YEAR_DAYS} days under {args.devdata / 'ledgers'}: only generated data"
+        )
     if not only or any(w in "generated" for w in only):
         name, daily = generated_series(dt.date.fromisoformat(args.end_date), args.seed)
         series[name] = daily
     seeds = list(range(1, args.seeds + 1))
     results = {name: bench_ledger(name, daily, modes, seeds) for name, daily in series.items()}
-    print(f"{len(results)} ledgers, {len(seeds)} injection seeds, modes {', '.join(modes)}; "
-          f"{time.perf_counter() - started:.0f} s; {platform.machine()}, {os.cpu_count()} cores, load "
-          f"{os.getloadavg()[0]:.1f}; {dt.date.today()}; `.venv/bin/python benchmarks/cashflow_oneoffs.py "
-          f"--end-date {args.end_date} --seed {args.seed} --seeds {args.seeds} --modes {args.modes}`\n")
+    print(
+        f"{len(results)} ledgers, {len(seeds)} injection seeds, modes {', '.join(modes)}; "
+        f"{time.perf_counter() - started:.0f} s; {platform.machine()}, {os.cpu_count()} cores, load "
+        f"{os.getloadavg()[0]:.1f}; {dt.date.today()}; `.venv/bin/python benchmarks/cashflow_oneoffs.py "
+        f"--end-date {args.end_date} --seed {args.seed} --seeds {args.seeds} --modes {args.modes}`\n"
+    )
     print(tables(results, modes))
     return 0
 

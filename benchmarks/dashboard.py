@@ -52,14 +52,24 @@ def build(rows: int, server_url: str, work: Path) -> tuple[str, dict]:
     with server.connect(autocommit=True) as conn, conn.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     url = server.sibling(name).url
-    env = os.environ | {"TITANS_HOME": str(work / "home"), "TITANS_LANDING_DIR": str(work / "raw"),
-                        "TITANS_DATABASE_URL": url}
+    env = os.environ | {
+        "TITANS_HOME": str(work / "home"),
+        "TITANS_LANDING_DIR": str(work / "raw"),
+        "TITANS_DATABASE_URL": url,
+    }
     timings = {}
-    for label, args in (("generate", ["generate", "--out", str(work / "raw"), "--rows", str(rows), "--seed", "3"]),
-                        ("materialize", ["materialize", "--select", "not group:ml"])):
+    for label, args in (
+        ("generate", ["generate", "--out", str(work / "raw"), "--rows", str(rows), "--seed", "3"]),
+        ("materialize", ["materialize", "--select", "not group:ml"]),
+    ):
         t = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "titans_assets.cli", *args], env=env, cwd=ROOT,
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "titans_assets.cli", *args],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         timings[label] = time.perf_counter() - t
         if done.returncode != 0:
             raise SystemExit(f"{label} failed: {(done.stdout + done.stderr)[-2000:]}")
@@ -72,11 +82,17 @@ def train_small_champions(db, settings) -> float:
 
     t = time.perf_counter()
     frame = data.load_transactions(db).tail(30_000).reset_index(drop=True)
-    trained = {"category": category.train(frame),
-               "amount": amount.train(frame, max_iter=80, oof_folds=2, text_hash_features=2 ** 14),
-               "anomaly": anomaly.train(frame, labels=data.anomaly_labels(frame, settings.labels_dir)),
-               "cashflow": cashflow.train(data.load_daily_series(db), n_origins=3, make_figures=False,
-                                          candidates=("seasonal_naive_7", "mean_28", "ets"))}
+    trained = {
+        "category": category.train(frame),
+        "amount": amount.train(frame, max_iter=80, oof_folds=2, text_hash_features=2**14),
+        "anomaly": anomaly.train(frame, labels=data.anomaly_labels(frame, settings.labels_dir)),
+        "cashflow": cashflow.train(
+            data.load_daily_series(db),
+            n_origins=3,
+            make_figures=False,
+            candidates=("seasonal_naive_7", "mean_28", "ets"),
+        ),
+    }
     registry = Registry.from_settings(settings, db)
     for spec in catalog.SPECS:
         _, version = registry.log_training(spec.name, trained[spec.key], spec.example_frame())
@@ -92,16 +108,25 @@ def start_service(env: dict[str, str]) -> tuple[str, object]:
     from titans_assets.lib.serving.app import create_app
     from titans_assets.lib.serving.runtime import Runtime
 
-    rt = Runtime.from_env({**env, "TITANS_API_KEYS": KEY, "TITANS_RATE_LIMIT_IP": "100000/minute",
-                           "TITANS_RATE_LIMIT_KEY": "100000/minute"})
+    rt = Runtime.from_env(
+        {
+            **env,
+            "TITANS_API_KEYS": KEY,
+            "TITANS_RATE_LIMIT_IP": "100000/minute",
+            "TITANS_RATE_LIMIT_KEY": "100000/minute",
+        }
+    )
     rt.start(poll=0)
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(rt), host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False
+        )
+    )
     threading.Thread(target=server.run, daemon=True).start()
     url = f"http://127.0.0.1:{port}"
     for _ in range(60):
@@ -154,8 +179,14 @@ def page_queries(db) -> dict[str, callable]:
     def health():
         Q.quarantine(db)
 
-    return {"overview": overview, "transactions": transactions, "predictions": predictions,
-            "anomalies": anomalies, "cashflow": cashflow, "health": health}
+    return {
+        "overview": overview,
+        "transactions": transactions,
+        "predictions": predictions,
+        "anomalies": anomalies,
+        "cashflow": cashflow,
+        "health": health,
+    }
 
 
 def timed(fn, repeat: int) -> float:
@@ -182,8 +213,9 @@ def run_page(page: str, clear: bool, service: bool = True):
     t = time.perf_counter()
     at.run()
     took = time.perf_counter() - t
-    problems = [e.value for e in at.exception] + [e.value for e in at.error
-                                                  if service or "prediction service is down" not in e.value]
+    problems = [e.value for e in at.exception] + [
+        e.value for e in at.error if service or "prediction service is down" not in e.value
+    ]
     if problems:
         raise SystemExit(f"{page}: {problems[0][:300]}")
     return took
@@ -193,10 +225,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--url", help="a database whose marts are already built (skips the build)")
-    ap.add_argument("--server", default=os.environ.get("TITANS_BENCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    ap.add_argument(
+        "--server",
+        default=os.environ.get("TITANS_BENCH_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-service", action="store_true", help="no champions, no service: those pages say so")
-    ap.add_argument("--keep", action="store_true", help="keep the database a build created (default: drop it)")
+    ap.add_argument(
+        "--keep", action="store_true", help="keep the database a build created (default: drop it)"
+    )
     args = ap.parse_args()
 
     from titans_assets.lib.dashboard import queries as Q
@@ -210,7 +247,11 @@ def main() -> None:
         url, build_times = build(args.rows, args.server, work)
     db = Database(url)
     n = Q.data_bounds(db).transactions
-    env = {"TITANS_HOME": str(work / "home"), "TITANS_DATABASE_URL": url, "TITANS_LANDING_DIR": str(work / "raw")}
+    env = {
+        "TITANS_HOME": str(work / "home"),
+        "TITANS_DATABASE_URL": url,
+        "TITANS_LANDING_DIR": str(work / "raw"),
+    }
     os.environ.update(env)
     settings = Settings.from_env()
     train_s = None
@@ -246,17 +287,23 @@ def main() -> None:
         results.append((page, q, cold, warm))
 
     load = os.getloadavg()
-    print(f"\n{n:,} transactions; {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {dt.date.today()}")
+    print(
+        f"\n{n:,} transactions; {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {dt.date.today()}"
+    )
     if build_times:
         print("build: " + ", ".join(f"{k} {v:.1f}s" for k, v in build_times.items()))
     if train_s is not None:
         print(f"champions trained on the latest 30,000 rows in {train_s:.1f}s")
     print(f"baseline (SELECT * into pandas + the Overview's numbers): {baseline:.2f}s\n")
-    print("| page | queries (ms) | page, cold caches (s) | page, warm (s) | first run in process (s) | baseline / cold |")
+    print(
+        "| page | queries (ms) | page, cold caches (s) | page, warm (s) | first run in process (s) | baseline / cold |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for page, q, cold, warm in results:
-        print(f"| {page} | {q * 1000:.0f} | {cold:.2f} | {warm:.2f} | {first_runs[page]:.2f} | {baseline / cold:.1f}x |")
+        print(
+            f"| {page} | {q * 1000:.0f} | {cold:.2f} | {warm:.2f} | {first_runs[page]:.2f} | {baseline / cold:.1f}x |"
+        )
     if build_times and not args.keep:
         print(f"dropping {db.dbname} (--keep keeps it)")
         with db.sibling("postgres").connect(autocommit=True) as conn, conn.cursor() as cur:

@@ -63,11 +63,21 @@ def main() -> None:
         landings, sizes = {}, {}
         for fmt in fmts:
             landing = home / fmt / "raw"
-            generate(landing, rows=args.rows, seed=1, end_date=END, labels_dir=home / fmt / "labels", format=fmt)
+            generate(
+                landing, rows=args.rows, seed=1, end_date=END, labels_dir=home / fmt / "labels", format=fmt
+            )
             landings[fmt] = landing
             sizes[fmt] = sum(p.stat().st_size for p in landing_files(landing))
-        db = get_database(Settings(home=home, landing_dir=landings["csv"], database_url=None,
-                                   labels_dir=home / "labels", mlflow_tracking_uri=None, mlflow_artifacts=None))
+        db = get_database(
+            Settings(
+                home=home,
+                landing_dir=landings["csv"],
+                database_url=None,
+                labels_dir=home / "labels",
+                mlflow_tracking_uri=None,
+                mlflow_artifacts=None,
+            )
+        )
         ensure_raw_schema(db)
         server = ServerCpu(db)
 
@@ -89,9 +99,13 @@ def main() -> None:
             for fmt in fmts:
                 files = landing_files(landings[fmt])
                 results: list = []
-                run = timed(lambda files=files, fmt=fmt, results=results:
-                            results.extend(load_files(db, landings[fmt], files)), server,
-                            setup=lambda: truncate_raw(db))
+                run = timed(
+                    lambda files=files, fmt=fmt, results=results: results.extend(
+                        load_files(db, landings[fmt], files)
+                    ),
+                    server,
+                    setup=lambda: truncate_raw(db),
+                )
                 read = sum(r.rows_read for r in results)
                 loaded = sum(r.rows_loaded for r in results)
                 quarantined = sum(r.rows_quarantined for r in results)
@@ -110,12 +124,16 @@ def main() -> None:
 
     csv_rate = counts["csv"][0] / med("csv", "wall_s")
     csv_cpu = counts["csv"][0] / (med("csv", "cpu_s") + med("csv", "server_cpu_s"))
-    print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"{started:%Y-%m-%d %H:%M} UTC; load average before {' '.join(f'{x:.1f}' for x in load_before)}, "
-          f"after {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(
+        f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"{started:%Y-%m-%d %H:%M} UTC; load average before {' '.join(f'{x:.1f}' for x in load_before)}, "
+        f"after {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     print(f"command: .venv/bin/python benchmarks/formats.py --rows {args.rows} --reps {args.reps}\n")
-    print("| format | files MB | records read | loaded | quarantined | load s (median) | rows/s | vs CSV "
-          "| CPU rows/s | vs CSV (CPU) | parse s | parse share | goal >= 50% |")
+    print(
+        "| format | files MB | records read | loaded | quarantined | load s (median) | rows/s | vs CSV "
+        "| CPU rows/s | vs CSV (CPU) | parse s | parse share | goal >= 50% |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for fmt in fmts:
         read, loaded, quarantined = counts[fmt]
@@ -124,11 +142,15 @@ def main() -> None:
         cpu_rate = read / (med(fmt, "cpu_s") + med(fmt, "server_cpu_s"))
         parse = statistics.median(parses[fmt])
         ok = "baseline" if fmt == "csv" else ("met" if rate >= 0.5 * csv_rate else "**not met**")
-        print(f"| {fmt} | {sizes[fmt] / 1e6:.1f} | {read:,} | {loaded:,} | {quarantined:,} | {wall:.2f} "
-              f"| {rate:,.0f} | {rate / csv_rate:.0%} | {cpu_rate:,.0f} | {cpu_rate / csv_cpu:.0%} "
-              f"| {parse:.2f} | {parse / wall:.0%} | {ok} |")
-    print("\nper round (wall s): " + "; ".join(
-        f"{fmt} " + ", ".join(f"{r['wall_s']:.2f}" for r in runs[fmt]) for fmt in fmts))
+        print(
+            f"| {fmt} | {sizes[fmt] / 1e6:.1f} | {read:,} | {loaded:,} | {quarantined:,} | {wall:.2f} "
+            f"| {rate:,.0f} | {rate / csv_rate:.0%} | {cpu_rate:,.0f} | {cpu_rate / csv_cpu:.0%} "
+            f"| {parse:.2f} | {parse / wall:.0%} | {ok} |"
+        )
+    print(
+        "\nper round (wall s): "
+        + "; ".join(f"{fmt} " + ", ".join(f"{r['wall_s']:.2f}" for r in runs[fmt]) for fmt in fmts)
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,17 @@ def child(rows: int, out: Path) -> None:
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     size = sum(p.stat().st_size for p in (out / "raw").glob("*.csv"))
-    print(json.dumps({"rows": summary.total_rows, "seconds": seconds, "peak_mb": peak / 1024,
-                      "baseline_mb": baseline / 1024, "output_mb": size / 2**20}))
+    print(
+        json.dumps(
+            {
+                "rows": summary.total_rows,
+                "seconds": seconds,
+                "peak_mb": peak / 1024,
+                "baseline_mb": baseline / 1024,
+                "output_mb": size / 2**20,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -55,8 +64,12 @@ def main() -> None:
         for _ in range(args.repeat):
             tmp = Path(tempfile.mkdtemp(prefix="titans-bench-"))
             try:
-                out = subprocess.run([sys.executable, __file__, "--child", str(rows), str(tmp)], check=True,
-                                     capture_output=True, text=True).stdout
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", str(rows), str(tmp)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             r = json.loads(out.strip().splitlines()[-1])
@@ -64,15 +77,19 @@ def main() -> None:
         results.append(best)
     exe = Path(sys.executable)
     exe_name = os.path.relpath(exe, ROOT) if exe.is_relative_to(ROOT) else exe.name
-    print(f"Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} cores; "
-          f"{dt.date.today().isoformat()}; `{exe_name} benchmarks/generate.py "
-          f"--sizes {args.sizes} --repeat {args.repeat}`")
+    print(
+        f"Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} cores; "
+        f"{dt.date.today().isoformat()}; `{exe_name} benchmarks/generate.py "
+        f"--sizes {args.sizes} --repeat {args.repeat}`"
+    )
     print()
     print("| rows | seconds | rows/s | peak RSS (MB) | baseline RSS (MB) | CSV size (MB) |")
     print("|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['rows']:,} | {r['seconds']:.2f} | {r['rows'] / r['seconds']:,.0f} | {r['peak_mb']:.0f} "
-              f"| {r['baseline_mb']:.0f} | {r['output_mb']:.1f} |")
+        print(
+            f"| {r['rows']:,} | {r['seconds']:.2f} | {r['rows'] / r['seconds']:,.0f} | {r['peak_mb']:.0f} "
+            f"| {r['baseline_mb']:.0f} | {r['output_mb']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

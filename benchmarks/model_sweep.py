@@ -41,10 +41,12 @@ def main() -> None:
         outcomes = [o for part in pool.map(run_case, *zip(*cases)) for o in part]
     seconds = time.perf_counter() - started
 
-    print(f"{len(cases)} cases ({len(ends)} end dates {ends[0]}..{ends[-1]} x seeds {args.seeds}), "
-          f"{seconds:.0f} s on {args.workers} workers; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores; {dt.date.today()}; `python benchmarks/model_sweep.py --end-dates "
-          f"{args.end_dates} --seeds {args.seeds}`\n")
+    print(
+        f"{len(cases)} cases ({len(ends)} end dates {ends[0]}..{ends[-1]} x seeds {args.seeds}), "
+        f"{seconds:.0f} s on {args.workers} workers; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores; {dt.date.today()}; `python benchmarks/model_sweep.py --end-dates "
+        f"{args.end_dates} --seeds {args.seeds}`\n"
+    )
     print("| model | metric | beats best baseline | median model | median best baseline | worst margin |")
     print("|---|---|---|---|---|---|")
     for model in dict.fromkeys(o.model for o in outcomes):
@@ -52,17 +54,21 @@ def main() -> None:
         sign = 1 if BY_KEY[model].higher_is_better else -1
         margins = [sign * (o.value - o.best_baseline_value) for o in mine]
         worst = min(range(len(mine)), key=margins.__getitem__)
-        print(f"| {model} | {mine[0].metric} | {sum(o.beats_baseline for o in mine)}/{len(mine)} | "
-              f"{statistics.median(o.value for o in mine):.4f} | "
-              f"{statistics.median(o.best_baseline_value for o in mine):.4f} | "
-              f"{margins[worst]:+.4f} ({mine[worst].end_date}, seed {mine[worst].seed}, "
-              f"vs {mine[worst].best_baseline}) |")
+        print(
+            f"| {model} | {mine[0].metric} | {sum(o.beats_baseline for o in mine)}/{len(mine)} | "
+            f"{statistics.median(o.value for o in mine):.4f} | "
+            f"{statistics.median(o.best_baseline_value for o in mine):.4f} | "
+            f"{margins[worst]:+.4f} ({mine[worst].end_date}, seed {mine[worst].seed}, "
+            f"vs {mine[worst].best_baseline}) |"
+        )
     losses = [o for o in outcomes if not o.beats_baseline]
     if losses:
         print("\nLosses (the baseline serves):")
         for o in losses:
-            print(f"- {o.model} {o.end_date} seed {o.seed}: {o.metric} {o.value:.4f} vs {o.best_baseline} "
-                  f"{o.best_baseline_value:.4f}")
+            print(
+                f"- {o.model} {o.end_date} seed {o.seed}: {o.metric} {o.value:.4f} vs {o.best_baseline} "
+                f"{o.best_baseline_value:.4f}"
+            )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,9 @@ def _raw_rows(cache: Path, rows: int):
         return pickle.loads(path.read_bytes())
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp) / "raw", rows=rows, seed=42, labels_dir=Path(tmp) / "labels")
-        raw = pd.concat([parse_csv(p.read_bytes()).rows for p in landing_files(Path(tmp) / "raw")],
-                        ignore_index=True)
+        raw = pd.concat(
+            [parse_csv(p.read_bytes()).rows for p in landing_files(Path(tmp) / "raw")], ignore_index=True
+        )
     path.write_bytes(pickle.dumps(raw))
     return raw
 
@@ -76,8 +77,11 @@ def _train(frame, labels) -> dict:
     from titans_assets.lib.ml import amount, anomaly, category
 
     models = {}
-    for name, fit in (("category", lambda: category.train(frame)), ("amount", lambda: amount.train(frame)),
-                      ("anomaly", lambda: anomaly.train(frame, labels=labels))):
+    for name, fit in (
+        ("category", lambda: category.train(frame)),
+        ("amount", lambda: amount.train(frame)),
+        ("anomaly", lambda: anomaly.train(frame, labels=labels)),
+    ):
         t = time.perf_counter()
         models[name] = fit().model
         print(f"  trained {name} in {time.perf_counter() - t:.1f}s", file=sys.stderr, flush=True)
@@ -126,8 +130,12 @@ def _single(models: dict, frame, calls: int, warmup: int) -> dict[str, tuple[flo
             times.append(time.perf_counter() - t)
             cpu.append(time.thread_time() - c)
         ms = np.array(times) * 1000
-        out[key] = (float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), len(ms),
-                    float(np.percentile(np.array(cpu) * 1000, 50)))
+        out[key] = (
+            float(np.percentile(ms, 50)),
+            float(np.percentile(ms, 99)),
+            len(ms),
+            float(np.percentile(np.array(cpu) * 1000, 50)),
+        )
     return out
 
 
@@ -189,8 +197,10 @@ def main() -> None:
 
     single = _single(models, frame, args.calls, args.warmup)
     batch = _batch(models, frame)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load {os.getloadavg()[0]:.2f}; models trained on {len(frame):,} ledger rows")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load {os.getloadavg()[0]:.2f}; models trained on {len(frame):,} ledger rows"
+    )
     print("| model | single row p50 ms | single row p99 ms | single row CPU p50 ms | 1,000-row batch ms |")
     print("|---|---:|---:|---:|---:|")
     for key in models:

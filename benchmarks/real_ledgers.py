@@ -33,17 +33,14 @@ absent the generated ledger alone would say nothing about real data, so the scri
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import math
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
 import warnings
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -52,194 +49,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SEED_HEADER = ("Date", "Type", "Description", "Amount", "Category", "Payment Method", "Status", "Reference",
-               "Receipt URL")
-ONE_YEAR_DAYS = 365
-
-
-# --------------------------------------------------------------------------- converters (per file type)
-def _amount(text: str) -> float | None:
-    """'$1,234.50', '-12.3', '(12.30)', '$-5.00', '-$5.00' -> float; None when not a number."""
-    s = text.strip().replace(",", "").replace("$", "").replace(" ", "")
-    negative = s.startswith("(") and s.endswith(")")
-    s = s.strip("()")
-    try:
-        value = float(s)
-    except ValueError:
-        return None
-    return -value if negative else value
-
-
-_DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%Y/%m/%d", "%m/%d/%y", "%d.%m.%Y")
-
-
-def _date(text: str) -> dt.date | None:
-    s = text.strip().replace("'", "/").replace(" ", "")
-    for fmt in _DATE_FORMATS:
-        try:
-            return dt.datetime.strptime(s, fmt).date()
-        except ValueError:
-            continue
-    return None
-
-
-def _row(day: dt.date, amount: float, description: str, category: str = "", payment_method: str = "",
-         reference: str = "") -> dict[str, str]:
-    """One seed-format row: signed amount (expenses negative); the category is kept on expenses only
-    (the seed ledger leaves it empty on income, and the warehouse drops it there)."""
-    kind = "Expense" if amount < 0 else "Income"
-    return {"Date": day.isoformat(), "Type": kind, "Description": description.strip(), "Amount": f"{amount:.2f}",
-            "Category": category.strip() if kind == "Expense" else "", "Payment Method": payment_method,
-            "Status": "", "Reference": reference.strip(), "Receipt URL": ""}
-
-
-def _column(header: list[str], *wanted: str) -> int | None:
-    """The first column whose lower-cased name equals, else contains, one of `wanted` (in order)."""
-    names = [h.strip().lower() for h in header]
-    for w in wanted:
-        if w in names:
-            return names.index(w)
-    for w in wanted:
-        for i, n in enumerate(names):
-            if w in n:
-                return i
-    return None
-
-
-def convert_bank_csv(path: Path) -> tuple[list[dict[str, str]], Counter]:
-    """A bank or card CSV export with a header row: date, description, amount and category columns
-    found by name (the transaction date before a posting date). The sign convention is the file's: the
-    sign most categorised rows carry is the expense sign (a card export lists charges as positive or as
-    negative amounts depending on the bank). No vendor column: the reference stays empty."""
-    with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
-        records = list(csv.reader(f))
-    header, body = records[0], records[1:]
-    i_date = _column(header, "transaction date", "date")
-    i_desc = _column(header, "description", "payee", "details", "memo")
-    i_amount = _column(header, "amount")
-    i_cat = _column(header, "category")
-    if None in (i_date, i_desc, i_amount):
-        raise ValueError(f"{path.name}: no date/description/amount columns in its header")
-    parsed, skipped = [], Counter()
-    for rec in body:
-        if len(rec) <= max(i_date, i_desc, i_amount):
-            skipped["short record"] += 1
-            continue
-        day, amount = _date(rec[i_date]), _amount(rec[i_amount])
-        if day is None or amount is None:
-            skipped["no date or amount"] += 1
-            continue
-        category = rec[i_cat].strip() if i_cat is not None and i_cat < len(rec) else ""
-        parsed.append((day, amount, rec[i_desc], category))
-    signs = Counter(np.sign(a) for _, a, _, c in parsed if c)
-    expense_sign = -1.0 if signs[-1.0] >= signs[1.0] else 1.0
-    rows = [_row(day, -expense_sign * amount, desc, cat) for day, amount, desc, cat in parsed]
-    return rows, skipped
-
-
-_JOURNAL_HEADER = re.compile(r"^(\d{4}[/-]\d{1,2}[/-]\d{1,2})(?:=\S+)?\s*(?:[*!]\s*)?(?:\([^)]*\)\s*)?(.*)$")
-_FIELD_GAP = re.compile(r"\s{2,}|\t")
-
-
-def convert_journal(path: Path) -> tuple[list[dict[str, str]], Counter]:
-    """A Ledger / hledger journal: one row per transaction with an Expenses: or Income: posting. The
-    category is that (first) account, the amount the money leaving (expense) or entering (income) the
-    books on it (an elided amount balances the others), the payment method the first two levels of the
-    first other account (what paid: Assets:Checking, Liabilities:Card). Transactions between the
-    books' own accounts (no Expenses:/Income: posting) are transfers and are left out."""
-    rows, skipped = [], Counter()
-    txns: list[tuple[dt.date, str, list[tuple[str, float | None]]]] = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.strip() or line.lstrip().startswith((";", "#", "%", "|", "*")) and not line[:1].isspace():
-            continue
-        if not line[:1].isspace():
-            m = _JOURNAL_HEADER.match(line)
-            if m:
-                day = _date(m.group(1).replace("-", "/"))
-                txns.append((day, m.group(2).split(";")[0].strip(), []) if day else (None, "", []))
-            else:
-                txns.append((None, "", []))  # a directive (account, commodity, ...): not a transaction
-            continue
-        if not txns or txns[-1][0] is None or line.strip().startswith(";"):
-            continue
-        parts = _FIELD_GAP.split(line.split(";")[0].strip().lstrip("*! "), maxsplit=1)
-        account = parts[0].strip("()[] ")
-        if account:
-            amount = _amount(parts[1].split("@")[0]) if len(parts) > 1 and parts[1].strip() else None
-            txns[-1][2].append((account, amount))
-    for day, payee, postings in txns:
-        if day is None:
-            continue
-        labelled = [(a, v) for a, v in postings if a.split(":")[0].lower() in ("expenses", "income")]
-        if not labelled:
-            skipped["transfer between own accounts"] += 1
-            continue
-        account, value = labelled[0]
-        if value is None:  # elided: balances every posting with an amount
-            known = [v for _, v in postings if v is not None]
-            if len(known) != len(postings) - 1:
-                skipped["unbalanced or multi-elided"] += 1
-                continue
-            value = -sum(known)
-        others = [a for a, _ in postings if (a, _) != labelled[0] and a.split(":")[0].lower() not in
-                  ("expenses", "income")]
-        method = ":".join(others[0].split(":")[:2]) if others else ""
-        # ledger signs: an expense posting is a debit (positive), income a credit (negative)
-        rows.append(_row(day, -value, payee, account, method))
-    return rows, skipped
-
-
-def convert_qif(path: Path) -> tuple[list[dict[str, str]], Counter]:
-    """A QIF bank register (!Type:Bank/CCard/Cash): D date, T amount (signed), P payee, L category
-    ('[Account]' is a transfer to an own account and is left out), N check number or code (the payment
-    method: 'check' when a number), M memo (joined to the payee in the description)."""
-    rows, skipped = [], Counter()
-    record: dict[str, str] = {}
-    section = ""
-    for line in path.read_text(encoding="latin-1").splitlines():
-        if line.startswith("!"):
-            section = line[1:].strip().lower()
-            continue
-        if not line.strip():
-            continue
-        if line.startswith("^"):
-            if section.startswith("type:") and section[5:] in ("bank", "ccard", "cash", "oth a", "oth l"):
-                day, amount = _date(record.get("D", "")), _amount(record.get("T", record.get("U", "")))
-                label = record.get("L", "")
-                if day is None or amount is None:
-                    skipped["no date or amount"] += 1
-                elif label.startswith("["):
-                    skipped["transfer between own accounts"] += 1
-                else:
-                    number = record.get("N", "").strip()
-                    method = "check" if number.isdigit() else number.lower()
-                    text = " ".join(x for x in (record.get("P", ""), record.get("M", "")) if x.strip())
-                    rows.append(_row(day, amount, text, label.split("/")[0], method))
-            record = {}
-            continue
-        key = line[0]
-        if key not in record:  # split lines (S/E/$) repeat keys: the first of each is the transaction's
-            record[key] = line[1:]
-    return rows, skipped
-
-
-def convert(path: Path) -> tuple[list[dict[str, str]], Counter]:
-    suffix = path.suffix.lower()
-    if suffix == ".qif":
-        return convert_qif(path)
-    if suffix in (".ledger", ".journal", ".hledger", ".dat"):
-        return convert_journal(path)
-    if suffix in (".csv", ".txt"):
-        return convert_bank_csv(path)
-    raise ValueError(f"{path.name}: no converter for {suffix} files")
-
-
-def write_seed_csv(rows: list[dict[str, str]], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=SEED_HEADER)
-        w.writeheader()
-        w.writerows(rows)
+from ledger_files import (  # noqa: E402 - shared with the other real-ledger benchmarks
+    ONE_YEAR_DAYS,
+    convert,
+    write_seed_csv,
+)
 
 
 # --------------------------------------------------------------------------- baselines the models lack
@@ -250,8 +64,10 @@ def _svc_matrix(fitted, rows: pd.DataFrame):
     text = (rows["description"].fillna("") + " " + rows["reference"].fillna("")).to_numpy(dtype=object)
     pm = rows["payment_method"].fillna("").to_numpy(dtype=object).reshape(-1, 1)
     log_amount = np.log1p(np.abs(rows["amount"].fillna(0.0).to_numpy(dtype=float))).reshape(-1, 1)
-    return sp.hstack([char.transform(text), word.transform(text), onehot.transform(pm),
-                      sp.csr_matrix(log_amount)], format="csr")
+    return sp.hstack(
+        [char.transform(text), word.transform(text), onehot.transform(pm), sp.csr_matrix(log_amount)],
+        format="csr",
+    )
 
 
 def linear_svc_baseline(train_p: pd.DataFrame, test_p: pd.DataFrame) -> dict[str, float]:
@@ -268,7 +84,8 @@ def linear_svc_baseline(train_p: pd.DataFrame, test_p: pd.DataFrame) -> dict[str
     char = TfidfVectorizer(analyzer="char", ngram_range=(2, 4)).fit(text)
     word = TfidfVectorizer(analyzer="word", ngram_range=(1, 2)).fit(text)
     onehot = OneHotEncoder(handle_unknown="ignore").fit(
-        train_p["payment_method"].fillna("").to_numpy(dtype=object).reshape(-1, 1))
+        train_p["payment_method"].fillna("").to_numpy(dtype=object).reshape(-1, 1)
+    )
     fitted = (char, word, onehot)
     y = train_p["category"].to_numpy(dtype=object)
     with warnings.catch_warnings():  # defaults on purpose: liblinear may stop at its iteration limit
@@ -281,9 +98,11 @@ def linear_svc_baseline(train_p: pd.DataFrame, test_p: pd.DataFrame) -> dict[str
     pred = clf.classes_[decision.argmax(axis=1)]
     k = min(3, decision.shape[1])
     top = clf.classes_[np.argsort(-decision, axis=1)[:, :k]]
-    return {"accuracy": float(np.mean(pred == y_test)),
-            "macro_f1": float(f1_score(y_test, pred, labels=np.unique(y_test), average="macro", zero_division=0)),
-            "top3_accuracy": float(np.mean([t in row for t, row in zip(y_test, top)]))}
+    return {
+        "accuracy": float(np.mean(pred == y_test)),
+        "macro_f1": float(f1_score(y_test, pred, labels=np.unique(y_test), average="macro", zero_division=0)),
+        "top3_accuracy": float(np.mean([t in row for t, row in zip(y_test, top)])),
+    }
 
 
 # --------------------------------------------------------------------------- one ledger
@@ -314,13 +133,28 @@ def bench_category(frame: pd.DataFrame) -> tuple[list[list[str]], dict]:
     served = "model" if d.served == "model" else d.served
     head = f"{int(m['n_train'])} train / {int(m['n_test'])} test rows, {int(m['n_classes'])} classes; serves {served}"
     rows = []
-    for metric, label in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("top3_accuracy", "top-3 accuracy")):
-        rows.append(["category", label, _fmt(m[metric]),
-                     f"majority {_fmt(b['majority'][metric])} · description lookup "
-                     f"{_fmt(b['description_lookup'][metric])} · TF-IDF+LinearSVC {_fmt(svc[metric])}",
-                     head if metric == "accuracy" else ""])
+    for metric, label in (
+        ("accuracy", "accuracy"),
+        ("macro_f1", "macro-F1"),
+        ("top3_accuracy", "top-3 accuracy"),
+    ):
+        rows.append(
+            [
+                "category",
+                label,
+                _fmt(m[metric]),
+                f"majority {_fmt(b['majority'][metric])} · description lookup "
+                f"{_fmt(b['description_lookup'][metric])} · TF-IDF+LinearSVC {_fmt(svc[metric])}",
+                head if metric == "accuracy" else "",
+            ]
+        )
     rows.append(["category", "ECE", _fmt(m["ece"]), "", "10 equal-width confidence bins"])
-    return rows, {"ours": m["accuracy"], "svc": svc["accuracy"], "ours_f1": m["macro_f1"], "svc_f1": svc["macro_f1"]}
+    return rows, {
+        "ours": m["accuracy"],
+        "svc": svc["accuracy"],
+        "ours_f1": m["macro_f1"],
+        "svc_f1": svc["macro_f1"],
+    }
 
 
 def bench_amount(frame: pd.DataFrame) -> tuple[list[list[str]], dict]:
@@ -336,19 +170,39 @@ def bench_amount(frame: pd.DataFrame) -> tuple[list[list[str]], dict]:
         return [["amount", "MAE", f"not trained: {exc}", "", ""]], {}
     m, b = result.metrics, result.baselines
     desc = b["description_median"]["mae"]  # the module's own baseline (amount.DescriptionMedianBaseline)
-    best = min([("global median", b["global_median"]["mae"]), ("category median", b["category_median"]["mae"]),
-                ("description median", desc)], key=lambda kv: kv[1])
+    best = min(
+        [
+            ("global median", b["global_median"]["mae"]),
+            ("category median", b["category_median"]["mae"]),
+            ("description median", desc),
+        ],
+        key=lambda kv: kv[1],
+    )
     d = decide(spec.primary_metric, spec.higher_is_better, m, b)
     n_exp = len(A.expense_rows(frame))
     gate = "the model" if d.served == "model" else d.served
-    note = (f"{n_exp} expense rows ({int(m['n_train'])} train / {int(m['n_test'])} test); "
-            f"{'beats' if m['mae'] < best[1] else 'does not beat'} the best median ({best[0]}); "
-            f"the gate serves {gate}")
-    rows = [["amount", "MAE", _fmt(m["mae"], 2),
-             f"global median {_fmt(b['global_median']['mae'], 2)} · category median "
-             f"{_fmt(b['category_median']['mae'], 2)} · description median {_fmt(desc, 2)}", note],
-            ["amount", "90% interval coverage", _fmt(m["interval_coverage"]), "",
-             f"description-only requests {_fmt(m.get('description_only_interval_coverage'))}"]]
+    note = (
+        f"{n_exp} expense rows ({int(m['n_train'])} train / {int(m['n_test'])} test); "
+        f"{'beats' if m['mae'] < best[1] else 'does not beat'} the best median ({best[0]}); "
+        f"the gate serves {gate}"
+    )
+    rows = [
+        [
+            "amount",
+            "MAE",
+            _fmt(m["mae"], 2),
+            f"global median {_fmt(b['global_median']['mae'], 2)} · category median "
+            f"{_fmt(b['category_median']['mae'], 2)} · description median {_fmt(desc, 2)}",
+            note,
+        ],
+        [
+            "amount",
+            "90% interval coverage",
+            _fmt(m["interval_coverage"]),
+            "",
+            f"description-only requests {_fmt(m.get('description_only_interval_coverage'))}",
+        ],
+    ]
     return rows, {"ours": m["mae"], "best": best[1], "coverage": m["interval_coverage"], "n_expense": n_exp}
 
 
@@ -360,7 +214,9 @@ def bench_cashflow(frame: pd.DataFrame) -> tuple[list[list[str]], dict]:
     daily = data.daily_series(frame)
     days = len(daily)
     if days < ONE_YEAR_DAYS:
-        return [["cash flow", "MASE", "series too short", "", f"{days} days of history (< {ONE_YEAR_DAYS})"]], {}
+        return [
+            ["cash flow", "MASE", "series too short", "", f"{days} days of history (< {ONE_YEAR_DAYS})"]
+        ], {}
     try:
         result = catalog.train_on(catalog.BY_KEY["cashflow"], daily=daily)
     except TrainingDataError as exc:
@@ -371,8 +227,8 @@ def bench_cashflow(frame: pd.DataFrame) -> tuple[list[list[str]], dict]:
     plan = CF.origin_plan(len(y), config)
     hist = []
     for o in plan.evaluation:
-        scale = float(np.mean(np.abs(y[CF.SEASON:o] - y[:o - CF.SEASON])))
-        err = float(np.mean(np.abs(y[o:o + config.horizon] - np.mean(y[:o]))))
+        scale = float(np.mean(np.abs(y[CF.SEASON : o] - y[: o - CF.SEASON])))
+        err = float(np.mean(np.abs(y[o : o + config.horizon] - np.mean(y[:o]))))
         if scale > 0:
             hist.append(err / scale)
     historic_mean = float(np.mean(hist)) if hist else float("nan")
@@ -384,16 +240,27 @@ def bench_cashflow(frame: pd.DataFrame) -> tuple[list[list[str]], dict]:
         ets = float("nan")
         print(f"  AutoETS failed: {type(exc).__name__}", file=sys.stderr)
     m, b = result.metrics, result.baselines
-    note = (f"{days} days; method {result.params['method']} chosen on {result.params['n_selection_origins']} "
-            f"earlier origins, scored on {result.params['n_evaluation_origins']} later ones; "
-            f"90% interval coverage {_fmt(m['interval_coverage'])}")
-    rows = [["cash flow", "MASE", _fmt(m["mase"]),
-             f"historic mean {_fmt(historic_mean)} · seasonal naive(7) {_fmt(b['seasonal_naive_7']['mase'])} · "
-             f"mean 28 days {_fmt(b['mean_28']['mase'])} · AutoETS {_fmt(ets)}", note]]
+    note = (
+        f"{days} days; method {result.params['method']} chosen on {result.params['n_selection_origins']} "
+        f"earlier origins, scored on {result.params['n_evaluation_origins']} later ones; "
+        f"90% interval coverage {_fmt(m['interval_coverage'])}"
+    )
+    rows = [
+        [
+            "cash flow",
+            "MASE",
+            _fmt(m["mase"]),
+            f"historic mean {_fmt(historic_mean)} · seasonal naive(7) {_fmt(b['seasonal_naive_7']['mase'])} · "
+            f"mean 28 days {_fmt(b['mean_28']['mase'])} · AutoETS {_fmt(ets)}",
+            note,
+        ]
+    ]
     return rows, {"ours": m["mase"], "historic_mean": historic_mean, "snaive": b["seasonal_naive_7"]["mase"]}
 
 
-def bench_anomaly(frame: pd.DataFrame, labels_dir: Path | None, repeats: int, seed: int) -> tuple[list[list[str]], dict]:
+def bench_anomaly(
+    frame: pd.DataFrame, labels_dir: Path | None, repeats: int, seed: int
+) -> tuple[list[list[str]], dict]:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     from titans_assets.lib.ml import catalog, data
@@ -425,17 +292,37 @@ def bench_anomaly(frame: pd.DataFrame, labels_dir: Path | None, repeats: int, se
             scores[name]["auc"].append(roc_auc_score(y, s))
             scores[name]["ap"].append(average_precision_score(y, s))
     mean = {k: {m: float(np.mean(v)) for m, v in d.items()} for k, d in scores.items()}
-    note = (f"{len(test)} holdout rows, {n_inj} spiked x4-10 per draw, {repeats} draws; the model flags "
-            f"{flagged:.1%} of clean holdout rows (review load)")
-    rows = [["anomaly", "ROC-AUC (injected x4-10)", _fmt(mean["ours"]["auc"]),
-             f"robust z of log abs amount within category {_fmt(mean['z']['auc'])}", note],
-            ["anomaly", "average precision", _fmt(mean["ours"]["ap"]),
-             f"robust z within category {_fmt(mean['z']['ap'])}", ""]]
+    note = (
+        f"{len(test)} holdout rows, {n_inj} spiked x4-10 per draw, {repeats} draws; the model flags "
+        f"{flagged:.1%} of clean holdout rows (review load)"
+    )
+    rows = [
+        [
+            "anomaly",
+            "ROC-AUC (injected x4-10)",
+            _fmt(mean["ours"]["auc"]),
+            f"robust z of log abs amount within category {_fmt(mean['z']['auc'])}",
+            note,
+        ],
+        [
+            "anomaly",
+            "average precision",
+            _fmt(mean["ours"]["ap"]),
+            f"robust z within category {_fmt(mean['z']['ap'])}",
+            "",
+        ],
+    ]
     return rows, {"ours": mean["ours"]["auc"], "z": mean["z"]["auc"], "flagged": flagged}
 
 
-def run_ledger(name: str, rows: list[dict[str, str]], labels_dir: Path | None, repeats: int, seed: int,
-               landing: Path | None = None) -> tuple[str, dict]:
+def run_ledger(
+    name: str,
+    rows: list[dict[str, str]],
+    labels_dir: Path | None,
+    repeats: int,
+    seed: int,
+    landing: Path | None = None,
+) -> tuple[str, dict]:
     from titans_assets.lib.ml import data
 
     t0 = time.perf_counter()
@@ -446,32 +333,48 @@ def run_ledger(name: str, rows: list[dict[str, str]], labels_dir: Path | None, r
         frame = data.frame_from_csvs(landing)
     out: list[list[str]] = []
     summary: dict = {"rows": len(frame)}
-    for key, fn in (("category", lambda: bench_category(frame)), ("amount", lambda: bench_amount(frame)),
-                    ("cashflow", lambda: bench_cashflow(frame)),
-                    ("anomaly", lambda: bench_anomaly(frame, labels_dir, repeats, seed))):
+    for key, fn in (
+        ("category", lambda: bench_category(frame)),
+        ("amount", lambda: bench_amount(frame)),
+        ("cashflow", lambda: bench_cashflow(frame)),
+        ("anomaly", lambda: bench_anomaly(frame, labels_dir, repeats, seed)),
+    ):
         part, summary[key] = fn()
         out += part
     d0, d1 = frame["txn_date"].min().date(), frame["txn_date"].max().date()
     n_cat = int(frame["category"].notna().sum())
-    lines = [f"### {name}", "",
-             f"{len(frame)} rows ({n_cat} categorised expenses), {d0} .. {d1}; "
-             f"{time.perf_counter() - t0:.0f} s", "",
-             "| model | metric | ours | baselines (same split) | notes |", "|---|---|---|---|---|"]
+    lines = [
+        f"### {name}",
+        "",
+        f"{len(frame)} rows ({n_cat} categorised expenses), {d0} .. {d1}; {time.perf_counter() - t0:.0f} s",
+        "",
+        "| model | metric | ours | baselines (same split) | notes |",
+        "|---|---|---|---|---|",
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in out]
     summary["seconds"] = time.perf_counter() - t0
     return "\n".join(lines) + "\n", summary
 
 
 def summary_table(results: dict[str, dict]) -> str:
-    lines = ["| ledger | rows | category accuracy: ours / LinearSVC | macro-F1: ours / LinearSVC | "
-             "amount MAE: ours / best median (coverage) | cash flow MASE: ours / historic mean / snaive(7) | "
-             "anomaly ROC-AUC: ours / robust z |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| ledger | rows | category accuracy: ours / LinearSVC | macro-F1: ours / LinearSVC | "
+        "amount MAE: ours / best median (coverage) | cash flow MASE: ours / historic mean / snaive(7) | "
+        "anomaly ROC-AUC: ours / robust z |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, s in results.items():
         c, a, f, n = s.get("category", {}), s.get("amount", {}), s.get("cashflow", {}), s.get("anomaly", {})
         cat = f"{_fmt(c.get('ours'))} / {_fmt(c.get('svc'))}" if c else "not trained"
         f1 = f"{_fmt(c.get('ours_f1'))} / {_fmt(c.get('svc_f1'))}" if c else "not trained"
-        amt = (f"{_fmt(a['ours'], 2)} / {_fmt(a['best'], 2)} ({_fmt(a['coverage'], 2)})" if a else "not trained")
-        cf = (f"{_fmt(f['ours'])} / {_fmt(f['historic_mean'])} / {_fmt(f['snaive'])}" if f else "series too short")
+        amt = (
+            f"{_fmt(a['ours'], 2)} / {_fmt(a['best'], 2)} ({_fmt(a['coverage'], 2)})" if a else "not trained"
+        )
+        cf = (
+            f"{_fmt(f['ours'])} / {_fmt(f['historic_mean'])} / {_fmt(f['snaive'])}"
+            if f
+            else "series too short"
+        )
         an = f"{_fmt(n.get('ours'))} / {_fmt(n.get('z'))}" if n else "not trained"
         lines.append(f"| {name} | {s['rows']} | {cat} | {f1} | {amt} | {cf} | {an} |")
     return "\n".join(lines) + "\n"
@@ -505,8 +408,11 @@ def main() -> int:
             continue
         text, summary = run_ledger(path.name, rows, None, args.repeats, args.seed)
         if skipped:
-            text = text.replace("\n\n|", f"\n\nLeft out by the converter: "
-                                f"{', '.join(f'{n} {k}' for k, n in skipped.items())}.\n\n|", 1)
+            text = text.replace(
+                "\n\n|",
+                f"\n\nLeft out by the converter: {', '.join(f'{n} {k}' for k, n in skipped.items())}.\n\n|",
+                1,
+            )
         sections.append(text)
         results[path.name] = summary
         print(text, file=sys.stderr)
@@ -514,16 +420,24 @@ def main() -> int:
     gen_name = f"generated (demo accounts, {DEMO_YEARS:g} years to {end}, seed {args.seed})"
     if not wanted or any(w in "generated" for w in wanted):
         with tempfile.TemporaryDirectory(prefix="titans-real-gen-") as tmp:
-            generate(Path(tmp) / "raw", years=DEMO_YEARS, seed=args.seed, end_date=end,
-                     labels_dir=Path(tmp) / "labels")
-            text, summary = run_ledger(gen_name, [], Path(tmp) / "labels", args.repeats, args.seed,
-                                       landing=Path(tmp) / "raw")
+            generate(
+                Path(tmp) / "raw",
+                years=DEMO_YEARS,
+                seed=args.seed,
+                end_date=end,
+                labels_dir=Path(tmp) / "labels",
+            )
+            text, summary = run_ledger(
+                gen_name, [], Path(tmp) / "labels", args.repeats, args.seed, landing=Path(tmp) / "raw"
+            )
         sections.append(text)
         results[gen_name] = summary
     seconds = time.perf_counter() - started
-    print(f"{len(results)} ledgers in {seconds:.0f} s; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores; {dt.date.today()}; `.venv/bin/python benchmarks/real_ledgers.py "
-          f"--end-date {args.end_date} --seed {args.seed} --repeats {args.repeats}`\n")
+    print(
+        f"{len(results)} ledgers in {seconds:.0f} s; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores; {dt.date.today()}; `.venv/bin/python benchmarks/real_ledgers.py "
+        f"--end-date {args.end_date} --seed {args.seed} --repeats {args.repeats}`\n"
+    )
     print(summary_table(results))
     for s in sections:
         print(s)

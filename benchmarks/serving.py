@@ -25,7 +25,6 @@ Champions come from the configured registry (run `titans demo` first, or set TIT
     .venv/bin/python benchmarks/serving.py --json out.json
 """
 
-
 import argparse
 import asyncio
 import json
@@ -49,10 +48,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 BODIES = {
-    "/predict/category": {"amount": -54.99, "description": "Adobe Creative Cloud", "payment_method": "credit_card",
-                          "date": "2024-03-01", "reference": "Adobe"},
-    "/predict/anomaly": {"amount": -54.99, "category": "software", "description": "Adobe Creative Cloud",
-                         "date": "2024-03-01", "payment_method": "credit_card", "reference": "Adobe"},
+    "/predict/category": {
+        "amount": -54.99,
+        "description": "Adobe Creative Cloud",
+        "payment_method": "credit_card",
+        "date": "2024-03-01",
+        "reference": "Adobe",
+    },
+    "/predict/anomaly": {
+        "amount": -54.99,
+        "category": "software",
+        "description": "Adobe Creative Cloud",
+        "date": "2024-03-01",
+        "payment_method": "credit_card",
+        "reference": "Adobe",
+    },
     "/health": None,
 }
 
@@ -115,8 +125,10 @@ def _request_bytes(path: str, body: dict | None, key: str) -> bytes:
     if body is None:
         return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
     data = json.dumps(body).encode()
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer {key}\r\nContent-Length: {len(data)}\r\n\r\n").encode() + data
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
 
 
 async def _connection(port: int, req: bytes, until: float, count: int | None, lat: list, codes: dict) -> None:
@@ -140,7 +152,9 @@ async def _connection(port: int, req: bytes, until: float, count: int | None, la
         writer.close()
 
 
-def _load(port: int, path: str, key: str, connections: int, seconds: float, requests: int | None, out) -> None:
+def _load(
+    port: int, path: str, key: str, connections: int, seconds: float, requests: int | None, out
+) -> None:
     req = _request_bytes(path, BODIES[path], key)
 
     async def main():
@@ -148,8 +162,9 @@ def _load(port: int, path: str, key: str, connections: int, seconds: float, requ
         lat: list[float] = []
         codes: dict[str, int] = {}
         t0 = time.perf_counter()
-        await asyncio.gather(*(_connection(port, req, t0 + seconds, requests, lat, codes)
-                               for _ in range(connections)))
+        await asyncio.gather(
+            *(_connection(port, req, t0 + seconds, requests, lat, codes) for _ in range(connections))
+        )
         return lat, codes, time.perf_counter() - t0
 
     lat, codes, elapsed = asyncio.run(main())
@@ -159,7 +174,9 @@ def _load(port: int, path: str, key: str, connections: int, seconds: float, requ
 def measure(port: int, path: str, key: str, connections: int, seconds: float, requests: int | None) -> dict:
     """In a separate process, so the client's event loop does not share the GIL with this one."""
     q: mp.Queue = mp.get_context("spawn").Queue()
-    p = mp.get_context("spawn").Process(target=_load, args=(port, path, key, connections, seconds, requests, q))
+    p = mp.get_context("spawn").Process(
+        target=_load, args=(port, path, key, connections, seconds, requests, q)
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     p.start()
     lat, codes, elapsed = q.get(timeout=seconds + 120)
@@ -167,9 +184,15 @@ def measure(port: int, path: str, key: str, connections: int, seconds: float, re
     client_cpu = _rusage_seconds(resource.getrusage(resource.RUSAGE_CHILDREN)) - _rusage_seconds(before)
     lat.sort()
     ok = codes.get("200", 0)
-    return {"requests": len(lat), "ok": ok, "codes": codes, "rps": round(len(lat) / elapsed, 1),
-            "p50_ms": round(lat[len(lat) // 2] * 1000, 2), "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 2),
-            "client_cpu_s": round(client_cpu, 3)}
+    return {
+        "requests": len(lat),
+        "ok": ok,
+        "codes": codes,
+        "rps": round(len(lat) / elapsed, 1),
+        "p50_ms": round(lat[len(lat) // 2] * 1000, 2),
+        "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 2),
+        "client_cpu_s": round(client_cpu, 3),
+    }
 
 
 def _rusage_seconds(r) -> float:
@@ -194,34 +217,60 @@ def parse_wrk(text: str) -> dict:
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
     if done is None or rps is None:
         raise RuntimeError(f"unexpected wrk output: {text[:500]!r}")
-    pct = {m.group(1): _wrk_duration_ms(m.group(2), m.group(3))
-           for m in re.finditer(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)}
+    pct = {
+        m.group(1): _wrk_duration_ms(m.group(2), m.group(3))
+        for m in re.finditer(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+    }
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     n = int(done.group(1))
     non_2xx = int(bad.group(1)) if bad else 0
-    return {"requests": n, "ok": n - non_2xx, "codes": {"2xx": n - non_2xx, "other": non_2xx},
-            "rps": round(float(rps.group(1)), 1), "p50_ms": round(pct.get("50", float("nan")), 2),
-            "p99_ms": round(pct.get("99", float("nan")), 2),
-            "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0}
+    return {
+        "requests": n,
+        "ok": n - non_2xx,
+        "codes": {"2xx": n - non_2xx, "other": non_2xx},
+        "rps": round(float(rps.group(1)), 1),
+        "p50_ms": round(pct.get("50", float("nan")), 2),
+        "p99_ms": round(pct.get("99", float("nan")), 2),
+        "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
+    }
 
 
-def measure_wrk(port: int, path: str, key: str, connections: int, seconds: float, started=lambda: None) -> dict:
+def measure_wrk(
+    port: int, path: str, key: str, connections: int, seconds: float, started=lambda: None
+) -> dict:
     """`wrk -t1` (one thread: the server needs the cores) for `seconds` on loopback, after a 1-second
     warm-up run; `started()` is called between the two (where the server's CPU count starts)."""
     body = BODIES[path]
     with tempfile.TemporaryDirectory() as tmp:
-        argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s"]
+        argv = [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "--timeout",
+            "10s",
+        ]
         if body is not None:
             script = Path(tmp) / "post.lua"
             script.write_text(_WRK_SCRIPT.format(key=key, body=json.dumps(body)))
             argv += ["-s", str(script)]
-        subprocess.run(argv[:3] + ["-d1s", *argv[4:], f"http://127.0.0.1:{port}{path}"], capture_output=True,
-                       timeout=60, check=True)  # warm-up
+        subprocess.run(
+            argv[:3] + ["-d1s", *argv[4:], f"http://127.0.0.1:{port}{path}"],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )  # warm-up
         started()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        done = subprocess.run(argv + [f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
-                              timeout=seconds + 60, check=True)
+        done = subprocess.run(
+            argv + [f"http://127.0.0.1:{port}{path}"],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        )
         client_cpu = _rusage_seconds(resource.getrusage(resource.RUSAGE_CHILDREN)) - _rusage_seconds(before)
     out = parse_wrk(done.stdout)
     out["client_cpu_s"] = round(client_cpu, 3)
@@ -240,7 +289,7 @@ def tree_cpu_seconds(pid: int) -> float | None:
                     text = Path(f"/proc/{entry}/stat").read_text()
                 except OSError:
                     continue
-                fields = text[text.rindex(")") + 2:].split()
+                fields = text[text.rindex(")") + 2 :].split()
                 stats[int(entry)] = fields
                 children.setdefault(int(fields[1]), []).append(int(entry))
     except OSError:
@@ -279,17 +328,41 @@ def wait_http(port: int, proc: subprocess.Popen, timeout: float = 240) -> None:
 
 def start(kind: str, workers: int, key: str, log: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    env = {**os.environ, "TITANS_API_KEYS": key, "TITANS_RATE_LIMIT_IP": "100000000/minute",
-           "TITANS_RATE_LIMIT_KEY": "100000000/hour", "TITANS_MODEL_POLL_SECONDS": "30"}
+    env = {
+        **os.environ,
+        "TITANS_API_KEYS": key,
+        "TITANS_RATE_LIMIT_IP": "100000000/minute",
+        "TITANS_RATE_LIMIT_KEY": "100000000/hour",
+        "TITANS_MODEL_POLL_SECONDS": "30",
+    }
     env.pop("TITANS_REDIS_URL", None)
     bin_dir = Path(sys.executable).parent
     if kind == "bentoml":
-        argv = [str(bin_dir / "titans"), "serve", "--port", str(port), "--workers", str(workers), "--no-access-log"]
+        argv = [
+            str(bin_dir / "titans"),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+        ]
     else:
-        argv = [str(bin_dir / "uvicorn"), "--factory", "benchmarks.serving:fastapi_app", "--port", str(port),
-                "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            process_group=0)
+        argv = [
+            str(bin_dir / "uvicorn"),
+            "--factory",
+            "benchmarks.serving:fastapi_app",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, process_group=0
+    )
     try:
         wait_http(port, proc)
     except BaseException:
@@ -327,9 +400,11 @@ def in_process(requests: int) -> dict:
             rt.predict(key, BODIES[path])
             lat.append(time.perf_counter() - t0)
         lat.sort()
-        out[path] = {"p50_ms": round(statistics.median(lat) * 1000, 2),
-                     "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2),
-                     "model_version": rt.holder.get(key).loaded.version}
+        out[path] = {
+            "p50_ms": round(statistics.median(lat) * 1000, 2),
+            "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 2),
+            "model_version": rt.holder.get(key).loaded.version,
+        }
     rt.stop()
     return out
 
@@ -340,9 +415,15 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=100, help="sequential requests per endpoint and round")
     ap.add_argument("--seconds", type=float, default=4.0, help="duration of each throughput run")
     ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per endpoint (medians reported)")
-    ap.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
-                    help="load generator of the throughput runs (auto: wrk when installed)")
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds per endpoint (medians reported)"
+    )
+    ap.add_argument(
+        "--client",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator of the throughput runs (auto: wrk when installed)",
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     client = ("wrk" if shutil.which("wrk") else "python") if args.client == "auto" else args.client
@@ -351,9 +432,16 @@ def main() -> None:
     key = secrets.token_urlsafe(24)
     logs = ROOT / ".titans" / "benchmarks"
     logs.mkdir(parents=True, exist_ok=True)
-    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                 "load_avg_start": os.getloadavg()}, "client": client,
-                     "in_process": in_process(args.requests), "servers": {}}
+    results: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_start": os.getloadavg(),
+        },
+        "client": client,
+        "in_process": in_process(args.requests),
+        "servers": {},
+    }
     print("in-process floor:", json.dumps(results["in_process"]), flush=True)
     for workers in args.workers:
         servers = {}
@@ -381,26 +469,49 @@ def main() -> None:
                         if cpu0 is not None and cpu1 is not None and conc["requests"]:
                             conc["server_cpu_ms"] = round((cpu1 - cpu0) / conc["requests"] * 1000, 3)
                             conc["client_cpu_ms"] = round(conc["client_cpu_s"] / conc["requests"] * 1000, 3)
-                            conc["capacity"] = round((os.cpu_count() or 1) * 1000
-                                                     / (conc["server_cpu_ms"] + conc["client_cpu_ms"]), 1)
+                            conc["capacity"] = round(
+                                (os.cpu_count() or 1)
+                                * 1000
+                                / (conc["server_cpu_ms"] + conc["client_cpu_ms"]),
+                                1,
+                            )
                         rounds[kind].append({"sequential": seq, "concurrent": conc})
                 for kind, runs in rounds.items():
                     summary = {
-                        "sequential": {m: statistics.median(r["sequential"][m] for r in runs)
-                                       for m in ("p50_ms", "p99_ms")},
-                        "concurrent": {m: statistics.median(r["concurrent"][m] for r in runs)
-                                       for m in ("rps", "p50_ms", "p99_ms", "server_cpu_ms", "client_cpu_ms",
-                                                 "capacity", "load_avg")
-                                       if all(m in r["concurrent"] for r in runs)},
-                        "codes": [r["concurrent"]["codes"] for r in runs], "rounds": runs}
+                        "sequential": {
+                            m: statistics.median(r["sequential"][m] for r in runs)
+                            for m in ("p50_ms", "p99_ms")
+                        },
+                        "concurrent": {
+                            m: statistics.median(r["concurrent"][m] for r in runs)
+                            for m in (
+                                "rps",
+                                "p50_ms",
+                                "p99_ms",
+                                "server_cpu_ms",
+                                "client_cpu_ms",
+                                "capacity",
+                                "load_avg",
+                            )
+                            if all(m in r["concurrent"] for r in runs)
+                        },
+                        "codes": [r["concurrent"]["codes"] for r in runs],
+                        "rounds": runs,
+                    }
                     results["servers"].setdefault(f"{kind}-{workers}", {})[path] = summary
                     seq, conc = summary["sequential"], summary["concurrent"]
-                    cpu = (f" | server {conc['server_cpu_ms']:.3f} + client {conc['client_cpu_ms']:.3f} CPU-ms/req, "
-                           f"capacity {conc['capacity']:.0f} req/s" if "capacity" in conc else "")
-                    print(f"{kind:8} workers={workers} {path:18} seq p50 {seq['p50_ms']:7.2f} ms p99 "
-                          f"{seq['p99_ms']:7.2f} ms | {args.connections} conns ({client}) {conc['rps']:8.1f} req/s "
-                          f"p99 {conc['p99_ms']:7.1f} ms codes {summary['codes']}{cpu} | load {conc['load_avg']}",
-                          flush=True)
+                    cpu = (
+                        f" | server {conc['server_cpu_ms']:.3f} + client {conc['client_cpu_ms']:.3f} CPU-ms/req, "
+                        f"capacity {conc['capacity']:.0f} req/s"
+                        if "capacity" in conc
+                        else ""
+                    )
+                    print(
+                        f"{kind:8} workers={workers} {path:18} seq p50 {seq['p50_ms']:7.2f} ms p99 "
+                        f"{seq['p99_ms']:7.2f} ms | {args.connections} conns ({client}) {conc['rps']:8.1f} req/s "
+                        f"p99 {conc['p99_ms']:7.1f} ms codes {summary['codes']}{cpu} | load {conc['load_avg']}",
+                        flush=True,
+                    )
         finally:
             for proc, _ in servers.values():
                 stop(proc)

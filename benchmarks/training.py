@@ -47,10 +47,18 @@ def run(rows: int) -> list[dict]:
                 result = module.train(frame)
             seconds = time.perf_counter() - started
             base_name, base_value = result.best_baseline(module.PRIMARY_METRIC, module.HIGHER_IS_BETTER)
-            out.append({"rows": len(frame), "model": spec.key, "seconds": seconds, "result": result,
-                        "metric": module.PRIMARY_METRIC, "value": result.metrics[module.PRIMARY_METRIC],
-                        "baseline": f"{base_name} {base_value:.4f}",
-                        "train_rows": result.data_window.get("train_rows", "")})
+            out.append(
+                {
+                    "rows": len(frame),
+                    "model": spec.key,
+                    "seconds": seconds,
+                    "result": result,
+                    "metric": module.PRIMARY_METRIC,
+                    "value": result.metrics[module.PRIMARY_METRIC],
+                    "baseline": f"{base_name} {base_value:.4f}",
+                    "train_rows": result.data_window.get("train_rows", ""),
+                }
+            )
             print(f"  {rows:>9,} {spec.key:<9} {seconds:7.1f}s", file=sys.stderr, flush=True)
     return out
 
@@ -65,8 +73,10 @@ def main() -> None:
     print("| rows | model | train s | primary metric | value | best baseline | train rows |")
     print("|---:|---|---:|---|---:|---|---:|")
     for r in results:
-        print(f"| {r['rows']:,} | {r['model']} | {r['seconds']:.1f} | {r['metric']} | {r['value']:.4f} | "
-              f"{r['baseline']} | {r['train_rows']} |")
+        print(
+            f"| {r['rows']:,} | {r['model']} | {r['seconds']:.1f} | {r['metric']} | {r['value']:.4f} | "
+            f"{r['baseline']} | {r['train_rows']} |"
+        )
     by_size: dict[int, float] = {}
     for r in results:
         by_size[r["rows"]] = by_size.get(r["rows"], 0.0) + r["seconds"]

@@ -34,11 +34,35 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 # `make test` runs the suite on 2 pytest-xdist workers, one test file per worker at a time (--dist
 # loadfile keeps module fixtures whole). The longest files start first, so neither worker is left
 # alone with a 5-minute file at the end (longest-first scheduling); the rest keep their order.
-LONGEST_FIRST = ("test_up.py", "test_serving_soak.py", "test_model_sweep.py", "test_celery.py", "test_backup.py",
-                 "test_prometheus.py", "test_real_shaped.py", "test_cli_errors.py", "test_ml_pipeline.py",
-                 "test_dashboard_models.py", "test_serving_faults.py", "test_browser_ui.py", "test_cli.py",
-                 "test_pipeline.py", "test_transfers.py", "test_balances.py", "test_category_spelling.py",
-                 "test_logging.py", "test_dashboard_app.py", "test_serving_http.py", "test_serving_contract.py")
+LONGEST_FIRST = (
+    "test_up.py",
+    "test_model_sweep.py",
+    "test_backup.py",
+    "test_cold_start.py",
+    "test_serving_soak.py",
+    "test_prometheus.py",
+    "test_cli_errors.py",
+    "test_real_shaped.py",
+    "test_dashboard_review.py",
+    "test_celery.py",
+    "test_ml_pipeline.py",
+    "test_enriched.py",
+    "test_dashboard_models.py",
+    "test_serving_faults.py",
+    "test_incremental.py",
+    "test_browser_ui.py",
+    "test_cli.py",
+    "test_pipeline.py",
+    "test_predictions.py",
+    "test_transfers.py",
+    "test_balances.py",
+    "test_category_spelling.py",
+    "test_logging.py",
+    "test_dashboard_app.py",
+    "test_serving_http.py",
+    "test_serving_corrections.py",
+    "test_serving_contract.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -84,7 +108,9 @@ def cli_env(home: Path, landing: Path, database_url: str | None = None) -> dict[
 
 
 def run_titans(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([*TITANS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*TITANS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -105,7 +131,11 @@ def embedded_home() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def embedded_db(embedded_home: Path) -> Database:
-    return get_database(Settings.from_env({"TITANS_HOME": str(embedded_home), "TITANS_LANDING_DIR": str(embedded_home / "raw")}))
+    return get_database(
+        Settings.from_env(
+            {"TITANS_HOME": str(embedded_home), "TITANS_LANDING_DIR": str(embedded_home / "raw")}
+        )
+    )
 
 
 @pytest.fixture(scope="session")
@@ -158,6 +188,24 @@ def titans_env(monkeypatch: pytest.MonkeyPatch, db: Database, home: Path, landin
         monkeypatch.setenv(key, value)
 
 
+def world_env(
+    mp: pytest.MonkeyPatch, root: Path, landing: Path, labels: Path, db: Database
+) -> dict[str, str]:
+    """A test world's titans environment for `db`, set in `mp` (undone when it closes). What
+    runner.prepare_environment writes into os.environ is registered first, so it is undone too."""
+    env = {
+        "TITANS_HOME": str(root / "home"),
+        "TITANS_LANDING_DIR": str(landing),
+        "TITANS_DATABASE_URL": db.url,
+        "TITANS_LABELS_DIR": str(labels),
+    }
+    for k, v in env.items():
+        mp.setenv(k, v)
+    for k in ("DAGSTER_HOME", "TITANS_DAGSTER_PG_URL", *db.dbt_env()):
+        mp.setenv(k, os.environ.get(k, ""))
+    return env
+
+
 def warehouse_rows(landing: Path) -> pd.DataFrame:
     """Generated CSVs read with pandas, invalid rows dropped, in the warehouse's column names (for the
     model tests). Payment methods keep their typos and case (`credit_car`, ` Credit Card `): the
@@ -166,11 +214,17 @@ def warehouse_rows(landing: Path) -> pd.DataFrame:
 
     df = pd.concat([read_export(p) for p in sorted(landing.glob("*.csv"))], ignore_index=True)
     category = df["Category"].where(df["Category"].ne("") & df["Type"].eq("Expense"), None)
-    return pd.DataFrame({
-        "txn_date": df["Date"], "txn_type": df["Type"], "description": df["Description"],
-        "amount": pd.to_numeric(df["Amount"], errors="coerce"), "category": category,
-        "payment_method": df["Payment Method"], "reference": df["Reference"],
-    }).dropna(subset=["txn_date", "amount"])
+    return pd.DataFrame(
+        {
+            "txn_date": df["Date"],
+            "txn_type": df["Type"],
+            "description": df["Description"],
+            "amount": pd.to_numeric(df["Amount"], errors="coerce"),
+            "category": category,
+            "payment_method": df["Payment Method"],
+            "reference": df["Reference"],
+        }
+    ).dropna(subset=["txn_date", "amount"])
 
 
 # ---------------------------------------------------------------------------------------------- browser tests

@@ -14,13 +14,56 @@ from pathlib import Path
 import numpy as np
 
 CATEGORIES = (
-    "Food & Dining", "Groceries", "Gas & Fuel", "Coffee Shops", "Restaurants", "Fast Food", "Alcohol & Bars",
-    "Shopping", "Clothing", "Electronics & Software", "Books", "Home Improvement", "Furniture", "Pharmacy",
-    "Doctor", "Dentist", "Gym", "Sports", "Movies & DVDs", "Music", "Streaming", "Mobile Phone", "Internet",
-    "Utilities", "Rent", "Auto Insurance", "Auto Payment", "Parking", "Public Transportation", "Ride Share",
-    "Air Travel", "Hotel", "Rental Car & Taxi", "Gifts", "Charity", "Pet Food & Supplies", "Veterinary",
-    "Hair", "Laundry", "Office Supplies", "Shipping", "Bank Fee", "ATM Fee", "Education", "Tuition",
-    "Kids Activities", "Babysitter & Daycare", "Toys", "Newspapers & Magazines", "Taxes",
+    "Food & Dining",
+    "Groceries",
+    "Gas & Fuel",
+    "Coffee Shops",
+    "Restaurants",
+    "Fast Food",
+    "Alcohol & Bars",
+    "Shopping",
+    "Clothing",
+    "Electronics & Software",
+    "Books",
+    "Home Improvement",
+    "Furniture",
+    "Pharmacy",
+    "Doctor",
+    "Dentist",
+    "Gym",
+    "Sports",
+    "Movies & DVDs",
+    "Music",
+    "Streaming",
+    "Mobile Phone",
+    "Internet",
+    "Utilities",
+    "Rent",
+    "Auto Insurance",
+    "Auto Payment",
+    "Parking",
+    "Public Transportation",
+    "Ride Share",
+    "Air Travel",
+    "Hotel",
+    "Rental Car & Taxi",
+    "Gifts",
+    "Charity",
+    "Pet Food & Supplies",
+    "Veterinary",
+    "Hair",
+    "Laundry",
+    "Office Supplies",
+    "Shipping",
+    "Bank Fee",
+    "ATM Fee",
+    "Education",
+    "Tuition",
+    "Kids Activities",
+    "Babysitter & Daycare",
+    "Toys",
+    "Newspapers & Magazines",
+    "Taxes",
 )
 _PREFIXES = ("", "SQ *", "TST* ", "PAYPAL *", "POS ", "DEBIT CARD PURCHASE - ", "CHECKCARD ")
 _TOWNS = ("SAN FRANCISCO CA", "BROOKLYN NY", "AUSTIN TX", "HERSHEY PA", "SEATTLE WA", "CHICAGO IL")
@@ -28,9 +71,13 @@ _TOWNS = ("SAN FRANCISCO CA", "BROOKLYN NY", "AUSTIN TX", "HERSHEY PA", "SEATTLE
 
 def _merchants(rng: np.random.Generator, k: int) -> list[str]:
     """Made-up store names (no word of the category in them: a bank string does not spell its label)."""
+
     def word() -> str:
-        return "".join(rng.choice(list("BCDFGKLMNPRSTVZ")) + rng.choice(list("AEIOU"))
-                       for _ in range(int(rng.integers(2, 4))))
+        return "".join(
+            rng.choice(list("BCDFGKLMNPRSTVZ")) + rng.choice(list("AEIOU"))
+            for _ in range(int(rng.integers(2, 4)))
+        )
+
     return [f"{word()} {word()}" if rng.random() < 0.5 else word() for _ in range(k)]
 
 
@@ -56,8 +103,15 @@ def write_ledger(path: Path, *, rows: int, n_categories: int, seed: int, end: dt
         records.append((day, "Expense", text, amount, c))
     for i in range(n_income):
         day = start + dt.timedelta(days=int(i * days / n_income))
-        records.append((day, "Income", f"ACH DEPOSIT PAYROLL {rng.integers(10**5, 10**6)}",
-                        round(float(rng.normal(2400, 150)), 2), ""))
+        records.append(
+            (
+                day,
+                "Income",
+                f"ACH DEPOSIT PAYROLL {rng.integers(10**5, 10**6)}",
+                round(float(rng.normal(2400, 150)), 2),
+                "",
+            )
+        )
     records.sort(key=lambda r: r[0], reverse=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:

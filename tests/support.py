@@ -82,6 +82,44 @@ def row_chunks(frame, sizes):
     """Consecutive slices of a DataFrame whose lengths cycle through `sizes` (request-sized pieces)."""
     start, i = 0, 0
     while start < len(frame):
-        yield frame.iloc[start:start + sizes[i % len(sizes)]]
+        yield frame.iloc[start : start + sizes[i % len(sizes)]]
         start += sizes[i % len(sizes)]
         i += 1
+
+
+def built_once(name: str, build, base: Path | None = None):
+    """`build()`'s (picklable) result, computed once per test run however many pytest-xdist workers ask
+    for it: the first worker builds it under a lock and pickles it to `base` (a folder every worker of
+    the run shares, named by xdist's run id); the others wait for the lock and unpickle it. Outside
+    xdist (or without `base`) it is simply built. For costly, deterministic inputs that several test
+    files only read (e.g. the trained models of the serving tests), never for mutable state."""
+    import fcntl
+    import os
+    import pickle
+
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if base is None or not run:
+        return build()
+    folder = base / f"built-once-{run}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.pickle"
+    with (folder / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even if build() raised
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        value = build()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.replace(path)
+        return value
+
+
+def dbt_command(args: list[str], project: Path, target: Path) -> list[str]:
+    """The dbt CLI of this venv on `project` (its own profiles.yml), writing its target and logs under
+    `target`: for tests that run dbt as a user would, in a subprocess."""
+    import sys
+
+    paths = {"--project-dir": project, "--profiles-dir": project, "--target-path": target}
+    paths["--log-path"] = target / "logs"
+    cmd = [sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.exit(cli())", *args]
+    return cmd + [part for flag, path in paths.items() for part in (flag, str(path))]

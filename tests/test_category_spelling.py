@@ -23,6 +23,7 @@ from conftest import TEST_TODAY, child_env, scratch_database, titans_env
 from support import free_port, get_until_up, stop_group
 
 from titans_assets import runner
+from titans_assets.lib.csv_contract import CANONICAL_COLUMNS
 from titans_assets.lib.db import Database
 from titans_assets.lib.ml import data
 from titans_assets.lib.ml.tracking import Registry
@@ -30,8 +31,7 @@ from titans_assets.lib.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-HEADER = ["Date", "Type", "Description", "Amount", "Category", "Payment Method", "Status", "Reference",
-          "Receipt URL"]
+HEADER = list(CANONICAL_COLUMNS)
 # category as the user writes it -> (bank descriptors, typical amount)
 MERCHANTS = {
     "Food & Dining": (["STARBUCKS STORE {n}", "CHIPOTLE ONLINE {n}", "WHOLEFDS MKT #{n}"], 14.0),
@@ -56,8 +56,19 @@ def write_ledger(path: Path, end: dt.date, days: int = 300) -> dict[str, int]:
     for d in range(days):
         day = end - dt.timedelta(days=days - 1 - d)
         if day.day == 1:
-            rows.append([day.isoformat(), "Income", "ACME CORP PAYROLL", "3200.00", "", "bank_transfer",
-                         "received", "Acme Corp", ""])
+            rows.append(
+                [
+                    day.isoformat(),
+                    "Income",
+                    "ACME CORP PAYROLL",
+                    "3200.00",
+                    "",
+                    "bank_transfer",
+                    "received",
+                    "Acme Corp",
+                    "",
+                ]
+            )
         for k in range(2):
             i = 2 * d + k
             label = names[i % len(names)]
@@ -68,8 +79,19 @@ def write_ledger(path: Path, end: dt.date, days: int = 300) -> dict[str, int]:
                 if food_rows % 4 == 0:
                     label = VARIANTS[(food_rows // 4) % len(VARIANTS)]
             amount = typical * (0.6 + (i * 7919 % 100) / 125)
-            rows.append([day.isoformat(), "Expense", descriptor, f"{-amount:.2f}", label, "credit_card", "paid",
-                         "", ""])
+            rows.append(
+                [
+                    day.isoformat(),
+                    "Expense",
+                    descriptor,
+                    f"{-amount:.2f}",
+                    label,
+                    "credit_card",
+                    "paid",
+                    "",
+                    "",
+                ]
+            )
             spellings[label] = spellings.get(label, 0) + 1
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -94,8 +116,13 @@ def trained(embedded_db: Database, tmp_path_factory: pytest.TempPathFactory):
         assert built.success, built.error
         summary = runner.materialize("key:ml/category_*", instance=instance)
         assert summary.success, summary.error
-        yield {"db": db, "root": root, "settings": settings, "spellings": spellings,
-               "registry": Registry.from_settings(settings, db)}
+        yield {
+            "db": db,
+            "root": root,
+            "settings": settings,
+            "spellings": spellings,
+            "registry": Registry.from_settings(settings, db),
+        }
 
 
 def test_the_ledger_has_the_spellings_this_test_relies_on(trained):
@@ -108,11 +135,19 @@ def test_the_warehouse_keeps_the_spelling_beside_the_normalized_label(trained):
     expenses = frame[frame["txn_type"] == "Expense"]
     pairs = expenses.groupby(["category", "category_raw"]).size()
     food = pairs.loc["food_dining"]
-    assert dict(food) == {"Food & Dining": trained["spellings"]["Food & Dining"],
-                          "food & dining": trained["spellings"]["food & dining"],
-                          "FOOD & DINING": trained["spellings"]["FOOD & DINING "]}  # trimmed
+    assert dict(food) == {
+        "Food & Dining": trained["spellings"]["Food & Dining"],
+        "food & dining": trained["spellings"]["food & dining"],
+        "FOOD & DINING": trained["spellings"]["FOOD & DINING "],
+    }  # trimmed
     assert set(pairs.index.get_level_values("category")) == {
-        "food_dining", "auto_transport", "bills_utilities", "shopping", "health_fitness", "entertainment"}
+        "food_dining",
+        "auto_transport",
+        "bills_utilities",
+        "shopping",
+        "health_fitness",
+        "entertainment",
+    }
     assert frame.loc[frame["txn_type"] == "Income", "category_raw"].isna().all()
 
 
@@ -121,18 +156,28 @@ def test_rows_read_without_a_database_carry_the_spelling_too(tmp_path):
     spellings = write_ledger(tmp_path / "card.csv", TEST_TODAY)
     frame = data.frame_from_csvs(tmp_path)
     pairs = frame[frame["txn_type"] == "Expense"].groupby(["category", "category_raw"]).size()
-    assert dict(pairs.loc["food_dining"]) == {"Food & Dining": spellings["Food & Dining"],
-                                              "food & dining": spellings["food & dining"],
-                                              "FOOD & DINING": spellings["FOOD & DINING "]}
+    assert dict(pairs.loc["food_dining"]) == {
+        "Food & Dining": spellings["Food & Dining"],
+        "food & dining": spellings["food & dining"],
+        "FOOD & DINING": spellings["FOOD & DINING "],
+    }
     assert frame.loc[frame["txn_type"] == "Income", "category_raw"].isna().all()
 
 
 def _request_frame() -> pd.DataFrame:
     """Rows of the logged signature (description, amount, txn_date, payment_method, reference)."""
-    return pd.DataFrame([
-        {"description": d, "amount": a, "txn_date": "2026-07-02", "payment_method": "credit_card", "reference": ""}
-        for d, a in (("STARBUCKS STORE 1045", -6.40), ("SHELL OIL 1020", -41.00), ("NETFLIX.COM", -15.49))
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "description": d,
+                "amount": a,
+                "txn_date": "2026-07-02",
+                "payment_method": "credit_card",
+                "reference": "",
+            }
+            for d, a in (("STARBUCKS STORE 1045", -6.40), ("SHELL OIL 1020", -41.00), ("NETFLIX.COM", -15.49))
+        ]
+    )
 
 
 def test_the_champion_answers_in_the_users_spelling_as_a_pyfunc(trained):
@@ -152,26 +197,46 @@ def test_the_service_answers_in_the_users_spelling_over_http(trained, tmp_path):
     key = "spelling-key-" + uuid.uuid4().hex
     port = free_port()
     env = child_env("TITANS_") | {
-        "TITANS_HOME": str(trained["root"] / "home"), "TITANS_DATABASE_URL": trained["db"].url,
-        "TITANS_LANDING_DIR": str(trained["root"] / "data" / "raw"), "TITANS_API_KEYS": key,
-        "TITANS_MODEL_POLL_SECONDS": "0"}
+        "TITANS_HOME": str(trained["root"] / "home"),
+        "TITANS_DATABASE_URL": trained["db"].url,
+        "TITANS_LANDING_DIR": str(trained["root"] / "data" / "raw"),
+        "TITANS_API_KEYS": key,
+        "TITANS_MODEL_POLL_SECONDS": "0",
+    }
     titans = str(Path(sys.executable).with_name("titans"))
     log = tmp_path / "serve.log"
-    proc = subprocess.Popen([titans, "serve", "--port", str(port), "--workers", "1", "--no-access-log"],
-                            env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, process_group=0)
+    proc = subprocess.Popen(
+        [titans, "serve", "--port", str(port), "--workers", "1", "--no-access-log"],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        process_group=0,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         assert get_until_up(f"{base}/livez", proc), log.read_text()[-3000:]
         auth = {"Authorization": f"Bearer {key}"}
-        r = httpx.post(f"{base}/predict/category", headers=auth, timeout=60,
-                       json={"description": "STARBUCKS STORE 1045", "amount": -6.40, "date": "2026-07-02"})
+        r = httpx.post(
+            f"{base}/predict/category",
+            headers=auth,
+            timeout=60,
+            json={"description": "STARBUCKS STORE 1045", "amount": -6.40, "date": "2026-07-02"},
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["prediction"] == "Food & Dining", body
         assert {a["category"] for a in body["alternatives"]} <= SHOWN, body
-        r = httpx.post(f"{base}/predict/category/batch", headers=auth, timeout=60,
-                       json={"transactions": [{"description": d, "amount": a, "date": "2026-07-02"}
-                                              for d, a in (("SHELL OIL 1020", -41.0), ("NETFLIX.COM", -15.49))]})
+        r = httpx.post(
+            f"{base}/predict/category/batch",
+            headers=auth,
+            timeout=60,
+            json={
+                "transactions": [
+                    {"description": d, "amount": a, "date": "2026-07-02"}
+                    for d, a in (("SHELL OIL 1020", -41.0), ("NETFLIX.COM", -15.49))
+                ]
+            },
+        )
         assert r.status_code == 200, r.text
         assert [p["prediction"] for p in r.json()["predictions"]] == ["Auto & Transport", "Entertainment"]
     finally:

@@ -67,9 +67,28 @@ class Worker:
         self.log = log
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(config_yaml),
-                 "-q", queue, "-n", name, "-i", "titans_assets.defs.celery", "-l", "INFO"],
-                cwd=ROOT, env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    str(BIN / "dagster-celery"),
+                    "worker",
+                    "start",
+                    "-A",
+                    "dagster_celery.app",
+                    "-y",
+                    str(config_yaml),
+                    "-q",
+                    queue,
+                    "-n",
+                    name,
+                    "-i",
+                    "titans_assets.defs.celery",
+                    "-l",
+                    "INFO",
+                ],
+                cwd=ROOT,
+                env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def text(self) -> str:
@@ -78,6 +97,16 @@ class Worker:
     def tail(self, chars: int = 3000) -> str:
         """The end of the log without Great Expectations' INFO chatter."""
         return "\n".join(ln for ln in self.text().splitlines() if "_get_default_value" not in ln)[-chars:]
+
+    def problems(self, chars: int = 1500) -> str:
+        """The log's warnings, errors and tracebacks, without the task results' event dumps."""
+        keep = [
+            ln
+            for ln in self.text().splitlines()
+            if any(w in ln for w in ("ERROR", "WARNING", "Traceback", "Error:", "Exception"))
+            and "succeeded in" not in ln
+        ]
+        return "\n".join(ln[:300] for ln in keep)[-chars:]
 
     def pids(self) -> set[int]:
         import psutil
@@ -133,11 +162,21 @@ def world(broker, embedded_db, tmp_path_factory):
         config = execution_config(REDIS_URL, queue=queue, result_expires=900)
         config_yaml = root / "celery.yaml"
         config_yaml.write_text(yaml.safe_dump({"execution": {"config": config}}))
-        workers = [Worker(f"{queue}-w{i}", config_yaml, queue, root / f"worker{i}.log") for i in range(1, WORKERS + 1)]
+        workers = [
+            Worker(f"{queue}-w{i}", config_yaml, queue, root / f"worker{i}.log")
+            for i in range(1, WORKERS + 1)
+        ]
         try:
             _wait_ready(workers)
-            yield {"db": db, "settings": settings, "landing": landing, "generated": generated, "instance": instance,
-                   "config": config, "workers": workers}
+            yield {
+                "db": db,
+                "settings": settings,
+                "landing": landing,
+                "generated": generated,
+                "instance": instance,
+                "config": config,
+                "workers": workers,
+            }
         finally:
             left = [p for w in workers for p in stop_group(w.proc, grace=60)]
             assert not left, f"worker processes left behind: {[p.pid for p in left]}"
@@ -163,22 +202,34 @@ def test_the_whole_graph_runs_on_two_celery_workers(world):
     keys = sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string())
     started = time.perf_counter()
     result = dg.execute_job(
-        dg.reconstructable(celery_asset_job), instance,
-        run_config={"execution": {"config": world["config"]},
-                    "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        tags={"dagster/asset_partition_range_start": files[0], "dagster/asset_partition_range_end": files[-1],
-              "titans/ingest": "landing"},
+        dg.reconstructable(celery_asset_job),
+        instance,
+        run_config={
+            "execution": {"config": world["config"]},
+            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        },
+        tags={
+            "dagster/asset_partition_range_start": files[0],
+            "dagster/asset_partition_range_end": files[-1],
+            "titans/ingest": "landing",
+        },
         asset_selection=keys,
     )
     seconds = time.perf_counter() - started
-    logs = "\n".join(f"{w.name}:\n{w.tail()}" for w in workers)
-    failures = [f"{e.event_type_value} {e.step_key}: {e.message} {getattr(e.event_specific_data, 'error', None)}"
-                for e in result.all_events if e.is_failure or getattr(e.event_specific_data, "error", None)]
-    failures += [f"check {e.event_specific_data.asset_key.to_user_string()}:{e.event_specific_data.check_name} "
-                 f"{plain_metadata(e.event_specific_data.metadata)}"
-                 for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
-                 and not e.event_specific_data.passed]
-    assert result.success, f"run failed after {seconds:.0f}s: {failures}\n{logs}"
+    logs = "\n".join(f"{w.name}:\n{w.problems()}" for w in workers)
+    failures = [
+        f"{e.event_type_value} {e.step_key}: {e.message} {getattr(e.event_specific_data, 'error', None)}"
+        for e in result.all_events
+        if e.is_failure or getattr(e.event_specific_data, "error", None)
+    ]
+    failures += [
+        f"check {e.event_specific_data.asset_key.to_user_string()}:{e.event_specific_data.check_name} "
+        f"{plain_metadata(e.event_specific_data.metadata)}"
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and not e.event_specific_data.passed
+    ]
+    # The worker logs first and short, the failures last: a CI summary keeps the end of the message.
+    assert result.success, f"{logs}\nrun failed after {seconds:.0f}s: " + "\n".join(failures)
 
     # The data went all the way: every file loaded, the marts built from every file.
     gen = world["generated"]
@@ -189,16 +240,24 @@ def test_the_whole_graph_runs_on_two_celery_workers(world):
     assert _scalar(db, "SELECT count(*) FROM marts.fct_transactions") > 0.9 * loaded
     assert _scalar(db, "SELECT count(*) FROM marts.fct_daily_metrics") > 0
     run_id = result.run_id
-    materialized = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
-    partitions = {r.event_log_entry.dagster_event.partition for r in materialized
-                  if r.event_log_entry.dagster_event.asset_key == RAW_TRANSACTIONS}
+    materialized = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    partitions = {
+        r.event_log_entry.dagster_event.partition
+        for r in materialized
+        if r.event_log_entry.dagster_event.asset_key == RAW_TRANSACTIONS
+    }
     assert partitions == set(files)  # the partitioned ingest: one materialization per landed file
     done = {r.event_log_entry.dagster_event.asset_key.to_user_string() for r in materialized}
     assert {"marts/fct_transactions", "marts/fct_daily_metrics"} <= done
     assert {f"ml/{m}_champion" for m in ("category", "amount", "anomaly", "cashflow")} <= done, sorted(done)
     checks = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
-    assert checks and all(r.event_log_entry.dagster_event.event_specific_data.passed for r in checks
-                          if r.event_log_entry.dagster_event.event_specific_data.severity == dg.AssetCheckSeverity.ERROR)
+    assert checks and all(
+        r.event_log_entry.dagster_event.event_specific_data.passed
+        for r in checks
+        if r.event_log_entry.dagster_event.event_specific_data.severity == dg.AssetCheckSeverity.ERROR
+    )
 
     # Every step ran in a worker process, and both workers took steps.
     engine = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records
@@ -208,15 +267,21 @@ def test_the_whole_graph_runs_on_two_celery_workers(world):
         meta = ev.event_specific_data.metadata if ev.event_specific_data else {}
         if "Celery worker" in meta:
             ran_on[ev.step_key] = meta["Celery worker"].value
-    succeeded = {r.event_log_entry.dagster_event.step_key
-                 for r in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records}
+    succeeded = {
+        r.event_log_entry.dagster_event.step_key
+        for r in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records
+    }
     assert len(succeeded) >= 10 and succeeded <= set(ran_on), sorted(succeeded - set(ran_on))
     names = {w.name for w in workers}
     assert set(ran_on.values()) == names, ran_on
-    step_pids = {r.event_log_entry.dagster_event.step_key: r.event_log_entry.dagster_event.pid
-                 for r in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_START).records}
+    step_pids = {
+        r.event_log_entry.dagster_event.step_key: r.event_log_entry.dagster_event.pid
+        for r in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_START).records
+    }
     worker_pids = {w.name: w.pids() for w in workers}
     for step, pid in step_pids.items():
         assert pid != os.getpid() and pid in worker_pids[ran_on[step]], (step, pid, worker_pids)
-    print(f"celery run: {seconds:.1f}s, {len(succeeded)} steps, per worker: "
-          + ", ".join(f"{n}={sum(v == n for v in ran_on.values())}" for n in sorted(names)))
+    print(
+        f"celery run: {seconds:.1f}s, {len(succeeded)} steps, per worker: "
+        + ", ".join(f"{n}={sum(v == n for v in ran_on.values())}" for n in sorted(names))
+    )

@@ -18,7 +18,6 @@ from titans_assets.lib.generator import generate
 pytestmark = pytest.mark.integration
 
 
-
 _env, _titans = cli_env, run_titans
 
 
@@ -30,8 +29,13 @@ def test_materialize_then_status_json(server, home: Path, request):
             for schema in ("raw", "staging", "intermediate", "marts", "seeds", "features"):
                 cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     landing = home / "data" / "raw"
-    gen = generate(landing, years=2.0, seed=42,  # the data of `titans demo`
-                   end_date=TEST_TODAY, labels_dir=home / "data" / "labels")
+    gen = generate(
+        landing,
+        years=2.0,
+        seed=42,  # the data of `titans demo`
+        end_date=TEST_TODAY,
+        labels_dir=home / "data" / "labels",
+    )
     env = _env(home, landing, url)
 
     # The data assets, on both servers. The models are trained through this CLI in test_up.py
@@ -45,7 +49,9 @@ def test_materialize_then_status_json(server, home: Path, request):
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert report["database"].endswith("(external)" if url else "(embedded)")
-    assert "***" in report["database"] or ":" not in report["database"].split("@")[0].removeprefix("postgresql://")
+    assert "***" in report["database"] or ":" not in report["database"].split("@")[0].removeprefix(
+        "postgresql://"
+    )
     assert report["tables"]["raw.transactions"] + report["tables"]["raw.quarantine"] == gen.total_rows
     assert report["tables"]["marts.fct_transactions"] > 0 and report["tables"]["marts.fct_daily_metrics"] > 0
     # Dagster's storage (dagster.yaml -> PostgreSQL) remembers the run across processes.
@@ -74,9 +80,11 @@ def test_the_embedded_servers_socket_url_is_reported_as_embedded(tmp_path: Path)
     from titans_assets.lib.settings import Settings
 
     home = tmp_path / "home"
-    for url, embedded in [(f"postgresql://postgres:@/titans?host={home}/pgdata", True),
-                          (f"postgresql://postgres:@/titans?host={tmp_path}/elsewhere", False),
-                          ("postgresql://postgres@127.0.0.1:5432/titans", False)]:
+    for url, embedded in [
+        (f"postgresql://postgres:@/titans?host={home}/pgdata", True),
+        (f"postgresql://postgres:@/titans?host={tmp_path}/elsewhere", False),
+        ("postgresql://postgres@127.0.0.1:5432/titans", False),
+    ]:
         db = get_database(Settings.from_env({"TITANS_HOME": str(home), "TITANS_DATABASE_URL": url}))
         assert db.embedded is embedded and db.redacted().endswith("(embedded)" if embedded else "(external)")
 
@@ -99,10 +107,17 @@ def test_a_wrapped_child_stops_on_sigterm_even_when_we_were_started_with_sigint_
     that (it would then ignore SIGTERM too, and outlive us: seen with the Dagster code server)."""
     import signal
 
-    harness = f"from titans_assets.lib.supervisor import run_until_child_exits; import sys; " \
-              f"sys.exit(run_until_child_exits([sys.executable, '-c', {DAGSTER_LIKE!r}]))"
-    proc = subprocess.Popen([sys.executable, "-c", harness], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    harness = (
+        f"from titans_assets.lib.supervisor import run_until_child_exits; import sys; "
+        f"sys.exit(run_until_child_exits([sys.executable, '-c', {DAGSTER_LIKE!r}]))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", harness],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         proc.send_signal(signal.SIGTERM)
@@ -113,7 +128,9 @@ def test_a_wrapped_child_stops_on_sigterm_even_when_we_were_started_with_sigint_
 
 
 def test_generate_rejects_bad_input_with_code(home: Path):
-    done = _titans("generate", "--out", str(home / "raw"), "--rows", "-5", env=_env(home, home / "raw"), timeout=60)
+    done = _titans(
+        "generate", "--out", str(home / "raw"), "--rows", "-5", env=_env(home, home / "raw"), timeout=60
+    )
     assert done.returncode == 2
     assert "E003 invalid input" in done.stderr and "--rows" in done.stderr and "Traceback" not in done.stderr
 
@@ -128,12 +145,22 @@ def test_dagster_definitions_validate(home: Path):
 def test_docs_site_is_generated_and_served(home: Path):
     port = free_port()
     env = _env(home, home / "raw")
-    proc = subprocess.Popen([*TITANS, "docs", "--port", str(port)], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*TITANS, "docs", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         body = get_until_up(f"http://127.0.0.1:{port}/", proc)
-        assert "dbt" in body.lower() and "<html" in body.lower(), proc.stdout.read() if proc.poll() is not None else body
-        assert (home / "dbt-docs" / "catalog.json").exists() and (home / "dbt-docs" / "manifest.json").exists()
+        assert "dbt" in body.lower() and "<html" in body.lower(), (
+            proc.stdout.read() if proc.poll() is not None else body
+        )
+        assert (home / "dbt-docs" / "catalog.json").exists() and (
+            home / "dbt-docs" / "manifest.json"
+        ).exists()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -151,7 +178,10 @@ def test_dagster_dev_serves_the_graph_and_ctrl_c_leaves_no_process(home: Path):
     port = free_port()
     proc = subprocess.Popen(
         [*TITANS, "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        env=_env(home, home / "raw"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=_env(home, home / "raw"),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
     )
     try:
@@ -159,8 +189,11 @@ def test_dagster_dev_serves_the_graph_and_ctrl_c_leaves_no_process(home: Path):
         deadline, keys = time.monotonic() + 180, set()
         while time.monotonic() < deadline and not keys:
             try:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=query,
-                                             headers={"Content-Type": "application/json"})
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql",
+                    data=query,
+                    headers={"Content-Type": "application/json"},
+                )
                 with urllib.request.urlopen(req, timeout=5) as resp:
                     nodes = json.loads(resp.read())["data"]["assetNodes"]
                 keys = {"/".join(n["assetKey"]["path"]) for n in nodes}
@@ -179,7 +212,9 @@ def test_dagster_dev_serves_the_graph_and_ctrl_c_leaves_no_process(home: Path):
     assert still_running(started) == []
     deadline, postgres = time.monotonic() + 30, [None]
     while postgres and time.monotonic() < deadline:
-        postgres = [p for p in psutil.process_iter(["cmdline"]) if str(home) in " ".join(p.info["cmdline"] or [])]
+        postgres = [
+            p for p in psutil.process_iter(["cmdline"]) if str(home) in " ".join(p.info["cmdline"] or [])
+        ]
         time.sleep(0.5 if postgres else 0)
     assert postgres == []  # the embedded server stopped with its last user
 
@@ -190,9 +225,14 @@ def test_mlflow_ui_serves_the_project_store_and_ctrl_c_stops_it(home: Path):
     import psutil
 
     port = free_port()
-    proc = subprocess.Popen([*TITANS, "mlflow", "--port", str(port)], env=_env(home, home / "raw"), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [*TITANS, "mlflow", "--port", str(port)],
+        env=_env(home, home / "raw"),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         body = get_until_up(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5", proc)
         assert "experiments" in json.loads(body or "{}"), body

@@ -41,11 +41,27 @@ VENV_BIN = Path(sys.executable).parent
 APP_DIR = "/app"  # WORKDIR of docker/Dockerfile: the repository's root inside the image
 IMAGE = "titans-finance:latest"
 # The variables a user puts in .env (docker/env.example); values only for interpolating here.
-DOTENV = {"POSTGRES_PASSWORD": "pw-for-tests", "TITANS_API_KEYS": "test-key-0123456789abcdef",
-          "TITANS_DASHBOARD_API_KEY": "test-key-0123456789abcdef", "GRAFANA_ADMIN_PASSWORD": "grafana-admin-pw",
-          "GRAFANA_DB_PASSWORD": "grafana-reader-pw"}
-EXPECTED_SERVICES = {"postgres", "redis", "mlflow", "dagster-user-code", "dagster-webserver", "dagster-daemon",
-                     "bento", "dbt-docs", "dashboard", "metrics", "prometheus", "grafana"}
+DOTENV = {
+    "POSTGRES_PASSWORD": "pw-for-tests",
+    "TITANS_API_KEYS": "test-key-0123456789abcdef",
+    "TITANS_DASHBOARD_API_KEY": "test-key-0123456789abcdef",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-admin-pw",
+    "GRAFANA_DB_PASSWORD": "grafana-reader-pw",
+}
+EXPECTED_SERVICES = {
+    "postgres",
+    "redis",
+    "mlflow",
+    "dagster-user-code",
+    "dagster-webserver",
+    "dagster-daemon",
+    "bento",
+    "dbt-docs",
+    "dashboard",
+    "metrics",
+    "prometheus",
+    "grafana",
+}
 THIRD_PARTY = {"postgres", "redis", "prometheus", "grafana"}
 # Variables of third-party images (the official postgres image's documented settings; Grafana's GF_*).
 IMAGE_VARIABLES = {"postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}}
@@ -59,6 +75,7 @@ _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg
 
 def interpolate(text: str, env: dict[str, str]) -> str:
     """Compose's variable syntax: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}, $$."""
+
     def one(m: re.Match) -> str:
         if m.group(0) == "$$":
             return "$"
@@ -72,6 +89,7 @@ def interpolate(text: str, env: dict[str, str]) -> str:
                 raise ValueError(f"required variable {name}: {arg}")
             return value
         return value or ""
+
     return _VAR.sub(one, text)
 
 
@@ -106,7 +124,7 @@ def option(argv: list[str], name: str) -> str:
 
 def local_path(value: str) -> Path:
     """A path inside the image (/app/...) as the file of this repository it was copied from."""
-    return ROOT / value[len(APP_DIR) + 1:] if value.startswith(APP_DIR + "/") else Path(value)
+    return ROOT / value[len(APP_DIR) + 1 :] if value.startswith(APP_DIR + "/") else Path(value)
 
 
 def click_command_of(script: str) -> click.Command:
@@ -158,12 +176,18 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def dockerignored(path: str) -> bool:
-    patterns = [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines()
-                if p.strip() and not p.startswith("#")]
+    patterns = [
+        p.strip()
+        for p in (ROOT / ".dockerignore").read_text().splitlines()
+        if p.strip() and not p.startswith("#")
+    ]
     parts = Path(path).parts
     prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
-    return any(fnmatch.fnmatch(pre, pat) or fnmatch.fnmatch(pre, pat.removeprefix("**/"))
-               for pat in patterns for pre in prefixes)
+    return any(
+        fnmatch.fnmatch(pre, pat) or fnmatch.fnmatch(pre, pat.removeprefix("**/"))
+        for pat in patterns
+        for pre in prefixes
+    )
 
 
 def mounts(svc: dict) -> dict[str, Path]:
@@ -179,13 +203,21 @@ def mounts(svc: dict) -> dict[str, Path]:
 def mounted_text(svc: dict) -> str:
     files = []
     for path in mounts(svc).values():
-        files += [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path] if path.exists() else []
-    return "\n".join(p.read_text() for p in files if p.suffix in ("", ".sh", ".sql", ".yml", ".yaml", ".json"))
+        files += (
+            [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path] if path.exists() else []
+        )
+    return "\n".join(
+        p.read_text() for p in files if p.suffix in ("", ".sh", ".sql", ".yml", ".yaml", ".json")
+    )
 
 
 def project_text() -> str:
-    files = [*(ROOT / "titans_assets").rglob("*.py"), *(ROOT / "bento").glob("*.py"),
-             *(ROOT / "dbt_project").glob("*.yml"), ROOT / "dagster.yaml"]
+    files = [
+        *(ROOT / "titans_assets").rglob("*.py"),
+        *(ROOT / "bento").glob("*.py"),
+        *(ROOT / "dbt_project").glob("*.yml"),
+        ROOT / "dagster.yaml",
+    ]
     return "\n".join(p.read_text() for p in files)
 
 
@@ -219,7 +251,9 @@ def test_healthchecks_and_depends_on():
             assert dep in services, f"{name} depends on unknown service {dep}"
             assert spec.get("condition") in CONDITIONS, f"{name} -> {dep}: {spec}"
             if spec["condition"] == "service_healthy":
-                assert "healthcheck" in services[dep], f"{name} waits for {dep} to be healthy: it has no healthcheck"
+                assert "healthcheck" in services[dep], (
+                    f"{name} waits for {dep} to be healthy: it has no healthcheck"
+                )
     # Every service of our image waits for PostgreSQL to be healthy (they all read the database).
     for name, svc in ours(compose).items():
         assert svc["depends_on"]["postgres"]["condition"] == "service_healthy", name
@@ -307,10 +341,13 @@ def test_environment_variables_are_read_by_the_code_and_agree():
     for name, svc in compose["services"].items():
         mounted = mounted_text(svc)
         for var in svc.get("environment", {}):
-            known = (re.search(rf"[\"'\s]{var}[\"')\s]", code) is not None or hasattr(mlflow_env, var)
-                     or var in IMAGE_VARIABLES.get(name, set())
-                     or var.startswith(IMAGE_VARIABLE_PREFIXES.get(name, "\0"))
-                     or re.search(rf"\$\{{?{var}\b", mounted) is not None)  # a mounted file of ours reads it
+            known = (
+                re.search(rf"[\"'\s]{var}[\"')\s]", code) is not None
+                or hasattr(mlflow_env, var)
+                or var in IMAGE_VARIABLES.get(name, set())
+                or var.startswith(IMAGE_VARIABLE_PREFIXES.get(name, "\0"))
+                or re.search(rf"\$\{{?{var}\b", mounted) is not None
+            )  # a mounted file of ours reads it
             assert known, f"{name}: nothing reads {var}"
     pg = compose["services"]["postgres"]["environment"]
     for name, svc in ours(compose).items():
@@ -321,13 +358,19 @@ def test_environment_variables_are_read_by_the_code_and_agree():
             db = Database(env["TITANS_DATABASE_URL"])
             parts = db.connect_kwargs()
             assert (parts["host"], parts["port"], parts["user"], parts["password"], parts["dbname"]) == (
-                "postgres", "5432", pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"]), name
+                "postgres",
+                "5432",
+                pg["POSTGRES_USER"],
+                pg["POSTGRES_PASSWORD"],
+                pg["POSTGRES_DB"],
+            ), name
             # dagster.yaml's storage: the URL `titans dagster` derives is the one the plain dagster commands get.
             assert env["TITANS_DAGSTER_PG_URL"] == db.sqlalchemy_url(), name
             assert env["DAGSTER_HOME"] == env["TITANS_HOME"] + "/dagster", name  # Settings.dagster_home
             mlflow_url = urlsplit(env["TITANS_MLFLOW_TRACKING_URI"])
             assert mlflow_url.hostname == "mlflow" and str(mlflow_url.port) == option(
-                argv_of(compose["services"]["mlflow"]), "--port"), name
+                argv_of(compose["services"]["mlflow"]), "--port"
+            ), name
             assert env["TITANS_MLFLOW_ARTIFACTS"].startswith("mlflow-artifacts:"), name
             assert urlsplit(env["TITANS_REDIS_URL"]).hostname == "redis", name
     for name in ("dagster-webserver", "dagster-daemon", "dagster-user-code"):
@@ -336,7 +379,9 @@ def test_environment_variables_are_read_by_the_code_and_agree():
     assert bento.get("TITANS_API_KEYS") or bento.get("TITANS_API_KEYS_FILE")
     dash = compose["services"]["dashboard"]["environment"]
     url = urlsplit(dash["TITANS_SERVICE_URL"])
-    assert url.hostname == "bento" and str(url.port) == option(argv_of(compose["services"]["bento"]), "--port")
+    assert url.hostname == "bento" and str(url.port) == option(
+        argv_of(compose["services"]["bento"]), "--port"
+    )
     assert "TITANS_API_KEY" in dash
     assert compose["services"]["dashboard"]["depends_on"]["bento"]["condition"] == "service_healthy"
 
@@ -353,8 +398,11 @@ def test_mlflow_store_database_is_created_by_the_postgres_init_script():
     backend = option(argv_of(compose["services"]["mlflow"]), "--backend-store-uri")
     dbname = urlsplit(backend).path.lstrip("/")
     assert urlsplit(backend).hostname == "postgres" and backend.startswith("postgresql+psycopg2://")
-    scripts = [src for dst, src in mounts(compose["services"]["postgres"]).items()
-               if dst.startswith("/docker-entrypoint-initdb.d/")]
+    scripts = [
+        src
+        for dst, src in mounts(compose["services"]["postgres"]).items()
+        if dst.startswith("/docker-entrypoint-initdb.d/")
+    ]
     assert any(re.search(rf"CREATE DATABASE {dbname}\s*;", script.read_text()) for script in scripts)
     # The same name the laptop's default store uses (`<database>_mlflow`).
     assert dbname == compose["services"]["postgres"]["environment"]["POSTGRES_DB"] + "_mlflow"
@@ -379,19 +427,35 @@ def test_dockerfile_builds_from_the_lock_and_prepares_the_manifest():
                 assert not dockerignored(src), f"COPY {src}: excluded by .dockerignore"
                 copied.append(src)
     runs = [rest for kw, rest in steps if kw == "RUN"]
-    sync = [i for i, r in enumerate(runs) if "uv sync --frozen --no-dev" in r and "--no-install-project" not in r]
+    sync = [
+        i for i, r in enumerate(runs) if "uv sync --frozen --no-dev" in r and "--no-install-project" not in r
+    ]
     prepare = "dagster-dbt project prepare-and-package --file titans_assets/defs/transform/project.py"
     assert sync, "no `uv sync --frozen --no-dev` of the project"
-    assert any(prepare in r for r in runs[sync[-1]:]), "the dbt manifest is not prepared after the sync"
+    assert any(prepare in r for r in runs[sync[-1] :]), "the dbt manifest is not prepared after the sync"
     assert prepare in (ROOT / "Makefile").read_text()  # the command `make prepare` runs
     assert (ROOT / "titans_assets/defs/transform/project.py").exists()
     # Everything the commands, the workspace and the healthchecks use is in the image.
-    for needed in ("uv.lock", "pyproject.toml", "titans_assets", "bento", "dbt_project", "dagster.yaml", "docker"):
+    for needed in (
+        "uv.lock",
+        "pyproject.toml",
+        "titans_assets",
+        "bento",
+        "dbt_project",
+        "dagster.yaml",
+        "docker",
+    ):
         assert needed in copied, needed
     assert 'cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"' in " ".join(runs)
     assert any(kw == "USER" and rest != "root" for kw, rest in steps)
     # The build context leaves out local state and secrets.
-    for path in (".venv/bin/python", ".titans/pgdata", ".env", "data/raw/x.csv", "dbt_project/target/manifest.json"):
+    for path in (
+        ".venv/bin/python",
+        ".titans/pgdata",
+        ".env",
+        "data/raw/x.csv",
+        "dbt_project/target/manifest.json",
+    ):
         assert dockerignored(path), path
 
 
@@ -406,8 +470,10 @@ def test_prometheus_scrapes_the_services_the_compose_file_runs():
     for rules in config["rule_files"]:
         assert (config_dir / rules).exists(), rules  # relative to the config file, as Prometheus resolves it
     targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
-    assert targets == {f"bento:{option(argv_of(services['bento']), '--port')}",
-                       f"metrics:{option(argv_of(services['metrics']), '--port')}"}
+    assert targets == {
+        f"bento:{option(argv_of(services['bento']), '--port')}",
+        f"metrics:{option(argv_of(services['metrics']), '--port')}",
+    }
     path, ctx = parse_command(argv_of(services["metrics"]))
     assert " ".join(path) == "titans metrics" and ctx.params["host"] == "0.0.0.0"
     assert {d for d in prom["depends_on"]} == {"bento", "metrics"}
@@ -436,7 +502,11 @@ def test_grafana_is_provisioned_from_the_repository():
     (provider,) = providers
     assert m[provider["options"]["path"]] == ROOT / "docker" / "grafana" / "dashboards"
     assert sorted(p.name for p in m[provider["options"]["path"]].glob("*.json")) == [
-        "models.json", "money.json", "pipeline.json", "service.json"]
+        "models.json",
+        "money.json",
+        "pipeline.json",
+        "service.json",
+    ]
     assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
 
 
@@ -475,25 +545,41 @@ def test_mlflow_service_command_serves_the_registry_over_http(embedded_db, tmp_p
     with scratch_database(embedded_db) as db:
         store = db.sibling(db.dbname + "_mlflow")
         store.ensure_exists()
-        swap = {"--host": "127.0.0.1", "--port": str(port), "--workers": "1",
-                "--backend-store-uri": store.sqlalchemy_url(), "--artifacts-destination": str(artifacts)}
+        swap = {
+            "--host": "127.0.0.1",
+            "--port": str(port),
+            "--workers": "1",
+            "--backend-store-uri": store.sqlalchemy_url(),
+            "--artifacts-destination": str(artifacts),
+        }
         for flag, value in swap.items():
             argv[argv.index(flag) + 1] = value
         env = {**os.environ, **compose["services"]["mlflow"]["environment"]}
         log = tmp_path / "mlflow.log"
-        proc = subprocess.Popen([str(VENV_BIN / argv[0]), *argv[1:]], env=env, stdout=log.open("w"),
-                                stderr=subprocess.STDOUT, process_group=0)
+        proc = subprocess.Popen(
+            [str(VENV_BIN / argv[0]), *argv[1:]],
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
         tree = None  # the server's processes once it is up (its workers outlive a killed parent)
         try:
             assert get_until_up(f"http://127.0.0.1:{port}/health", proc, timeout=180), log.read_text()[-3000:]
             tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
             healthcheck = compose["services"]["mlflow"]["healthcheck"]["test"][1:]
-            probe = [sys.executable, str(local_path(healthcheck[1])), healthcheck[2].replace(":5000", f":{port}")]
+            probe = [
+                sys.executable,
+                str(local_path(healthcheck[1])),
+                healthcheck[2].replace(":5000", f":{port}"),
+            ]
             assert subprocess.run(probe, timeout=30).returncode == 0
 
             def status(host: str) -> int:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1",
-                                             headers={"Host": host})
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1",
+                    headers={"Host": host},
+                )
                 try:
                     with urllib.request.urlopen(req, timeout=10) as resp:
                         return resp.status
@@ -509,7 +595,10 @@ def test_mlflow_service_command_serves_the_registry_over_http(embedded_db, tmp_p
             monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
             settings = Settings.from_env({**app_env, "TITANS_HOME": str(tmp_path / "home")})
             registry = Registry.from_settings(settings, db)
-            assert registry.tracking_uri == f"http://127.0.0.1:{port}" and registry.artifact_root == "mlflow-artifacts:/"
+            assert (
+                registry.tracking_uri == f"http://127.0.0.1:{port}"
+                and registry.artifact_root == "mlflow-artifacts:/"
+            )
 
             generate(tmp_path / "raw", rows=400, seed=3, end_date=dt.date(2026, 6, 30))
             from conftest import warehouse_rows
@@ -519,9 +608,15 @@ def test_mlflow_service_command_serves_the_registry_over_http(embedded_db, tmp_p
             import pandas as pd
 
             daily.index = pd.to_datetime(daily.index)
-            daily = daily.reindex(pd.date_range(daily.index.min(), daily.index.max(), freq="D"), fill_value=0.0)
-            result = cashflow.train(pd.DataFrame({"metric_date": daily.index, "net_flow": daily.to_numpy()}),
-                                    candidates=("seasonal_naive_7", "mean_28"), n_origins=2, make_figures=False)
+            daily = daily.reindex(
+                pd.date_range(daily.index.min(), daily.index.max(), freq="D"), fill_value=0.0
+            )
+            result = cashflow.train(
+                pd.DataFrame({"metric_date": daily.index, "net_flow": daily.to_numpy()}),
+                candidates=("seasonal_naive_7", "mean_28"),
+                n_origins=2,
+                make_figures=False,
+            )
             spec = next(s for s in catalog.SPECS if s.key == "cashflow")
             run_id, version = registry.log_training(spec.name, result, spec.example_frame())
             registry.promote(spec.name, version, "compose test")

@@ -29,13 +29,24 @@ from titans_assets.lib.csv_contract import (
 HEADER = ",".join(CANONICAL_COLUMNS)
 
 
-def line(date="2024-01-15", type_="Expense", desc="COFFEE SHOP", amount="-4.50", category="meals_entertainment",
-         method="credit_card", status="paid", ref="Blue Bottle", url="", delimiter=",") -> str:
+def line(
+    date="2024-01-15",
+    type_="Expense",
+    desc="COFFEE SHOP",
+    amount="-4.50",
+    category="meals_entertainment",
+    method="credit_card",
+    status="paid",
+    ref="Blue Bottle",
+    url="",
+    delimiter=",",
+) -> str:
     """One record as a spreadsheet would write it (quoted only when needed), without line end."""
     buf = io.StringIO()
     # lineterminator "\r\n" so that fields holding either character get quoted; then cut it off
     csv.writer(buf, delimiter=delimiter, lineterminator="\r\n").writerow(
-        [date, type_, desc, amount, category, method, status, ref, url])
+        [date, type_, desc, amount, category, method, status, ref, url]
+    )
     return buf.getvalue()[:-2]
 
 
@@ -85,8 +96,10 @@ def test_empty_or_whitespace_file_has_no_rows_and_no_error(data):
     assert p.rows.empty
 
 
-@pytest.mark.parametrize("data", [HEADER.encode(), (HEADER + "\n").encode(), (HEADER + "\r\n").encode(),
-                                  (HEADER + "\n\n\n").encode()])
+@pytest.mark.parametrize(
+    "data",
+    [HEADER.encode(), (HEADER + "\n").encode(), (HEADER + "\r\n").encode(), (HEADER + "\n\n\n").encode()],
+)
 def test_header_only(data):
     p = checked(parse_csv(data))
     assert p.header == list(CANONICAL_COLUMNS)
@@ -102,8 +115,13 @@ def test_utf8_bom_is_stripped_from_first_header_name():
 @pytest.mark.parametrize("end", ["\r\n", "\r", "\n"], ids=["crlf", "lone-cr", "lf"])
 @pytest.mark.parametrize("trailing", [True, False], ids=["trailing-newline", "no-trailing-newline"])
 def test_line_ends(end, trailing):
-    p = parse(HEADER, line(desc="A"), line(date="bad"), line(desc="C", amount="7"), end=end, trailing=trailing)
-    assert [(r["line_number"], r["description"], r["amount"]) for r in records(p)] == [(2, "A", "-4.50"), (4, "C", "7")]
+    p = parse(
+        HEADER, line(desc="A"), line(date="bad"), line(desc="C", amount="7"), end=end, trailing=trailing
+    )
+    assert [(r["line_number"], r["description"], r["amount"]) for r in records(p)] == [
+        (2, "A", "-4.50"),
+        (4, "C", "7"),
+    ]
     assert p.quarantine == [(3, line(date="bad"), "date 'bad' is not a valid YYYY-MM-DD date")]
     assert p.header[-1] == "Receipt URL"  # no '\r' left on the last header name
 
@@ -117,34 +135,53 @@ def test_no_trailing_newline_keeps_the_last_row():
 # -- header --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("header", [
-    "date,type,description,amount,category,payment_method,status,reference,receipt_url",
-    " Date , TYPE ,DESCRIPTION,  amount ,Category,PAYMENT_METHOD,Status ,Reference,Receipt-URL",
-    "DATE,Type,Description,Amount,CATEGORY,payment-method,STATUS,REFERENCE,receipt  url",
-    "Transaction Date,Transaction Type,Memo,Transaction Amount,Category,Method,Status,Vendor,Receipt Link",
-    "Posted Date,Txn Type,Details,Amount,Category,Payment Type,Status,Payee,Receipt",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "date,type,description,amount,category,payment_method,status,reference,receipt_url",
+        " Date , TYPE ,DESCRIPTION,  amount ,Category,PAYMENT_METHOD,Status ,Reference,Receipt-URL",
+        "DATE,Type,Description,Amount,CATEGORY,payment-method,STATUS,REFERENCE,receipt  url",
+        "Transaction Date,Transaction Type,Memo,Transaction Amount,Category,Method,Status,Vendor,Receipt Link",
+        "Posted Date,Txn Type,Details,Amount,Category,Payment Type,Status,Payee,Receipt",
+    ],
+)
 def test_header_case_spacing_underscores_and_aliases(header):
     p = parse(header, line(url="https://r.example/1"))
     assert p.file_error is None
     assert only_row(p) == {
-        "line_number": 2, "txn_date": "2024-01-15", "txn_type": "Expense", "description": "COFFEE SHOP",
-        "amount": "-4.50", "category": "meals_entertainment", "payment_method": "credit_card", "status": "paid",
-        "reference": "Blue Bottle", "receipt_url": "https://r.example/1", "extra": None,
+        "line_number": 2,
+        "txn_date": "2024-01-15",
+        "txn_type": "Expense",
+        "description": "COFFEE SHOP",
+        "amount": "-4.50",
+        "category": "meals_entertainment",
+        "payment_method": "credit_card",
+        "status": "paid",
+        "reference": "Blue Bottle",
+        "receipt_url": "https://r.example/1",
+        "extra": None,
     }
 
 
 def test_columns_in_another_order():
-    p = parse("Reference,Amount,Status,Description,Date,Category,Type,Receipt URL,Payment Method",
-              "ACME,-12.00,paid,PAPER,2024-02-01,office_supplies,Expense,,check")
+    p = parse(
+        "Reference,Amount,Status,Description,Date,Category,Type,Receipt URL,Payment Method",
+        "ACME,-12.00,paid,PAPER,2024-02-01,office_supplies,Expense,,check",
+    )
     row = only_row(p)
-    assert (row["txn_date"], row["txn_type"], row["description"], row["amount"], row["category"],
-            row["payment_method"], row["reference"]) == (
-        "2024-02-01", "Expense", "PAPER", "-12.00", "office_supplies", "check", "ACME")
+    assert (
+        row["txn_date"],
+        row["txn_type"],
+        row["description"],
+        row["amount"],
+        row["category"],
+        row["payment_method"],
+        row["reference"],
+    ) == ("2024-02-01", "Expense", "PAPER", "-12.00", "office_supplies", "check", "ACME")
 
 
 def test_extra_columns_are_kept_as_json_and_absent_optional_columns_are_null():
-    p = parse("Date,Balance,Type,Description,Amount,Notes", "2024-02-01,1000.00,Income,PAY,50.00,\"a,b\"")
+    p = parse("Date,Balance,Type,Description,Amount,Notes", '2024-02-01,1000.00,Income,PAY,50.00,"a,b"')
     row = only_row(p)
     assert json.loads(row["extra"]) == {"Balance": "1000.00", "Notes": "a,b"}
     assert row["category"] is None and row["reference"] is None and row["receipt_url"] is None
@@ -153,9 +190,11 @@ def test_extra_columns_are_kept_as_json_and_absent_optional_columns_are_null():
 
 def test_extra_json_escapes_anything_and_is_null_when_every_extra_cell_is_empty():
     nasty = 'say "hi" \\ tab\t caf\u00e9 \U0001f600 {x}: y'
-    p = parse('Date,Type,Description,Amount,"Note ""1""",Memo2',
-              f'2024-02-01,Expense,A,-1.00,"{nasty.replace(chr(34), chr(34) * 2)}",',
-              "2024-02-02,Expense,B,-2.00,,")
+    p = parse(
+        'Date,Type,Description,Amount,"Note ""1""",Memo2',
+        f'2024-02-01,Expense,A,-1.00,"{nasty.replace(chr(34), chr(34) * 2)}",',
+        "2024-02-02,Expense,B,-2.00,,",
+    )
     first, second = records(p)
     assert json.loads(first["extra"]) == {'Note "1"': nasty, "Memo2": ""}
     assert second["extra"] is None  # nothing beyond the contract was written on that row
@@ -187,10 +226,16 @@ def test_missing_required_column_quarantines_every_data_row(missing):
 @pytest.mark.parametrize("delimiter", [";", "\t", "|"])
 def test_delimiter_detected_from_header(delimiter):
     header = delimiter.join(CANONICAL_COLUMNS)
-    p = parse(header, line(amount="1.234,56", desc="a, b", delimiter=delimiter),
-              line(amount="-12,5", type_="Expense", delimiter=delimiter))
+    p = parse(
+        header,
+        line(amount="1.234,56", desc="a, b", delimiter=delimiter),
+        line(amount="-12,5", type_="Expense", delimiter=delimiter),
+    )
     assert p.delimiter == delimiter and p.file_error is None
-    assert [(r["description"], r["amount"]) for r in records(p)] == [("a, b", "1234.56"), ("COFFEE SHOP", "-12.5")]
+    assert [(r["description"], r["amount"]) for r in records(p)] == [
+        ("a, b", "1234.56"),
+        ("COFFEE SHOP", "-12.5"),
+    ]
 
 
 def test_comma_file_with_semicolons_in_values_stays_comma():
@@ -201,8 +246,21 @@ def test_comma_file_with_semicolons_in_values_stays_comma():
 # -- dates ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("date", ["2024-13-45", "2024-02-30", "01/02/2024", "2024/01/02", "yesterday", "", " ",
-                                  "20240102", "2024-01-02junk", "02024-01-02"])
+@pytest.mark.parametrize(
+    "date",
+    [
+        "2024-13-45",
+        "2024-02-30",
+        "01/02/2024",
+        "2024/01/02",
+        "yesterday",
+        "",
+        " ",
+        "20240102",
+        "2024-01-02junk",
+        "02024-01-02",
+    ],
+)
 def test_bad_dates_are_quarantined(date):
     p = parse(HEADER, line(desc="ok"), line(date=date))
     assert records(p)[0]["description"] == "ok"
@@ -212,8 +270,17 @@ def test_bad_dates_are_quarantined(date):
     assert reason == f"date {date!r} is not a valid YYYY-MM-DD date"
 
 
-@pytest.mark.parametrize("date", ["2024-03-05T14:22:00", "2024-03-05 14:22", "2024-03-05T14:22:00Z",
-                                  "2024-03-05T14:22:00.123+02:00", " 2024-03-05 ", "2024-03-05"])
+@pytest.mark.parametrize(
+    "date",
+    [
+        "2024-03-05T14:22:00",
+        "2024-03-05 14:22",
+        "2024-03-05T14:22:00Z",
+        "2024-03-05T14:22:00.123+02:00",
+        " 2024-03-05 ",
+        "2024-03-05",
+    ],
+)
 def test_iso_date_with_time_part_is_accepted_and_time_dropped(date):
     assert only_row(parse(HEADER, line(date=date)))["txn_date"] == "2024-03-05"
 
@@ -226,12 +293,27 @@ def test_leap_day():
 # -- amounts --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("$1,234.56", "1234.56"), ("-$45.00", "-45.00"), ("$-45.00", "-45.00"), ("(12.50)", "-12.50"),
-    ("($12.50)", "-12.50"), ("12.50-", "-12.50"), ("EUR 1.234,56", "1234.56"), ("1 234,56", "1234.56"),
-    ("€12,5", "12.5"), ("1.234.567", "1234567"), ("1,234,567.89", "1234567.89"), ("+7", "7"),
-    ("£0.99", "0.99"), ("12 USD", "12"), ("\u00a01\u00a0000,00", "1000.00"), ("999999999999.99", "999999999999.99"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("$1,234.56", "1234.56"),
+        ("-$45.00", "-45.00"),
+        ("$-45.00", "-45.00"),
+        ("(12.50)", "-12.50"),
+        ("($12.50)", "-12.50"),
+        ("12.50-", "-12.50"),
+        ("EUR 1.234,56", "1234.56"),
+        ("1 234,56", "1234.56"),
+        ("€12,5", "12.5"),
+        ("1.234.567", "1234567"),
+        ("1,234,567.89", "1234567.89"),
+        ("+7", "7"),
+        ("£0.99", "0.99"),
+        ("12 USD", "12"),
+        ("\u00a01\u00a0000,00", "1000.00"),
+        ("999999999999.99", "999999999999.99"),
+    ],
+)
 def test_messy_amounts(text, expected):
     assert parse_amount(text) == Decimal(expected)
     # and the same through a whole file (the vectorised path hands these to parse_amount)
@@ -239,24 +321,27 @@ def test_messy_amounts(text, expected):
     assert Decimal(row["amount"]) == Decimal(expected)
 
 
-@pytest.mark.parametrize("text,reason", [
-    ("abc", "amount 'abc' is not a number"),
-    ("", "amount is empty"),
-    ("   ", "amount is empty"),
-    ("$", "amount is empty"),
-    ("12.345", "amount '12.345' has more than 2 decimal places"),
-    ("1e400", "amount '1e400' is not a number"),
-    ("-1e400", "amount '-1e400' is not a number"),
-    ("nan", "amount 'nan' is not a number"),
-    ("inf", "amount 'inf' is not a number"),
-    ("1,2,3", "amount '1,2,3' is not a number"),
-    ("1.2.3", "amount '1.2.3' is not a number"),
-    ("--5", "amount '--5' is not a number"),
-    ("1000000000000", "amount '1000000000000' is out of range"),
-    ("12.340000001", "amount '12.340000001' has more than 2 decimal places"),  # a float cannot see this
-    ("1e2", "amount '1e2' is not a number"),  # spreadsheet exponent notation: precision already lost
-    ("-1.5E+3", "amount '-1.5E+3' is not a number"),
-])
+@pytest.mark.parametrize(
+    "text,reason",
+    [
+        ("abc", "amount 'abc' is not a number"),
+        ("", "amount is empty"),
+        ("   ", "amount is empty"),
+        ("$", "amount is empty"),
+        ("12.345", "amount '12.345' has more than 2 decimal places"),
+        ("1e400", "amount '1e400' is not a number"),
+        ("-1e400", "amount '-1e400' is not a number"),
+        ("nan", "amount 'nan' is not a number"),
+        ("inf", "amount 'inf' is not a number"),
+        ("1,2,3", "amount '1,2,3' is not a number"),
+        ("1.2.3", "amount '1.2.3' is not a number"),
+        ("--5", "amount '--5' is not a number"),
+        ("1000000000000", "amount '1000000000000' is out of range"),
+        ("12.340000001", "amount '12.340000001' has more than 2 decimal places"),  # a float cannot see this
+        ("1e2", "amount '1e2' is not a number"),  # spreadsheet exponent notation: precision already lost
+        ("-1.5E+3", "amount '-1.5E+3' is not a number"),
+    ],
+)
 def test_non_numeric_amounts_are_quarantined(text, reason):
     with pytest.raises(ValueError, match="amount"):
         parse_amount(text)
@@ -274,8 +359,17 @@ def test_plain_amounts_pass_through_exactly():
 # -- type ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text,expected", [("Income", "Income"), ("income", "Income"), ("INCOME", "Income"),
-                                           ("EXPENSE", "Expense"), ("expense", "Expense"), (" Expense ", "Expense")])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Income", "Income"),
+        ("income", "Income"),
+        ("INCOME", "Income"),
+        ("EXPENSE", "Expense"),
+        ("expense", "Expense"),
+        (" Expense ", "Expense"),
+    ],
+)
 def test_type_case_variants_are_normalized(text, expected):
     assert only_row(parse(HEADER, line(type_=text)))["txn_type"] == expected
 
@@ -309,15 +403,18 @@ def test_long_but_allowed_description_is_loaded():
     assert only_row(parse(HEADER, line(desc=desc)))["description"] == desc
 
 
-@pytest.mark.parametrize("desc", [
-    "Robert'); DROP TABLE raw.transactions;--",
-    "x' OR '1'='1",
-    '"; DELETE FROM raw.files; --',
-    "\\'; COPY raw.files TO PROGRAM 'rm -rf /'; --",
-    "$$; DROP SCHEMA raw CASCADE; $$",
-    "\\.",
-    "%s %(x)s {0}",
-])
+@pytest.mark.parametrize(
+    "desc",
+    [
+        "Robert'); DROP TABLE raw.transactions;--",
+        "x' OR '1'='1",
+        '"; DELETE FROM raw.files; --',
+        "\\'; COPY raw.files TO PROGRAM 'rm -rf /'; --",
+        "$$; DROP SCHEMA raw CASCADE; $$",
+        "\\.",
+        "%s %(x)s {0}",
+    ],
+)
 def test_sql_injection_text_is_kept_verbatim(desc):
     assert only_row(parse(HEADER, line(desc=desc)))["description"] == desc
 
@@ -344,9 +441,15 @@ def test_a_few_nul_bytes_do_not_make_a_file_utf16():
 
 
 def test_text_columns_stay_as_written():
-    row = only_row(parse(HEADER, line(desc="  padded  ", category="Food ", method="credit_car", ref="Café ☕")))
+    row = only_row(
+        parse(HEADER, line(desc="  padded  ", category="Food ", method="credit_car", ref="Café ☕"))
+    )
     assert (row["description"], row["category"], row["payment_method"], row["reference"]) == (
-        "  padded  ", "Food ", "credit_car", "Café ☕")
+        "  padded  ",
+        "Food ",
+        "credit_car",
+        "Café ☕",
+    )
 
 
 # -- physical structure ---------------------------------------------------------------------------------
@@ -358,7 +461,11 @@ def test_multiline_quoted_description_keeps_physical_line_numbers():
     p = parse(HEADER, line(desc="A"), multi_ok, line(desc="B"), multi_bad, line(desc="C"))
     # lines: 1 header, 2 A, 3-5 multi_ok, 6 B, 7-8 multi_bad, 9 C
     assert [(r["line_number"], r["description"]) for r in records(p)] == [
-        (2, "A"), (3, "line one\nline two\nline three"), (6, "B"), (9, "C")]
+        (2, "A"),
+        (3, "line one\nline two\nline three"),
+        (6, "B"),
+        (9, "C"),
+    ]
     assert p.quarantine == [(7, multi_bad, "date 'nope' is not a valid YYYY-MM-DD date")]
     assert p.quarantine[0][1].count("\n") == 1  # raw line spans both physical lines
 
@@ -376,9 +483,13 @@ def test_ragged_rows():
     short_bad = "2024-01-15,Income,NO AMOUNT"  # the required Amount is missing
     p = parse(HEADER, too_many, empty_extras, short_ok, short_bad)
     assert [(r["line_number"], r["description"], r["category"]) for r in records(p)] == [
-        (3, "empty extras", "meals_entertainment"), (4, "SHORT", "")]
-    assert p.quarantine == [(2, too_many, "row has 10 fields, expected 9"),
-                            (5, short_bad, "row has 3 fields, expected 9 (no Amount)")]
+        (3, "empty extras", "meals_entertainment"),
+        (4, "SHORT", ""),
+    ]
+    assert p.quarantine == [
+        (2, too_many, "row has 10 fields, expected 9"),
+        (5, short_bad, "row has 3 fields, expected 9 (no Amount)"),
+    ]
 
 
 def test_unclosed_quote_costs_only_its_own_line():
@@ -419,10 +530,17 @@ def _mixed_lines(n: int, seed: int) -> list[str]:
     for i in range(n):
         kind = rnd.random()
         if kind < 0.6:
-            out.append(line(desc=f"ok {i}", amount=rnd.choice(["-4.50", "12", "$1,234.56", "(3.00)", "7.1"]),
-                            type_=rnd.choice(["Expense", "income", "EXPENSE"])))
+            out.append(
+                line(
+                    desc=f"ok {i}",
+                    amount=rnd.choice(["-4.50", "12", "$1,234.56", "(3.00)", "7.1"]),
+                    type_=rnd.choice(["Expense", "income", "EXPENSE"]),
+                )
+            )
         elif kind < 0.7:
-            out.append(line(date=rnd.choice(["2024-13-01", "01/02/2024", "", "2024-01-05T10:00"]), desc=f"d {i}"))
+            out.append(
+                line(date=rnd.choice(["2024-13-01", "01/02/2024", "", "2024-01-05T10:00"]), desc=f"d {i}")
+            )
         elif kind < 0.8:
             out.append(line(amount=rnd.choice(["abc", "1.234", "", "1e400", "12.345"]), desc=f"a {i}"))
         elif kind < 0.85:
@@ -489,9 +607,16 @@ def _random_record(rnd: random.Random, i: int) -> tuple[str, str | None, bool | 
     r = rnd.random()
     if r < 0.45:
         desc = rnd.choice([f"ok{i}", f"ok{i}, comma", f'ok{i} "q"', f"ok{i}\nnext", f"ok{i}\r\nnext"])
-        return line(desc=desc, amount=rnd.choice(["1", "-2.5", "$3.00", "(4)", "5,5", "1,234.00"]),
-                    date=rnd.choice(["2024-01-01", "2023-12-31 23:59"]),
-                    type_=rnd.choice(["Income", "expense"])), desc, True
+        return (
+            line(
+                desc=desc,
+                amount=rnd.choice(["1", "-2.5", "$3.00", "(4)", "5,5", "1,234.00"]),
+                date=rnd.choice(["2024-01-01", "2023-12-31 23:59"]),
+                type_=rnd.choice(["Income", "expense"]),
+            ),
+            desc,
+            True,
+        )
     if r < 0.55:
         return line(desc=f"bad{i}", date=rnd.choice(["2024-02-30", "x", "", "1/1/2024"])), None, False
     if r < 0.65:
@@ -552,14 +677,37 @@ def _full_width_lines(n: int, seed: int) -> list[str]:
     for i in range(n):
         kind = rnd.random()
         if kind < 0.55:
-            out.append(line(desc=rnd.choice([f"ok {i}", f'q "{i}", comma', f"café {i}", f"tab\t{i}", f"back\\slash {i}"]),
-                            amount=rnd.choice(["-4.50", "12", "$1,234.56", "(3.00)", "7.1", " 5 ", "+5", "1.500"]),
-                            type_=rnd.choice(["Expense", "income", "EXPENSE", " Income"])))
+            out.append(
+                line(
+                    desc=rnd.choice(
+                        [f"ok {i}", f'q "{i}", comma', f"café {i}", f"tab\t{i}", f"back\\slash {i}"]
+                    ),
+                    amount=rnd.choice(["-4.50", "12", "$1,234.56", "(3.00)", "7.1", " 5 ", "+5", "1.500"]),
+                    type_=rnd.choice(["Expense", "income", "EXPENSE", " Income"]),
+                )
+            )
         elif kind < 0.7:
-            out.append(line(date=rnd.choice(["2024-13-01", "01/02/2024", "", "2024-01-05T10:00", "2024-1-5",
-                                             "1899-12-31", "２０２４-01-05", "0000-01-01"]), desc=f"d {i}"))
+            out.append(
+                line(
+                    date=rnd.choice(
+                        [
+                            "2024-13-01",
+                            "01/02/2024",
+                            "",
+                            "2024-01-05T10:00",
+                            "2024-1-5",
+                            "1899-12-31",
+                            "２０２４-01-05",
+                            "0000-01-01",
+                        ]
+                    ),
+                    desc=f"d {i}",
+                )
+            )
         elif kind < 0.8:
-            out.append(line(amount=rnd.choice(["abc", "1.234", "", "1e400", "12.345", "1_000"]), desc=f"a {i}"))
+            out.append(
+                line(amount=rnd.choice(["abc", "1.234", "", "1e400", "12.345", "1_000"]), desc=f"a {i}")
+            )
         elif kind < 0.85:
             out.append(line(type_=rnd.choice(["Refund", "Ｅxpense"]), desc=f"t {i}"))
         elif kind < 0.9:
@@ -591,8 +739,12 @@ def test_pyarrow_pandas_and_careful_paths_agree(monkeypatch, end, extra):
     body = _full_width_lines(500, seed=3)
     if extra:
         rnd = random.Random(5)
-        body = [b + "," + ",".join(rnd.choice(["", "x", '"a, ""b"""', "tab\tc", "back\\d", "café"]) for _ in "ab")
-                if b else b for b in body]
+        body = [
+            b + "," + ",".join(rnd.choice(["", "x", '"a, ""b"""', "tab\tc", "back\\d", "café"]) for _ in "ab")
+            if b
+            else b
+            for b in body
+        ]
     data = (end.join([header, *body]) + end).encode()
     used = _spy_arrow_path(monkeypatch)
     by_arrow = checked(parse_csv(data))
@@ -609,15 +761,18 @@ def test_pyarrow_pandas_and_careful_paths_agree(monkeypatch, end, extra):
         assert any(r["extra"] for r in records(by_arrow))
 
 
-@pytest.mark.parametrize("body", [
-    line(desc="multi\nline"),  # a quoted field over two physical lines
-    "2024-01-15,Income,SHORT,10.00",  # a short row
-    line() + ",,",  # empty fields past the header
-    line(desc="A\x00B"),  # NUL
-    line(desc="lone\rCR"),
-    line(desc="L" * (cc.MAX_FIELD_CHARS + 1)),  # a line too long to be sure no cell is
-    "   ",  # whitespace only: not blank, not a record pyarrow can read
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        line(desc="multi\nline"),  # a quoted field over two physical lines
+        "2024-01-15,Income,SHORT,10.00",  # a short row
+        line() + ",,",  # empty fields past the header
+        line(desc="A\x00B"),  # NUL
+        line(desc="lone\rCR"),
+        line(desc="L" * (cc.MAX_FIELD_CHARS + 1)),  # a line too long to be sure no cell is
+        "   ",  # whitespace only: not blank, not a record pyarrow can read
+    ],
+)
 def test_pyarrow_path_declines_what_it_cannot_take_line_for_line(body):
     data = (HEADER + "\n" + line(desc="first") + "\n" + body + "\n" + line(desc="last") + "\n").encode()
     assert cc._split_one_line_records(data) is None
@@ -662,14 +817,24 @@ def test_vectorised_kernels_only_accept_what_the_row_wise_functions_pass_through
     defines the contract unchanged and without a reason (the rest goes through that function)."""
     rnd = random.Random(1)
     cases = [
-        (cc._plain_dates, cc._typed_dates,
-         ["2024-01-15", "2024-02-29", "2023-02-29", "1900-01-01", "2199-12-31", "1899-12-31", "2200-01-01"]
-         + _mutations("2024-01-15", 3000, "0123456789-+ T:./x２", rnd)),
-        (cc._plain_types, cc._typed_types,
-         ["Income", "Expense", "income", "expense", "INCOME"] + _mutations("Expense", 500, "eEiI nxX\t", rnd)),
-        (cc._plain_amounts, cc._typed_amounts,
-         ["-4.50", "12", "0", "-0", "007", "1234567.89", "-1234567.8", "9999999999"]
-         + _mutations("-1234.56", 3000, "0123456789.,-+ $()e_", rnd)),
+        (
+            cc._plain_dates,
+            cc._typed_dates,
+            ["2024-01-15", "2024-02-29", "2023-02-29", "1900-01-01", "2199-12-31", "1899-12-31", "2200-01-01"]
+            + _mutations("2024-01-15", 3000, "0123456789-+ T:./x２", rnd),
+        ),
+        (
+            cc._plain_types,
+            cc._typed_types,
+            ["Income", "Expense", "income", "expense", "INCOME"]
+            + _mutations("Expense", 500, "eEiI nxX\t", rnd),
+        ),
+        (
+            cc._plain_amounts,
+            cc._typed_amounts,
+            ["-4.50", "12", "0", "-0", "007", "1234567.89", "-1234567.8", "9999999999"]
+            + _mutations("-1234.56", 3000, "0123456789.,-+ $()e_", rnd),
+        ),
     ]
     for kernel, rowwise, values in cases:
         typed, plain = kernel(pa.array(values, pa.string()))
@@ -705,14 +870,19 @@ def test_typed_slices_add_up_to_the_whole_file():
 
 def test_mixed_utf8_and_cp1252_lines_each_decode_by_their_own_bytes():
     """A UTF-8 line stays UTF-8 when another line is Windows-1252 (it used to be stored as `CafÃ©`)."""
-    data = (HEADER + "\n" + line(desc="Café") + "\n").encode() + (line(desc="Café … €") + "\n").encode("cp1252")
+    data = (HEADER + "\n" + line(desc="Café") + "\n").encode() + (line(desc="Café … €") + "\n").encode(
+        "cp1252"
+    )
     p = checked(parse_csv(data))
     assert [r["description"] for r in records(p)] == ["Café", "Café … €"]
     assert p.encoding == "utf-8+cp1252"
     # a multi-line quoted field whose lines differ in encoding, and a cp1252 header with UTF-8 rows
     data = (HEADER + "\n" + '2024-01-15,Expense,"naïve\n').encode() + 'crème €",-1.00\n'.encode("cp1252")
     assert only_row(checked(parse_csv(data)))["description"] == "naïve\ncrème €"
-    data = "Date,Type,Description,Amount,Détail\n".encode("cp1252") + "2024-01-15,Expense,A,-1.00,Café\n".encode()
+    data = (
+        "Date,Type,Description,Amount,Détail\n".encode("cp1252")
+        + "2024-01-15,Expense,A,-1.00,Café\n".encode()
+    )
     p = checked(parse_csv(data))
     assert p.header[4] == "Détail" and only_row(p)["extra"] == '{"Détail": "Café"}'
 
@@ -724,11 +894,14 @@ def test_decode_is_per_line_and_never_reads_valid_utf8_as_cp1252():
     assert cc.decode(b"\xef\xbb\xbfCaf\xc3\xa9") == ("Café", "utf-8")
 
 
-@pytest.mark.parametrize("lines", [
-    [line(desc="A"), line(desc="B"), line(desc="C")],  # the tester's file: 3 data lines, no header
-    [line(desc="A")],
-    ["garbage,more garbage", line(desc="B"), "", line(desc="C")],
-])
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [line(desc="A"), line(desc="B"), line(desc="C")],  # the tester's file: 3 data lines, no header
+        [line(desc="A")],
+        ["garbage,more garbage", line(desc="B"), "", line(desc="C")],
+    ],
+)
 def test_headerless_file_is_rejected_whole_and_every_line_is_accounted_for(lines):
     p = parse(*lines)
     non_blank = [(i, text) for i, text in enumerate(lines, start=1) if text]
@@ -749,27 +922,42 @@ def test_leading_blank_lines_before_the_header_are_skipped():
     assert p.file_error is None and only_row(p)["line_number"] == 4
 
 
-@pytest.mark.parametrize("bom,codec", [
-    (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"), (b"", "utf-16"),
-    (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xef\xbb\xbf", "utf-8"),
-])
+@pytest.mark.parametrize(
+    "bom,codec",
+    [
+        (b"\xff\xfe", "utf-16-le"),
+        (b"\xfe\xff", "utf-16-be"),
+        (b"", "utf-16"),
+        (b"\xff\xfe\x00\x00", "utf-32-le"),
+        (b"\x00\x00\xfe\xff", "utf-32-be"),
+        (b"\xef\xbb\xbf", "utf-8"),
+    ],
+)
 @pytest.mark.parametrize("end", ["\r\n", "\n"])
 def test_a_byte_order_mark_names_the_encoding(bom, codec, end):
     text = end.join([HEADER, line(desc="Café € ☕"), line(date="bad"), line(desc="x" + end + "y")]) + end
     p = checked(parse_csv(bom + text.encode(codec)))
     assert p.header == list(CANONICAL_COLUMNS) and p.file_error is None
     assert p.encoding == {"utf-16": "utf-16-le"}.get(codec, codec)
-    assert [(r["line_number"], r["description"]) for r in records(p)] == [(2, "Café € ☕"), (4, "x" + end + "y")]
+    assert [(r["line_number"], r["description"]) for r in records(p)] == [
+        (2, "Café € ☕"),
+        (4, "x" + end + "y"),
+    ]
     assert p.quarantine == [(3, line(date="bad"), "date 'bad' is not a valid YYYY-MM-DD date")]
 
 
 def test_short_row_names_the_field_counts(monkeypatch):
     assert only_reason(parse(HEADER, "2024-01-15,Expense,A")) == "row has 3 fields, expected 9 (no Amount)"
-    assert only_reason(parse(HEADER, "2024-01-15")) == "row has 1 field, expected 9 (no Type, Description, Amount)"
+    assert (
+        only_reason(parse(HEADER, "2024-01-15"))
+        == "row has 1 field, expected 9 (no Type, Description, Amount)"
+    )
     # the same on the pandas path (a Windows-1252 file), beside full rows and a full row whose
     # required Description is empty (that one is not short)
     used = _spy_fast_path(monkeypatch)
-    data = (HEADER + "\n" + line() + "\n2024-01-15,Expense,Caf\xe9\n" + line(desc="") + "\n").encode("latin-1")
+    data = (HEADER + "\n" + line() + "\n2024-01-15,Expense,Caf\xe9\n" + line(desc="") + "\n").encode(
+        "latin-1"
+    )
     p = checked(parse_csv(data))
     assert used == [True]
     assert p.quarantine == [(3, "2024-01-15,Expense,Café", "row has 3 fields, expected 9 (no Amount)")]
@@ -778,14 +966,17 @@ def test_short_row_names_the_field_counts(monkeypatch):
     assert only_reason(parse(HEADER, line(amount=""))) == "amount is empty"
 
 
-@pytest.mark.parametrize("amount,reason", [
-    ("1e308", "amount '1e308' is not a number"),
-    ("-1e308", "amount '-1e308' is not a number"),
-    ("9" * 40, f"amount '{'9' * 40}' is out of range"),
-    ("-" + "9" * 400 + ".5", f"amount '-{'9' * 400}.5' is out of range"),
-    ("1" * 29 + ".123", f"amount '{'1' * 29}.123' is out of range"),
-    ("1000000000000.00", "amount '1000000000000.00' is out of range"),
-])
+@pytest.mark.parametrize(
+    "amount,reason",
+    [
+        ("1e308", "amount '1e308' is not a number"),
+        ("-1e308", "amount '-1e308' is not a number"),
+        ("9" * 40, f"amount '{'9' * 40}' is out of range"),
+        ("-" + "9" * 400 + ".5", f"amount '-{'9' * 400}.5' is out of range"),
+        ("1" * 29 + ".123", f"amount '{'1' * 29}.123' is out of range"),
+        ("1000000000000.00", "amount '1000000000000.00' is out of range"),
+    ],
+)
 def test_huge_amounts_are_quarantined_cleanly_without_warnings(amount, reason):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a numpy overflow warning (or any other) fails the test
@@ -797,4 +988,9 @@ def test_huge_amounts_are_quarantined_cleanly_without_warnings(amount, reason):
 
 def test_duplicate_and_unnamed_extra_columns_keep_every_value():
     p = parse("Date,Type,Description,Amount,Note,Note,,Amount", "2024-01-15,Expense,A,-1.00,n1,n2,loose,7")
-    assert json.loads(only_row(p)["extra"]) == {"Note": "n1", "Note.1": "n2", "column 7": "loose", "Amount": "7"}
+    assert json.loads(only_row(p)["extra"]) == {
+        "Note": "n1",
+        "Note.1": "n2",
+        "column 7": "loose",
+        "Amount": "7",
+    }

@@ -28,8 +28,18 @@ pytestmark = pytest.mark.integration
 
 FEATURES_YML = PROJECT_DIR / "models" / "features" / "_features.yml"
 IDENTIFYING = {
-    "transaction_id", "txn_date", "account", "source_file", "line_number", "txn_type", "description",
-    "reference", "merchant", "payment_method", "category", "amount",
+    "transaction_id",
+    "txn_date",
+    "account",
+    "source_file",
+    "line_number",
+    "txn_type",
+    "description",
+    "reference",
+    "merchant",
+    "payment_method",
+    "category",
+    "amount",
 }
 GROUPS = {"time", "amount", "categorical", "behavioral"}
 FEATURE_MODELS = ("ml_calendar_features", "ml_transaction_features", "ml_daily_cashflow")
@@ -64,8 +74,15 @@ def load_ledger(db, ledger: dict[str, list[tuple]]) -> None:
             cur.execute(
                 "INSERT INTO raw.files (source_file, account, size_bytes, sha256, rows_read, rows_loaded,"
                 " rows_quarantined, header, loaded_at) VALUES (%s, %s, 1000, %s, %s, %s, 0, %s, %s)",
-                (source_file, Path(source_file).stem, source_file.encode().hex(), len(rows), len(rows),
-                 ["Date", "Type", "Description", "Amount"], LOADED_AT),
+                (
+                    source_file,
+                    Path(source_file).stem,
+                    source_file.encode().hex(),
+                    len(rows),
+                    len(rows),
+                    ["Date", "Type", "Description", "Amount"],
+                    LOADED_AT,
+                ),
             )
             insert_rows(cur, source_file, rows)
 
@@ -75,15 +92,29 @@ def insert_rows(cur, source_file: str, rows: list[tuple]) -> None:
         "INSERT INTO raw.transactions (source_file, line_number, account, txn_date, txn_type, description,"
         " amount, category, payment_method, status, reference, loaded_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'paid', %s, %s)",
-        [(source_file, line, Path(source_file).stem, d, typ, desc, Decimal(amount), cat, pm, ref, LOADED_AT)
-         for line, d, typ, desc, amount, cat, pm, ref in rows],
+        [
+            (
+                source_file,
+                line,
+                Path(source_file).stem,
+                d,
+                typ,
+                desc,
+                Decimal(amount),
+                cat,
+                pm,
+                ref,
+                LOADED_AT,
+            )
+            for line, d, typ, desc, amount, cat, pm, ref in rows
+        ],
     )
 
 
-def build(db, target: Path) -> tuple[int, dict[str, str], str]:
+def build(db, target: Path, *extra: str) -> tuple[int, dict[str, str], str]:
     """The whole `dbt build` (a selection would still run tests of unselected models, e.g. the
     fct_transactions -> dim_files relationship)."""
-    return _dbt(["build"], os.environ | db.dbt_env(), target)
+    return _dbt(["build", *extra], os.environ | db.dbt_env(), target)
 
 
 def models_built(statuses: dict[str, str]) -> bool:
@@ -123,8 +154,13 @@ def built(any_db, tmp_path_factory):
             snapshot = {
                 "features": features(db),
                 "daily": daily(db),
-                "fct_ids": [r["transaction_id"] for r in _query(db, "select transaction_id from marts.fct_transactions")],
-                "metric_days": [r["metric_date"] for r in _query(db, "select metric_date from marts.fct_daily_metrics")],
+                "fct_ids": [
+                    r["transaction_id"]
+                    for r in _query(db, "select transaction_id from marts.fct_transactions")
+                ],
+                "metric_days": [
+                    r["metric_date"] for r in _query(db, "select metric_date from marts.fct_daily_metrics")
+                ],
             }
         yield {"db": db, "target": target, "code": code, "statuses": statuses, "output": output, **snapshot}
 
@@ -163,11 +199,14 @@ def test_at_least_50_feature_columns_all_documented_in_four_groups(built):
     groups = {name: documented[name]["config"]["meta"]["group"] for name in feature_columns}
     assert set(groups.values()) == GROUPS
     assert all(documented[name]["description"] for name in columns)
-    daily_columns = {r["column_name"] for r in _query(
-        built["db"],
-        "select column_name from information_schema.columns"
-        " where table_schema = 'features' and table_name = 'ml_daily_cashflow'",
-    )}
+    daily_columns = {
+        r["column_name"]
+        for r in _query(
+            built["db"],
+            "select column_name from information_schema.columns"
+            " where table_schema = 'features' and table_name = 'ml_daily_cashflow'",
+        )
+    }
     assert daily_columns == {c["name"] for c in models["ml_daily_cashflow"]["columns"]}
 
 
@@ -180,7 +219,11 @@ def test_one_row_per_transaction(built):
 def test_rolling_windows_and_velocity(built):
     f = built["features"]
     row = f[(CHECKING, 5)]  # 2024-03-08: the 7 days 03-02..03-08 hold the 03-04 GitHub and itself
-    assert (row["acct_txn_count_7d"], row["acct_amount_sum_7d"], row["acct_expense_sum_7d"]) == (2, -27.0, 27.0)
+    assert (row["acct_txn_count_7d"], row["acct_amount_sum_7d"], row["acct_expense_sum_7d"]) == (
+        2,
+        -27.0,
+        27.0,
+    )
     assert row["acct_amount_mean_7d"] == -13.5
     assert (row["acct_txn_count_14d"], row["acct_expense_sum_14d"]) == (4, 37.0)  # + the two 03-01 coffees
     assert row["acct_days_since_prev_txn"] == 4  # 03-04
@@ -198,12 +241,18 @@ def test_merchant_recurrence_and_first_time_flags(built):
     f = built["features"]
     for line in (2, 3):  # both coffees of the first day are first-time: same-day rows share their past
         row = f[(CHECKING, line)]
-        assert (row["is_first_time_merchant"], row["merchant_prior_count"], row["merchant_days_since_prev"]) == (
-            1, 0, None)
+        assert (
+            row["is_first_time_merchant"],
+            row["merchant_prior_count"],
+            row["merchant_days_since_prev"],
+        ) == (1, 0, None)
     assert f[(CHECKING, 5)]["merchant_days_since_prev"] == 7
     last = f[(CHECKING, 7)]  # 03-20 Cafe; earlier Cafe days 03-01 (x2), 03-08
-    assert (last["merchant_days_since_prev"], last["merchant_prior_count"], last["is_first_time_merchant"]) == (
-        12, 3, 0)
+    assert (
+        last["merchant_days_since_prev"],
+        last["merchant_prior_count"],
+        last["is_first_time_merchant"],
+    ) == (12, 3, 0)
     assert (last["merchant_count_prior_30d"], last["merchant_count_prior_90d"]) == (3, 3)
     assert last["merchant_mean_gap_days"] == 7.0
     assert last["merchant_gap_ratio"] == pytest.approx(12 / 7)
@@ -220,7 +269,9 @@ def test_frequency_encodings(built):
     assert last["acct_prior_txn_count"] == 5
     assert last["merchant_prior_share"] == pytest.approx(3 / 5)
     assert last["category_prior_share"] == pytest.approx(3 / 5)  # meals_entertainment
-    assert last["payment_method_prior_count"] == 2 and last["payment_method_prior_share"] == pytest.approx(2 / 5)
+    assert last["payment_method_prior_count"] == 2 and last["payment_method_prior_share"] == pytest.approx(
+        2 / 5
+    )
     assert last["acct_prior_expense_share"] == pytest.approx(4 / 5)
     assert last["acct_prior_distinct_merchants"] == 3  # cafe, github, acme
     salary = built["features"][(CHECKING, 6)]
@@ -247,7 +298,12 @@ def test_amount_relative_to_the_past(built):
 def test_time_features(built):
     row = built["features"][(CHECKING, 6)]  # Friday 2024-03-15, a payday
     assert (row["day_of_week"], row["day_of_month"], row["month"], row["quarter"]) == (4, 15, 3, 1)
-    assert (row["is_weekend"], row["is_business_day"], row["is_payday"], row["days_since_payday"]) == (0, 1, 1, 0)
+    assert (row["is_weekend"], row["is_business_day"], row["is_payday"], row["days_since_payday"]) == (
+        0,
+        1,
+        1,
+        0,
+    )
     assert row["days_until_payday"] == 17  # April 1st
     assert row["dow_sin"] == pytest.approx(math.sin(2 * math.pi * 4 / 7))
 
@@ -283,9 +339,13 @@ def test_a_later_transaction_changes_no_earlier_row(built):
     later = (8, "2024-03-11", "Expense", "Coffee", "-500.00", "meals_entertainment", "credit_card", "Cafe")
     with db.connect() as conn, conn.cursor() as cur:
         insert_rows(cur, CHECKING, [later])
-        cur.execute("UPDATE raw.files SET rows_read = rows_read + 1, rows_loaded = rows_loaded + 1"
-                    " WHERE source_file = %s", (CHECKING,))
-    _, statuses, output = build(db, built["target"])
+        cur.execute(
+            "UPDATE raw.files SET rows_read = rows_read + 1, rows_loaded = rows_loaded + 1"
+            " WHERE source_file = %s",
+            (CHECKING,),
+        )
+    # a row written behind the loader's back: incremental builds follow changed files, so rebuild
+    _, statuses, output = build(db, built["target"], "--full-refresh")
     assert models_built(statuses), output
     after, daily_after = features(db), daily(db)
 
@@ -303,7 +363,11 @@ def test_a_later_transaction_changes_no_earlier_row(built):
     assert after[(CHECKING, 7)]["merchant_days_since_prev"] == 9
 
     new = after[(CHECKING, 8)]
-    assert (new["merchant_prior_count"], new["merchant_days_since_prev"], new["is_first_time_merchant"]) == (3, 3, 0)
+    assert (new["merchant_prior_count"], new["merchant_days_since_prev"], new["is_first_time_merchant"]) == (
+        3,
+        3,
+        0,
+    )
     assert new["acct_prior_txn_count"] == 4 and new["acct_prior_mean_abs_amount"] == pytest.approx(37 / 4)
     assert new["acct_amount_zscore"] > 10  # 500 against 5, 5, 20, 7
     assert new["acct_amount_pctl"] == 1.0 and new["acct_amount_to_prior_max_ratio"] == pytest.approx(25.0)
@@ -328,12 +392,30 @@ def random_ledger(seed: int = 7, n_rows: int = 400) -> dict[str, list[tuple]]:
         day = start + timedelta(days=int(rng.triangular(0, 120, 100)))
         merchant = rng.choice(MERCHANTS[: rng.choice([3, 8])])
         if rng.random() < 0.1:
-            typ, amount, category, method = "Income", f"{rng.choice([500, 1200.5, 77.25]):.2f}", "", "bank_transfer"
+            typ, amount, category, method = (
+                "Income",
+                f"{rng.choice([500, 1200.5, 77.25]):.2f}",
+                "",
+                "bank_transfer",
+            )
         else:
             value = round(math.exp(rng.uniform(0, 7)), rng.choice([0, 2]))
-            typ, amount, category, method = "Expense", f"{-value:.2f}", rng.choice(CATEGORIES), rng.choice(METHODS)
-        row = (len(ledger[source_file]) + 2, day.isoformat(), typ, f"{merchant} payment", amount, category,
-               method, merchant)
+            typ, amount, category, method = (
+                "Expense",
+                f"{-value:.2f}",
+                rng.choice(CATEGORIES),
+                rng.choice(METHODS),
+            )
+        row = (
+            len(ledger[source_file]) + 2,
+            day.isoformat(),
+            typ,
+            f"{merchant} payment",
+            amount,
+            category,
+            method,
+            merchant,
+        )
         ledger[source_file].append(row)
         if rng.random() < 0.05:  # an exact same-day duplicate charge
             ledger[source_file].append((len(ledger[source_file]) + 2, *row[1:]))
@@ -363,29 +445,41 @@ def reference_features(rows: list[dict]) -> dict[str, dict]:
             "acct_active_days_30d": len({o["txn_date"] for o in window(30)}),
             "acct_txn_count_same_day": len(window(1)),
             "same_charge_count_same_day": sum(
-                1 for o in window(1) if o["amount"] == r["amount"] and o["merchant"] == r["merchant"]),
+                1 for o in window(1) if o["amount"] == r["amount"] and o["merchant"] == r["merchant"]
+            ),
             "acct_prior_txn_count": len(prior),
             "category_prior_count": sum(1 for o in prior if o["category"] == r["category"]),
             "payment_method_prior_count": sum(1 for o in prior if o["payment_method"] == r["payment_method"]),
             "merchant_prior_count": len(same_merchant),
             "merchant_count_prior_30d": sum(
-                1 for o in same_merchant if o["txn_date"] >= r["txn_date"] - timedelta(30)),
+                1 for o in same_merchant if o["txn_date"] >= r["txn_date"] - timedelta(30)
+            ),
             "merchant_days_since_prev": (r["txn_date"] - merchant_days[-1]).days if merchant_days else None,
             "merchant_mean_gap_days": (
                 (merchant_days[-1] - merchant_days[0]).days / (len(merchant_days) - 1)
-                if len(merchant_days) >= 2 else None),
+                if len(merchant_days) >= 2
+                else None
+            ),
             "acct_prior_distinct_merchants": len({o["merchant"] for o in prior}),
             "acct_days_since_prev_txn": (
-                (r["txn_date"] - max(o["txn_date"] for o in prior)).days if prior else None),
+                (r["txn_date"] - max(o["txn_date"] for o in prior)).days if prior else None
+            ),
             "acct_prior_mean_abs_amount": sum(abs_prior) / len(abs_prior) if abs_prior else None,
             "acct_prior_std_abs_amount": (
-                math.sqrt(sum((a - sum(abs_prior) / len(abs_prior)) ** 2 for a in abs_prior) / (len(abs_prior) - 1))
-                if len(abs_prior) >= 2 else None),
+                math.sqrt(
+                    sum((a - sum(abs_prior) / len(abs_prior)) ** 2 for a in abs_prior) / (len(abs_prior) - 1)
+                )
+                if len(abs_prior) >= 2
+                else None
+            ),
             # the exact percentile position lies between these two
             "_pctl_low": sum(1 for a in abs_prior if a < abs(float(r["amount"])) / 10 ** (1 / 6)) / len(prior)
-            if prior else None,
-            "_pctl_high": sum(1 for a in abs_prior if a <= abs(float(r["amount"])) * 10 ** (1 / 6)) / len(prior)
-            if prior else None,
+            if prior
+            else None,
+            "_pctl_high": sum(1 for a in abs_prior if a <= abs(float(r["amount"])) * 10 ** (1 / 6))
+            / len(prior)
+            if prior
+            else None,
         }
     return out
 
@@ -403,7 +497,9 @@ def test_sql_agrees_with_a_brute_force_reference(random_built):
     fct = _query(random_built, "select * from marts.fct_transactions")
     assert len(fct) > 400
     expected = reference_features(fct)
-    actual = {r["transaction_id"]: r for r in _query(random_built, "select * from features.ml_transaction_features")}
+    actual = {
+        r["transaction_id"]: r for r in _query(random_built, "select * from features.ml_transaction_features")
+    }
     assert set(actual) == set(expected)
     checked = 0
     for tid, want in expected.items():
@@ -414,12 +510,21 @@ def test_sql_agrees_with_a_brute_force_reference(random_built):
             if value is None or got[column] is None:
                 assert value is None and got[column] is None, (tid, column, value, got[column])
             else:
-                assert got[column] == pytest.approx(value, rel=1e-9, abs=1e-9), (tid, column, value, got[column])
+                assert got[column] == pytest.approx(value, rel=1e-9, abs=1e-9), (
+                    tid,
+                    column,
+                    value,
+                    got[column],
+                )
             checked += 1
         if want["_pctl_low"] is None:
             assert got["acct_amount_pctl"] is None
         else:
-            assert want["_pctl_low"] - 1e-9 <= got["acct_amount_pctl"] <= want["_pctl_high"] + 1e-9, (tid, got, want)
+            assert want["_pctl_low"] - 1e-9 <= got["acct_amount_pctl"] <= want["_pctl_high"] + 1e-9, (
+                tid,
+                got,
+                want,
+            )
     assert checked > 5000
     # the ledger exercises what the features are about
     assert any(w["same_charge_count_same_day"] > 1 for w in expected.values())

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from conftest import scratch_database
+from support import dbt_command
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_DIR = REPO / "dbt_project"
@@ -90,10 +90,7 @@ FIRST_DAY, LAST_DAY = date(2024, 1, 1), date(2024, 1, 20)
 
 def _dbt(args: list[str], env: dict[str, str], target: Path) -> tuple[int, dict[str, str], str]:
     """Run the dbt CLI in a subprocess; returns (exit code, {unique_id: status}, output tail)."""
-    paths = {"--project-dir": PROJECT_DIR, "--profiles-dir": PROJECT_DIR, "--target-path": target}
-    paths["--log-path"] = target / "logs"
-    cmd = [sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.exit(cli())", *args]
-    cmd += [part for flag, path in paths.items() for part in (flag, str(path))]
+    cmd = dbt_command(args, PROJECT_DIR, target)
     results_file = target / "run_results.json"
     results_file.unlink(missing_ok=True)
     proc = subprocess.run(cmd, check=False, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -171,7 +168,13 @@ def built(tmp_path_factory, scratch_db):
     code, statuses, output = _dbt(["build"], env, target)
     marts = {
         name: _query(db, f"select * from marts.{name}")
-        for name in ("fct_transactions", "fct_daily_metrics", "fct_monthly_category", "dim_files", "dim_accounts")
+        for name in (
+            "fct_transactions",
+            "fct_daily_metrics",
+            "fct_monthly_category",
+            "dim_files",
+            "dim_accounts",
+        )
     }
     return {
         "db": db,
@@ -315,8 +318,16 @@ def test_sign_violation_fails_the_sign_test(built):
             (CHECKING_B,),
         )
     try:
+        # --full-refresh: the row is written behind the loader's back (raw.files does not change), so an
+        # incremental build, which follows changed files, would not see it
         code, statuses, output = _dbt(
-            ["build", "--select", "+fct_transactions", "assert_transaction_sign_matches_type"],
+            [
+                "build",
+                "--full-refresh",
+                "--select",
+                "+fct_transactions",
+                "assert_transaction_sign_matches_type",
+            ],
             built["env"],
             built["target"],
         )
@@ -340,7 +351,12 @@ def test_dim_accounts_on_the_csv_ledger(built):
     assert checking["transactions"] == sum(1 for f, _ in EXPECTED_KEYS if f.startswith("checking/")) == 12
     assert checking["rows_loaded"] == 16 and checking["files"] == 2 and checking["rows_quarantined"] == 1
     assert (checking["first_txn_date"], checking["last_txn_date"]) == (date(2024, 1, 1), date(2024, 1, 15))
-    assert (savings["transactions"], savings["rows_loaded"], savings["files"], savings["rows_quarantined"]) == (2, 2, 1, 0)
+    assert (
+        savings["transactions"],
+        savings["rows_loaded"],
+        savings["files"],
+        savings["rows_quarantined"],
+    ) == (2, 2, 1, 0)
     assert (savings["first_txn_date"], savings["last_txn_date"]) == (date(2024, 1, 8), date(2024, 1, 20))
     for row in accounts.values():  # the seed CSV states no currency, no balance, no bank
         assert row["currency"] is None and row["latest_balance"] is None and row["institution"] is None
@@ -356,36 +372,71 @@ def statements_built(tmp_path_factory, embedded_db):
     landing = tmp / "landing"
     (landing / "cash").mkdir(parents=True)
     iban = "GB33TITN40000012345678"
-    t = [writers.Txn("2024-01-05", -12_50, "COFFEE ONE", "B0001"), writers.Txn("2024-01-20", 300_000, "SALARY", "B0002"),
-         writers.Txn("2024-01-31", -80_00, "GROCER", "B0003"), writers.Txn("2024-02-03", -20_00, "BOOKS", "B0004"),
-         writers.Txn("2024-02-10", -5_00, "FEE", "B0005")]
+    t = [
+        writers.Txn("2024-01-05", -12_50, "COFFEE ONE", "B0001"),
+        writers.Txn("2024-01-20", 300_000, "SALARY", "B0002"),
+        writers.Txn("2024-01-31", -80_00, "GROCER", "B0003"),
+        writers.Txn("2024-02-03", -20_00, "BOOKS", "B0004"),
+        writers.Txn("2024-02-10", -5_00, "FEE", "B0005"),
+    ]
     files = {
         # January, then an overlapping export (January 31 again, two new February entries)
-        "checking-jan.xml": ("camt053", writers.Statement(iban, t[:3], opening_cents=1_000_00, statement_id="S1")),
-        "checking-feb.xml": ("camt053", writers.Statement(iban, t[2:], opening_cents=1_000_00 - 12_50 + 300_000,
-                                                          statement_id="S2")),
+        "checking-jan.xml": (
+            "camt053",
+            writers.Statement(iban, t[:3], opening_cents=1_000_00, statement_id="S1"),
+        ),
+        "checking-feb.xml": (
+            "camt053",
+            writers.Statement(iban, t[2:], opening_cents=1_000_00 - 12_50 + 300_000, statement_id="S2"),
+        ),
         # the same account in another currency once (a foreign-currency statement): USD stays the most frequent
-        "checking-gbp.xml": ("camt053", writers.Statement(iban, [writers.Txn("2023-12-20", -1_00, "FX", "G0001")],
-                                                          currency="GBP", statement_id="S3")),
-        "card.ofx": ("ofx", writers.Statement("4000111122", [writers.Txn("2024-01-07", -9_99, "STREAMING", "F1"),
-                                                            writers.Txn("2024-01-09", -45_00, "HOTEL", "F2")],
-                                              currency="EUR", kind="credit_card")),
+        "checking-gbp.xml": (
+            "camt053",
+            writers.Statement(
+                iban, [writers.Txn("2023-12-20", -1_00, "FX", "G0001")], currency="GBP", statement_id="S3"
+            ),
+        ),
+        "card.ofx": (
+            "ofx",
+            writers.Statement(
+                "4000111122",
+                [
+                    writers.Txn("2024-01-07", -9_99, "STREAMING", "F1"),
+                    writers.Txn("2024-01-09", -45_00, "HOTEL", "F2"),
+                ],
+                currency="EUR",
+                kind="credit_card",
+            ),
+        ),
     }
     for name, (fmt, statement) in files.items():
         (landing / name).write_bytes(writers.write(fmt, statement)[0])
     (landing / "cash" / "2024.csv").write_text(
-        "Date,Type,Description,Amount\n2024-01-02,Expense,TAXI,-15.00\n2024-01-03,Expense,bad,abc\n")
+        "Date,Type,Description,Amount\n2024-01-02,Expense,TAXI,-15.00\n2024-01-03,Expense,bad,abc\n"
+    )
     with scratch_database(embedded_db) as db:
         loader.ensure_raw_schema(db)
         results = loader.load_files(db, landing, loader.landing_files(landing), workers=1)
         # No FX rates here (the seed is the user's, empty): the rates check (tests/test_currencies.py)
         # would stop the GBP and EUR rows' marts; this test is about accounts.
-        args = ["build", "--select", "+dim_accounts", "--indirect-selection", "cautious",
-                "--exclude", "assert_fx_rates_cover_every_currency"]
+        args = [
+            "build",
+            "--select",
+            "+dim_accounts",
+            "--indirect-selection",
+            "cautious",
+            "--exclude",
+            "assert_fx_rates_cover_every_currency",
+        ]
         code, _, output = _dbt(args, os.environ | db.dbt_env(), tmp / "target")
         rows = _query(db, "select * from marts.dim_accounts") if code == 0 else []
-        yield {"code": code, "output": output, "results": results, "accounts": {r["account"]: r for r in rows},
-               "iban": iban}
+        yield {
+            "code": code,
+            "output": output,
+            "results": results,
+            "accounts": {r["account"]: r for r in rows},
+            "iban": iban,
+        }
 
 
 def test_dim_accounts_from_statements(statements_built):
@@ -395,14 +446,20 @@ def test_dim_accounts_from_statements(statements_built):
     assert set(accounts) == {built["iban"], "4000111122", "cash"}
     checking = accounts[built["iban"]]
     assert checking["currency"] == "USD"  # 5 USD entries, 1 GBP
-    assert checking["transactions"] == 6 and checking["rows_loaded"] == 7  # January 31 loaded twice, kept once
+    assert (
+        checking["transactions"] == 6 and checking["rows_loaded"] == 7
+    )  # January 31 loaded twice, kept once
     assert checking["files"] == 3 and checking["rows_quarantined"] == 0
     assert (checking["first_txn_date"], checking["last_txn_date"]) == (date(2023, 12, 20), date(2024, 2, 10))
     # the February statement's running balance after its last entry: 1000.00 - 12.50 + 3000 - 80 - 20 - 5
-    assert checking["latest_balance"] == Decimal("3882.50") and checking["latest_balance_date"] == date(2024, 2, 10)
+    assert checking["latest_balance"] == Decimal("3882.50") and checking["latest_balance_date"] == date(
+        2024, 2, 10
+    )
     card = accounts["4000111122"]
     assert card["currency"] == "EUR" and card["transactions"] == 2 and card["latest_balance"] is None
     cash = accounts["cash"]
     assert cash["currency"] is None and cash["transactions"] == 1 and cash["rows_quarantined"] == 1
     # the bank the statements name (CAMT Acct/Svcr/FinInstnId/Nm, OFX FI/ORG); none for the CSV
-    assert (checking["institution"], card["institution"], cash["institution"]) == ("Titans Demo Bank",) * 2 + (None,)
+    assert (checking["institution"], card["institution"], cash["institution"]) == (
+        "Titans Demo Bank",
+    ) * 2 + (None,)

@@ -26,8 +26,9 @@ class _FrozenDate(dt.date):
 
 def _demo_under_clock(monkeypatch, root: Path, today: dt.date) -> dict[str, str]:
     """generate_demo with the generator's clock set to `today`: file name -> sha256."""
-    clock = SimpleNamespace(date=type("Frozen", (_FrozenDate,), {"frozen": today}), datetime=dt.datetime,
-                            timedelta=dt.timedelta)
+    clock = SimpleNamespace(
+        date=type("Frozen", (_FrozenDate,), {"frozen": today}), datetime=dt.datetime, timedelta=dt.timedelta
+    )
     with monkeypatch.context() as m:
         m.setattr(generator, "dt", clock)  # the generator module's view of the calendar only
         generator.generate_demo(root / "raw", rows=1500, labels_dir=root / "labels")
@@ -41,44 +42,76 @@ def _daily(landing: Path):
 
     frames = []
     for p in sorted(landing.iterdir()):
-        if p.suffix == ".csv":
+        if p.suffix == ".csv" and p.read_bytes().startswith(b"Date,Type,"):
             frames.append(generator.read_export(p)[["Date", "Amount"]])
-        else:  # a statement: its typed rows, as the loader takes them
+        else:  # a statement or a profile's CSV: its typed rows, as the loader takes them
             rows, _ = formats.read(p.name, p.read_bytes()).typed()
-            frames.append(pd.DataFrame({"Date": pd.to_datetime(rows.column("txn_date").to_pandas()),
-                                        "Amount": rows.column("amount").to_pandas().astype(float)}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "Date": pd.to_datetime(rows.column("txn_date").to_pandas()),
+                        "Amount": rows.column("amount").to_pandas().astype(float),
+                    }
+                )
+            )
     rows = pd.concat(frames)
     amounts = pd.to_numeric(rows["Amount"], errors="coerce")
-    return (amounts.groupby(rows["Date"]).sum().rename("net_flow").rename_axis("metric_date").reset_index()
-            .assign(metric_date=lambda d: pd.to_datetime(d["metric_date"], errors="coerce")).dropna())
+    return (
+        amounts.groupby(rows["Date"])
+        .sum()
+        .rename("net_flow")
+        .rename_axis("metric_date")
+        .reset_index()
+        .assign(metric_date=lambda d: pd.to_datetime(d["metric_date"], errors="coerce"))
+        .dropna()
+    )
 
 
 def test_the_demo_ledger_and_its_metrics_are_the_same_on_days_a_few_days_apart(tmp_path, monkeypatch):
     first = _demo_under_clock(monkeypatch, tmp_path / "a", dt.date(2026, 12, 1))
     later = _demo_under_clock(monkeypatch, tmp_path / "b", dt.date(2026, 12, 9))
     assert first and first == later
-    # two formats land: the checking account as a QIF register, the cards as the seed CSV
-    assert sorted(first) == ["business_checking.qif", "business_credit_card.csv", "personal_card.csv"]
+    # two CSV layouts land: the checking account as a bank download with balances, the cards as the seed CSV
+    assert sorted(first) == ["business_checking.csv", "business_credit_card.csv", "personal_card.csv"]
     metrics = [cashflow.train(_daily(tmp_path / d / "raw"), make_figures=False).metrics for d in ("a", "b")]
     assert metrics[0] == metrics[1]
 
 
-def test_the_demo_register_is_read_whole_with_its_account_and_categories(tmp_path):
+def test_the_demo_checking_download_is_read_whole_with_balances_currency_and_categories(tmp_path):
+    from decimal import Decimal
+
     from titans_assets.lib import formats
 
     summary = generator.generate_demo(tmp_path / "raw", rows=1500, labels_dir=tmp_path / "labels")
-    register = tmp_path / "raw" / "business_checking.qif"
-    split = formats.read(register.name, register.read_bytes())
+    download = tmp_path / "raw" / "business_checking.csv"
+    split = formats.read(download.name, download.read_bytes())
     rows, bad = split.typed()
-    assert split.format == "QIF" and not bad and not split.quarantine
-    assert rows.num_rows == summary.rows["business_checking.qif"] > 0
-    assert set(rows.column("account").to_pylist()) == {"business_checking"}  # as the CSV's file stem named it
+    assert split.format == "CSV profile" and not bad and not split.quarantine
+    assert rows.num_rows == summary.rows["business_checking.csv"] > 0
+    assert set(rows.column("currency").to_pylist()) == {"USD"}
+    # a running balance on every row, from the opening balance the manifest states, to the cent
+    amounts = [Decimal(str(a)) for a in rows.column("amount").to_pylist()]
+    balances = [Decimal(str(b)) for b in rows.column("balance").to_pylist()]
+    running, opening = [], Decimal("25000.00")
+    for a in amounts:
+        opening += a
+        running.append(opening)
+    assert balances == running
     pairs = list(csv.DictReader((summary.labels_dir / "transfers.csv").open()))
-    transfers = {int(p[f"{s}_line"]) for p in pairs for s in ("out", "in") if p[f"{s}_file"] == register.name}
-    assert transfers  # card payments and owner draws leave checking, written as QIF transfers `L[Account]`
-    expense = [(line, c) for line, c, a in zip(rows.column("line_number").to_pylist(), rows.column("category").to_pylist(),
-                                               rows.column("amount").to_pylist()) if float(a) < 0]
-    assert expense and all(c for line, c in expense if line not in transfers)  # every expense keeps its category
+    transfers = {int(p[f"{s}_line"]) for p in pairs for s in ("out", "in") if p[f"{s}_file"] == download.name}
+    assert transfers  # card payments and owner draws leave checking
+    expense = [
+        (line, c)
+        for line, c, a in zip(
+            rows.column("line_number").to_pylist(),
+            rows.column("category").to_pylist(),
+            rows.column("amount").to_pylist(),
+        )
+        if float(a) < 0
+    ]
+    assert expense and all(
+        c for line, c in expense if line not in transfers
+    )  # every expense keeps its category
     assert not any(c for line, c in expense if line in transfers)  # a transfer is not a category
 
 

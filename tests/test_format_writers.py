@@ -30,8 +30,14 @@ def _typed(name: str, data: bytes):
 
 TXNS = [
     writers.Txn("2025-01-15", -1250, "AMZN MKTP US*2K4RT1", "250115K3F9000001", "Amazon", "office_supplies"),
-    writers.Txn("2025-01-16", 250_000, "ACH CREDIT ACME & SONS <INV 1234> A DESCRIPTION LONGER THAN 32",
-                "250116ABCD000002", "Acme & Sons", ""),
+    writers.Txn(
+        "2025-01-16",
+        250_000,
+        "ACH CREDIT ACME & SONS <INV 1234> A DESCRIPTION LONGER THAN 32",
+        "250116ABCD000002",
+        "Acme & Sons",
+        "",
+    ),
     writers.Txn("2025-01-16", -4500, "CHECK  1043", "250116ABCD000003", "Landlord", "rent"),
     writers.Txn("2025-01-31", -1, "BANK FEE", "250131ZZZZ000004", "", "other"),
 ]
@@ -40,8 +46,14 @@ TXNS = [
 @pytest.mark.parametrize("kind", ["checking", "credit_card"])
 @pytest.mark.parametrize("fmt", writers.STATEMENT_FORMATS)
 def test_writer_round_trip(fmt, kind):
-    statement = writers.Statement("GB33TITN40000012345678", TXNS, kind=kind, opening_cents=100_000,
-                                  statement_id="S1", created=dt.date(2025, 1, 31))
+    statement = writers.Statement(
+        "GB33TITN40000012345678",
+        TXNS,
+        kind=kind,
+        opening_cents=100_000,
+        statement_id="S1",
+        created=dt.date(2025, 1, 31),
+    )
     data, starts = writers.write(fmt, statement)
     assert writers.write(fmt, statement) == (data, starts)  # a pure function
     split, rows, bad = _typed("statement" + writers.EXTENSIONS[fmt], data)
@@ -74,8 +86,13 @@ def test_unknown_format_is_refused():
 
 def _csv_rows(path):
     df = gen.read_export(path)
-    return sorted(zip(df["Date"].dt.strftime("%Y-%m-%d"), df["Amount"].map(lambda a: f"{a:.2f}"),
-                      df["Description"].map(lambda d: " ".join(d.split()))))
+    return sorted(
+        zip(
+            df["Date"].dt.strftime("%Y-%m-%d"),
+            df["Amount"].map(lambda a: f"{a:.2f}"),
+            df["Description"].map(lambda d: " ".join(d.split())),
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +112,13 @@ def test_generated_statements_hold_the_same_rows_as_the_csv(fmt, reference_csv, 
     for path in data_files:
         split, rows, bad = _typed(path.name, path.read_bytes())
         assert split.file_error is None and not bad  # every record accounted for, none quarantined
-        got = sorted(zip([str(d)[:10] for d in rows.column("txn_date").to_pylist()],
-                         [f"{Decimal(str(a)):.2f}" for a in rows.column("amount").to_pylist()],
-                         rows.column("description").to_pylist()))
+        got = sorted(
+            zip(
+                [str(d)[:10] for d in rows.column("txn_date").to_pylist()],
+                [f"{Decimal(str(a)):.2f}" for a in rows.column("amount").to_pylist()],
+                rows.column("description").to_pylist(),
+            )
+        )
         assert got == _csv_rows(reference_csv / f"{path.stem}.csv")
         ids = rows.column("bank_txn_id").to_pylist()
         if ids_carried:
@@ -121,7 +142,9 @@ def test_same_seed_same_bytes(fmt, tmp_path):
 
 
 def test_ground_truth_names_statement_records(tmp_path):
-    summary = gen.generate(tmp_path / "raw", rows=3000, seed=5, end_date=END, anomaly_rate=0.02, format="camt053")
+    summary = gen.generate(
+        tmp_path / "raw", rows=3000, seed=5, end_date=END, anomaly_rate=0.02, format="camt053"
+    )
     import pandas as pd
 
     truth = pd.read_csv(summary.labels_dir / "anomalies.csv", dtype=str)
@@ -137,10 +160,14 @@ def test_ground_truth_names_statement_records(tmp_path):
 
 def test_per_account_formats_leave_the_other_files_unchanged(tmp_path):
     plain = gen.generate(tmp_path / "a" / "raw", rows=1500, seed=9, end_date=END)
-    mixed = gen.generate(tmp_path / "b" / "raw", rows=1500, seed=9, end_date=END,
-                         format={"business_checking": "ofx"})
-    assert [p.name for p in mixed.paths[:3]] == ["business_checking.ofx", "business_credit_card.csv",
-                                                  "personal_card.csv"]
+    mixed = gen.generate(
+        tmp_path / "b" / "raw", rows=1500, seed=9, end_date=END, format={"business_checking": "ofx"}
+    )
+    assert [p.name for p in mixed.paths[:3]] == [
+        "business_checking.ofx",
+        "business_credit_card.csv",
+        "personal_card.csv",
+    ]
     for pa_, pb in zip(plain.paths[1:3], mixed.paths[1:3]):
         assert pa_.read_bytes() == pb.read_bytes()
     assert gen.generated_as_of(tmp_path / "b" / "raw", mixed.labels_dir) == END
@@ -152,8 +179,21 @@ def test_cli_format_option(tmp_path):
     from titans_assets.commands.generate import generate
 
     out = tmp_path / "raw"
-    result = CliRunner().invoke(generate, ["--out", str(out), "--rows", "300", "--format", "mt940",
-                                           "--end-date", "2025-06-30", "--accounts", "business_checking"])
+    result = CliRunner().invoke(
+        generate,
+        [
+            "--out",
+            str(out),
+            "--rows",
+            "300",
+            "--format",
+            "mt940",
+            "--end-date",
+            "2025-06-30",
+            "--accounts",
+            "business_checking",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert [p.name for p in out.iterdir()] == ["business_checking.sta"]
     assert "business_checking.sta" in result.output
@@ -165,7 +205,9 @@ def test_cli_format_option(tmp_path):
 
 PROFILE_TXNS = [
     *TXNS,
-    writers.Txn("2025-02-03", -99_999_99, "WIRE; TO \"SUPPLIER\", LTD", "250203WIRE000005", "Supplier", "hardware"),
+    writers.Txn(
+        "2025-02-03", -99_999_99, 'WIRE; TO "SUPPLIER", LTD', "250203WIRE000005", "Supplier", "hardware"
+    ),
     writers.Txn("2025-02-28", 12_34, "REFUND  Café Crème", "250228REFD000006", "Café", ""),
 ]
 
@@ -224,7 +266,9 @@ def test_profile_csv_round_trip(fmt, tmp_path):
         assert first["Amount"] == "12.50" and first["Transaction Type"].lower() in profile.debit_values
 
 
-@pytest.mark.parametrize("fmt", ["csv-profile:debit_credit", "csv-profile:de_csv_camt", "csv-profile:card_statement_as"])
+@pytest.mark.parametrize(
+    "fmt", ["csv-profile:debit_credit", "csv-profile:de_csv_camt", "csv-profile:card_statement_as"]
+)
 def test_profile_csv_without_a_proving_date_is_iso(fmt, tmp_path):
     """A day-first or month-first layout whose dates never pass the 12th could read both ways: the
     writer falls back to ISO, which reads one way only, so detection never rejects it."""
@@ -245,9 +289,13 @@ def test_generated_profile_csv_holds_the_same_rows_as_the_csv(fmt, reference_csv
         chosen, split, rows, bad = _profile_rows(fmt, path.read_bytes(), tmp_path / "profiles")
         assert chosen == fmt.removeprefix("csv-profile:")
         assert split.file_error is None and not bad
-        got = sorted(zip([str(d)[:10] for d in rows.column("txn_date").to_pylist()],
-                         [f"{Decimal(str(a)):.2f}" for a in rows.column("amount").to_pylist()],
-                         rows.column("description").to_pylist()))
+        got = sorted(
+            zip(
+                [str(d)[:10] for d in rows.column("txn_date").to_pylist()],
+                [f"{Decimal(str(a)):.2f}" for a in rows.column("amount").to_pylist()],
+                rows.column("description").to_pylist(),
+            )
+        )
         assert got == _csv_rows(reference_csv / path.name)
         assert summary.manifest["files"][path.name]["format"] == fmt
 
@@ -256,9 +304,26 @@ def test_cli_csv_profile_format(tmp_path):
     from titans_assets.commands.generate import generate
 
     out = tmp_path / "raw"
-    result = CliRunner().invoke(generate, ["--out", str(out), "--rows", "200", "--format", "csv-profile:mint",
-                                           "--end-date", "2025-06-30", "--accounts", "personal_card"])
+    result = CliRunner().invoke(
+        generate,
+        [
+            "--out",
+            str(out),
+            "--rows",
+            "200",
+            "--format",
+            "csv-profile:mint",
+            "--end-date",
+            "2025-06-30",
+            "--accounts",
+            "personal_card",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    assert (out / "personal_card.csv").read_text().startswith("Date,Description,Amount,Category,Transaction Type")
+    assert (
+        (out / "personal_card.csv")
+        .read_text()
+        .startswith("Date,Description,Amount,Category,Transaction Type")
+    )
     bad = CliRunner().invoke(generate, ["--out", str(out), "--format", "csv-profile:nope"])
     assert bad.exit_code != 0 and "csv-profile:generic" in bad.output

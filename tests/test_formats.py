@@ -81,11 +81,27 @@ def test_statement_data_is_kept():
     assert (first["currency"], first["account"], first["amount"]) == ("CAD", "12300 000012345678", "-6.60")
     assert first["bank_txn_id"] == "0000123456782009040100001"
     _, rows, _ = parse("s.xml", (FIXTURES / "handmade_camt053_v02.xml").read_bytes())
-    got = [(r["txn_date"], r["amount"], r["bank_txn_id"], r["balance"], r["account"], r["description"])
-           for r in rows.to_pylist()]
+    got = [
+        (r["txn_date"], r["amount"], r["bank_txn_id"], r["balance"], r["account"], r["description"])
+        for r in rows.to_pylist()
+    ]
     assert got == [
-        ("2024-01-05", "-42.45", "REF-0001", "957.55", "DE89370400440532013000", "Grocery Store - Card payment 4711"),
-        ("2024-01-25", "1500.00", "REF-0002", "2457.55", "DE89370400440532013000", "Employer GmbH - Salary January"),
+        (
+            "2024-01-05",
+            "-42.45",
+            "REF-0001",
+            "957.55",
+            "DE89370400440532013000",
+            "Grocery Store - Card payment 4711",
+        ),
+        (
+            "2024-01-25",
+            "1500.00",
+            "REF-0002",
+            "2457.55",
+            "DE89370400440532013000",
+            "Employer GmbH - Salary January",
+        ),
     ]
     _, rows, _ = parse("m.sta", (FIXTURES / "wolph_mBank_mt940.sta").read_bytes())
     assert rows.column("balance").to_pylist()[-1] == "0.43"  # :60F: + transactions reconcile with :62F:
@@ -168,9 +184,18 @@ def test_malformed_file_is_rejected_with_one_e003_line(name):
 
 
 def test_bad_records_are_quarantined_alone():
-    data = (FIXTURES / "handmade_camt053_v02.xml").read_bytes().replace(b"<Amt Ccy=\"EUR\">42.45", b"<Amt Ccy=\"EUR\">4x")
+    data = (
+        (FIXTURES / "handmade_camt053_v02.xml")
+        .read_bytes()
+        .replace(b'<Amt Ccy="EUR">42.45', b'<Amt Ccy="EUR">4x')
+    )
     split, rows, bad = parse("s.xml", data)
-    assert rows.num_rows == 1 and len(bad) == 1 and "not a number" in bad[0][2] and bad[0][1].lstrip().startswith("<Ntry>")
+    assert (
+        rows.num_rows == 1
+        and len(bad) == 1
+        and "not a number" in bad[0][2]
+        and bad[0][1].lstrip().startswith("<Ntry>")
+    )
     qif = b"!Type:Bank\nD01/05/2024\nT-1.00\nPA\n^\nDnot a date\nT-2.00\nPB\n^\n"
     split, rows, bad = parse("q.qif", qif)
     assert rows.num_rows == 1 and [q[0] for q in bad] == [6]
@@ -180,7 +205,15 @@ def test_landing_picks_up_statement_files(tmp_path):
     for name in ("a.csv", "b.OFX", "c.qfx", "d.xml", "e.sta", "f.mt940", "g.940", "h.qif", "i.txt", ".j.ofx"):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in loader.landing_files(tmp_path)] == [
-        "a.csv", "b.OFX", "c.qfx", "d.xml", "e.sta", "f.mt940", "g.940", "h.qif"]
+        "a.csv",
+        "b.OFX",
+        "c.qfx",
+        "d.xml",
+        "e.sta",
+        "f.mt940",
+        "g.940",
+        "h.qif",
+    ]
 
 
 # -- through PostgreSQL and dbt: bank ids dedupe overlapping statements ---------------------------------
@@ -205,8 +238,10 @@ def test_same_statement_twice_and_overlapping_statements_give_no_duplicates(ware
     # The same statement saved twice under two names, and a later export that overlaps it: the same
     # FITIDs with the bank's text changed (so the natural key alone would count them twice) and one new one.
     later = january.replace(b"MCDONALD'S #112", b"MCDONALDS 112 TORONTO")
-    new = (b"<STMTTRN><TRNTYPE>POS<DTPOSTED>20090430<TRNAMT>-1.23<FITID>NEW-FITID-1<NAME>NEW ONE</STMTTRN>\n"
-           b"</BANKTRANLIST>")
+    new = (
+        b"<STMTTRN><TRNTYPE>POS<DTPOSTED>20090430<TRNAMT>-1.23<FITID>NEW-FITID-1<NAME>NEW ONE</STMTTRN>\n"
+        b"</BANKTRANLIST>"
+    )
     later = later.replace(b"</BANKTRANLIST>", new, 1)
     for name, data in (("2009-04.ofx", january), ("2009-04 copy.ofx", january), ("2009-05.qfx", later)):
         (landing / "checking" / name).write_bytes(data)
@@ -245,9 +280,11 @@ def test_overlapping_csv_without_ids_and_ofx_with_ids_give_each_transaction_once
         "2009-04-02,CHECK 0 JOES BALD HAIR,-316.67\n"  # FITID ...200004
         "2009-04-03,CONNIES HAIR,-22.00\n"  # FITID ...300005
         "2009-04-03,CONNIES HAIR,-22.00\n"  # a second charge the OFX does not hold: kept
-        "2009-04-03,REFUND,5.00\n")  # same day, another amount: kept
+        "2009-04-03,REFUND,5.00\n"
+    )  # same day, another amount: kept
     (landing / "checking" / "2009-04.csv.profile.yaml").write_text(
-        'account: "12300 000012345678"\ncolumns: {date: Date, description: Description, amount: Amount}\n')
+        'account: "12300 000012345678"\ncolumns: {date: Date, description: Description, amount: Amount}\n'
+    )
     with scratch_database(embedded_db) as db:
         loader.ensure_raw_schema(db)
         results = loader.load_files(db, landing, loader.landing_files(landing), workers=1)
@@ -255,7 +292,9 @@ def test_overlapping_csv_without_ids_and_ofx_with_ids_give_each_transaction_once
         args = ["build", "--select", "+fct_transactions", "--exclude-resource-type", "test"]
         code, _, output = _dbt(args, os.environ | db.dbt_env(), tmp_path / "t")
         assert code == 0, output
-        fct = _query(db, "select txn_date::text as d, amount::text as a, bank_txn_id as id from marts.fct_transactions")
+        fct = _query(
+            db, "select txn_date::text as d, amount::text as a, bank_txn_id as id from marts.fct_transactions"
+        )
     got = sorted((r["d"], r["a"], r["id"] is not None) for r in fct)
     assert got == [
         ("2009-03-31", "-1.00", False),

@@ -26,8 +26,17 @@ from titans_assets.lib import generator as gen
 
 END = dt.date(2024, 6, 30)
 FIXTURES = Path(__file__).parent / "fixtures"
-CANONICAL = ["date", "type", "description", "amount", "category", "payment method", "status", "reference",
-             "receipt url"]
+CANONICAL = [
+    "date",
+    "type",
+    "description",
+    "amount",
+    "category",
+    "payment method",
+    "status",
+    "reference",
+    "receipt url",
+]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -95,9 +104,15 @@ def test_same_arguments_give_identical_bytes_and_another_seed_differs(tmp_path):
     gen.generate(tmp_path / "b" / "raw", seed=11, **kwargs)
     gen.generate(tmp_path / "c" / "raw", seed=12, **kwargs)
     a, b, c = (_all_bytes(tmp_path / x) for x in "abc")
-    assert set(a) == {"raw/business_checking.csv", "raw/business_credit_card.csv", "raw/personal_card.csv",
-                      "labels/anomalies.csv", "labels/label_noise.csv", "labels/manifest.json",
-                      "labels/transfers.csv"}
+    assert set(a) == {
+        "raw/business_checking.csv",
+        "raw/business_credit_card.csv",
+        "raw/personal_card.csv",
+        "labels/anomalies.csv",
+        "labels/label_noise.csv",
+        "labels/manifest.json",
+        "labels/transfers.csv",
+    }
     assert a == b
     assert set(c) == set(a)
     for name in ("raw/business_checking.csv", "raw/business_credit_card.csv", "raw/personal_card.csv"):
@@ -134,9 +149,16 @@ def test_ground_truth_lives_outside_the_landing_folder(default_run, tmp_path):
     out = default_run.out_dir
     assert default_run.labels_dir == out.parent / "labels"
     assert sorted(p.name for p in out.iterdir()) == [
-        "business_checking.csv", "business_credit_card.csv", "personal_card.csv"]
-    assert {p.name for p in default_run.labels_dir.iterdir()} == {"anomalies.csv", "label_noise.csv", "manifest.json",
-                                                                  "transfers.csv"}
+        "business_checking.csv",
+        "business_credit_card.csv",
+        "personal_card.csv",
+    ]
+    assert {p.name for p in default_run.labels_dir.iterdir()} == {
+        "anomalies.csv",
+        "label_noise.csv",
+        "manifest.json",
+        "transfers.csv",
+    }
     for p in data_files(out):
         text = p.read_text()
         for word in gen.ANOMALY_TYPES:
@@ -166,16 +188,21 @@ def test_each_anomaly_type_is_what_it_claims(default_run):
     anomalous = {(r["file"], int(r["line_number"])) for r in labels}
     normal = defaultdict(list)  # (file, reference, category) -> [(date, amount, description)]
     seen_refs = Counter()
-    holidays = {h for y in range(default_run.start_date.year, default_run.end_date.year + 1)
-                for h in gen.us_holidays(y)}
+    holidays = {
+        h
+        for y in range(default_run.start_date.year, default_run.end_date.year + 1)
+        for h in gen.us_holidays(y)
+    }
     for p in data_files(default_run.out_dir):
         for line, rec in valid_records(p):
             seen_refs[rec["reference"].strip()] += 1
             if (p.name, line) not in anomalous:
                 normal[(p.name, rec["reference"].strip())].append(
-                    (dt.date.fromisoformat(rec["date"]), amount_of(rec), rec["description"].strip()))
+                    (dt.date.fromisoformat(rec["date"]), amount_of(rec), rec["description"].strip())
+                )
                 normal[(p.name, rec["reference"].strip(), rec["category"])].append(
-                    (dt.date.fromisoformat(rec["date"]), amount_of(rec), rec["description"].strip()))
+                    (dt.date.fromisoformat(rec["date"]), amount_of(rec), rec["description"].strip())
+                )
     records = {p.name: dict(read_records(p)[1]) for p in data_files(default_run.out_dir)}
     for r in labels:
         rec = records[r["file"]][int(r["line_number"])]
@@ -190,8 +217,9 @@ def test_each_anomaly_type_is_what_it_claims(default_run):
             same_category = normal[(r["file"], ref, rec["category"])]
             assert abs(amount) >= 5 * np.median([abs(a) for _, a, _ in same_category])
         elif r["anomaly_type"] == "duplicate_charge":
-            assert any(desc == r["description"] and a == amount and abs((d - day).days) <= 1
-                       for d, a, desc in others)
+            assert any(
+                desc == r["description"] and a == amount and abs((d - day).days) <= 1 for d, a, desc in others
+            )
         elif r["anomaly_type"] == "small_charge_burst":
             assert -5 < amount < 0 and not normal[(r["file"], ref)]
         elif r["anomaly_type"] == "atypical_merchant":
@@ -240,8 +268,12 @@ def test_signs_categories_and_statuses_follow_the_contract(default_run):
             amount = amount_of(r)
             statuses[r["status"]] += 1
             if (p.name, line) in transfers:  # a move between the user's accounts: no category, either sign
-                assert r["category"] == "" and r["payment method"].strip().lower().replace(" ", "_") in (
-                    "bank_transfer", "bank_tranfer") and (amount < 0) == (r["type"] == "Expense")
+                assert (
+                    r["category"] == ""
+                    and r["payment method"].strip().lower().replace(" ", "_")
+                    in ("bank_transfer", "bank_tranfer")
+                    and (amount < 0) == (r["type"] == "Expense")
+                )
             elif r["type"] == "Expense":
                 assert amount < 0 and r["category"] in gen.CATEGORIES
             else:
@@ -261,8 +293,12 @@ def test_rows_are_newest_first(default_run):
 
 def test_every_category_is_present_in_a_two_year_run(default_run):
     transfers = transfer_sides(default_run.labels_dir)
-    counts = Counter(r["category"] for p in data_files(default_run.out_dir) for line, r in valid_records(p)
-                     if r["type"] == "Expense" and (p.name, line) not in transfers)
+    counts = Counter(
+        r["category"]
+        for p in data_files(default_run.out_dir)
+        for line, r in valid_records(p)
+        if r["type"] == "Expense" and (p.name, line) not in transfers
+    )
     assert set(counts) == set(gen.CATEGORIES)
     assert min(counts.values()) >= 8, counts.most_common()[-5:]
     assert 2800 <= default_run.total_rows <= 3600
@@ -283,8 +319,10 @@ def test_report_shares_amounts_and_recurring_intervals(default_run):
     rec = rep["recurring"]
     rent = rec["business_checking.csv:Oakwood Properties LLC (rent)"]
     assert 29 <= rent["median_days"] <= 31.5 and rent["n"] >= 20
-    for key in ("business_checking.csv:J. Rivera (contractor) (professional_fees)",
-                "business_checking.csv:M. Chen (contractor) (professional_fees)"):
+    for key in (
+        "business_checking.csv:J. Rivera (contractor) (professional_fees)",
+        "business_checking.csv:M. Chen (contractor) (professional_fees)",
+    ):
         assert rec[key]["median_days"] == 14
     subs = [v for k, v in rec.items() if k.startswith("business_credit_card.csv") and "(software)" in k]
     assert len(subs) >= 7 and all(29 <= v["median_days"] <= 31.5 for v in subs)
@@ -296,8 +334,15 @@ def test_report_shares_amounts_and_recurring_intervals(default_run):
 
 
 def test_calendar_structure_business_weekdays_personal_weekends_december_and_vacations(tmp_path):
-    s = gen.generate(tmp_path / "raw", rows=40_000, accounts=("personal_card", "business_credit_card"),
-                     end_date=END, anomaly_rate=0, messy_rate=0, label_noise=0)
+    s = gen.generate(
+        tmp_path / "raw",
+        rows=40_000,
+        accounts=("personal_card", "business_credit_card"),
+        end_date=END,
+        anomaly_rate=0,
+        messy_rate=0,
+        label_noise=0,
+    )
     per_day = {}
     for p in data_files(s.out_dir):
         days = Counter(dt.date.fromisoformat(r["date"]) for _, r in valid_records(p))
@@ -346,7 +391,10 @@ def test_descriptions_are_bank_style_and_some_are_shared_across_categories(defau
     assert {"food", "supplies"} <= set().union(*(cats_by_desc[d] for d in descs_by_ref["Walmart"]))
     assert len(descs_by_ref["Amazon"]) > 50  # written many ways (reference codes)
     assert any(re.fullmatch(r"AMZN MKTP US\*[0-9A-Z]{6}", d) for d in descs_by_ref["Amazon"])
-    assert any(re.fullmatch(r"SQ \*BLUE BOTTLE COFFEE \d{4} [A-Z ]+ CA", d) for d in descs_by_ref["Blue Bottle Coffee"])
+    assert any(
+        re.fullmatch(r"SQ \*BLUE BOTTLE COFFEE \d{4} [A-Z ]+ CA", d)
+        for d in descs_by_ref["Blue Bottle Coffee"]
+    )
     assert any(re.fullmatch(r"POS PURCHASE SHELL \d{4} \d{2}/\d{2}", d) for d in descs_by_ref["Shell"])
     assert any(d.startswith("ADOBE") for d in descs_by_ref["Adobe"])
     # The same merchant is written several ways.
@@ -377,8 +425,12 @@ def test_label_noise_rate_and_pairs(tmp_path):
 
 
 def test_rows_is_exact_and_small_runs_work(tmp_path):
-    for rows, accounts in ((150, gen.DEFAULT_ACCOUNTS), (1, ("business_checking",)), (2345, ("personal_card",)),
-                           (200, ("ledger",))):
+    for rows, accounts in (
+        (150, gen.DEFAULT_ACCOUNTS),
+        (1, ("business_checking",)),
+        (2345, ("personal_card",)),
+        (200, ("ledger",)),
+    ):
         out = tmp_path / f"{rows}" / "raw"
         s = gen.generate(out, rows=rows, accounts=accounts, end_date=END)
         assert s.total_rows == rows == sum(len(read_records(p)[1]) for p in data_files(out))
@@ -389,9 +441,13 @@ def test_rows_is_exact_and_small_runs_work(tmp_path):
 
 
 def test_invalid_arguments_are_rejected(tmp_path):
-    for kwargs, match in (({"accounts": ("savings",)}, "unknown"), ({"rows": 0}, "rows"),
-                          ({"years": -1}, "years"), ({"anomaly_rate": 0.9}, "anomaly_rate"),
-                          ({"accounts": ("ledger", "ledger")}, "once")):
+    for kwargs, match in (
+        ({"accounts": ("savings",)}, "unknown"),
+        ({"rows": 0}, "rows"),
+        ({"years": -1}, "years"),
+        ({"anomaly_rate": 0.9}, "anomaly_rate"),
+        ({"accounts": ("ledger", "ledger")}, "once"),
+    ):
         with pytest.raises(ValueError, match=match):
             gen.generate(tmp_path / "raw", end_date=END, **kwargs)
 
@@ -400,9 +456,23 @@ def test_invalid_arguments_are_rejected(tmp_path):
 def test_cli_generate_and_report(tmp_path, monkeypatch):
     runner = CliRunner()
     out = tmp_path / "landing"
-    result = runner.invoke(generate_cmd, ["--out", str(out), "--rows", "800", "--seed", "3", "--end-date",
-                                          "2024-06-30", "--accounts", "business_checking,personal_card",
-                                          "--messy-rate", "0.05"])
+    result = runner.invoke(
+        generate_cmd,
+        [
+            "--out",
+            str(out),
+            "--rows",
+            "800",
+            "--seed",
+            "3",
+            "--end-date",
+            "2024-06-30",
+            "--accounts",
+            "business_checking,personal_card",
+            "--messy-rate",
+            "0.05",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "800 rows" in result.output and "invalid" in result.output
     assert sorted(p.name for p in out.iterdir()) == ["business_checking.csv", "personal_card.csv"]
@@ -442,10 +512,16 @@ def test_transfers_both_sides_are_in_the_two_files_with_bank_style_text(tmp_path
         assert 22 <= kinds["card_payment"] <= 24 and 22 <= kinds["owner_draw"] <= 24
         assert 14 <= kinds["to_savings"] <= 24 and 2 <= kinds["from_savings"] <= 5
         records = {p.name: dict(read_records(p)[1]) for p in data_files(out)}
-        anomalies = {(r["file"], int(r["line_number"])) for r in csv.DictReader((s.labels_dir / "anomalies.csv").open())}
+        anomalies = {
+            (r["file"], int(r["line_number"]))
+            for r in csv.DictReader((s.labels_dir / "anomalies.csv").open())
+        }
         seen = set()
         for p in pairs:
-            out_rec, in_rec = records[p["out_file"]][int(p["out_line"])], records[p["in_file"]][int(p["in_line"])]
+            out_rec, in_rec = (
+                records[p["out_file"]][int(p["out_line"])],
+                records[p["in_file"]][int(p["in_line"])],
+            )
             assert p["out_file"] != p["in_file"]
             for side, rec in (("out", out_rec), ("in", in_rec)):
                 assert strict_problem(rec) is None  # never made invalid
@@ -460,7 +536,9 @@ def test_transfers_both_sides_are_in_the_two_files_with_bank_style_text(tmp_path
                 assert "THANK YOU" in text_in and re.search(r"TRANSFER|PMT|PAYMENT|AUTOPAY", text_out)
                 assert p["out_file"] == "business_checking.csv" and p["in_file"] == "business_credit_card.csv"
             else:
-                assert re.search(r"TRANSFER|DRAW|DEPOSIT", text_out) and re.search(r"TRANSFER|DEPOSIT", text_in)
+                assert re.search(r"TRANSFER|DRAW|DEPOSIT", text_out) and re.search(
+                    r"TRANSFER|DEPOSIT", text_in
+                )
             # the other account's number, where a text names one, is that account's
             for text, other in ((text_out, p["in_account"]), (text_in, p["out_account"])):
                 if "..." in text:
@@ -468,7 +546,31 @@ def test_transfers_both_sides_are_in_the_two_files_with_bank_style_text(tmp_path
         assert len(seen) == 2 * len(pairs)
         # a card payment is last cycle's statement balance: the card ends near zero, never far in credit
         card = gen.read_export(out / "business_credit_card.csv")
-        assert card["Amount"].sum() < 0 and -card["Amount"].sum() < 0.1 * -card.loc[card["Amount"] < 0, "Amount"].sum()
+        assert (
+            card["Amount"].sum() < 0
+            and -card["Amount"].sum() < 0.1 * -card.loc[card["Amount"] < 0, "Amount"].sum()
+        )
+
+
+def test_a_savings_account_with_no_transfer_possible_is_a_clear_error(tmp_path):
+    """Savings only receives moves from checking: in another currency (no transfer crosses currencies)
+    it would be empty, and a statement writer failed on it with a numpy error."""
+    accounts = ("business_checking", "business_savings")
+    with pytest.raises(
+        ValueError, match=r"business_savings only moves money .* \(business_savings is in CHF\)"
+    ):
+        gen.generate(
+            tmp_path / "raw",
+            rows=3000,
+            end_date=END,
+            accounts=accounts,
+            currencies={"business_savings": "CHF"},
+            format={"business_savings": "mt940"},
+        )
+    s = gen.generate(
+        tmp_path / "ok", rows=3000, end_date=END, accounts=accounts, format={"business_savings": "mt940"}
+    )
+    assert s.rows["business_savings.sta"] > 0
 
 
 def test_transfers_do_not_disturb_one_account_runs_and_are_reproducible(tmp_path):

@@ -22,18 +22,24 @@ def graph_snapshot() -> dict:
     assets = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
-        assets[key.to_user_string()] = {"group": node.group_name,
-                                        "automated": node.automation_condition is not None,
-                                        "partitioned": node.partitions_def is not None}
-    checks = {f"{k.asset_key.to_user_string()}:{k.name}": graph.get_check_spec(k).blocking
-              for k in sorted(graph.asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name))}
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "automated": node.automation_condition is not None,
+            "partitioned": node.partitions_def is not None,
+        }
+    checks = {
+        f"{k.asset_key.to_user_string()}:{k.name}": graph.get_check_spec(k).blocking
+        for k in sorted(graph.asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name))
+    }
     return {
         "assets": assets,
         "checks": checks,
         "jobs": sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")),
         "sensors": {s.name: s.default_status.value for s in sorted(repo.sensor_defs, key=lambda s: s.name)},
-        "schedules": {s.name: {"cron": s.cron_schedule, "default": s.default_status.value}
-                      for s in sorted(repo.schedule_defs, key=lambda s: s.name)},
+        "schedules": {
+            s.name: {"cron": s.cron_schedule, "default": s.default_status.value}
+            for s in sorted(repo.schedule_defs, key=lambda s: s.name)
+        },
     }
 
 
@@ -45,5 +51,5 @@ def test_the_graph_matches_its_snapshot():
     expected = json.loads(SNAPSHOT.read_text())
     for part in ("assets", "checks", "jobs", "sensors", "schedules"):
         assert current[part] == expected[part], (
-            f"the graph's {part} changed; if intended, rewrite the snapshot (see this module's docstring)")
-
+            f"the graph's {part} changed; if intended, rewrite the snapshot (see this module's docstring)"
+        )

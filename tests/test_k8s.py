@@ -74,8 +74,11 @@ def test_deployments_services_and_ports_agree():
     for name, svc in services.items():
         if svc["spec"].get("type") == "ExternalName":
             continue
-        targets = [d for d in deployments.values()
-                   if svc["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+        targets = [
+            d
+            for d in deployments.values()
+            if svc["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
         assert len(targets) == 1, f"Service {name} selects {len(targets)} deployments"
         ports = {p["name"] for c in targets[0]["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
         assert all(p["targetPort"] in ports for p in svc["spec"]["ports"]), name
@@ -107,7 +110,10 @@ def test_config_and_secret_references_resolve_and_the_code_reads_every_variable(
             for src in c.get("envFrom", []):
                 assert src["configMapRef"]["name"] in configmaps, name
             for e in c.get("env", []):
-                assert read_by_code(e["name"], code) or e["name"] == "MLFLOW_BACKEND_STORE_URI", (name, e["name"])
+                assert read_by_code(e["name"], code) or e["name"] == "MLFLOW_BACKEND_STORE_URI", (
+                    name,
+                    e["name"],
+                )
                 ref = e.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     assert ref["key"] in secrets[ref["name"]]["stringData"], (name, ref)
@@ -125,8 +131,13 @@ def test_urls_name_the_services_that_exist():
     services = by_kind("Service")
     data = by_kind("ConfigMap")["titans-config"]["data"]
     secret = by_kind("Secret")["titans-secrets"]["stringData"]
-    for url in (data["TITANS_MLFLOW_TRACKING_URI"], data["TITANS_REDIS_URL"], secret["TITANS_DATABASE_URL"],
-                secret["TITANS_DAGSTER_PG_URL"], secret["MLFLOW_BACKEND_STORE_URI"]):
+    for url in (
+        data["TITANS_MLFLOW_TRACKING_URI"],
+        data["TITANS_REDIS_URL"],
+        secret["TITANS_DATABASE_URL"],
+        secret["TITANS_DAGSTER_PG_URL"],
+        secret["MLFLOW_BACKEND_STORE_URI"],
+    ):
         parts = urlsplit(url)
         assert parts.hostname in services, url
         assert parts.port in {p["port"] for p in services[parts.hostname]["spec"]["ports"]}, url
@@ -147,7 +158,9 @@ def test_dagster_chart_values_run_the_project_from_the_same_image_on_the_externa
     assert "postgresql-password" in secrets[v["global"]["postgresqlSecretName"]]["stringData"]
     db_url = urlsplit(secrets["titans-secrets"]["stringData"]["TITANS_DATABASE_URL"])
     assert (v["postgresql"]["postgresqlUsername"], v["postgresql"]["postgresqlDatabase"]) == (
-        db_url.username, db_url.path.lstrip("/"))
+        db_url.username,
+        db_url.path.lstrip("/"),
+    )
     (code,) = v["dagster-user-deployments"]["deployments"]
     assert f"{code['image']['repository']}:{code['image']['tag']}" == IMAGE
     args = code["dagsterApiGrpcArgs"]
@@ -155,9 +168,9 @@ def test_dagster_chart_values_run_the_project_from_the_same_image_on_the_externa
     compose_code = argv_of(load_compose()["services"]["dagster-user-code"])
     assert module == option(compose_code, "--module-name")
     importlib.import_module(module)  # what the code server loads
-    for ref in (code["envConfigMaps"] + v["runLauncher"]["config"]["k8sRunLauncher"]["envConfigMaps"]):
+    for ref in code["envConfigMaps"] + v["runLauncher"]["config"]["k8sRunLauncher"]["envConfigMaps"]:
         assert ref["name"] in by_kind("ConfigMap")
-    for ref in (code["envSecrets"] + v["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"]):
+    for ref in code["envSecrets"] + v["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"]:
         assert ref["name"] in secrets
     landing = by_kind("ConfigMap")["titans-config"]["data"]["TITANS_LANDING_DIR"]
     for spec in (code, v["runLauncher"]["config"]["k8sRunLauncher"]):

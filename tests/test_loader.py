@@ -30,16 +30,20 @@ HEADER = ",".join(CANONICAL_COLUMNS)
 V1 = [
     HEADER,
     "2024-01-03,Expense,COFFEE,-4.50,meals_entertainment,credit_card,paid,Blue Bottle,",
-    "2024-01-02,Income,ACME PAYROLL,\"$1,234.56\",,ach,received,ACME,https://r.example/1.pdf",
+    '2024-01-02,Income,ACME PAYROLL,"$1,234.56",,ach,received,ACME,https://r.example/1.pdf',
     "",
     "2024-13-45,Expense,BAD DATE,-1.00,other,cash,paid,X,",
     "01/02/2024,Expense,AMBIGUOUS,-1.00,other,cash,paid,X,",
     "2024-01-01,Refund,BAD TYPE,1.00,,,,,",
-    "2024-01-01,Expense,\"two\nlines\",(12.50),fuel,debit_card,paid,Shell,",
+    '2024-01-01,Expense,"two\nlines",(12.50),fuel,debit_card,paid,Shell,',
     "2024-01-01,Expense,NO AMOUNT,,fuel,debit_card,paid,Shell,",
 ]
-V2 = [HEADER, "2024-02-01,Expense,NEW ONE,-1.00,other,cash,paid,X,", "2024-02-02,Income,NEW TWO,2.00,,,,,",
-      "yesterday,Expense,NEW BAD,-3.00,,,,,"]
+V2 = [
+    HEADER,
+    "2024-02-01,Expense,NEW ONE,-1.00,other,cash,paid,X,",
+    "2024-02-02,Income,NEW TWO,2.00,,,,,",
+    "yesterday,Expense,NEW BAD,-3.00,,,,,",
+]
 
 
 @pytest.fixture
@@ -69,13 +73,25 @@ def query(db: Database, sql: str, params: tuple = ()) -> list[tuple]:
 def snapshot(db: Database, source_file: str) -> dict:
     """Everything the database holds about one file (xmin shows whether a row was rewritten)."""
     return {
-        "file": query(db, "SELECT account, size_bytes, sha256, rows_read, rows_loaded, rows_quarantined, header,"
-                          " loaded_at, xmin::text FROM raw.files WHERE source_file = %s", (source_file,)),
-        "rows": query(db, "SELECT line_number, account, txn_date, txn_type, description, amount, category,"
-                          " payment_method, status, reference, receipt_url, extra, loaded_at, xmin::text"
-                          " FROM raw.transactions WHERE source_file = %s ORDER BY line_number", (source_file,)),
-        "quarantine": query(db, "SELECT line_number, raw_line, reason, quarantined_at, xmin::text"
-                                " FROM raw.quarantine WHERE source_file = %s ORDER BY line_number", (source_file,)),
+        "file": query(
+            db,
+            "SELECT account, size_bytes, sha256, rows_read, rows_loaded, rows_quarantined, header,"
+            " loaded_at, xmin::text FROM raw.files WHERE source_file = %s",
+            (source_file,),
+        ),
+        "rows": query(
+            db,
+            "SELECT line_number, account, txn_date, txn_type, description, amount, category,"
+            " payment_method, status, reference, receipt_url, extra, loaded_at, xmin::text"
+            " FROM raw.transactions WHERE source_file = %s ORDER BY line_number",
+            (source_file,),
+        ),
+        "quarantine": query(
+            db,
+            "SELECT line_number, raw_line, reason, quarantined_at, xmin::text"
+            " FROM raw.quarantine WHERE source_file = %s ORDER BY line_number",
+            (source_file,),
+        ),
     }
 
 
@@ -107,15 +123,56 @@ def test_load_matches_parse_and_types_values(db, landing):
     assert_matches_parse(db, path, landing)
     rows = snapshot(db, result.source_file)["rows"]
     assert [r[:12] for r in rows] == [
-        (2, result.account, dt.date(2024, 1, 3), "Expense", "COFFEE", Decimal("-4.50"),
-         "meals_entertainment", "credit_card", "paid", "Blue Bottle", None, None),
-        (3, result.account, dt.date(2024, 1, 2), "Income", "ACME PAYROLL", Decimal("1234.56"),
-         None, "ach", "received", "ACME", "https://r.example/1.pdf", None),
-        (8, result.account, dt.date(2024, 1, 1), "Expense", "two\nlines", Decimal("-12.50"),
-         "fuel", "debit_card", "paid", "Shell", None, None),
+        (
+            2,
+            result.account,
+            dt.date(2024, 1, 3),
+            "Expense",
+            "COFFEE",
+            Decimal("-4.50"),
+            "meals_entertainment",
+            "credit_card",
+            "paid",
+            "Blue Bottle",
+            None,
+            None,
+        ),
+        (
+            3,
+            result.account,
+            dt.date(2024, 1, 2),
+            "Income",
+            "ACME PAYROLL",
+            Decimal("1234.56"),
+            None,
+            "ach",
+            "received",
+            "ACME",
+            "https://r.example/1.pdf",
+            None,
+        ),
+        (
+            8,
+            result.account,
+            dt.date(2024, 1, 1),
+            "Expense",
+            "two\nlines",
+            Decimal("-12.50"),
+            "fuel",
+            "debit_card",
+            "paid",
+            "Shell",
+            None,
+            None,
+        ),
     ]
     reasons = [q[:3] for q in snapshot(db, result.source_file)["quarantine"]]
-    assert [(n, reason.split()[0]) for n, _, reason in reasons] == [(5, "date"), (6, "date"), (7, "type"), (10, "amount")]
+    assert [(n, reason.split()[0]) for n, _, reason in reasons] == [
+        (5, "date"),
+        (6, "date"),
+        (7, "type"),
+        (10, "amount"),
+    ]
 
 
 def test_reload_of_same_bytes_changes_nothing(db, landing):
@@ -125,7 +182,11 @@ def test_reload_of_same_bytes_changes_nothing(db, landing):
     second = loader.load_file(db, landing, path)
     assert second.status == "unchanged"
     assert (second.sha256, second.rows_read, second.rows_loaded, second.rows_quarantined) == (
-        first.sha256, first.rows_read, first.rows_loaded, first.rows_quarantined)
+        first.sha256,
+        first.rows_read,
+        first.rows_loaded,
+        first.rows_quarantined,
+    )
     assert snapshot(db, first.source_file) == before  # same rows, same loaded_at, not even rewritten (xmin)
 
 
@@ -179,7 +240,9 @@ def test_replace_is_atomic_when_the_load_fails_midway(db, landing, monkeypatch, 
 def test_an_error_while_encoding_a_later_slice_rolls_the_whole_file_back(db, landing, monkeypatch):
     """The rows are typed and encoded slice by slice in a background thread while COPY runs: an
     error there (here: in the 3rd slice) must reach load_file and roll back the rows already sent."""
-    lines = [HEADER] + [f"2024-01-{1 + i % 28:02d},Expense,ROW {i},-{i}.00,other,cash,paid,X," for i in range(50)]
+    lines = [HEADER] + [
+        f"2024-01-{1 + i % 28:02d},Expense,ROW {i},-{i}.00,other,cash,paid,X," for i in range(50)
+    ]
     path = write(landing, V2)
     key = loader.load_file(db, landing, path).source_file
     before = snapshot(db, key)
@@ -207,7 +270,9 @@ def test_an_error_while_encoding_a_later_slice_rolls_the_whole_file_back(db, lan
 
 @pytest.mark.parametrize("records", [0, 1, 9, 10, 11, 45, 100])
 def test_slices_cover_every_record_once_first_slice_smaller(records):
-    lines = [HEADER] + [f"2024-01-{1 + i % 28:02d},Expense,ROW {i},-{i}.00,other,cash,paid,X," for i in range(records)]
+    lines = [HEADER] + [
+        f"2024-01-{1 + i % 28:02d},Expense,ROW {i},-{i}.00,other,cash,paid,X," for i in range(records)
+    ]
     split = loader.split_csv(("\n".join(lines) + "\n").encode())
     sizes = []
     real_typed = split.typed
@@ -291,7 +356,9 @@ def test_sql_injection_text_is_stored_verbatim(db, landing):
     result = loader.load_file(db, landing, path)
     assert (result.rows_loaded, result.rows_quarantined) == (len(INJECTIONS), 0)
     assert [r[4] for r in snapshot(db, result.source_file)["rows"]] == INJECTIONS
-    tables = {t for (t,) in query(db, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw'")}
+    tables = {
+        t for (t,) in query(db, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw'")
+    }
     assert {"files", "transactions", "quarantine"} <= tables
     assert query(db, "SELECT count(*) FROM raw.files WHERE source_file = %s", (result.source_file,)) == [(1,)]
 
@@ -303,8 +370,10 @@ def test_ten_megabyte_description_lands_in_quarantine_whole(db, landing):
     result = loader.load_file(db, landing, path)
     assert (result.rows_loaded, result.rows_quarantined) == (1, 1)
     [(line_number, length, digest, reason)] = query(
-        db, "SELECT line_number, length(raw_line), md5(raw_line), reason FROM raw.quarantine WHERE source_file = %s",
-        (result.source_file,))
+        db,
+        "SELECT line_number, length(raw_line), md5(raw_line), reason FROM raw.quarantine WHERE source_file = %s",
+        (result.source_file,),
+    )
     assert (line_number, length, digest) == (3, len(big), hashlib.md5(big.encode()).hexdigest())
     assert "'Description'" in reason and str(len(huge)) in reason
 
@@ -313,8 +382,9 @@ def test_nul_bytes_and_utf16_exports_load_without_error(db, landing):
     nul = write(landing, [HEADER, "2024-01-01,Expense,A\x00B,-1.00,,,,,", "2024-01-01,Income,OK,1.00,,,,,"])
     result = loader.load_file(db, landing, nul)
     assert (result.rows_loaded, result.rows_quarantined) == (1, 1)
-    [(raw, reason)] = query(db, "SELECT raw_line, reason FROM raw.quarantine WHERE source_file = %s",
-                            (result.source_file,))
+    [(raw, reason)] = query(
+        db, "SELECT raw_line, reason FROM raw.quarantine WHERE source_file = %s", (result.source_file,)
+    )
     assert raw == "2024-01-01,Expense,A\ufffdB,-1.00,,,,," and "NUL" in reason
 
 
@@ -325,7 +395,12 @@ def test_utf16_export_is_decoded_by_its_byte_order_mark(db, landing, codec):
     text = HEADER + "\r\n2024-01-01,Income,Café €,1.00,,,,,\r\nnope,Income,X,1.00,,,,,\r\n"
     utf16.write_bytes((b"\xfe\xff" if codec == "utf-16-be" else b"") + text.encode(codec))
     result = loader.load_file(db, landing, utf16)
-    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.file_error) == (2, 1, 1, None)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.file_error) == (
+        2,
+        1,
+        1,
+        None,
+    )
     assert [r[4] for r in snapshot(db, result.source_file)["rows"]] == ["Café €"]
     assert_matches_parse(db, utf16, landing)
 
@@ -333,12 +408,17 @@ def test_utf16_export_is_decoded_by_its_byte_order_mark(db, landing, codec):
 def test_mixed_utf8_and_cp1252_lines_are_stored_without_mojibake(db, landing):
     """The hostile tester's file: one UTF-8 line, one Windows-1252 line (issue 15, defect 1)."""
     path = landing / f"mixed_{uuid.uuid4().hex[:8]}.csv"
-    path.write_bytes((HEADER + "\n2024-01-01,Expense,Café,-1.00,,,,,\n").encode()
-                     + "2024-01-02,Expense,Café … €,-2.00,,,,,\n".encode("cp1252"))
+    path.write_bytes(
+        (HEADER + "\n2024-01-01,Expense,Café,-1.00,,,,,\n").encode()
+        + "2024-01-02,Expense,Café … €,-2.00,,,,,\n".encode("cp1252")
+    )
     result = loader.load_file(db, landing, path)
     assert (result.rows_loaded, result.rows_quarantined) == (2, 0)
-    assert query(db, "SELECT description FROM raw.transactions WHERE source_file = %s ORDER BY line_number",
-                 (result.source_file,)) == [("Café",), ("Café … €",)]
+    assert query(
+        db,
+        "SELECT description FROM raw.transactions WHERE source_file = %s ORDER BY line_number",
+        (result.source_file,),
+    ) == [("Café",), ("Café … €",)]
     assert_matches_parse(db, path, landing)
 
 
@@ -351,12 +431,15 @@ def test_headerless_file_is_rejected_whole_with_every_line_in_quarantine(db, lan
     assert result.file_error.startswith("E003 invalid input: header:") and "'2024-01-01'" in result.file_error
     snap = snapshot(db, result.source_file)
     assert [(n, raw, reason) for n, raw, reason, *_ in snap["quarantine"]] == [
-        (n, text, result.file_error) for n, text in enumerate(lines, start=1)]
+        (n, text, result.file_error) for n, text in enumerate(lines, start=1)
+    ]
     assert snap["file"][0][3:6] == (3, 0, 3)
     # The loader reads CSVs through the profiles: its reason is the contract's, extended with the
     # profiles it tried and how to write one (so it is no longer parse_csv's reason word for word).
     assert result.file_error.startswith(parse_csv(path.read_bytes()).file_error)
-    assert "profiles tried: seed_ledger" in result.file_error and "titans profile suggest" in result.file_error
+    assert (
+        "profiles tried: seed_ledger" in result.file_error and "titans profile suggest" in result.file_error
+    )
     again = loader.load_file(db, landing, path)  # the reason is kept with the file, not only in this result
     assert (again.status, again.file_error) == ("unchanged", result.file_error)
 
@@ -372,7 +455,12 @@ def test_a_rejected_file_loads_once_a_profile_beside_it_reads_it(db, landing):
     assert loader.load_file(db, landing, path).status == "unchanged"  # still rejected: nothing re-registered
     path.with_name(path.name + ".profile.yaml").write_text(profiles.suggest(path.read_bytes()))
     result = loader.load_file(db, landing, path)
-    assert (result.status, result.file_error, result.rows_loaded, result.rows_quarantined) == ("replaced", None, 3, 0)
+    assert (result.status, result.file_error, result.rows_loaded, result.rows_quarantined) == (
+        "replaced",
+        None,
+        3,
+        0,
+    )
     snap = snapshot(db, result.source_file)
     assert snap["quarantine"] == [] and snap["file"][0][3:6] == (3, 3, 0)
     assert loader.load_file(db, landing, path).status == "unchanged"
@@ -383,7 +471,12 @@ def test_empty_and_header_only_files_are_registered(db, landing):
         path = landing / f"e_{uuid.uuid4().hex[:8]}.csv"
         path.write_bytes(data)
         result = loader.load_file(db, landing, path)
-        assert (result.status, result.rows_read, result.rows_loaded, result.rows_quarantined) == ("loaded", 0, 0, 0)
+        assert (result.status, result.rows_read, result.rows_loaded, result.rows_quarantined) == (
+            "loaded",
+            0,
+            0,
+            0,
+        )
         assert_matches_parse(db, path, landing)
         assert loader.load_file(db, landing, path).status == "unchanged"
 
@@ -400,9 +493,12 @@ def test_subfolder_file_account_is_the_folder_name(db, landing):
     assert (r_nested.source_file, r_nested.account) == (f"{folder}/2024-q1.csv", folder)
     assert r_top.account == top.stem
     for r in (r_nested, r_top):
-        assert query(db, "SELECT DISTINCT account FROM raw.transactions WHERE source_file = %s",
-                     (r.source_file,)) == [(r.account,)]
-        assert query(db, "SELECT account FROM raw.files WHERE source_file = %s", (r.source_file,)) == [(r.account,)]
+        assert query(
+            db, "SELECT DISTINCT account FROM raw.transactions WHERE source_file = %s", (r.source_file,)
+        ) == [(r.account,)]
+        assert query(db, "SELECT account FROM raw.files WHERE source_file = %s", (r.source_file,)) == [
+            (r.account,)
+        ]
 
 
 def test_remove_file_deletes_rows_quarantine_and_registry(db, landing):
@@ -437,16 +533,26 @@ def test_quarantine_reasons_groups_kinds_of_reason(db, landing):
 
 def test_files_check_constraint_holds(db, landing):
     key = loader.load_file(db, landing, write(landing, V1)).source_file
-    assert query(db, "SELECT count(*) FROM raw.files WHERE rows_read <> rows_loaded + rows_quarantined") == [(0,)]
+    assert query(db, "SELECT count(*) FROM raw.files WHERE rows_read <> rows_loaded + rows_quarantined") == [
+        (0,)
+    ]
     with pytest.raises(psycopg2.errors.CheckViolation), db.connect() as conn, conn.cursor() as cur:
         cur.execute("UPDATE raw.files SET rows_loaded = rows_loaded + 1 WHERE source_file = %s", (key,))
     with pytest.raises(psycopg2.errors.CheckViolation), db.connect() as conn, conn.cursor() as cur:
-        cur.execute("INSERT INTO raw.files (source_file, account, size_bytes, sha256, rows_read, rows_loaded,"
-                    " rows_quarantined, header) VALUES (%s, 'a', 1, 'x', 3, 1, 1, '{}')", (f"ghost-{key}",))
+        cur.execute(
+            "INSERT INTO raw.files (source_file, account, size_bytes, sha256, rows_read, rows_loaded,"
+            " rows_quarantined, header) VALUES (%s, 'a', 1, 'x', 3, 1, 1, '{}')",
+            (f"ghost-{key}",),
+        )
     # and the registry agrees with the tables it describes
-    assert query(db, "SELECT rows_loaded, rows_quarantined FROM raw.files WHERE source_file = %s", (key,)) == [
-        (query(db, "SELECT count(*) FROM raw.transactions WHERE source_file = %s", (key,))[0][0],
-         query(db, "SELECT count(*) FROM raw.quarantine WHERE source_file = %s", (key,))[0][0])]
+    assert query(
+        db, "SELECT rows_loaded, rows_quarantined FROM raw.files WHERE source_file = %s", (key,)
+    ) == [
+        (
+            query(db, "SELECT count(*) FROM raw.transactions WHERE source_file = %s", (key,))[0][0],
+            query(db, "SELECT count(*) FROM raw.quarantine WHERE source_file = %s", (key,))[0][0],
+        )
+    ]
 
 
 @pytest.mark.parametrize("previous", [None, V2], ids=["new-file", "changed-file"])
@@ -471,18 +577,24 @@ def test_concurrent_loads_of_the_same_file_leave_one_copy(db, landing, previous)
     for t in threads:
         t.join(timeout=60)
     assert errors == []
-    assert sorted(r.status for r in results) == sorted(["replaced" if previous else "loaded"] + ["unchanged"] * 2)
+    assert sorted(r.status for r in results) == sorted(
+        ["replaced" if previous else "loaded"] + ["unchanged"] * 2
+    )
     assert_matches_parse(db, path, landing)
     key = results[0].source_file
-    assert query(db, "SELECT count(*), count(DISTINCT line_number) FROM raw.transactions WHERE source_file = %s",
-                 (key,)) == [(3, 3)]
+    assert query(
+        db,
+        "SELECT count(*), count(DISTINCT line_number) FROM raw.transactions WHERE source_file = %s",
+        (key,),
+    ) == [(3, 3)]
 
 
 def test_ensure_raw_schema_is_idempotent(db):
     loader.ensure_raw_schema(db)
     loader.ensure_raw_schema(db)
-    assert query(db, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'raw.files'::regclass AND contype = 'c'") \
-        == [(1,)]
+    assert query(
+        db, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'raw.files'::regclass AND contype = 'c'"
+    ) == [(1,)]
 
 
 # -- pure helpers (no database needed) ----------------------------------------------------------------
@@ -501,15 +613,21 @@ def test_account_and_key_helpers(tmp_path):
 
 
 def test_extra_columns_round_trip_as_jsonb_or_null(db, landing):
-    path = write(landing, [
-        HEADER + ",Notes,Balance",
-        '2024-03-01,Expense,WITH NOTE,-1.00,other,cash,paid,X,,"say ""hi"", café",10.00',
-        "2024-03-02,Expense,NO EXTRAS,-2.00,other,cash,paid,X,,,",
-        "2024-03-03,Expense,BALANCE ONLY,-3.00,other,cash,paid,X,,,7.00",
-    ])
+    path = write(
+        landing,
+        [
+            HEADER + ",Notes,Balance",
+            '2024-03-01,Expense,WITH NOTE,-1.00,other,cash,paid,X,,"say ""hi"", café",10.00',
+            "2024-03-02,Expense,NO EXTRAS,-2.00,other,cash,paid,X,,,",
+            "2024-03-03,Expense,BALANCE ONLY,-3.00,other,cash,paid,X,,,7.00",
+        ],
+    )
     loader.load_file(db, landing, path)
-    rows = query(db, "SELECT description, extra FROM raw.transactions WHERE source_file = %s ORDER BY line_number",
-                 (loader.source_file_key(landing, path),))
+    rows = query(
+        db,
+        "SELECT description, extra FROM raw.transactions WHERE source_file = %s ORDER BY line_number",
+        (loader.source_file_key(landing, path),),
+    )
     assert rows == [
         ("WITH NOTE", {"Notes": 'say "hi", café', "Balance": "10.00"}),
         ("NO EXTRAS", None),
@@ -523,31 +641,96 @@ def test_extra_columns_round_trip_as_jsonb_or_null(db, landing):
 def test_binary_copy_encoding_round_trips_edge_values(db):
     from titans_assets.lib import pg_copy
 
-    amounts = ["0", "-0", "-0.00", "0.01", "-0.01", "1.5", "1.500", "+5", "5.", ".5", "-.5", "007", "12345678.9",
-               "999999999999.99", "-999999999999.99", "-4.50", "10000", "99990000.01"]
-    dates = ["2000-01-01", "1999-12-31", "1970-01-01", "0001-01-01", "9999-12-31", "2024-02-29", "2024-1-5",
-             "1900-03-01", "2199-12-31", "2024-01-15", "2000-02-29", "1600-02-29", "2100-03-01", "2024-12-31",
-             "2038-01-19", "1901-12-13", "2023-06-30", "2000-12-31"]
-    texts = ["", "plain", "café ☕", 'q"uote', "back\\slash", "tab\t", "new\nline", "\\.", "NULL", "x" * 5000,
-             "", "z", "", "ü", "", "end", "", "ok"]
+    amounts = [
+        "0",
+        "-0",
+        "-0.00",
+        "0.01",
+        "-0.01",
+        "1.5",
+        "1.500",
+        "+5",
+        "5.",
+        ".5",
+        "-.5",
+        "007",
+        "12345678.9",
+        "999999999999.99",
+        "-999999999999.99",
+        "-4.50",
+        "10000",
+        "99990000.01",
+    ]
+    dates = [
+        "2000-01-01",
+        "1999-12-31",
+        "1970-01-01",
+        "0001-01-01",
+        "9999-12-31",
+        "2024-02-29",
+        "2024-1-5",
+        "1900-03-01",
+        "2199-12-31",
+        "2024-01-15",
+        "2000-02-29",
+        "1600-02-29",
+        "2100-03-01",
+        "2024-12-31",
+        "2038-01-19",
+        "1901-12-13",
+        "2023-06-30",
+        "2000-12-31",
+    ]
+    texts = [
+        "",
+        "plain",
+        "café ☕",
+        'q"uote',
+        "back\\slash",
+        "tab\t",
+        "new\nline",
+        "\\.",
+        "NULL",
+        "x" * 5000,
+        "",
+        "z",
+        "",
+        "ü",
+        "",
+        "end",
+        "",
+        "ok",
+    ]
     extras = ['{"a": "1"}', None, '{"k": "v \\"q\\" \\\\ \\n"}', None, "{}", '{"Notes": ""}'] * 3
     n = len(amounts)
-    payload = pg_copy.HEADER + pg_copy.rows(pg_copy.row_prefix(7, "constant ✓"), [
-        *pg_copy.int4_field(np.arange(n) - 5),
-        *pg_copy.date_field(pa.array(dates)),
-        *pg_copy.numeric_2_field(pa.array(amounts)),
-        *pg_copy.text_field(pa.array(texts)),
-        *pg_copy.text_field(pa.array(texts), null_if_empty=True),
-        *pg_copy.jsonb_field(pa.array(extras, pa.string())),
-    ]) + pg_copy.TRAILER
+    payload = (
+        pg_copy.HEADER
+        + pg_copy.rows(
+            pg_copy.row_prefix(7, "constant ✓"),
+            [
+                *pg_copy.int4_field(np.arange(n) - 5),
+                *pg_copy.date_field(pa.array(dates)),
+                *pg_copy.numeric_2_field(pa.array(amounts)),
+                *pg_copy.text_field(pa.array(texts)),
+                *pg_copy.text_field(pa.array(texts), null_if_empty=True),
+                *pg_copy.jsonb_field(pa.array(extras, pa.string())),
+            ],
+        )
+        + pg_copy.TRAILER
+    )
     with db.connect() as conn, conn.cursor() as cur:
-        cur.execute("CREATE TEMP TABLE t (c text, n integer, d date, a numeric(14,2), s text, s_null text, j jsonb)")
+        cur.execute(
+            "CREATE TEMP TABLE t (c text, n integer, d date, a numeric(14,2), s text, s_null text, j jsonb)"
+        )
         cur.copy_expert("COPY t FROM STDIN WITH (FORMAT binary)", io.BytesIO(payload))
         cur.execute("SELECT c, n, d::text, a::text, s, s_null, j FROM t ORDER BY n")
         got = cur.fetchall()
         # What the server makes of the same values as text.
-        cur.execute("SELECT x::date::text, y::numeric(14,2)::text, z::jsonb FROM unnest(%s::text[], %s::text[], %s::text[])"
-                    " AS u(x, y, z)", (dates, amounts, extras))
+        cur.execute(
+            "SELECT x::date::text, y::numeric(14,2)::text, z::jsonb FROM unnest(%s::text[], %s::text[], %s::text[])"
+            " AS u(x, y, z)",
+            (dates, amounts, extras),
+        )
         expected = cur.fetchall()
     assert [g[0] for g in got] == ["constant ✓"] * n
     assert [g[1] for g in got] == list(range(-5, n - 5))
@@ -568,10 +751,15 @@ def test_binary_copy_refuses_an_amount_numeric_14_2_cannot_hold():
 FORMATS = Path(__file__).parent / "fixtures" / "formats"
 
 
-@pytest.mark.parametrize("name, loaded, quarantined", [
-    ("ofxparse_bank_medium.ofx", 3, 0), ("wolph_mBank_mt940.sta", 3, 0), ("handmade_camt053_v02.xml", 2, 0),
-    ("handmade_bank.qif", 3, 0),
-])
+@pytest.mark.parametrize(
+    "name, loaded, quarantined",
+    [
+        ("ofxparse_bank_medium.ofx", 3, 0),
+        ("wolph_mBank_mt940.sta", 3, 0),
+        ("handmade_camt053_v02.xml", 2, 0),
+        ("handmade_bank.qif", 3, 0),
+    ],
+)
 def test_statement_loads_with_bank_ids_and_is_idempotent(db, landing, name, loaded, quarantined):
     path = landing / "bank" / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -581,8 +769,12 @@ def test_statement_loads_with_bank_ids_and_is_idempotent(db, landing, name, load
     assert first.rows_read == first.rows_loaded + first.rows_quarantined
     again = loader.load_file(db, landing, path)
     assert (again.status, again.rows_loaded) == ("unchanged", loaded)
-    rows = query(db, "SELECT account, bank_txn_id, currency, balance FROM raw.transactions WHERE source_file = %s"
-                     " ORDER BY line_number", (first.source_file,))
+    rows = query(
+        db,
+        "SELECT account, bank_txn_id, currency, balance FROM raw.transactions WHERE source_file = %s"
+        " ORDER BY line_number",
+        (first.source_file,),
+    )
     assert len(rows) == loaded
     if name.endswith(".qif"):  # QIF names no account, id or currency: the folder's account, NULLs
         assert {r[0] for r in rows} == {"bank"} and {r[1:] for r in rows} == {(None, None, None)}
@@ -596,8 +788,11 @@ def test_statement_loads_with_bank_ids_and_is_idempotent(db, landing, name, load
 def test_csv_rows_leave_statement_columns_null(db, landing):
     path = write(landing, V2)
     loader.load_file(db, landing, path)
-    rows = query(db, "SELECT bank_txn_id, currency, balance FROM raw.transactions WHERE source_file = %s",
-                 (loader.source_file_key(landing, path),))
+    rows = query(
+        db,
+        "SELECT bank_txn_id, currency, balance FROM raw.transactions WHERE source_file = %s",
+        (loader.source_file_key(landing, path),),
+    )
     assert rows and set(rows) == {(None, None, None)}
 
 

@@ -51,8 +51,11 @@ def test_a_json_line_carries_the_fields_and_no_secret():
     log = logging.getLogger("titans.test.json")
     log.setLevel(logging.INFO)
     try:
-        log.info("predicted for key %s via postgresql://u:hunter2@db/x with Authorization: Bearer abc.def",
-                 KEY, extra=L.fields(request_id="r1", model="category", model_version="3", latency_seconds=0.01))
+        log.info(
+            "predicted for key %s via postgresql://u:hunter2@db/x with Authorization: Bearer abc.def",
+            KEY,
+            extra=L.fields(request_id="r1", model="category", model_version="3", latency_seconds=0.01),
+        )
         try:
             raise RuntimeError(f"boom {KEY}")
         except RuntimeError:
@@ -63,9 +66,17 @@ def test_a_json_line_carries_the_fields_and_no_secret():
     assert len(lines) == 2  # the traceback stays inside its line
     first, second = (json.loads(line) for line in lines)
     assert {"timestamp", "level", "component", "message"} <= set(first)
-    assert (first["level"], first["component"], first["request_id"], first["model"], first["model_version"],
-            first["latency_seconds"]) == ("info", "titans.test.json", "r1", "category", "3", 0.01)
-    assert second["run_id"] == "run-9" and "RuntimeError" in second["exception"] and second["level"] == "error"
+    assert (
+        first["level"],
+        first["component"],
+        first["request_id"],
+        first["model"],
+        first["model_version"],
+        first["latency_seconds"],
+    ) == ("info", "titans.test.json", "r1", "category", "3", 0.01)
+    assert (
+        second["run_id"] == "run-9" and "RuntimeError" in second["exception"] and second["level"] == "error"
+    )
     text = stream.getvalue()
     assert KEY not in text and "hunter2" not in text and "abc.def" not in text
 
@@ -81,25 +92,42 @@ def test_the_access_line_and_the_metrics_of_one_request():
     access = logging.getLogger("titans.serving.access")
     previous = access.level
     access.setLevel(logging.INFO)
-    before = M.service_metrics().requests.labels(route="/predict/category", method="POST", status="200")._value.get()
+    before = (
+        M.service_metrics()
+        .requests.labels(route="/predict/category", method="POST", status="200")
+        ._value.get()
+    )
     try:
         with TestClient(M.Instrumented(app, access_lines=True)) as client:
-            r = client.post("/predict/category", json={"description": SECRET_BODY},
-                            headers={"Authorization": f"Bearer {KEY}", "X-Request-ID": "abc-123"})
+            r = client.post(
+                "/predict/category",
+                json={"description": SECRET_BODY},
+                headers={"Authorization": f"Bearer {KEY}", "X-Request-ID": "abc-123"},
+            )
             assert r.status_code == 200 and r.headers["x-request-id"] == "abc-123"
             r = client.post("/predict/category", json={}, headers={"X-Request-ID": "bad id with spaces"})
             assert len(r.headers["x-request-id"]) == 32  # not the client's malformed id: a new one
     finally:
         access.removeHandler(handler)
         access.setLevel(previous)
-    after = M.service_metrics().requests.labels(route="/predict/category", method="POST", status="200")._value.get()
+    after = (
+        M.service_metrics()
+        .requests.labels(route="/predict/category", method="POST", status="200")
+        ._value.get()
+    )
     assert after - before == 2
     records = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert len(records) == 2
     first = records[0]
-    assert (first["request_id"], first["route"], first["method"], first["status"], first["model"],
-            first["model_version"], first["model_kind"]) == ("abc-123", "/predict/category", "POST", 200,
-                                                              "category", "7", "model")
+    assert (
+        first["request_id"],
+        first["route"],
+        first["method"],
+        first["status"],
+        first["model"],
+        first["model_version"],
+        first["model_kind"],
+    ) == ("abc-123", "/predict/category", "POST", 200, "category", "7", "model")
     assert 0 <= first["latency_seconds"] < 60 and first["worker_pid"] == os.getpid()
     text = stream.getvalue()
     assert SECRET_BODY not in text and KEY not in text and "Authorization" not in text
@@ -116,9 +144,15 @@ def test_the_run_log_pipe_turns_every_line_into_json_with_late_fields(tmp_path):
     log.close(run_id="run-42")
     records = [json.loads(line) for line in (tmp_path / "run.log").read_text().splitlines()]
     messages = [r.get("message") for r in records]
-    assert "from a subprocess" in messages and "written through sys.stdout" in messages and "asset done" in messages
+    assert (
+        "from a subprocess" in messages
+        and "written through sys.stdout" in messages
+        and "asset done" in messages
+    )
     assert any(r.get("info") == {"msg": "dbt json line"} and r["level"] == "debug" for r in records)
-    assert all(r["run_id"] == "run-42" and r["command"] == "materialize" and "timestamp" in r for r in records)
+    assert all(
+        r["run_id"] == "run-42" and r["command"] == "materialize" and "timestamp" in r for r in records
+    )
     assert KEY not in (tmp_path / "run.log").read_text()
 
 
@@ -130,16 +164,29 @@ def test_a_real_run_log_is_json_lines_with_the_run_id(embedded_db, tmp_path):
 
     generate(tmp_path / "raw", rows=150, seed=5, end_date=__import__("datetime").date(2026, 6, 30))
     with scratch_database(embedded_db) as db:
-        env = {**child_env(), "TITANS_HOME": str(tmp_path / "home"), "TITANS_DATABASE_URL": db.url,
-               "TITANS_LANDING_DIR": str(tmp_path / "raw"), "TITANS_LOG_FORMAT": "json", "TITANS_API_KEYS": KEY}
-        proc = subprocess.run([str(Path(sys.executable).with_name("titans")), "materialize", "--select", "key:raw/*"],
-                              env=env, capture_output=True, text=True, timeout=600)
+        env = {
+            **child_env(),
+            "TITANS_HOME": str(tmp_path / "home"),
+            "TITANS_DATABASE_URL": db.url,
+            "TITANS_LANDING_DIR": str(tmp_path / "raw"),
+            "TITANS_LOG_FORMAT": "json",
+            "TITANS_API_KEYS": KEY,
+        }
+        proc = subprocess.run(
+            [str(Path(sys.executable).with_name("titans")), "materialize", "--select", "key:raw/*"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     (log_path,) = (tmp_path / "home" / "logs").glob("run-*.log")
     lines = log_path.read_text().splitlines()
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     run_id = proc.stdout.split("run ", 1)[1].split()[0]
-    assert records and all(r["run_id"] == run_id and {"timestamp", "level", "component"} <= set(r) for r in records)
+    assert records and all(
+        r["run_id"] == run_id and {"timestamp", "level", "component"} <= set(r) for r in records
+    )
     assert any(r["component"] == "titans.run.progress" for r in records)
     summary = [r for r in records if r.get("event") == "run_finished"]
     assert len(summary) == 1 and summary[0]["success"] is True and summary[0]["latency_seconds"] > 0

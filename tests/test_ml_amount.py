@@ -16,7 +16,10 @@ from matplotlib.figure import Figure
 from support import row_chunks
 
 from titans_assets.lib.generator import generate
-from titans_assets.lib.ml import amount
+from titans_assets.lib.ml import amount, features
+from titans_assets.lib.ml.amount import conformal
+from titans_assets.lib.ml.amount.request import _hashed_rows
+from titans_assets.lib.ml.amount.rows import _enrich
 from titans_assets.lib.ml.common import TrainingDataError, TrainResult
 
 END = dt.date(2026, 6, 30)
@@ -59,8 +62,18 @@ def test_beats_every_median_baseline_on_mae(result):
         assert m["mae"] < base["mae"]
         assert m["r2"] > base["r2"]
         assert {"mae", "median_ae", "rmse", "r2", "interval_coverage"} <= set(base)
-    for key in ("mae", "median_ae", "rmse", "r2", "smape", "median_ape", "interval_coverage",
-                "mean_interval_width", "n_train", "n_test"):
+    for key in (
+        "mae",
+        "median_ae",
+        "rmse",
+        "r2",
+        "smape",
+        "median_ape",
+        "interval_coverage",
+        "mean_interval_width",
+        "n_train",
+        "n_test",
+    ):
         assert np.isfinite(m[key]), key
     assert m["n_test"] > 2000 and m["n_train"] > 8000
 
@@ -104,11 +117,13 @@ def test_known_merchant_sharpens_the_prediction(result):
     meals = holdout[(holdout["category"] == "meals_entertainment") & holdout["reference"].ne("")]
     reference = meals["reference"].value_counts().index[0]
     description = meals.loc[meals["reference"] == reference, "description"].value_counts().index[0]
-    req = pd.DataFrame([
-        {"category": "meals_entertainment", "txn_date": "2026-07-06", "reference": reference},
-        {"category": "meals_entertainment", "txn_date": "2026-07-06", "description": description},
-        {"category": "Meals & Entertainment", "txn_date": "2026-07-06"},
-    ])
+    req = pd.DataFrame(
+        [
+            {"category": "meals_entertainment", "txn_date": "2026-07-06", "reference": reference},
+            {"category": "meals_entertainment", "txn_date": "2026-07-06", "description": description},
+            {"category": "Meals & Entertainment", "txn_date": "2026-07-06"},
+        ]
+    )
     out = result.model.predict(req)
     with_ref, with_desc, bare = out["factors"].tolist()
     assert with_ref["merchant_match"] == "reference+category" and with_ref["merchant_median"] > 0
@@ -119,9 +134,13 @@ def test_known_merchant_sharpens_the_prediction(result):
 
 
 def test_unknown_category_gets_a_wide_global_interval(result):
-    req = pd.DataFrame([{"category": "spaceships", "date": "2026-07-03"},
-                        {"category": None, "date": "2026-07-03"},
-                        {"category": "food", "date": "2026-07-03"}])
+    req = pd.DataFrame(
+        [
+            {"category": "spaceships", "date": "2026-07-03"},
+            {"category": None, "date": "2026-07-03"},
+            {"category": "food", "date": "2026-07-03"},
+        ]
+    )
     out = result.model.predict(req)
     unknown, missing, known = out["factors"].tolist()
     assert unknown["unknown_category"] is True and missing["unknown_category"] is True
@@ -138,7 +157,7 @@ def test_level_can_be_chosen_at_prediction(result):
     narrow = result.model.predict(rows, level=0.5)
     assert (narrow["level"] == 0.5).all()
     assert ((narrow["upper"] - narrow["lower"]) <= (wide["upper"] - wide["lower"]) + 0.01).all()
-    assert ((narrow["upper"] - narrow["lower"]).mean() < (wide["upper"] - wide["lower"]).mean())
+    assert (narrow["upper"] - narrow["lower"]).mean() < (wide["upper"] - wide["lower"]).mean()
 
 
 def test_batch_of_a_thousand_rows_is_fast(result):
@@ -152,9 +171,18 @@ def test_batch_of_a_thousand_rows_is_fast(result):
 
 def test_pickle_round_trip_predicts_identically(result):
     clone = pickle.loads(pickle.dumps(result.model))
-    rows = pd.concat([result.holdout.head(300),
-                      pd.DataFrame([{"category": "food", "txn_date": "2026-07-03"},
-                                    {"category": "spaceships", "txn_date": "2026-07-03"}])], ignore_index=True)
+    rows = pd.concat(
+        [
+            result.holdout.head(300),
+            pd.DataFrame(
+                [
+                    {"category": "food", "txn_date": "2026-07-03"},
+                    {"category": "spaceships", "txn_date": "2026-07-03"},
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
     pd.testing.assert_frame_equal(clone.predict(rows), result.model.predict(rows))
 
 
@@ -245,11 +273,16 @@ def _requests(ledger: pd.DataFrame, n: int = 1200) -> pd.DataFrame:
     """Expense rows as the service sends them: ISO date strings, some without a reference, a description
     or a payment method, a few unknown or missing categories and messy text."""
     rows = amount.expense_rows(ledger).sample(n, random_state=4)
-    frame = pd.DataFrame({"date": pd.to_datetime(rows["txn_date"]).dt.strftime("%Y-%m-%d").to_numpy(),
-                          "category": rows["category"].to_numpy(dtype=object),
-                          "description": rows["description"].to_numpy(dtype=object),
-                          "payment_method": rows["payment_method"].to_numpy(dtype=object),
-                          "reference": rows["reference"].to_numpy(dtype=object)}, index=rows.index)
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime(rows["txn_date"]).dt.strftime("%Y-%m-%d").to_numpy(),
+            "category": rows["category"].to_numpy(dtype=object),
+            "description": rows["description"].to_numpy(dtype=object),
+            "payment_method": rows["payment_method"].to_numpy(dtype=object),
+            "reference": rows["reference"].to_numpy(dtype=object),
+        },
+        index=rows.index,
+    )
     frame.iloc[::3, frame.columns.get_loc("reference")] = None
     frame.iloc[::4, frame.columns.get_loc("description")] = None
     frame.iloc[::5, frame.columns.get_loc("payment_method")] = None
@@ -276,16 +309,21 @@ def test_requests_predict_exactly_as_the_batch_path(result, ledger, monkeypatch)
     fast_80 = pd.concat([model.predict(p, level=0.8) for p in parts[:30]])
     monkeypatch.setattr(F, "SMALL", -1)  # from here on every frame takes the batch path
     pd.testing.assert_frame_equal(fast, model.predict(requests), check_exact=True)
-    pd.testing.assert_frame_equal(fast_80, pd.concat([model.predict(p, level=0.8) for p in parts[:30]]),
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+        fast_80, pd.concat([model.predict(p, level=0.8) for p in parts[:30]]), check_exact=True
+    )
     assert fast["factors"].tolist() == model.predict(requests)["factors"].tolist()
 
 
 def test_the_numpy_tree_walk_equals_the_booster(result, ledger):
     model = result.model
-    rows = amount._enrich(amount.F.prepare(amount.expense_rows(ledger).sample(2000, random_state=5), model.vocabulary))
+    rows = _enrich(
+        features.prepare(amount.expense_rows(ledger).sample(2000, random_state=5), model.vocabulary)
+    )
     enc = model._encoder()
-    X = enc.matrix(model.state, rows, model.codes, enc.text_matrix(rows))[model.feature_names].to_numpy(dtype=float)
+    X = enc.matrix(model.state, rows, model.codes, enc.text_matrix(rows))[model.feature_names].to_numpy(
+        dtype=float
+    )
     rng = np.random.default_rng(0)
     odd = X.copy()
     odd[::7, 0] = 999.0  # a category code the booster never saw
@@ -296,7 +334,7 @@ def test_the_numpy_tree_walk_equals_the_booster(result, ledger):
     assert trees is not None
     for matrix in (X, odd):
         expected = model.booster.predict(matrix)
-        got = np.concatenate([trees.predict(matrix[i:i + 17]) for i in range(0, len(matrix), 17)])
+        got = np.concatenate([trees.predict(matrix[i : i + 17]) for i in range(0, len(matrix), 17)])
         np.testing.assert_array_equal(got, expected)
 
 
@@ -305,7 +343,7 @@ def test_hashed_rows_equal_the_hashing_vectorizer(result, ledger):
     texts = list(dict.fromkeys(ledger["description"].astype(str).sample(3000, random_state=6).tolist()))
     texts += ["", "12 34", "Café ☕ naïve 日本 o'reilly at&t", "x" * 400, "AMZN MKTP US*2K4RT1"]
     expected = vectorizer.transform(texts)
-    got = amount._hashed_rows(vectorizer, texts)
+    got = _hashed_rows(vectorizer, texts)
     np.testing.assert_array_equal(got.indptr, expected.indptr)
     np.testing.assert_array_equal(got.indices, expected.indices)
     np.testing.assert_array_equal(got.data, expected.data)
@@ -319,18 +357,27 @@ def test_the_service_path_equals_the_batch_path(result, ledger, monkeypatch):
 
     model = result.model
     frame = _requests(ledger, 600).drop(columns=["reference"])  # the service's amount rows have none
-    rows = [{"category": r["category"], "txn_date": r["date"], "payment_method": r["payment_method"],
-             "description": r["description"]} for r in frame.to_dict("records")]
+    rows = [
+        {
+            "category": r["category"],
+            "txn_date": r["date"],
+            "payment_method": r["payment_method"],
+            "description": r["description"],
+        }
+        for r in frame.to_dict("records")
+    ]
     single = [serving.amount(model, [r])[0] for r in rows]
-    small = serving.amount(model, rows[:F.SMALL])
+    small = serving.amount(model, rows[: F.SMALL])
     batch = serving.amount(model, rows)
     monkeypatch.setattr(F, "SMALL", -1)  # from here on: DataFrames and the batch path
     want = serving.amount(model, rows)
-    assert single == want and small == want[:len(small)] and batch == want
+    assert single == want and small == want[: len(small)] and batch == want
     direct = model.predict(frame)
     assert [b["predicted_amount"] for b in want] == direct["predicted_amount"].tolist()
     assert [b["confidence_interval"]["lower"] for b in want] == direct["lower"].tolist()
-    assert any(b["factors"].get("merchant_n") for b in want) and any(b["factors"]["unknown_category"] for b in want)
+    assert any(b["factors"].get("merchant_n") for b in want) and any(
+        b["factors"]["unknown_category"] for b in want
+    )
 
 
 def test_an_unseen_description_matches_on_its_first_word(result):
@@ -339,24 +386,41 @@ def test_an_unseen_description_matches_on_its_first_word(result):
     holdout = result.holdout[result.holdout["category"].notna() & result.holdout["description"].ne("")]
     row = holdout.iloc[0]
     word = features.clean_description_text(row["description"]).split(" ")[0]
-    out = result.model.predict(pd.DataFrame([{"category": row["category"], "txn_date": "2026-07-06",
-                                              "description": f"{word.upper()} qqzx unseen branch"}]))
+    out = result.model.predict(
+        pd.DataFrame(
+            [
+                {
+                    "category": row["category"],
+                    "txn_date": "2026-07-06",
+                    "description": f"{word.upper()} qqzx unseen branch",
+                }
+            ]
+        )
+    )
     f = out["factors"].iloc[0]
     assert f["merchant_match"] == "first word+category" and f["merchant_n"] >= 1
 
 
-
 def test_calibration_keys_fall_back_from_the_match_group_to_the_pooled_tier():
-    assert amount._calibration_keys("food", "description", "new") == (
-        ("food", "description/new"), ("*", "description/new"), ("food", "description"), ("*", "description"))
-    assert amount._calibration_keys("food", "bare", "new") == (("food", "bare"), ("*", "bare"))
-    assert amount._match_groups(np.array([0.0, 0.5, 1.0, 2.0, 4.0])).tolist() == ["new", "new", "seen", "seen",
-                                                                                  "seen"]
+    assert conformal._calibration_keys("food", "description", "new") == (
+        ("food", "description/new"),
+        ("*", "description/new"),
+        ("food", "description"),
+        ("*", "description"),
+    )
+    assert conformal._calibration_keys("food", "bare", "new") == (("food", "bare"), ("*", "bare"))
+    assert conformal._match_groups(np.array([0.0, 0.5, 1.0, 2.0, 4.0])).tolist() == [
+        "new",
+        "new",
+        "seen",
+        "seen",
+        "seen",
+    ]
 
 
 def _log_offsets(model, category: str, tier: str, match: str) -> tuple[float, float]:
-    key = next(k for k in amount._calibration_keys(category, tier, match) if k in model.calibration)
-    return amount._conformal_bounds(model.calibration[key].astype(float), model.level)[:2]
+    key = next(k for k in conformal._calibration_keys(category, tier, match) if k in model.calibration)
+    return conformal._conformal_bounds(model.calibration[key].astype(float), model.level)[:2]
 
 
 def test_unseen_merchants_get_their_own_conformal_quantiles(result):
@@ -365,15 +429,21 @@ def test_unseen_merchants_get_their_own_conformal_quantiles(result):
     model = result.model
     cal = model.calibration
     assert ("*", "description/new") in cal and ("*", "description/seen") in cal
-    assert len(cal[("*", "description/new")]) + len(cal[("*", "description/seen")]) == len(cal[("*", "description")])
+    assert len(cal[("*", "description/new")]) + len(cal[("*", "description/seen")]) == len(
+        cal[("*", "description")]
+    )
     assert "description/new" in result.params["mondrian_match_groups"]
     seen_lo, seen_hi = _log_offsets(model, "food", "description", "seen")
     new_lo, new_hi = _log_offsets(model, "food", "description", "new")
     assert new_hi - new_lo > seen_hi - seen_lo  # unseen merchants are harder: wider in log space
     holdout = result.holdout[(result.holdout["category"] == "food") & result.holdout["description"].ne("")]
     described = holdout["description"].value_counts().index[0]
-    req = pd.DataFrame([{"category": "food", "txn_date": "2026-07-06", "description": described},
-                        {"category": "food", "txn_date": "2026-07-06", "description": "zzqx qqzx never seen"}])
+    req = pd.DataFrame(
+        [
+            {"category": "food", "txn_date": "2026-07-06", "description": described},
+            {"category": "food", "txn_date": "2026-07-06", "description": "zzqx qqzx never seen"},
+        ]
+    )
     out = result.model.predict(req)
     seen_f, new_f = out["factors"].tolist()
     assert seen_f["merchant_match"].startswith("description") and "merchant_match" not in new_f
@@ -385,13 +455,18 @@ def test_unseen_merchants_get_their_own_conformal_quantiles(result):
 def test_a_small_match_group_falls_back_to_the_pooled_tier(ledger):
     """With fewer calibration rows in a match group than min_match_calibration, its requests use the
     tier's pooled quantiles (the model as it was before the split)."""
-    pooled = amount.train(ledger.iloc[-6000:], min_match_calibration=10 ** 9)
+    pooled = amount.train(ledger.iloc[-6000:], min_match_calibration=10**9)
     assert not any("/" in t for _, t in pooled.model.calibration)
     assert pooled.params["mondrian_match_groups"] == ""
-    req = pd.DataFrame([{"category": "food", "txn_date": "2026-07-06", "description": "zzqx qqzx never seen"}])
+    req = pd.DataFrame(
+        [{"category": "food", "txn_date": "2026-07-06", "description": "zzqx qqzx never seen"}]
+    )
     out = pooled.model.predict(req)
     lo, hi = _log_offsets(pooled.model, "food", "description", "new")
-    assert (lo, hi) == amount._conformal_bounds(pooled.model.calibration[
-        next(k for k in (("food", "description"), ("*", "description")) if k in pooled.model.calibration)
-    ].astype(float), pooled.model.level)[:2]
+    assert (lo, hi) == conformal._conformal_bounds(
+        pooled.model.calibration[
+            next(k for k in (("food", "description"), ("*", "description")) if k in pooled.model.calibration)
+        ].astype(float),
+        pooled.model.level,
+    )[:2]
     assert np.log1p(out["upper"].iloc[0]) - np.log1p(out["lower"].iloc[0]) == pytest.approx(hi - lo, abs=0.02)

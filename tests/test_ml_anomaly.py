@@ -19,6 +19,9 @@ from matplotlib.figure import Figure
 
 from titans_assets.lib.generator import generate, read_export
 from titans_assets.lib.ml import anomaly
+from titans_assets.lib.ml.anomaly.canon import _canon
+from titans_assets.lib.ml.anomaly.constants import _IF_COLUMNS
+from titans_assets.lib.ml.anomaly.forest import _Forest
 from titans_assets.lib.ml.common import TrainingDataError
 from titans_assets.lib.ml.features import Vocabulary, prepare, row_features
 
@@ -33,19 +36,34 @@ def load_exports(raw_dir: Path, labels_dir: Path | None = None) -> tuple[pd.Data
     for path in sorted(raw_dir.glob("*.csv")):
         x = read_export(path)
         expense = x["Type"] == "Expense"
-        frames.append(pd.DataFrame({
-            "txn_date": x["Date"].dt.date, "account": path.stem, "source_file": path.name,
-            "line_number": x["line_number"], "txn_type": x["Type"], "description": x["Description"],
-            "amount": x["Amount"], "category": x["Category"].where(expense & (x["Category"] != ""), None),
-            "payment_method": x["Payment Method"], "reference": x["Reference"],
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "txn_date": x["Date"].dt.date,
+                    "account": path.stem,
+                    "source_file": path.name,
+                    "line_number": x["line_number"],
+                    "txn_type": x["Type"],
+                    "description": x["Description"],
+                    "amount": x["Amount"],
+                    "category": x["Category"].where(expense & (x["Category"] != ""), None),
+                    "payment_method": x["Payment Method"],
+                    "reference": x["Reference"],
+                }
+            )
+        )
     df = pd.concat(frames, ignore_index=True)
     df["merchant"] = prepare(df, Vocabulary.from_seeds())["merchant"]
     kinds = pd.Series(None, index=df.index, dtype=object)
     if labels_dir is not None:
         truth = pd.read_csv(labels_dir / "anomalies.csv")
-        keyed = df[["source_file", "line_number"]].reset_index().merge(
-            truth.rename(columns={"file": "source_file"}), on=["source_file", "line_number"], how="inner")
+        keyed = (
+            df[["source_file", "line_number"]]
+            .reset_index()
+            .merge(
+                truth.rename(columns={"file": "source_file"}), on=["source_file", "line_number"], how="inner"
+            )
+        )
         kinds[keyed["index"].to_numpy()] = keyed["anomaly_type"].to_numpy()
     return df, kinds
 
@@ -91,8 +109,17 @@ def test_beats_baselines_on_ground_truth(trained):
 
 
 def test_metrics_and_result_shape(trained):
-    keys = {"roc_auc", "average_precision", "precision_at_k", "precision", "recall", "f1", "threshold",
-            "n_test", "n_anomalies_test"}
+    keys = {
+        "roc_auc",
+        "average_precision",
+        "precision_at_k",
+        "precision",
+        "recall",
+        "f1",
+        "threshold",
+        "n_test",
+        "n_anomalies_test",
+    }
     assert keys <= set(trained.metrics)
     assert all(np.isfinite(trained.metrics[k]) for k in keys)
     assert anomaly.NAME == "titans_anomaly" and anomaly.PRIMARY_METRIC == "average_precision"
@@ -157,7 +184,9 @@ def test_reasons_for_a_built_spike_and_duplicate(trained, ledger):
     assert "12." in pred.loc[0, "reasons"][0] or "11." in pred.loc[0, "reasons"][0]
     for i in (1, 2):
         assert pred.loc[i, "anomaly_score"] > pred.loc[0, "anomaly_score"] / 2
-        assert any(r.startswith("same amount charged twice by this merchant today") for r in pred.loc[i, "reasons"])
+        assert any(
+            r.startswith("same amount charged twice by this merchant today") for r in pred.loc[i, "reasons"]
+        )
     alone = model.predict(twin)  # one row alone: no duplicate, nothing stands out
     assert not alone.loc[alone.index[0], "is_anomaly"] and alone["reasons"].iloc[0] == []
 
@@ -167,12 +196,16 @@ def test_reasons_for_new_merchant_and_atypical_category(trained, ledger):
     rows = merchant_rows(df[kinds.isna()], trained.model)
     other = sorted(set(df["category"].dropna()) - set(rows["category"]))
     weekday = dt.date(2025, 7, 2)
-    batch = pd.DataFrame({
-        "txn_date": [weekday, weekday], "amount": [-4500.0, float(rows["amount"].iloc[0])],
-        "category": ["professional_fees", other[0]], "txn_type": "Expense",
-        "description": ["WIRE TRANSFER TO BRAND NEW CONSULTING 123", rows["description"].iloc[0]],
-        "reference": ["Brand New Consulting 123", rows["reference"].iloc[0]],
-    })
+    batch = pd.DataFrame(
+        {
+            "txn_date": [weekday, weekday],
+            "amount": [-4500.0, float(rows["amount"].iloc[0])],
+            "category": ["professional_fees", other[0]],
+            "txn_type": "Expense",
+            "description": ["WIRE TRANSFER TO BRAND NEW CONSULTING 123", rows["description"].iloc[0]],
+            "reference": ["Brand New Consulting 123", rows["reference"].iloc[0]],
+        }
+    )
     pred = trained.model.predict(batch)
     assert "first transaction with this merchant, 4,500.00" in pred.loc[0, "reasons"]
     assert pred.loc[0, "is_anomaly"]
@@ -185,9 +218,16 @@ def test_single_row_with_only_amount_and_date(trained):
     model = trained.model
     for request in (
         pd.DataFrame({"amount": [-45.0], "date": ["2025-07-01"]}),
-        pd.DataFrame({"amount": [-9800.0], "date": ["2025-07-05"], "category": ["Software"],
-                      "description": ["ADOBE *CREATIVE CLD"], "payment_method": ["credit_car"],
-                      "reference": [None]}),
+        pd.DataFrame(
+            {
+                "amount": [-9800.0],
+                "date": ["2025-07-05"],
+                "category": ["Software"],
+                "description": ["ADOBE *CREATIVE CLD"],
+                "payment_method": ["credit_car"],
+                "reference": [None],
+            }
+        ),
     ):
         pred = model.predict(request)
         assert len(pred) == 1 and pred.index.equals(request.index)
@@ -195,8 +235,10 @@ def test_single_row_with_only_amount_and_date(trained):
         assert pred["risk_level"].iloc[0] in {"low", "medium", "high"}
         assert isinstance(pred["reasons"].iloc[0], list)
     big = model.predict(pd.DataFrame({"amount": [-250_000.0], "date": ["2025-07-01"]}))
-    assert big["anomaly_score"].iloc[0] > model.predict(
-        pd.DataFrame({"amount": [-45.0], "date": ["2025-07-01"]}))["anomaly_score"].iloc[0]
+    assert (
+        big["anomaly_score"].iloc[0]
+        > model.predict(pd.DataFrame({"amount": [-45.0], "date": ["2025-07-01"]}))["anomaly_score"].iloc[0]
+    )
     assert big["reasons"].iloc[0] and big["reasons"].iloc[0][0].startswith("amount ")
     assert model.predict(pd.DataFrame({"amount": [], "date": []})).empty
 
@@ -204,7 +246,9 @@ def test_single_row_with_only_amount_and_date(trained):
 def test_batch_of_1000_requests(trained):
     frame, _ = trained.holdout
     batch = frame.head(1000)[["txn_date", "amount", "category", "description", "payment_method", "reference"]]
-    batch = batch.rename(columns={"txn_date": "date"}).set_index(pd.Index([f"r{i}" for i in range(len(batch))]))
+    batch = batch.rename(columns={"txn_date": "date"}).set_index(
+        pd.Index([f"r{i}" for i in range(len(batch))])
+    )
     started = time.perf_counter()
     pred = trained.model.predict(batch)
     elapsed = time.perf_counter() - started
@@ -277,18 +321,30 @@ def test_inject_anomalies(ledger):
 
 # --------------------------------------------------------------------------- small data, edges
 def test_small_ledger_trains(tmp_path):
-    generate(tmp_path / "raw", rows=150, years=4 / 12, accounts=("ledger",), seed=4, end_date=END,
-             labels_dir=tmp_path / "labels")
+    generate(
+        tmp_path / "raw",
+        rows=150,
+        years=4 / 12,
+        accounts=("ledger",),
+        seed=4,
+        end_date=END,
+        labels_dir=tmp_path / "labels",
+    )
     df, _ = load_exports(tmp_path / "raw")
     df = df[df["txn_type"] == "Expense"].sort_values("txn_date")
     df = df.iloc[np.linspace(0, len(df) - 1, 100).round().astype(int)]  # 100 rows spread over the span
-    assert len(df) == 100 and (pd.to_datetime(df["txn_date"]).max() - pd.to_datetime(df["txn_date"]).min()).days > 90
+    assert (
+        len(df) == 100
+        and (pd.to_datetime(df["txn_date"]).max() - pd.to_datetime(df["txn_date"]).min()).days > 90
+    )
     result = anomaly.train(df)
     assert result.params["evaluation"] == "injected"
     assert np.isfinite(result.metrics["average_precision"]) and 0 < result.metrics["threshold"] < 1
     assert any("small history" in n for n in result.notes)
     assert any("categories with under" in n for n in result.notes)  # rare categories fall back
-    pred = result.model.predict(pd.DataFrame({"amount": [-20.0], "date": ["2025-07-01"], "category": ["unheard_of"]}))
+    pred = result.model.predict(
+        pd.DataFrame({"amount": [-20.0], "date": ["2025-07-01"], "category": ["unheard_of"]})
+    )
     assert pred["anomaly_score"].between(0, 1).all()
 
 
@@ -308,9 +364,9 @@ def test_the_model_reads_the_shared_row_features(ledger):
     df.loc[df.index[20:30], "reference"] = "   "
     vocabulary = Vocabulary.from_seeds()
     expected = prepare(df, vocabulary).reset_index(drop=True)
-    canon = anomaly._canon(df, vocabulary)
+    canon = _canon(df, vocabulary)
     rf = row_features(expected)
-    for col in anomaly._IF_COLUMNS:
+    for col in _IF_COLUMNS:
         np.testing.assert_allclose(canon[f"rf_{col}"], rf[col].to_numpy(), err_msg=col)
 
 
@@ -324,8 +380,18 @@ def test_requests_score_exactly_as_the_batch_path(trained, monkeypatch):
     model = trained.model
     frame, _ = trained.holdout
     frame = frame.head(1500)
-    requests = frame[["txn_date", "amount", "category", "description", "payment_method", "reference", "account",
-                      "txn_type"]].rename(columns={"txn_date": "date"})
+    requests = frame[
+        [
+            "txn_date",
+            "amount",
+            "category",
+            "description",
+            "payment_method",
+            "reference",
+            "account",
+            "txn_type",
+        ]
+    ].rename(columns={"txn_date": "date"})
     requests = requests.assign(date=pd.to_datetime(requests["date"]).dt.strftime("%Y-%m-%d"))
     requests.iloc[::3, requests.columns.get_loc("reference")] = None
     requests.iloc[::7, requests.columns.get_loc("category")] = None
@@ -334,14 +400,13 @@ def test_requests_score_exactly_as_the_batch_path(trained, monkeypatch):
     sizes = (1, 1, 2, 5, 16, F.SMALL)
     parts, start, i = [], 0, 0
     while start < len(requests):
-        parts.append(requests.iloc[start:start + sizes[i % len(sizes)]])
+        parts.append(requests.iloc[start : start + sizes[i % len(sizes)]])
         start += sizes[i % len(sizes)]
         i += 1
     parts += [bare.iloc[[j]] for j in range(40)] + [pd.concat([requests.iloc[[5]]] * 3)]  # a request repeated
     fast = [model.predict(p) for p in parts]
     fast_components = [model.components(p) for p in parts[:60]]
-    monkeypatch.setattr(F, "SMALL", -1)
-    monkeypatch.setattr(anomaly, "SMALL", -1)  # from here on every frame takes the batch path
+    monkeypatch.setattr(F, "SMALL", -1)  # from here on every frame takes the batch path
     flagged = 0
     for p, got in zip(parts, fast):
         want = model.predict(p)
@@ -356,20 +421,20 @@ def test_requests_score_exactly_as_the_batch_path(trained, monkeypatch):
 def test_the_numpy_isolation_trees_equal_the_forest(trained):
     model = trained.model
     frame, _ = trained.holdout
-    c = anomaly._canon(frame.head(3000), model.vocabulary)
+    c = _canon(frame.head(3000), model.vocabulary)
     x = model._isolation_frame(c, model._components(c, isolation=False))
     odd = x.copy()
     odd[::5, 3] = np.nan
     odd[::7] *= 1.0 + 1e-7
-    fast = anomaly._Forest(model.forest)
+    fast = _Forest(model.forest)
     for matrix in (x, odd):
         expected = -model.forest.score_samples(matrix)
-        got = np.concatenate([fast.scores(matrix[i:i + 13]) for i in range(0, len(matrix), 13)])
+        got = np.concatenate([fast.scores(matrix[i : i + 13]) for i in range(0, len(matrix), 13)])
         np.testing.assert_array_equal(got, expected)
 
 
 def test_one_row_scalar_path_equals_the_batch_path_row_by_row(trained, monkeypatch):
-    """A single row (a /predict/anomaly request) is scored on Python scalars (`_predict_one`). Every
+    """A single row (a /predict/anomaly request) is scored on Python scalars (`request.predict_one`). Every
     row of a generated holdout, plus variants a request can send (no reference, no category, no
     description, income, bare amount + date, an amount of 0, missing amount or date, unknown
     merchants), alone: the same score, flag, level and reasons as the batch path, whether given as a
@@ -382,8 +447,18 @@ def test_one_row_scalar_path_equals_the_batch_path_row_by_row(trained, monkeypat
     rng = np.random.default_rng(5)
     flagged_rows = np.flatnonzero(np.asarray(labels, dtype=bool))[:80]
     picked = np.unique(np.concatenate([rng.choice(len(frame), size=220, replace=False), flagged_rows]))
-    base = frame.iloc[picked][["txn_date", "amount", "category", "description", "payment_method", "reference",
-                               "account", "txn_type"]].reset_index(drop=True)
+    base = frame.iloc[picked][
+        [
+            "txn_date",
+            "amount",
+            "category",
+            "description",
+            "payment_method",
+            "reference",
+            "account",
+            "txn_type",
+        ]
+    ].reset_index(drop=True)
     variants = [base]
     for drop in ("reference", "category", "description", "payment_method"):
         variants.append(base.iloc[::4].assign(**{drop: None}))
@@ -391,28 +466,36 @@ def test_one_row_scalar_path_equals_the_batch_path_row_by_row(trained, monkeypat
     odd = base.iloc[:12].copy()
     odd["amount"] = [0.0, np.nan, 4.99, -4.99, 1e9, -1e9, -0.01, 12.0, -3.0, -4999.0, np.nan, 250.0]
     odd.loc[odd.index[1::3], "txn_date"] = None
-    odd.loc[odd.index[::2], "reference"] = "never seen merchant #" + pd.Series(range(6)).astype(str).to_numpy()
+    odd.loc[odd.index[::2], "reference"] = (
+        "never seen merchant #" + pd.Series(range(6)).astype(str).to_numpy()
+    )
     odd.loc[odd.index[3], "txn_type"] = "Income"
     variants.append(odd)
     rows = pd.concat(variants, ignore_index=True)
     requests = rows.drop(columns=["account", "txn_type"]).assign(
-        txn_date=pd.to_datetime(rows["txn_date"]).dt.strftime("%Y-%m-%d").where(rows["txn_date"].notna(), None))
+        txn_date=pd.to_datetime(rows["txn_date"])
+        .dt.strftime("%Y-%m-%d")
+        .where(rows["txn_date"].notna(), None)
+    )
 
     def alone(df):
         return [model.predict(df.iloc[[i]]) for i in range(len(df))]
 
     def as_columns(df):  # what the service passes for one request
-        return [{c: np.array([df[c].iloc[i]], dtype=float if c == "amount" else object) for c in df.columns}
-                for i in range(len(df))]
+        return [
+            {c: np.array([df[c].iloc[i]], dtype=float if c == "amount" else object) for c in df.columns}
+            for i in range(len(df))
+        ]
 
     fast = alone(rows)
     fast_requests = [model.predict_columns(cols) for cols in as_columns(requests)]
-    request_rows = [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in requests.to_dict("records")]
+    request_rows = [
+        {k: (None if pd.isna(v) else v) for k, v in r.items()} for r in requests.to_dict("records")
+    ]
     served = [serving.anomaly(model, [r])[0] for r in request_rows]
-    chunks = [request_rows[i:i + F.SMALL] for i in (0, 300)]  # a few rows: plain columns, in-frame context
+    chunks = [request_rows[i : i + F.SMALL] for i in (0, 300)]  # a few rows: plain columns, in-frame context
     served_small = [serving.anomaly(model, chunk) for chunk in chunks]
-    monkeypatch.setattr(F, "SMALL", -1)
-    monkeypatch.setattr(anomaly, "SMALL", -1)  # from here on every frame takes the batch path
+    monkeypatch.setattr(F, "SMALL", -1)  # from here on every frame takes the batch path
     want = alone(rows)
     want_requests = alone(requests)
     reasons = 0
@@ -423,8 +506,12 @@ def test_one_row_scalar_path_equals_the_batch_path_row_by_row(trained, monkeypat
     for got, expected, body in zip(fast_requests, want_requests, served):
         pd.testing.assert_frame_equal(pd.DataFrame(got, index=expected.index), expected, check_exact=True)
         row = expected.iloc[0]
-        assert body == {"is_anomaly": bool(row["is_anomaly"]), "anomaly_score": float(row["anomaly_score"]),
-                        "risk_level": row["risk_level"], "reasons": list(row["reasons"])}
+        assert body == {
+            "is_anomaly": bool(row["is_anomaly"]),
+            "anomaly_score": float(row["anomaly_score"]),
+            "risk_level": row["risk_level"],
+            "reasons": list(row["reasons"]),
+        }
     assert reasons >= 40  # reasons were compared, not only scores
     assert served_small == [serving.anomaly(model, chunk) for chunk in chunks]
     assert len({r["risk_level"] for r in served}) == 3

@@ -13,12 +13,16 @@ import pandas as pd
 import pytest
 
 from titans_assets.lib.ml import anomaly
+from titans_assets.lib.ml.anomaly.canon import _canon
+from titans_assets.lib.ml.anomaly.estimate import _fit, _new_merchant_rate
 from titans_assets.lib.ml.features import Vocabulary
 
 START = dt.date(2024, 1, 1)
 
 
-def ledger(groups: dict[tuple[str, str], list[float]], start: dt.date = START, every: int = 1) -> pd.DataFrame:
+def ledger(
+    groups: dict[tuple[str, str], list[float]], start: dt.date = START, every: int = 1
+) -> pd.DataFrame:
     """Expense rows (amounts given positive, stored negative), one every `every` days, interleaved
     across the (merchant, category) groups so each spans the whole period."""
     rows = []
@@ -27,16 +31,24 @@ def ledger(groups: dict[tuple[str, str], list[float]], start: dt.date = START, e
     while any(queues.values()):
         for (merchant, category), q in queues.items():
             if q:
-                rows.append({"txn_date": start + dt.timedelta(days=day), "amount": -q.pop(0),
-                             "description": merchant.upper(), "reference": merchant, "category": category,
-                             "txn_type": "Expense", "account": "card"})
+                rows.append(
+                    {
+                        "txn_date": start + dt.timedelta(days=day),
+                        "amount": -q.pop(0),
+                        "description": merchant.upper(),
+                        "reference": merchant,
+                        "category": category,
+                        "txn_type": "Expense",
+                        "account": "card",
+                    }
+                )
                 day += every
     return pd.DataFrame(rows)
 
 
 def fitted(frame: pd.DataFrame) -> anomaly.AnomalyModel:
     vocabulary = Vocabulary.from_seeds()
-    return anomaly._fit(anomaly._canon(frame, vocabulary), vocabulary)
+    return _fit(_canon(frame, vocabulary), vocabulary)
 
 
 def z_of(model: anomaly.AnomalyModel, rows: pd.DataFrame) -> np.ndarray:
@@ -44,9 +56,17 @@ def z_of(model: anomaly.AnomalyModel, rows: pd.DataFrame) -> np.ndarray:
 
 
 def probe(merchant: str, category: str, amount: float, day: dt.date = dt.date(2025, 3, 3)) -> pd.DataFrame:
-    return pd.DataFrame({"txn_date": [day], "amount": [-amount], "description": [merchant.upper()],
-                         "reference": [merchant], "category": [category], "txn_type": ["Expense"],
-                         "account": ["card"]})
+    return pd.DataFrame(
+        {
+            "txn_date": [day],
+            "amount": [-amount],
+            "description": [merchant.upper()],
+            "reference": [merchant],
+            "category": [category],
+            "txn_type": ["Expense"],
+            "account": ["card"],
+        }
+    )
 
 
 def test_a_merchant_seen_twice_moves_the_centre_but_leans_on_its_category():
@@ -57,7 +77,9 @@ def test_a_merchant_seen_twice_moves_the_centre_but_leans_on_its_category():
     many = fitted(ledger({**base, ("tool shop", "supplies"): [10.0] * 40}))
     row = probe("tool shop", "supplies", 60.0)  # 6x the tool shop's price
     z_two, z_many = z_of(two, row)[0], z_of(many, row)[0]
-    z_category = (np.log(60.0) - two.categories.loc["supplies", "med"]) / two.categories.loc["supplies", "scale"]
+    z_category = (np.log(60.0) - two.categories.loc["supplies", "med"]) / two.categories.loc[
+        "supplies", "scale"
+    ]
     # two rows: the centre moves towards 10.00 (so 60.00 is further out than against the category alone),
     # the spread stays near the category's; forty rows at one price: the merchant's own floor spread rules
     assert z_category < z_two < z_many
@@ -71,13 +93,22 @@ def test_new_merchant_rate_is_the_share_of_first_appearances_in_the_latest_quart
     # 80 rows over 4 merchants, then 20 rows: 5 of them from merchants never seen before
     old = {(f"shop {i}", "supplies"): [20.0] * 20 for i in range(4)}
     frame = ledger(old)
-    tail = [{"txn_date": START + dt.timedelta(days=200 + i), "amount": -20.0,
-             "description": (f"NEW {i}" if i % 4 == 0 else "SHOP 1"), "reference": (f"new {i}" if i % 4 == 0 else "shop 1"),
-             "category": "supplies", "txn_type": "Expense", "account": "card"} for i in range(20)]
+    tail = [
+        {
+            "txn_date": START + dt.timedelta(days=200 + i),
+            "amount": -20.0,
+            "description": (f"NEW {i}" if i % 4 == 0 else "SHOP 1"),
+            "reference": (f"new {i}" if i % 4 == 0 else "shop 1"),
+            "category": "supplies",
+            "txn_type": "Expense",
+            "account": "card",
+        }
+        for i in range(20)
+    ]
     frame = pd.concat([frame, pd.DataFrame(tail)], ignore_index=True)
-    c = anomaly._canon(frame, Vocabulary.from_seeds())
-    assert anomaly._new_merchant_rate(c) == pytest.approx(5 / 25)  # the latest quarter: 25 rows, 5 first
-    assert anomaly._new_merchant_rate(c.head(10)) is None  # too few rows to say
+    c = _canon(frame, Vocabulary.from_seeds())
+    assert _new_merchant_rate(c) == pytest.approx(5 / 25)  # the latest quarter: 25 rows, 5 first
+    assert _new_merchant_rate(c.head(10)) is None  # too few rows to say
 
 
 def test_a_never_seen_merchant_counts_only_where_new_merchants_are_rare():
@@ -108,8 +139,13 @@ def test_weak_evidence_no_reason_names_does_not_count_but_a_small_amount_signal_
     s = model._combine(amount)
     assert 0 == s[0] < s[1] < s[2]
     # the one-row request path combines the same way (a request's score equals the batch path's)
-    rows = pd.concat([probe("hardware store", "supplies", a, dt.date(2025, 3, 3) + dt.timedelta(days=7 * i))
-                      for i, a in enumerate((42.0, 120.0, 900.0))], ignore_index=True)  # apart: no in-frame context
+    rows = pd.concat(
+        [
+            probe("hardware store", "supplies", a, dt.date(2025, 3, 3) + dt.timedelta(days=7 * i))
+            for i, a in enumerate((42.0, 120.0, 900.0))
+        ],
+        ignore_index=True,
+    )  # apart: no in-frame context
     batch = model.predict(rows)["anomaly_score"].to_numpy()
     one = [model.predict(rows.iloc[[i]])["anomaly_score"].iloc[0] for i in range(len(rows))]
     assert batch.tolist() == one
@@ -118,8 +154,10 @@ def test_weak_evidence_no_reason_names_does_not_count_but_a_small_amount_signal_
 
 def test_without_labels_the_threshold_pools_injection_draws_on_a_small_ledger():
     rng = np.random.default_rng(1)
-    groups = {(f"vendor {i}", f"cat {i % 5}"): list(np.round(np.exp(rng.normal(np.log(15 + 10 * i), 0.3, 12)), 2))
-              for i in range(25)}
+    groups = {
+        (f"vendor {i}", f"cat {i % 5}"): list(np.round(np.exp(rng.normal(np.log(15 + 10 * i), 0.3, 12)), 2))
+        for i in range(25)
+    }
     frame = ledger(groups)  # 300 rows, 25 merchants, 5 categories, one row a day
     result = anomaly.train(frame, seed=0)
     p = result.params

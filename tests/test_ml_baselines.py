@@ -42,19 +42,40 @@ def trained(ledger):
 
 def _columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """A request's columns as serving builds them (amount float, the rest object arrays)."""
-    return {c: (frame[c].to_numpy(dtype=float) if c == "amount" else np.array(frame[c].tolist(), dtype=object))
-            for c in frame.columns}
+    return {
+        c: (frame[c].to_numpy(dtype=float) if c == "amount" else np.array(frame[c].tolist(), dtype=object))
+        for c in frame.columns
+    }
 
 
 REQUESTS = {
-    "category": pd.DataFrame({"amount": [-54.99, -4.5, np.nan], "description": ["ADOBE *CREATIVE CLD", "", "SHELL 123"],
-                              "payment_method": ["credit_card", None, "debit"],
-                              "txn_date": ["2026-03-01", "2026-03-02", None], "reference": [None, None, "Shell"]}),
-    "amount": pd.DataFrame({"category": ["software", "no such category", None], "txn_date": ["2026-03-01"] * 3,
-                            "payment_method": ["credit_card", None, None], "description": ["Adobe", "", None]}),
-    "anomaly": pd.DataFrame({"amount": [-54.99, -9000.0, 2500.0], "category": ["software", None, None],
-                             "description": ["Adobe", "", "CLIENT PAYMENT"], "txn_date": ["2026-03-01"] * 3,
-                             "payment_method": ["credit_card", None, None], "reference": ["Adobe", None, None]}),
+    "category": pd.DataFrame(
+        {
+            "amount": [-54.99, -4.5, np.nan],
+            "description": ["ADOBE *CREATIVE CLD", "", "SHELL 123"],
+            "payment_method": ["credit_card", None, "debit"],
+            "txn_date": ["2026-03-01", "2026-03-02", None],
+            "reference": [None, None, "Shell"],
+        }
+    ),
+    "amount": pd.DataFrame(
+        {
+            "category": ["software", "no such category", None],
+            "txn_date": ["2026-03-01"] * 3,
+            "payment_method": ["credit_card", None, None],
+            "description": ["Adobe", "", None],
+        }
+    ),
+    "anomaly": pd.DataFrame(
+        {
+            "amount": [-54.99, -9000.0, 2500.0],
+            "category": ["software", None, None],
+            "description": ["Adobe", "", "CLIENT PAYMENT"],
+            "txn_date": ["2026-03-01"] * 3,
+            "payment_method": ["credit_card", None, None],
+            "reference": ["Adobe", None, None],
+        }
+    ),
 }
 
 
@@ -80,9 +101,13 @@ def test_every_baseline_answers_requests_like_the_model(trained, key):
         assert pickle.loads(pickle.dumps(baseline)).predict(REQUESTS[key]).equals(frame_out)
         assert len(baseline.predict(spec.example_frame())) == 1
         if key == "category":
-            for p, c, alts in zip(frame_out["prediction"], frame_out["confidence"], frame_out["alternatives"]):
+            for p, c, alts in zip(
+                frame_out["prediction"], frame_out["confidence"], frame_out["alternatives"]
+            ):
                 assert 0 <= c <= 1 and alts[0] == {"category": p, "confidence": c}
-                assert [a["confidence"] for a in alts] == sorted((a["confidence"] for a in alts), reverse=True)
+                assert [a["confidence"] for a in alts] == sorted(
+                    (a["confidence"] for a in alts), reverse=True
+                )
                 assert sum(a["confidence"] for a in alts) <= 1 + 1e-9
         elif key == "amount":
             assert (frame_out["lower"] <= frame_out["predicted_amount"]).all()
@@ -109,11 +134,20 @@ def test_the_amount_description_median_serves_the_description_then_category_then
     key = features.clean_description(train_rows["description"])  # the model's own cleaning
     top = key.value_counts().index[0]
     raw = train_rows.loc[key == top, "description"].iloc[0]
-    other = next(c for c in a.groupby(train_rows["category"]).median().index
-                 if c not in set(train_rows.loc[key == top, "category"]))
-    out = baseline.predict(pd.DataFrame({
-        "category": [other, other, None], "txn_date": ["2026-07-01"] * 3,
-        "description": [f"  {raw.upper()} #4321 ", "no such shop anywhere", "no such shop anywhere"]}))
+    other = next(
+        c
+        for c in a.groupby(train_rows["category"]).median().index
+        if c not in set(train_rows.loc[key == top, "category"])
+    )
+    out = baseline.predict(
+        pd.DataFrame(
+            {
+                "category": [other, other, None],
+                "txn_date": ["2026-07-01"] * 3,
+                "description": [f"  {raw.upper()} #4321 ", "no such shop anywhere", "no such shop anywhere"],
+            }
+        )
+    )
     desc, cat, glob = out["factors"].tolist()
     assert out["predicted_amount"].iloc[0] == pytest.approx(a[key == top].median())
     assert desc["match"] == "description" and desc["n_history"] == int((key == top).sum())
@@ -136,11 +170,17 @@ def test_the_gate_serves_the_description_median_when_it_wins(tmp_path):
     shops = [f"shop {chr(97 + i)}{chr(97 + j)} market" for i in range(6) for j in range(5)]
     price = dict(zip(shops, np.round(rng.lognormal(3.5, 1.2, len(shops)), 2)))
     pick = rng.choice(shops, size=n)
-    frame = pd.DataFrame({
-        "txn_date": pd.date_range("2025-01-01", periods=n, freq="9h").strftime("%Y-%m-%d"),
-        "txn_type": "Expense", "description": pick, "amount": [-price[s] for s in pick],
-        "category": rng.choice(["groceries", "office_supplies", "software"], size=n),
-        "payment_method": "debit_card", "reference": ""})
+    frame = pd.DataFrame(
+        {
+            "txn_date": pd.date_range("2025-01-01", periods=n, freq="9h").strftime("%Y-%m-%d"),
+            "txn_type": "Expense",
+            "description": pick,
+            "amount": [-price[s] for s in pick],
+            "category": rng.choice(["groceries", "office_supplies", "software"], size=n),
+            "payment_method": "debit_card",
+            "reference": "",
+        }
+    )
     result = amount.train(frame)
     assert result.baselines["description_median"]["mae"] == pytest.approx(0.0, abs=1e-9)
     d = decide(amount.PRIMARY_METRIC, amount.HIGHER_IS_BETTER, result.metrics, result.baselines)

@@ -17,6 +17,7 @@ import pytest
 
 from titans_assets.lib.generator import generate, read_export
 from titans_assets.lib.ml import cashflow as cf
+from titans_assets.lib.ml.cashflow import methods
 from titans_assets.lib.ml.common import TrainingDataError, TrainResult
 
 FAST = ("ets", "gbm")
@@ -80,8 +81,14 @@ def test_synthetic_beats_seasonal_naive_with_finite_metrics(trained):
     assert set(trained.baselines) == set(trained.baseline_models) == {"seasonal_naive_7", "mean_28"}
     assert trained.best_baseline(cf.PRIMARY_METRIC, cf.HIGHER_IS_BETTER)[0] in trained.baselines
     w = trained.data_window
-    assert (w["days"], w["n_origins"], w["n_selection_origins"], w["n_evaluation_origins"], w["horizon"],
-            w["origin_step"]) == (400, 12, 6, 6, 30, 7)
+    assert (
+        w["days"],
+        w["n_origins"],
+        w["n_selection_origins"],
+        w["n_evaluation_origins"],
+        w["horizon"],
+        w["origin_step"],
+    ) == (400, 12, 6, 6, 30, 7)
     assert (w["series_start"], w["series_end"]) == ((END - dt.timedelta(399)).isoformat(), END.isoformat())
     assert w["test_start"] == w["evaluation_origins"].split(",")[0] and w["test_rows"] == 6 * 30
     assert trained.params["method"] == trained.model.method and trained.params["nested"] is True
@@ -118,7 +125,9 @@ def test_forecast_without_seasonality_flattens_the_week(trained):
     assert not np.allclose(seasonal["predicted_amount"], flat["predicted_amount"])
     by_dow = lambda f: f.groupby(f["date"].dt.day_of_week)["predicted_amount"].mean().std()  # noqa: E731
     assert by_dow(flat) < 0.25 * by_dow(seasonal)
-    assert (flat["lower"] <= flat["predicted_amount"]).all() and (flat["predicted_amount"] <= flat["upper"]).all()
+    assert (flat["lower"] <= flat["predicted_amount"]).all() and (
+        flat["predicted_amount"] <= flat["upper"]
+    ).all()
 
 
 def test_summary(trained):
@@ -137,8 +146,9 @@ def test_predict_is_the_serving_entry_point(trained):
     out = trained.model.predict(pd.DataFrame({"horizon_days": [7, 3], "include_seasonality": [True, False]}))
     assert list(out.columns) == ["request", "date", "predicted_amount", "lower", "upper"]
     assert out["request"].tolist() == [0] * 7 + [1] * 3
-    pd.testing.assert_frame_equal(out[out["request"] == 0].drop(columns="request").reset_index(drop=True),
-                                  trained.model.forecast(7))
+    pd.testing.assert_frame_equal(
+        out[out["request"] == 0].drop(columns="request").reset_index(drop=True), trained.model.forecast(7)
+    )
     assert len(trained.model.predict(pd.DataFrame({"x": [1]}))) == 30  # horizon defaults to 30
 
 
@@ -151,8 +161,11 @@ def test_score_reproduces_the_training_metrics(trained):
 
 def test_pickle_roundtrip_forecasts_identically(trained):
     clone = pickle.loads(pickle.dumps(trained.model))
-    for kwargs in ({"horizon_days": 30}, {"horizon_days": 365, "level": 0.8},
-                   {"horizon_days": 14, "include_seasonality": False}):
+    for kwargs in (
+        {"horizon_days": 30},
+        {"horizon_days": 365, "level": 0.8},
+        {"horizon_days": 14, "include_seasonality": False},
+    ):
         pd.testing.assert_frame_equal(clone.forecast(**kwargs), trained.model.forecast(**kwargs))
 
 
@@ -185,7 +198,7 @@ def test_failing_candidate_is_skipped_with_a_note(monkeypatch):
     def boom(y, first, steps, config):
         raise RuntimeError("solver exploded")
 
-    monkeypatch.setitem(cf._METHODS, "gbm", boom)
+    monkeypatch.setitem(methods.METHODS, "gbm", boom)
     result = cf.train(synthetic(120), candidates=("seasonal_naive_7", "mean_28", "gbm"))
     assert result.model.method in {"seasonal_naive_7", "mean_28"}
     assert any("gbm skipped" in n and "solver exploded" in n for n in result.notes)
@@ -194,7 +207,9 @@ def test_failing_candidate_is_skipped_with_a_note(monkeypatch):
     alone = cf.train(synthetic(120), candidates=("gbm",), make_figures=False)  # no baseline named: still one
     assert alone.model.method in cf.BASELINES and set(alone.baseline_models) == set(cf.BASELINES)
     chosen = alone.model.method
-    assert alone.metrics[f"select_{chosen}_mase"] == min(alone.metrics[f"select_{b}_mase"] for b in cf.BASELINES)
+    assert alone.metrics[f"select_{chosen}_mase"] == min(
+        alone.metrics[f"select_{b}_mase"] for b in cf.BASELINES
+    )
 
 
 def test_arima_candidate_runs():
@@ -275,18 +290,26 @@ def test_trained_origins_are_logged_and_nested(trained):
     assert len(sel) == w["n_selection_origins"] and len(ev) == w["n_evaluation_origins"]
     assert not set(sel) & set(ev) and max(sel) < min(ev)
     assert pd.Timestamp(w["selection_test_end"]) < min(ev)
-    assert trained.params["n_selection_origins"] == len(sel) and "selection origins" in trained.params["selection"]
+    assert (
+        trained.params["n_selection_origins"] == len(sel)
+        and "selection origins" in trained.params["selection"]
+    )
 
 
 def test_the_choice_is_the_argmin_over_the_selection_origins(trained, small):
     for result, cands in ((trained, FAST), (small, FAST)):
         # robust="auto" (the default): the pair (method, robust mode) is the argmin
-        keys = {(c, m): f"select_{c}_mase" if m == cf.AUTO_MODES[0] else f"select_{c}_{m}_mase"
-                for c in cands for m in cf.AUTO_MODES}
+        keys = {
+            (c, m): f"select_{c}_mase" if m == cf.AUTO_MODES[0] else f"select_{c}_{m}_mase"
+            for c in cands
+            for m in cf.AUTO_MODES
+        }
         select = {pair: result.metrics[k] for pair, k in keys.items() if k in result.metrics}
         assert {("ets", m) for m in cf.AUTO_MODES} <= set(select)  # gbm needs more history than `small` has
         assert (result.model.method, result.model.config.robust) == min(select, key=select.get)
-        assert result.params["robust"] == "auto" and result.params["robust_mode"] == result.model.config.robust
+        assert (
+            result.params["robust"] == "auto" and result.params["robust_mode"] == result.model.config.robust
+        )
         assert result.model.method not in cf.BASELINES
 
 
@@ -299,27 +322,42 @@ def test_a_candidate_that_wins_only_on_the_evaluation_origins_is_not_chosen(monk
     def late_bloomer(y, first, steps, config):
         o = len(y)
         if plan.evaluation[0] <= o < len(y_all):  # a backtest on the evaluation origins: the truth
-            return np.resize(y_all[o:o + steps], steps).astype(float), {}
+            return np.resize(y_all[o : o + steps], steps).astype(float), {}
         return np.full(steps, float(np.mean(y)) + 5000.0), {}  # selection origins (and the refit): poor
 
-    monkeypatch.setitem(cf._METHODS, "late_bloomer", late_bloomer)
+    monkeypatch.setitem(methods.METHODS, "late_bloomer", late_bloomer)
     result = cf.train(series, candidates=("late_bloomer", "ets"), make_figures=False)
     assert result.metrics["select_late_bloomer_mase"] > result.metrics["select_ets_mase"]
     assert result.model.method == "ets"
     # on the evaluation origins it would have won: it was never scored there
-    assert cf.score(cf.CashflowModel(
-        method="late_bloomer", as_of=result.model.as_of, path=result.model.path, state={},
-        residuals=result.model.residuals, residual_steps=result.model.residual_steps, level=0.9,
-        config=result.model.config, recent=result.model.recent, volatility=1.0),
-        result.holdout)["mase"] < 1e-9 < result.metrics["mase"]
+    assert (
+        cf.score(
+            cf.CashflowModel(
+                method="late_bloomer",
+                as_of=result.model.as_of,
+                path=result.model.path,
+                state={},
+                residuals=result.model.residuals,
+                residual_steps=result.model.residual_steps,
+                level=0.9,
+                config=result.model.config,
+                recent=result.model.recent,
+                volatility=1.0,
+            ),
+            result.holdout,
+        )["mase"]
+        < 1e-9
+        < result.metrics["mase"]
+    )
 
 
 def test_baselines_are_not_model_candidates(long_series):
     result = cf.train(long_series, candidates=("seasonal_naive_7", "mean_28", "ets"), make_figures=False)
     assert result.model.method == "ets"
     assert result.params["candidates"] == "ets"
-    only_baselines = cf.train(long_series, candidates=("seasonal_naive_7", "mean_28"), n_origins=4,
-                              make_figures=False)
+    only_baselines = cf.train(
+        long_series, candidates=("seasonal_naive_7", "mean_28"), n_origins=4, make_figures=False
+    )
     assert only_baselines.model.method in cf.BASELINES
     assert any("only baselines" in n for n in only_baselines.notes)
     chosen = only_baselines.model.method  # chosen on the selection origins, so it ties its own baseline
@@ -344,8 +382,10 @@ def test_baseline_models_are_servable_and_score_reproduces_the_baselines(trained
     assert trained.baseline_models["mean_28"].path[:30] == pytest.approx(np.full(30, y[-28:].mean()))
     assert np.array_equal(trained.baseline_models["seasonal_naive_7"].path[:14], np.tile(y[-7:], 2))
     # intervals from each baseline's own evaluation errors: a different width from the model's
-    widths = {b: float(np.mean(np.subtract(*trained.baseline_models[b].interval()[::-1])[:30]))
-              for b in cf.BASELINES}
+    widths = {
+        b: float(np.mean(np.subtract(*trained.baseline_models[b].interval()[::-1])[:30]))
+        for b in cf.BASELINES
+    }
     model_width = float(np.mean(np.subtract(*trained.model.interval()[::-1])[:30]))
     assert len({round(w, 6) for w in (*widths.values(), model_width)}) == 3
 
@@ -376,7 +416,7 @@ def test_combo_is_the_mean_of_its_parts_and_scores_the_same_in_train_and_score()
     assert set(parts) == set(cf.COMBO_PARTS)
     y = result.holdout["net_flow"].to_numpy()
     first = pd.Timestamp(result.holdout["metric_date"].iloc[0])
-    paths = [cf._run_method(p, y, first, cf.MAX_HORIZON, result.model.config)[0] for p in cf.COMBO_PARTS]
+    paths = [methods.run_method(p, y, first, cf.MAX_HORIZON, result.model.config)[0] for p in cf.COMBO_PARTS]
     assert np.allclose(result.model.path, np.mean(paths, axis=0))
     assert cf.score(result.model, result.holdout) == {k: result.metrics[k] for k in cf.METRIC_NAMES}
 
@@ -392,7 +432,9 @@ def test_winsorising_cuts_one_offs_and_leaves_paydays_and_rent():
     assert np.allclose(regular + lumpy, spiked)
     assert set(np.flatnonzero(lumpy)) == {150, 300}  # only the one-offs, none of the 3,000 paydays
     center, width = cf.robust_threshold(spiked)
-    assert abs(regular[150] - center) == pytest.approx(width) and abs(regular[300] - center) == pytest.approx(width)
+    assert abs(regular[150] - center) == pytest.approx(width) and abs(regular[300] - center) == pytest.approx(
+        width
+    )
     assert width < 15_000 and np.abs(y - center).max() < width  # the clean series is untouched
     assert np.array_equal(cf.split_lumpy(y)[0], y)
     # a series of identical days has no band: nothing is cut
@@ -409,7 +451,7 @@ def test_robust_modes_what_a_candidate_is_fitted_on():
     lump, rate, info = cf.robust_series(y, "lumpy")
     assert np.array_equal(lump, wins)
     _, cut = cf.split_lumpy(y)
-    assert rate == pytest.approx(cut[-cf.LUMPY_WINDOW:].mean())  # only the one-off in the last year counts
+    assert rate == pytest.approx(cut[-cf.LUMPY_WINDOW :].mean())  # only the one-off in the last year counts
     assert rate == pytest.approx(cut[420] / cf.LUMPY_WINDOW)
     with pytest.raises(ValueError, match="robust mode"):
         cf.robust_series(y, "median")
@@ -423,14 +465,20 @@ def test_the_robust_mode_applies_to_candidates_not_to_baselines():
     first = pd.Timestamp(END) - pd.Timedelta(days=299)
     raw, robust = cf.BacktestConfig(), cf.BacktestConfig(robust="lumpy")
     for baseline in cf.BASELINES:
-        assert np.array_equal(cf._run_method(baseline, y, first, 30, raw)[0],
-                              cf._run_method(baseline, y, first, 30, robust)[0])
+        assert np.array_equal(
+            methods.run_method(baseline, y, first, 30, raw)[0],
+            methods.run_method(baseline, y, first, 30, robust)[0],
+        )
     wins, rate, _ = cf.robust_series(y, "lumpy")
-    path, state = cf._run_method("ets", y, first, 30, robust)
-    assert np.allclose(path, cf._run_method("ets", wins, first, 30, raw)[0] + rate)
+    path, state = methods.run_method("ets", y, first, 30, robust)
+    assert np.allclose(path, methods.run_method("ets", wins, first, 30, raw)[0] + rate)
     assert state["robust"]["mode"] == "lumpy" and state["robust"]["days_cut"] == 1
     # the mean of last 28 days (a baseline) carries the one-off; the candidate fitted on the cut series does not
-    assert cf._run_method("mean_28", y, first, 30, robust)[0][0] > 2_000 > abs(path.mean() - rate - y[:-10].mean())
+    assert (
+        methods.run_method("mean_28", y, first, 30, robust)[0][0]
+        > 2_000
+        > abs(path.mean() - rate - y[:-10].mean())
+    )
 
 
 def test_a_backtest_scores_against_the_truth_when_given():
@@ -463,12 +511,21 @@ def test_winsorising_protects_the_forecast_from_one_offs(method):
         first = pd.Timestamp(series["metric_date"].iloc[0])
         origins = cf.origin_plan(len(y), config).evaluation
         rng = np.random.default_rng(seed)
-        monthly = float(series.set_index(pd.DatetimeIndex(series["metric_date"]))["net_flow"]
-                        .resample("MS").sum().abs().median())
+        monthly = float(
+            series.set_index(pd.DatetimeIndex(series["metric_date"]))["net_flow"]
+            .resample("MS")
+            .sum()
+            .abs()
+            .median()
+        )
         spiked = y.copy()
         days = rng.choice(np.arange(origins[0] - 60, origins[-1]), size=2, replace=False)
         spiked[days] += rng.uniform(20, 30, size=2) * monthly * rng.choice([-1.0, 1.0], size=2)
-        for out, cfg, data in ((raw_mase, config, spiked), (robust_mase, robust, spiked), (clean_mase, config, y)):
+        for out, cfg, data in (
+            (raw_mase, config, spiked),
+            (robust_mase, robust, spiked),
+            (clean_mase, config, y),
+        ):
             bt = cf.run_backtest(method, data, first, cfg, origins, truth=y)
             out.append(cf.evaluate(bt, data, cfg.level)["mase"])
     assert np.mean(robust_mase) < np.mean(raw_mase)

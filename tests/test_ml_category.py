@@ -17,12 +17,23 @@ from support import row_chunks
 from titans_assets.lib.generator import generate
 from titans_assets.lib.ml import category
 from titans_assets.lib.ml import features as F
+from titans_assets.lib.ml.category import request
+from titans_assets.lib.ml.category.calibrate import _origin_folds
 from titans_assets.lib.ml.common import TrainingDataError, TrainResult
 
 END = dt.date(2026, 6, 30)
 SEED = 7
-METRICS = {"accuracy", "macro_f1", "weighted_f1", "top3_accuracy", "log_loss", "ece", "n_train", "n_test",
-           "n_classes"}
+METRICS = {
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "top3_accuracy",
+    "log_loss",
+    "ece",
+    "n_train",
+    "n_test",
+    "n_classes",
+}
 REQUEST = {"amount": -54.99, "description": "ADOBE *CREATIVE CLD", "date": "2026-07-01"}
 
 
@@ -81,7 +92,8 @@ def test_probabilities_are_calibrated(result):
 def test_the_ece_of_known_cases():
     conf = np.array([0.9, 0.9, 0.9, 0.9, 0.3, 0.3])
     assert category.expected_calibration_error(conf, np.array([1, 1, 1, 0, 0, 1], bool)) == pytest.approx(
-        4 / 6 * 0.15 + 2 / 6 * 0.2)
+        4 / 6 * 0.15 + 2 / 6 * 0.2
+    )
     assert category.expected_calibration_error(np.full(10, 0.7), np.arange(10) < 7) == pytest.approx(0.0)
 
 
@@ -116,32 +128,51 @@ def test_a_request_with_an_empty_description_is_predicted_from_the_other_fields(
     known = ledger[ledger["category"].eq("software") & ledger["reference"].fillna("").str.len().gt(0)]
     reference = known["reference"].value_counts().index[0]  # the commonest software vendor
     for blank in ("", None):
-        row = {"amount": -54.99, "description": blank, "reference": reference, "payment_method": "credit_card",
-               "date": "2026-07-01"}
+        row = {
+            "amount": -54.99,
+            "description": blank,
+            "reference": reference,
+            "payment_method": "credit_card",
+            "date": "2026-07-01",
+        }
         out = model.predict(pd.DataFrame([row])).iloc[0]
         assert out["prediction"] == "software", (blank, out)
         assert 1 / len(model.classes_) < out["confidence"] <= 1
-        assert sum(a["confidence"] for a in model.predict(pd.DataFrame([row]), top_k=1000).iloc[0]["alternatives"]) \
-            == pytest.approx(1.0)
+        assert sum(
+            a["confidence"] for a in model.predict(pd.DataFrame([row]), top_k=1000).iloc[0]["alternatives"]
+        ) == pytest.approx(1.0)
 
 
 def _spelled_ledger(seed: int = 3) -> pd.DataFrame:
     """~240 expenses over eight months whose categories a person typed: mostly `Food & Dining`, sometimes
     `food & dining ` or `FOOD_DINING` (all one label once normalized), the same for two more."""
     rng = np.random.default_rng(seed)
-    spellings = {"Food & Dining": ("food & dining ", "FOOD_DINING"), "Gas & Fuel": ("gas & fuel",),
-                 "Office Supplies": ("office supplies", "Office  supplies")}
-    shops = {"Food & Dining": ("CHIPOTLE 1234", "PANERA BREAD #600", "TST* VALLEY BISTRO"),
-             "Gas & Fuel": ("SHELL OIL 5741", "SUNOCO 0921", "TURKEY HILL #29"),
-             "Office Supplies": ("STAPLES 00123", "OFFICE DEPOT #77", "AMAZON MKTP US*2K4")}
+    spellings = {
+        "Food & Dining": ("food & dining ", "FOOD_DINING"),
+        "Gas & Fuel": ("gas & fuel",),
+        "Office Supplies": ("office supplies", "Office  supplies"),
+    }
+    shops = {
+        "Food & Dining": ("CHIPOTLE 1234", "PANERA BREAD #600", "TST* VALLEY BISTRO"),
+        "Gas & Fuel": ("SHELL OIL 5741", "SUNOCO 0921", "TURKEY HILL #29"),
+        "Office Supplies": ("STAPLES 00123", "OFFICE DEPOT #77", "AMAZON MKTP US*2K4"),
+    }
     rows = []
     start = dt.date(2026, 1, 1)
     for i in range(240):
         label = list(spellings)[i % 3]
         spelled = label if rng.random() < 0.7 else str(rng.choice(spellings[label]))
-        rows.append({"txn_date": (start + dt.timedelta(days=i)).isoformat(), "txn_type": "Expense",
-                     "description": str(rng.choice(shops[label])), "amount": -round(float(rng.uniform(5, 80)), 2),
-                     "category": spelled, "payment_method": "credit_card", "reference": ""})
+        rows.append(
+            {
+                "txn_date": (start + dt.timedelta(days=i)).isoformat(),
+                "txn_type": "Expense",
+                "description": str(rng.choice(shops[label])),
+                "amount": -round(float(rng.uniform(5, 80)), 2),
+                "category": spelled,
+                "payment_method": "credit_card",
+                "reference": "",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -154,18 +185,33 @@ def test_labels_come_back_in_the_users_own_spelling():
     assert set(r.holdout["category"]) <= set(model.classes_)
     assert category.score(model, r.holdout) == pytest.approx(r.metrics, nan_ok=True)
     # Outward: the spelling the user wrote most often, for the prediction and every alternative.
-    out = model.predict(pd.DataFrame([{"amount": -12.5, "description": "CHIPOTLE 1234", "date": "2026-09-01"},
-                                      {"amount": -40.0, "description": "SHELL OIL 5741", "date": "2026-09-01"}]))
+    out = model.predict(
+        pd.DataFrame(
+            [
+                {"amount": -12.5, "description": "CHIPOTLE 1234", "date": "2026-09-01"},
+                {"amount": -40.0, "description": "SHELL OIL 5741", "date": "2026-09-01"},
+            ]
+        )
+    )
     assert out["prediction"].tolist() == ["Food & Dining", "Gas & Fuel"]
     for alts in out["alternatives"]:
         assert {a["category"] for a in alts} == {"Food & Dining", "Gas & Fuel", "Office Supplies"}
-    cols = model.predict_columns({"amount": np.array([-12.5]), "description": np.array(["CHIPOTLE 1234"], dtype=object),
-                                  "txn_date": np.array(["2026-09-01"], dtype=object)})
+    cols = model.predict_columns(
+        {
+            "amount": np.array([-12.5]),
+            "description": np.array(["CHIPOTLE 1234"], dtype=object),
+            "txn_date": np.array(["2026-09-01"], dtype=object),
+        }
+    )
     assert cols["prediction"].tolist() == ["Food & Dining"]
     # A baseline served in the model's place answers in the same spelling.
     request = pd.DataFrame([{"amount": -12.5, "description": "CHIPOTLE 1234", "date": "2026-09-01"}])
     for name, b in r.baseline_models.items():
-        assert b.predict(request).iloc[0]["prediction"] in {"Food & Dining", "Gas & Fuel", "Office Supplies"}, name
+        assert b.predict(request).iloc[0]["prediction"] in {
+            "Food & Dining",
+            "Gas & Fuel",
+            "Office Supplies",
+        }, name
     # The spelling travels inside the model (a pickle round trip, as MLflow stores it).
     assert pickle.loads(pickle.dumps(model)).predict(request).iloc[0]["prediction"] == "Food & Dining"
 
@@ -173,8 +219,13 @@ def test_labels_come_back_in_the_users_own_spelling():
 def test_the_warehouse_label_before_normalization_decides_the_spelling():
     """Rows that carry `category_raw` (the label as typed, beside the normalized `category`) are shown
     in that spelling; a tie goes to the spelling seen first."""
-    raw = pd.DataFrame({"category": ["Food", "food", "food", "Fuel", "fuel"],
-                        "category_raw": ["Food", " Food ", "FOOD", "fuel", "Fuel"]}, index=[10, 11, 12, 13, 14])
+    raw = pd.DataFrame(
+        {
+            "category": ["Food", "food", "food", "Fuel", "fuel"],
+            "category_raw": ["Food", " Food ", "FOOD", "fuel", "Fuel"],
+        },
+        index=[10, 11, 12, 13, 14],
+    )
     prepared = pd.DataFrame({"category": ["food", "food", "food", "fuel", "fuel"]}, index=raw.index)
     assert category.display_spellings(raw, prepared) == {"food": "Food", "fuel": "fuel"}
     no_raw = raw.drop(columns="category_raw")
@@ -201,8 +252,9 @@ def test_pickle_round_trip_predicts_identically(result, ledger):
 
 def test_score_rescores_any_model_on_the_same_holdout(result):
     assert category.score(result.model, result.holdout) == pytest.approx(result.metrics)
-    lookup = category.LookupBaseline(result.model.vocabulary,
-                                     category.labelled_rows(result.holdout, result.model.vocabulary))
+    lookup = category.LookupBaseline(
+        result.model.vocabulary, category.labelled_rows(result.holdout, result.model.vocabulary)
+    )
     in_sample = category.score(lookup, result.holdout)  # a lookup fitted on the test rows themselves
     assert in_sample["n_test"] == result.metrics["n_test"]
     assert in_sample["accuracy"] > result.baselines["description_lookup"]["accuracy"]
@@ -246,8 +298,15 @@ def test_rare_and_unseen_categories(ledger):
 
 def test_a_small_ledger_trains_with_a_note_on_calibration(tmp_path):
     """About a hundred expense rows over four months, like the original ledger."""
-    generate(tmp_path / "raw", rows=130, years=4 / 12, seed=5, accounts=("business_credit_card",), end_date=END,
-             labels_dir=tmp_path / "labels")
+    generate(
+        tmp_path / "raw",
+        rows=130,
+        years=4 / 12,
+        seed=5,
+        accounts=("business_credit_card",),
+        end_date=END,
+        labels_dir=tmp_path / "labels",
+    )
     data = warehouse_rows(tmp_path / "raw")
     assert 90 <= int(data["category"].notna().sum()) <= 130
     r = category.train(data)
@@ -282,11 +341,16 @@ def _requests(ledger: pd.DataFrame, n: int = 1500) -> pd.DataFrame:
     """Ledger rows as the service sends them: ISO date strings, some without a reference or a payment
     method, a few with messy or missing fields."""
     rows = ledger.sample(n, random_state=3)
-    frame = pd.DataFrame({"date": pd.to_datetime(rows["txn_date"]).dt.strftime("%Y-%m-%d").to_numpy(),
-                          "amount": rows["amount"].to_numpy(dtype=float),
-                          "description": rows["description"].to_numpy(dtype=object),
-                          "payment_method": rows["payment_method"].to_numpy(dtype=object),
-                          "reference": rows["reference"].to_numpy(dtype=object)}, index=rows.index)
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime(rows["txn_date"]).dt.strftime("%Y-%m-%d").to_numpy(),
+            "amount": rows["amount"].to_numpy(dtype=float),
+            "description": rows["description"].to_numpy(dtype=object),
+            "payment_method": rows["payment_method"].to_numpy(dtype=object),
+            "reference": rows["reference"].to_numpy(dtype=object),
+        },
+        index=rows.index,
+    )
     frame.iloc[::3, frame.columns.get_loc("reference")] = None
     frame.iloc[::5, frame.columns.get_loc("payment_method")] = None
     frame.iloc[::17, frame.columns.get_loc("description")] = "  Café ☕ #12  naïve*CA "
@@ -309,9 +373,16 @@ def test_requests_score_exactly_as_the_batch_path(result, ledger, monkeypatch):
     fast_pred = pd.concat([model.predict(p) for p in parts[:200]])
     monkeypatch.setattr(F, "SMALL", -1)  # from here on every frame takes the batch path
     np.testing.assert_array_equal(fast, model.predict_proba(requests))
-    np.testing.assert_array_equal(fast[:40], np.concatenate([model.predict_proba(requests.iloc[[i]]) for i in range(40)]))
-    pd.testing.assert_frame_equal(fast_pred, pd.concat([model.predict(p) for p in parts[:200]]), check_exact=True)
-    assert fast_pred["alternatives"].tolist() == model.predict(requests.loc[fast_pred.index])["alternatives"].tolist()
+    np.testing.assert_array_equal(
+        fast[:40], np.concatenate([model.predict_proba(requests.iloc[[i]]) for i in range(40)])
+    )
+    pd.testing.assert_frame_equal(
+        fast_pred, pd.concat([model.predict(p) for p in parts[:200]]), check_exact=True
+    )
+    assert (
+        fast_pred["alternatives"].tolist()
+        == model.predict(requests.loc[fast_pred.index])["alternatives"].tolist()
+    )
 
 
 def test_the_request_encoding_is_the_batch_matrix_entry_for_entry(result, ledger, monkeypatch):
@@ -340,7 +411,7 @@ def test_tfidf_rows_equal_scikit_learn(result, ledger):
     for block in (encoder.char, encoder.word):
         reference = block.vectorizer.transform(texts)
         for i, text in enumerate(texts):
-            columns, values = block.row(text)
+            columns, values = request.tfidf_row(block, text)
             np.testing.assert_array_equal(columns, reference[i].indices)
             np.testing.assert_array_equal(values, reference[i].data)
 
@@ -353,15 +424,22 @@ def test_the_service_path_equals_the_batch_path(result, ledger, monkeypatch):
 
     model = result.model
     frame = _requests(ledger, 700)
-    rows = [{"amount": None if pd.isna(r["amount"]) else float(r["amount"]), "description": r["description"],
-             "txn_date": r["date"], "payment_method": r["payment_method"], "reference": r["reference"]}
-            for r in frame.to_dict("records")]
+    rows = [
+        {
+            "amount": None if pd.isna(r["amount"]) else float(r["amount"]),
+            "description": r["description"],
+            "txn_date": r["date"],
+            "payment_method": r["payment_method"],
+            "reference": r["reference"],
+        }
+        for r in frame.to_dict("records")
+    ]
     single = [serving.category(model, [r])[0] for r in rows]
-    small = serving.category(model, rows[:F.SMALL])
+    small = serving.category(model, rows[: F.SMALL])
     batch = serving.category(model, rows)
     monkeypatch.setattr(F, "SMALL", -1)  # from here on: DataFrames and the batch path
     want = serving.category(model, rows)
-    assert single == want and small == want[:len(small)] and batch == want
+    assert single == want and small == want[: len(small)] and batch == want
     direct = model.predict(frame)
     assert [b["prediction"] for b in want] == direct["prediction"].tolist()
     assert [b["confidence"] for b in want] == direct["confidence"].tolist()
@@ -376,7 +454,9 @@ def test_the_regime_is_chosen_on_the_training_period_alone(ledger):
     r = category.train(data)
     scores = r.params["regime_accuracy"]
     assert set(scores) == set(category.DEFAULT_PARAMS["regimes"])
-    assert r.params["regime"] == max(scores, key=scores.get) or scores[r.params["regime"]] == max(scores.values())
+    assert r.params["regime"] == max(scores, key=scores.get) or scores[r.params["regime"]] == max(
+        scores.values()
+    )
     assert r.data_window["train_end"] < r.data_window["test_start"]
     for key, value in category.REGIMES[r.params["regime"]].items():
         assert r.params[key] == value
@@ -396,11 +476,11 @@ def test_rolling_origins_stop_once_the_latest_ones_score_enough_rows():
     fewer fits); with 0, or when even all of them score fewer rows, every origin is kept."""
     days = pd.date_range("2026-01-01", periods=1000, freq="D")
     rows = pd.DataFrame({"txn_date": days, "category": np.where(np.arange(1000) % 3 == 0, "a", "b")})
-    sizes = [int(scored.sum()) for _, scored in category._origin_folds(rows, (0.7, 0.8, 0.9))]
+    sizes = [int(scored.sum()) for _, scored in _origin_folds(rows, (0.7, 0.8, 0.9))]
     assert sizes == [100, 100, 100]
-    latest = category._origin_folds(rows, (0.7, 0.8, 0.9), min_scored=150)
+    latest = _origin_folds(rows, (0.7, 0.8, 0.9), min_scored=150)
     assert [int(s.sum()) for _, s in latest] == [100, 100]
     assert [int(f.sum()) for f, _ in latest] == [800, 900]  # fit on every earlier day
-    assert len(category._origin_folds(rows, (0.7, 0.8, 0.9), min_scored=100)) == 1
-    assert len(category._origin_folds(rows, (0.7, 0.8, 0.9), min_scored=301)) == 3
-    assert len(category._origin_folds(rows, (0.7, 0.8, 0.9), min_scored=0)) == 3
+    assert len(_origin_folds(rows, (0.7, 0.8, 0.9), min_scored=100)) == 1
+    assert len(_origin_folds(rows, (0.7, 0.8, 0.9), min_scored=301)) == 3
+    assert len(_origin_folds(rows, (0.7, 0.8, 0.9), min_scored=0)) == 3

@@ -40,8 +40,14 @@ def _world(server: Database, root: Path, **generate_args):
         titans_env(monkeypatch, db, root / "home", landing)
         monkeypatch.setenv("TITANS_DATABASE_URL", db.url)  # the scratch database, even on the embedded server
         settings = Settings.from_env()
-        yield {"db": db, "landing": landing, "generated": summary, "settings": settings,
-               "registry": Registry.from_settings(settings, db), "instance": dg.DagsterInstance.ephemeral()}
+        yield {
+            "db": db,
+            "landing": landing,
+            "generated": summary,
+            "settings": settings,
+            "registry": Registry.from_settings(settings, db),
+            "instance": dg.DagsterInstance.ephemeral(),
+        }
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +60,20 @@ def test_the_whole_graph_ends_with_four_champions_that_beat_their_baselines(worl
 
     assert summary.success, summary.error
     for key in MODELS:
-        assert {f"ml/{key}_challenger", f"ml/{key}_evaluation", f"ml/{key}_champion"} <= set(summary.materialized)
+        assert {f"ml/{key}_challenger", f"ml/{key}_evaluation", f"ml/{key}_champion"} <= set(
+            summary.materialized
+        )
         assert summary.checks[f"ml/{key}_evaluation:beats_best_baseline"] == "passed"
     registry = world["registry"]
     for spec in catalog.SPECS:
         champ = registry.champion(spec.name)
         assert champ is not None and champ.version == "1" and champ.kind == "model", spec.name
         value = champ.metrics[spec.primary_metric]
-        baselines = {k: v for k, v in champ.metrics.items()
-                     if k.startswith("baseline.") and k.endswith("." + spec.primary_metric)}
+        baselines = {
+            k: v
+            for k, v in champ.metrics.items()
+            if k.startswith("baseline.") and k.endswith("." + spec.primary_metric)
+        }
         assert baselines, spec.name
         best = max(baselines.values()) if spec.higher_is_better else min(baselines.values())
         assert (value > best) if spec.higher_is_better else (value < best), (spec.name, value, baselines)
@@ -77,11 +88,14 @@ def test_the_whole_graph_ends_with_four_champions_that_beat_their_baselines(worl
     listed = champion_summary(registry)
     assert {m["name"]: m["champion"] for m in listed.values()} == {s.name: "1" for s in catalog.SPECS}
     assert all(np.isfinite(m["value"]) for m in listed.values())
-    assert all(m["model_kind"] == "model" and m["last_decision"].startswith("promoted") for m in listed.values())
+    assert all(
+        m["model_kind"] == "model" and m["last_decision"].startswith("promoted") for m in listed.values()
+    )
 
 
-def test_a_challenger_that_loses_to_its_baseline_is_an_outcome_and_the_baseline_serves(tmp_path_factory,
-                                                                                     embedded_db, monkeypatch):
+def test_a_challenger_that_loses_to_its_baseline_is_an_outcome_and_the_baseline_serves(
+    tmp_path_factory, embedded_db, monkeypatch
+):
     """A category model fitted on labels rotated to the wrong category (a real model, genuinely bad)
     loses to the description lookup on the real holdout: the run still succeeds, the gate is a
     warning with its numbers, and the best baseline is registered, tagged and served as champion."""
@@ -105,7 +119,10 @@ def test_a_challenger_that_loses_to_its_baseline_is_an_outcome_and_the_baseline_
         assert summary.checks["ml/category_evaluation:beats_best_baseline"] == "warning"
         registry = w["registry"]
         champ = registry.champion("titans_category")
-        assert champ.kind == "baseline:description_lookup" and champ.version == "2", (champ.kind, champ.version)
+        assert champ.kind == "baseline:description_lookup" and champ.version == "2", (
+            champ.kind,
+            champ.version,
+        )
         assert champ.tags["titans.promotion_reason"].endswith("serving baseline description_lookup")
         run = registry.client.get_run(champ.run_id)
         assert run.data.tags["titans.stage"] == "baseline"
@@ -115,7 +132,11 @@ def test_a_challenger_that_loses_to_its_baseline_is_an_outcome_and_the_baseline_
         assert run.data.metrics["macro_f1"] > challenger.data.metrics["macro_f1"]
         # it answers like a model: prediction, confidence, alternatives
         out = champ.model.predict_columns(catalog.BY_KEY["category"].example_frame())
-        assert len(out["prediction"]) == 1 and 0 <= float(out["confidence"][0]) <= 1 and len(out["alternatives"][0])
+        assert (
+            len(out["prediction"]) == 1
+            and 0 <= float(out["confidence"][0]) <= 1
+            and len(out["alternatives"][0])
+        )
         listed = champion_summary(registry)["category"]
         assert listed["model_kind"] == "baseline:description_lookup"
         assert "does not beat description_lookup" in listed["last_decision"]
@@ -138,8 +159,12 @@ def test_a_worse_challenger_does_not_replace_the_champion(world, monkeypatch):
     summary = runner.materialize("key:ml/category_*", instance=world["instance"])
 
     assert registry.champion("titans_category", load=False).version == before
-    runs = registry.client.search_runs([registry.experiment_id()], "tags.`titans.model` = 'titans_category'",
-                                       order_by=["attributes.start_time DESC"], max_results=1)
+    runs = registry.client.search_runs(
+        [registry.experiment_id()],
+        "tags.`titans.model` = 'titans_category'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     decision = runs[0].data.tags["titans.decision"]
     assert decision.startswith("not promoted"), decision
     if summary.checks["ml/category_evaluation:beats_best_baseline"] == "passed":
@@ -168,15 +193,23 @@ def test_new_validated_rows_raise_the_retrain_signal_and_the_sensor_asks_for_a_r
 
     monkeypatch.setenv("TITANS_RETRAIN_MIN_ROWS", "20")
     drop = world["landing"].parent / "drop"
-    generate(drop, years=0.2, seed=99, end_date=TODAY, labels_dir=drop.parent / "drop-labels",
-             accounts=("personal_card",))
+    generate(
+        drop,
+        years=0.2,
+        seed=99,
+        end_date=TODAY,
+        labels_dir=drop.parent / "drop-labels",
+        accounts=("personal_card",),
+    )
     (drop / "personal_card.csv").rename(world["landing"] / "personal_card_2.csv")
     summary = runner.materialize("not group:ml", instance=instance)
     assert summary.success and "ml/retrain_signal" in summary.materialized, summary.error
 
     loud = signal()
     with world["db"].connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM marts.fct_transactions WHERE source_file = %s", ("personal_card_2.csv",))
+        cur.execute(
+            "SELECT count(*) FROM marts.fct_transactions WHERE source_file = %s", ("personal_card_2.csv",)
+        )
         assert loud["retrain"] is True and loud["new_rows"] == cur.fetchone()[0] > 20, loud
     assert any("new rows" in r for r in loud["reasons_list"])
     request = retrain_sensor(dg.build_sensor_context(instance=instance))
@@ -190,10 +223,20 @@ def test_training_and_serving_compute_the_same_features_on_real_rows(world):
     vocabulary = F.Vocabulary.from_seeds()
     training = F.prepare(frame, vocabulary)
     requests = [
-        {"date": d.date().isoformat(), "amount": float(a), "description": desc, "payment_method": pm,
-         "reference": ref or None}
-        for d, a, desc, pm, ref in zip(frame["txn_date"], frame["amount"], frame["description"],
-                                       frame["payment_method"], frame["reference"])
+        {
+            "date": d.date().isoformat(),
+            "amount": float(a),
+            "description": desc,
+            "payment_method": pm,
+            "reference": ref or None,
+        }
+        for d, a, desc, pm, ref in zip(
+            frame["txn_date"],
+            frame["amount"],
+            frame["description"],
+            frame["payment_method"],
+            frame["reference"],
+        )
     ]
     serving = F.prepare(pd.DataFrame(requests), vocabulary)
 
@@ -207,8 +250,14 @@ def test_training_and_serving_compute_the_same_features_on_real_rows(world):
 
 def test_a_small_ledger_trains_every_model_with_honest_uncertainty(tmp_path_factory, embedded_db):
     """~100 expense rows over four months, like the original ledger: no crash, intervals reported."""
-    for w in _world(embedded_db, tmp_path_factory.mktemp("small"), rows=130, years=0.34, seed=5,
-                    accounts=("business_credit_card",)):
+    for w in _world(
+        embedded_db,
+        tmp_path_factory.mktemp("small"),
+        rows=130,
+        years=0.34,
+        seed=5,
+        accounts=("business_credit_card",),
+    ):
         summary = runner.materialize(None, instance=w["instance"])
         challengers = {f"ml/{k}_challenger" for k in MODELS}
         assert challengers <= set(summary.materialized), summary.error

@@ -23,13 +23,20 @@ def test_a_challenger_no_better_than_the_best_baseline_is_not_promoted_and_the_b
     d = decide("macro_f1", True, {"macro_f1": 0.60}, BASELINES)  # a tie is not a win
     assert not d.beats_baseline and not d.promote and d.action == SERVE_BASELINE
     assert d.served == "baseline:description_lookup"
-    assert d.reason == ("not promoted: macro_f1 0.6000 does not beat description_lookup 0.6000 (higher is better); "
-                        "serving baseline description_lookup")
+    assert d.reason == (
+        "not promoted: macro_f1 0.6000 does not beat description_lookup 0.6000 (higher is better); "
+        "serving baseline description_lookup"
+    )
 
 
 def test_a_losing_challenger_keeps_a_champion_that_still_beats_the_baseline():
     d = decide("macro_f1", True, {"macro_f1": 0.55}, BASELINES, {"macro_f1": 0.70}, "3", "model")
-    assert d.action == KEEP and not d.beats_baseline and d.served == "model" and "keeping champion v3" in d.reason
+    assert (
+        d.action == KEEP
+        and not d.beats_baseline
+        and d.served == "model"
+        and "keeping champion v3" in d.reason
+    )
 
 
 def test_a_champion_no_better_than_todays_baseline_is_replaced_by_that_baseline():
@@ -41,8 +48,15 @@ def test_a_champion_no_better_than_todays_baseline_is_replaced_by_that_baseline(
 
 
 def test_a_challenger_that_beats_the_baseline_replaces_a_served_baseline():
-    d = decide("macro_f1", True, {"macro_f1": 0.65}, BASELINES, {"macro_f1": 0.58}, "2",
-               "baseline:description_lookup")
+    d = decide(
+        "macro_f1",
+        True,
+        {"macro_f1": 0.65},
+        BASELINES,
+        {"macro_f1": 0.58},
+        "2",
+        "baseline:description_lookup",
+    )
     assert d.action == PROMOTE and d.served == "model" and "(baseline:description_lookup)" in d.reason
 
 

@@ -32,10 +32,16 @@ def _result(factor: float) -> TrainResult:
 
     fig = Figure()
     fig.add_subplot().plot([1, 2, 3])
-    return TrainResult(model=Scaler(factor), metrics={"mae": factor, "nan_metric": float("nan")},
-                       baselines={"median": {"mae": 9.0}}, params={"alpha": 0.1, "nested": {"k": 3}},
-                       data_window={"train_rows": 10, "test_rows": 5}, holdout=None,
-                       figures={"residuals.png": fig}, notes=["small data"])
+    return TrainResult(
+        model=Scaler(factor),
+        metrics={"mae": factor, "nan_metric": float("nan")},
+        baselines={"median": {"mae": 9.0}},
+        params={"alpha": 0.1, "nested": {"k": 3}},
+        data_window={"train_rows": 10, "test_rows": 5},
+        holdout=None,
+        figures={"residuals.png": fig},
+        notes=["small data"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +54,9 @@ def registry(any_db: Database, tmp_path_factory) -> Registry:
 
 def test_a_training_run_logs_everything_and_registers_a_version(registry: Registry):
     example = pd.DataFrame({"x": [1.0, 2.0]})
-    run_id, version = registry.log_training("titans_test", _result(2.0), example, tags={"dagster.run_id": "r1"})
+    run_id, version = registry.log_training(
+        "titans_test", _result(2.0), example, tags={"dagster.run_id": "r1"}
+    )
     assert version == "1"
     run = registry.client.get_run(run_id)
     assert run.data.metrics["mae"] == 2.0 and run.data.metrics["baseline.median.mae"] == 9.0
@@ -64,7 +72,11 @@ def test_a_training_run_logs_everything_and_registers_a_version(registry: Regist
 def test_promotion_moves_the_alias_and_the_champion_loads_and_predicts(registry: Registry):
     registry.promote("titans_test", "1", "first")
     champ = registry.champion("titans_test")
-    assert champ.version == "1" and champ.metrics["mae"] == 2.0 and champ.tags["titans.promotion_reason"] == "first"
+    assert (
+        champ.version == "1"
+        and champ.metrics["mae"] == 2.0
+        and champ.tags["titans.promotion_reason"] == "first"
+    )
     assert champ.model.predict(pd.DataFrame({"x": [3.0]}))["y"].tolist() == [6.0]
     _, v2 = registry.log_training("titans_test", _result(3.0), pd.DataFrame({"x": [1.0]}))
     assert v2 == "2" and registry.champion("titans_test", load=False).version == "1"
@@ -73,8 +85,9 @@ def test_promotion_moves_the_alias_and_the_champion_loads_and_predicts(registry:
 
 
 def test_an_unreachable_registry_is_one_line_with_e002(tmp_path: Path):
-    dead = Registry(tracking_uri="postgresql+psycopg2://postgres@127.0.0.1:1/nothing",
-                    artifact_root=tmp_path.as_uri())
+    dead = Registry(
+        tracking_uri="postgresql+psycopg2://postgres@127.0.0.1:1/nothing", artifact_root=tmp_path.as_uri()
+    )
     with pytest.raises(RegistryError) as err:
         dead.champion("titans_test")
     assert str(err.value).startswith("E002") and "\n" not in str(err.value)

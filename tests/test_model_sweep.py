@@ -39,7 +39,10 @@ def test_the_sweep_covers_twenty_pairs_and_every_model(outcomes):
 def test_the_model_beats_its_best_baseline_on_the_demo_data_whatever_the_day_and_seed(outcomes, model):
     mine = [o for o in outcomes if o.model == model]
     wins = [o for o in mine if o.beats_baseline]
-    assert len(wins) >= MIN_WINS[model], [(o.end_date, o.seed, o.value, o.best_baseline, o.best_baseline_value)
-                                          for o in mine if not o.beats_baseline]
+    assert len(wins) >= MIN_WINS[model], [
+        (o.end_date, o.seed, o.value, o.best_baseline, o.best_baseline_value)
+        for o in mine
+        if not o.beats_baseline
+    ]
     # losing serves the baseline: every pair has a champion that is never worse than that baseline
     assert all(o.served == ("model" if o.beats_baseline else f"baseline:{o.best_baseline}") for o in mine)

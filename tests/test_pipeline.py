@@ -39,7 +39,12 @@ def world(any_db: Database, tmp_path_factory: pytest.TempPathFactory, embedded_h
     summary = generate(landing, rows=900, seed=7, messy_rate=0.05, end_date=TODAY, labels_dir=root / "labels")
     with pytest.MonkeyPatch.context() as monkeypatch:
         titans_env(monkeypatch, any_db, embedded_home, landing)
-        yield {"db": any_db, "landing": landing, "generated": summary, "instance": dg.DagsterInstance.ephemeral()}
+        yield {
+            "db": any_db,
+            "landing": landing,
+            "generated": summary,
+            "instance": dg.DagsterInstance.ephemeral(),
+        }
 
 
 DATA = "not group:ml"  # ingest, dbt and checks; the models have their own tests (test_ml_pipeline.py)
@@ -56,8 +61,15 @@ def _scalar(db: Database, sql: str, params=()):
 
 
 def _counts(db: Database) -> dict[str, int]:
-    tables = ["raw.transactions", "raw.quarantine", "raw.files", "marts.fct_transactions",
-              "marts.fct_daily_metrics", "marts.fct_monthly_category", "marts.dim_files"]
+    tables = [
+        "raw.transactions",
+        "raw.quarantine",
+        "raw.files",
+        "marts.fct_transactions",
+        "marts.fct_daily_metrics",
+        "marts.fct_monthly_category",
+        "marts.dim_files",
+    ]
     return {t: _scalar(db, f"SELECT count(*) FROM {t}") for t in tables}
 
 
@@ -69,11 +81,14 @@ def test_end_to_end_materialize_loads_builds_and_checks(world):
     assert summary.checks and not summary.checks_failed
     assert "raw/transactions:gx_raw_transactions" in summary.checks
     assert "marts/fct_daily_metrics:gx_fct_daily_metrics" in summary.checks
-    assert {"raw/transactions", "marts/fct_transactions", "marts/fct_daily_metrics"} <= set(summary.materialized)
+    assert {"raw/transactions", "marts/fct_transactions", "marts/fct_daily_metrics"} <= set(
+        summary.materialized
+    )
 
     # Nothing lost: every generated row is loaded or quarantined, and exactly the invalid ones are quarantined.
     read, loaded, quarantined = (
-        _scalar(db, f"SELECT sum({c}) FROM raw.files") for c in ("rows_read", "rows_loaded", "rows_quarantined")
+        _scalar(db, f"SELECT sum({c}) FROM raw.files")
+        for c in ("rows_read", "rows_loaded", "rows_quarantined")
     )
     assert read == gen.total_rows == loaded + quarantined
     assert quarantined == gen.total_invalid > 0
@@ -108,7 +123,9 @@ def test_changed_file_replaces_its_rows_and_removed_file_disappears(world):
     db, landing = world["db"], world["landing"]
     files = sorted(landing.glob("*.csv"))
     changed, removed, untouched = files[0], files[1], files[2]
-    before_untouched = _scalar(db, "SELECT count(*) FROM raw.transactions WHERE source_file = %s", (untouched.name,))
+    before_untouched = _scalar(
+        db, "SELECT count(*) FROM raw.transactions WHERE source_file = %s", (untouched.name,)
+    )
 
     lines = changed.read_bytes().splitlines(keepends=True)
     changed.write_bytes(b"".join(lines[:-40]))  # the export now ends 40 rows earlier
@@ -117,14 +134,22 @@ def test_changed_file_replaces_its_rows_and_removed_file_disappears(world):
 
     assert summary.success, summary.error
     files_row = {
-        f: (r, lo, q) for f, r, lo, q in _rows(db, "SELECT source_file, rows_read, rows_loaded, rows_quarantined FROM raw.files")
+        f: (r, lo, q)
+        for f, r, lo, q in _rows(
+            db, "SELECT source_file, rows_read, rows_loaded, rows_quarantined FROM raw.files"
+        )
     }
     assert removed.name not in files_row
     assert _scalar(db, "SELECT count(*) FROM raw.transactions WHERE source_file = %s", (removed.name,)) == 0
     read, loaded, quarantined = files_row[changed.name]
     assert read == len(lines) - 1 - 40 == loaded + quarantined
-    assert _scalar(db, "SELECT count(*) FROM raw.transactions WHERE source_file = %s", (changed.name,)) == loaded
-    assert _scalar(db, "SELECT count(*) FROM raw.transactions WHERE source_file = %s", (untouched.name,)) == before_untouched
+    assert (
+        _scalar(db, "SELECT count(*) FROM raw.transactions WHERE source_file = %s", (changed.name,)) == loaded
+    )
+    assert (
+        _scalar(db, "SELECT count(*) FROM raw.transactions WHERE source_file = %s", (untouched.name,))
+        == before_untouched
+    )
     assert _scalar(db, "SELECT count(DISTINCT source_file) FROM marts.fct_transactions") == 2
     # The removed file's partition goes once its rows are gone; the others stay.
     partitions = runner.register_landing_files(world["instance"], Settings.from_env(), db)
@@ -137,8 +162,10 @@ def test_bad_file_fails_its_check_and_blocks_downstream(world):
     # Parseable, but every expense is positive: the sign rule (validity) must stop it before the marts.
     (landing / "suspicious_export.csv").write_text(
         "Date,Type,Description,Amount,Category,Payment Method,Status,Reference,Receipt URL\n"
-        + "".join(f"{TODAY - dt.timedelta(days=i)},Expense,POS PURCHASE {i},{10 + i}.00,supplies,debit_card,paid,Shop,\n"
-                  for i in range(5))
+        + "".join(
+            f"{TODAY - dt.timedelta(days=i)},Expense,POS PURCHASE {i},{10 + i}.00,supplies,debit_card,paid,Shop,\n"
+            for i in range(5)
+        )
     )
 
     summary = _run(world)
@@ -149,7 +176,9 @@ def test_bad_file_fails_its_check_and_blocks_downstream(world):
     assert not any(k.startswith("marts/") for k in summary.materialized)
     assert _scalar(db, "SELECT count(*) FROM marts.fct_transactions") == marts_before
     # The rows are loaded (nothing lost) and visible for inspection, just not consumed downstream.
-    assert _scalar(db, "SELECT count(*) FROM raw.transactions WHERE source_file = 'suspicious_export.csv'") == 5
+    assert (
+        _scalar(db, "SELECT count(*) FROM raw.transactions WHERE source_file = 'suspicious_export.csv'") == 5
+    )
 
 
 def _rows(db: Database, sql: str, params=()):
@@ -161,3 +190,26 @@ def _rows(db: Database, sql: str, params=()):
 def test_unknown_selection_is_a_clear_error(world):
     with pytest.raises(ValueError, match="E003"):
         _run(world, "key:nope/nothing")
+
+
+def test_the_amount_bound_is_a_setting_the_blocking_checks_follow(world, monkeypatch):
+    """A business whose payments pass $1M raises TITANS_MAX_ABS_AMOUNT; raw and mart checks follow it."""
+    db, landing = world["db"], world["landing"]
+    (landing / "suspicious_export.csv").unlink(missing_ok=True)
+    header = "Date,Type,Description,Amount,Category,Payment Method,Status,Reference,Receipt URL\n"
+    wire = f"{TODAY},Income,WIRE FROM CUSTOMER,2500000.00,,bank_transfer,received,INV-{{}},\n"
+    (landing / "large_payment.csv").write_text(header + wire.format(1))
+
+    summary = _run(world)
+    assert not summary.success and summary.checks["raw/transactions:gx_raw_transactions"] == "failed"
+
+    monkeypatch.setenv("TITANS_MAX_ABS_AMOUNT", "5000000")
+    (landing / "large_payment.csv").write_text(header + wire.format(1) + wire.format(2))  # checked again
+    summary = _run(world)
+    assert summary.success, summary
+    assert summary.checks["raw/transactions:gx_raw_transactions"] == "passed"
+    assert summary.checks["marts/fct_transactions:gx_fct_transactions"] in (
+        "passed",
+        "warning",
+    )  # not blocked
+    assert _scalar(db, "SELECT count(*) FROM marts.fct_transactions WHERE amount = 2500000") == 2

@@ -65,7 +65,9 @@ def test_parse_date_formats_and_whole_file_order():
 def test_builtin_profiles_load_and_the_seed_ledger_is_the_contract():
     names = [p.name for p in pf.builtin_profiles()]
     assert names[0] == "seed_ledger" and pf.builtin_profiles()[0].contract
-    assert {"generic", "debit_credit", "mint", "card_posted", "card_statement_as", "de_csv_camt"} <= set(names)
+    assert {"generic", "debit_credit", "mint", "card_posted", "card_statement_as", "de_csv_camt"} <= set(
+        names
+    )
 
 
 def test_seed_ledger_goes_through_the_contract_unchanged():
@@ -149,8 +151,9 @@ def test_ambiguous_date_order_is_rejected_whole():
 
 
 def test_user_profile_wins_and_declared_date_order_is_used(tmp_path):
-    (tmp_path / "us.yaml").write_text('date_format: "%m/%d/%Y"\ncolumns: {date: Date, amount: Amount, '
-                                      'description: Description}\n')
+    (tmp_path / "us.yaml").write_text(
+        'date_format: "%m/%d/%Y"\ncolumns: {date: Date, amount: Amount, description: Description}\n'
+    )
     split, rows, bad = read("ambiguous_dates.csv", profiles_dir=tmp_path)
     assert split.profile == "us" and not bad
     assert [r["txn_date"] for r in rows] == ["2024-01-02", "2024-03-04"]
@@ -161,14 +164,18 @@ def test_profile_beside_the_file_and_in_its_folder(tmp_path):
     folder.mkdir()
     path = folder / "x.csv"
     path.write_bytes(b"18.09.2017;SHOP;-33,87;EUR\n19.09.2017;PAY;1.000,00;EUR\n")
-    (folder / "profile.yaml").write_text('header: false\ndelimiter: ";"\ndate_format: "%d.%m.%Y"\ndecimal: ","\n'
-                                         "account: giro\ncolumns: {date: 1, description: 2, amount: 3, currency: 4}\n")
+    (folder / "profile.yaml").write_text(
+        'header: false\ndelimiter: ";"\ndate_format: "%d.%m.%Y"\ndecimal: ","\n'
+        "account: giro\ncolumns: {date: 1, description: 2, amount: 3, currency: 4}\n"
+    )
     split = formats.read(path.name, path.read_bytes(), path=path, profiles_dir=EMPTY)
     rows = split.typed()[0].to_pylist()
     assert amounts(rows) == [Decimal("-33.87"), Decimal("1000.00")]
     assert {r["currency"] for r in rows} == {"EUR"} and {r["account"] for r in rows} == {"giro"}
     assert {r["institution"] for r in rows} == {None}  # the profile names no bank
-    (folder / "profile.yaml").write_text((folder / "profile.yaml").read_text() + "institution: Sparkasse Musterstadt\n")
+    (folder / "profile.yaml").write_text(
+        (folder / "profile.yaml").read_text() + "institution: Sparkasse Musterstadt\n"
+    )
     rows = formats.read(path.name, path.read_bytes(), path=path, profiles_dir=EMPTY).typed()[0].to_pylist()
     assert {r["institution"] for r in rows} == {"Sparkasse Musterstadt"}
     (folder / "x.csv.profile.yaml").write_text("columns: {date: Nope, amount: Nope}\n")  # the nearer one wins
@@ -191,8 +198,11 @@ def test_invalid_profile_is_one_e003_line(tmp_path):
 
 @pytest.mark.parametrize("name", ["generic_dmy.csv", "debit_credit_semicolon.csv", "card_posted.csv"])
 def test_suggest_round_trips_into_a_profile_that_loads_the_file(tmp_path, name):
-    result = CliRunner().invoke(__import__("titans_assets.cli", fromlist=["main"]).main,
-                                ["profile", "suggest", str(FIXTURES / name)], standalone_mode=False)
+    result = CliRunner().invoke(
+        __import__("titans_assets.cli", fromlist=["main"]).main,
+        ["profile", "suggest", str(FIXTURES / name)],
+        standalone_mode=False,
+    )
     assert result.exit_code == 0, result.output
     path = tmp_path / name
     path.write_bytes((FIXTURES / name).read_bytes())
@@ -204,7 +214,9 @@ def test_suggest_round_trips_into_a_profile_that_loads_the_file(tmp_path, name):
 
 
 def test_suggest_headerless_semicolon_decimal_comma():
-    text = pf.suggest(b"18.09.2017;SHOP A;18.09.2017;-33,87;EUR\n19.09.2017;SHOP B;17.09.2017;-1,50;EUR\n", "x.csv")
+    text = pf.suggest(
+        b"18.09.2017;SHOP A;18.09.2017;-33,87;EUR\n19.09.2017;SHOP B;17.09.2017;-1,50;EUR\n", "x.csv"
+    )
     assert "header: false" in text and 'delimiter: ";"' in text and 'decimal: ","' in text
     assert 'date_format: "%d.%m.%Y"' in text and "amount: 4" in text
 
@@ -233,8 +245,11 @@ def test_profile_files_load_into_postgres(db, tmp_path, monkeypatch, name):
     result = loader.load_file(db, tmp_path, path)
     assert result.file_error is None
     assert result.rows_read == result.rows_loaded + result.rows_quarantined
-    stored = _query(db, "SELECT count(*), count(balance), sum(amount) FROM raw.transactions WHERE source_file = %s",
-                    (result.source_file,))
+    stored = _query(
+        db,
+        "SELECT count(*), count(balance), sum(amount) FROM raw.transactions WHERE source_file = %s",
+        (result.source_file,),
+    )
     split = formats.read(name, path.read_bytes(), profiles_dir=EMPTY)
     rows, _ = split.typed()
     assert stored[0][0] == rows.num_rows == result.rows_loaded
@@ -249,7 +264,10 @@ REAL = [
     ("ledgers/brkconcepts_amex_activity.csv", "card_statement_as"),
     ("formats/csv/bank2ynab_BOI_TransactionExport.csv", "debit_credit"),
     ("formats/csv/bank2ynab_sparkasse_de_umsatz.CSV", "de_csv_camt"),
-    ("formats/csv/bank2ynab_raiffeisen_at_01.csv", None),  # no header: rejected whole unless a profile is named
+    (
+        "formats/csv/bank2ynab_raiffeisen_at_01.csv",
+        None,
+    ),  # no header: rejected whole unless a profile is named
 ]
 
 
@@ -303,11 +321,14 @@ def test_profile_institution_is_stored_per_row(db, tmp_path):
     folder.mkdir()
     path = folder / "x.csv"
     path.write_bytes(b"Date,Description,Amount\n2024-01-05,SHOP,-3.50\n2024-01-06,PAY,10.00\n")
-    (folder / "profile.yaml").write_text("institution: First Example Bank\n"
-                                         "columns: {date: Date, description: Description, amount: Amount}\n")
+    (folder / "profile.yaml").write_text(
+        "institution: First Example Bank\ncolumns: {date: Date, description: Description, amount: Amount}\n"
+    )
     result = loader.load_file(db, tmp_path, path)
     assert result.rows_loaded == 2
-    rows = _query(db, "SELECT institution FROM raw.transactions WHERE source_file = %s", (result.source_file,))
+    rows = _query(
+        db, "SELECT institution FROM raw.transactions WHERE source_file = %s", (result.source_file,)
+    )
     assert rows == [("First Example Bank",)] * 2
 
 

@@ -399,6 +399,18 @@ def test_max_abs_amount_is_configurable(db):
     assert run(db, q.raw_transactions_suite(), params={"max_abs_amount": 5000}).success
 
 
+def test_the_amount_bound_is_a_setting():
+    from titans_assets.lib.settings import Settings
+
+    assert Settings.from_env({}).check_params() == {"max_abs_amount": 1_000_000}
+    assert Settings.from_env({"TITANS_MAX_ABS_AMOUNT": "5000000"}).check_params() == {
+        "max_abs_amount": 5_000_000
+    }
+    for bad in ("0", "1e6", "-5"):
+        with pytest.raises(ValueError, match="E003 invalid input: TITANS_MAX_ABS_AMOUNT"):
+            Settings.from_env({"TITANS_MAX_ABS_AMOUNT": bad})
+
+
 def test_stale_data_warns_but_does_not_block(db):
     result = run(db, q.raw_transactions_suite(), today=TODAY + dt.timedelta(days=200))
     fresh = result.outcome("txn_date_fresh")
@@ -505,10 +517,14 @@ def test_fct_transactions_violation_fails_its_expectation(db, sql, name, count, 
 def test_labels_as_the_database_normalizes_real_category_names_pass_the_format_check(db):
     """Accents and leading digits are in real exports' categories (`Restaurant-Bar & Café`, `401k Plan`):
     whatever the database's own normalize_label (dbt macro, inlined here) makes of them is valid."""
-    normalized = ("nullif(trim(both '_' from regexp_replace(lower(trim(%s)), '[^[:alnum:]]+', '_', 'g')), '')")
+    normalized = "nullif(trim(both '_' from regexp_replace(lower(trim(%s)), '[^[:alnum:]]+', '_', 'g')), '')"
     for line, name in ((3, "Restaurant-Bar & Café"), (4, "401k Plan")):
-        execute(db, f"UPDATE marts.fct_transactions SET category = {normalized} WHERE line_number = %s "
-                    "AND source_file = 'b.csv'", (name, line))
+        execute(
+            db,
+            f"UPDATE marts.fct_transactions SET category = {normalized} WHERE line_number = %s "
+            "AND source_file = 'b.csv'",
+            (name, line),
+        )
     result = run(db, q.fct_transactions_suite())  # (the autouse good_data fixture restores the rows)
     assert result.outcome("category_format").success, result.outcome("category_format").summary
 

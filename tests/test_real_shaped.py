@@ -28,7 +28,8 @@ def dbt_manifest() -> Path:
 
 @pytest.mark.parametrize(("rows", "n_categories", "seed"), [(100, 20, 1), (400, 35, 2), (2000, 50, 3)])
 def test_materialize_succeeds_and_serves_every_model_on_a_real_shaped_ledger(
-        rows, n_categories, seed, tmp_path, embedded_db: Database, monkeypatch):
+    rows, n_categories, seed, tmp_path, embedded_db: Database, monkeypatch
+):
     landing = tmp_path / "data" / "raw"
     write_ledger(landing / "checking.csv", rows=rows, n_categories=n_categories, seed=seed, end=TEST_TODAY)
     with scratch_database(embedded_db) as db:

@@ -19,19 +19,33 @@ def test_bentofile_pins_are_the_installed_versions():
     assert config["service"] == "bento.service:TitansService"
     for pin in config["python"]["packages"]:
         name, version = pin.split("==")
-        assert metadata.version(name) == version, f"{pin}: installed {metadata.version(name)} (update bentofile.yaml)"
+        assert metadata.version(name) == version, (
+            f"{pin}: installed {metadata.version(name)} (update bentofile.yaml)"
+        )
 
 
 def test_bentoml_build_packs_the_service_and_the_shared_code(tmp_path):
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "True"}
     bentoml = str(Path(sys.executable).with_name("bentoml"))
-    done = subprocess.run([bentoml, "build", "-f", str(BENTOFILE), str(ROOT)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [bentoml, "build", "-f", str(BENTOFILE), str(ROOT)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    (bento,) = [p for p in (tmp_path / "bentoml" / "bentos" / "titans").iterdir() if (p / "bento.yaml").is_file()]
+    (bento,) = [
+        p for p in (tmp_path / "bentoml" / "bentos" / "titans").iterdir() if (p / "bento.yaml").is_file()
+    ]
     src = bento / "src"
-    for rel in ("bento/service.py", "titans_assets/lib/serving/app.py", "titans_assets/lib/ml/features.py",
-                "dbt_project/seeds/payment_method_aliases.csv"):
+    for rel in (
+        "bento/service.py",
+        "titans_assets/lib/serving/app.py",
+        "titans_assets/lib/ml/features.py",
+        "dbt_project/seeds/payment_method_aliases.csv",
+    ):
         assert (src / rel).is_file(), rel
     assert not (src / "tests").exists() and not list(src.rglob("__pycache__"))
     manifest = yaml.safe_load((bento / "bento.yaml").read_text())

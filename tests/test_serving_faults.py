@@ -89,8 +89,21 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{port}/0"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no"], stdout=self.log.open("a"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=self.log.open("a"),
+            stderr=subprocess.STDOUT,
+        )
         import redis
 
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
@@ -146,9 +159,17 @@ def redis_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def service(store, registry, redis_server, tmp_path_factory):  # noqa: F811
     prefix = f"titans-drill-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, **store["env"], "TITANS_API_KEYS": KEY, "TITANS_MLFLOW_TRACKING_URI": registry.tracking_uri,
-           "TITANS_MODEL_POLL_SECONDS": str(POLL_SECONDS), "TITANS_RATE_LIMIT_IP": f"{IP_LIMIT}/minute",
-           "TITANS_RATE_LIMIT_KEY": "none", "TITANS_REDIS_URL": redis_server.url, "TITANS_RATE_LIMIT_PREFIX": prefix}
+    env = {
+        **os.environ,
+        **store["env"],
+        "TITANS_API_KEYS": KEY,
+        "TITANS_MLFLOW_TRACKING_URI": registry.tracking_uri,
+        "TITANS_MODEL_POLL_SECONDS": str(POLL_SECONDS),
+        "TITANS_RATE_LIMIT_IP": f"{IP_LIMIT}/minute",
+        "TITANS_RATE_LIMIT_KEY": "none",
+        "TITANS_REDIS_URL": redis_server.url,
+        "TITANS_RATE_LIMIT_PREFIX": prefix,
+    }
     for name in ("BENTOML_CONFIG_OPTIONS", "TITANS_TRUSTED_PROXIES"):
         env.pop(name, None)
     srv = Server(env, workers=2, log=tmp_path_factory.mktemp("drills") / "serve.log")
@@ -209,8 +230,14 @@ def test_registry_unreachable_at_start_degrades_then_loads_without_a_restart(ser
 
     registry.start()  # the registry is back: each worker's poller loads the champions, no restart
     started = time.monotonic()
-    status = both_workers(srv, lambda s: {m["model_version"] for m in s["models"].values()} == {"1"}
-                          and {m["status"] for m in s["models"].values()} == {"ready"}, POLL_SECONDS + 40)
+    status = both_workers(
+        srv,
+        lambda s: (
+            {m["model_version"] for m in s["models"].values()} == {"1"}
+            and {m["status"] for m in s["models"].values()} == {"ready"}
+        ),
+        POLL_SECONDS + 40,
+    )
     assert set(status) == srv.ready_pids and srv.proc.poll() is None  # the same two worker processes
     print(f"champions loaded on both workers {time.monotonic() - started:.1f}s after the registry came back")
     r = fresh("POST", f"{srv.base}/predict/category", json=REQUESTS["category"], headers=AUTH)
@@ -229,7 +256,10 @@ def test_a_registry_outage_shows_on_the_next_health_request_with_one_code_and_no
         assert {m["status"] for m in h["models"].values()} == {"stale"}, h
         assert {m["error"]["code"] for m in h["models"].values()} == {"E002"}, h
         answers[h["worker_pid"]] = h
-    assert len(answers) == 2 and time.monotonic() - killed < POLL_SECONDS / 2, (len(answers), time.monotonic() - killed)
+    assert len(answers) == 2 and time.monotonic() - killed < POLL_SECONDS / 2, (
+        len(answers),
+        time.monotonic() - killed,
+    )
     r = fresh("POST", f"{srv.base}/predict/amount", json=REQUESTS["amount"], headers=AUTH)
     assert r.status_code == 200 and r.json()["model_version"] == "1"  # the loaded model keeps serving
     names = ("category", "titans_category", "anomaly", "category", "cashflow", "category")
@@ -297,8 +327,15 @@ def test_a_spoofed_x_forwarded_for_does_not_escape_the_ip_limit(service, redis_s
     """From 127.0.0.1 (where uvicorn trusted X-Forwarded-For by default) with a new address in the header
     each time: no TITANS_TRUSTED_PROXIES, so the header is ignored and the one peer hits its limit."""
     srv = service
-    answers = [fresh("GET", f"{srv.base}/models/status", source="127.0.0.1",
-                     headers={**AUTH, "X-Forwarded-For": f"203.0.113.{i + 1}"}) for i in range(IP_LIMIT + 3)]
+    answers = [
+        fresh(
+            "GET",
+            f"{srv.base}/models/status",
+            source="127.0.0.1",
+            headers={**AUTH, "X-Forwarded-For": f"203.0.113.{i + 1}"},
+        )
+        for i in range(IP_LIMIT + 3)
+    ]
     assert [r.status_code for r in answers] == [200] * IP_LIMIT + [429] * 3
     assert answers[0].json()["trusted_proxies"] == []
     keys = redis_server.keys(f"{srv.prefix}:*")

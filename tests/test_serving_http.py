@@ -29,7 +29,7 @@ from conftest import scratch_database
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS
 from starlette.testclient import TestClient
-from support import free_port
+from support import built_once, free_port
 
 from titans_assets.lib.db import Database
 from titans_assets.lib.generator import generate, read_export
@@ -45,12 +45,27 @@ KEY = "test-key-" + uuid.uuid4().hex
 AUTH = {"Authorization": f"Bearer {KEY}"}
 END = dt.date(2026, 6, 30)
 REQUESTS = {
-    "category": {"amount": -54.99, "description": "Adobe Creative Cloud", "payment_method": "credit_card",
-                 "date": "2024-03-01", "reference": "Adobe"},
-    "amount": {"category": "software", "date": "2024-03-01", "payment_method": "credit_card",
-               "description": "Adobe Creative Cloud"},
-    "anomaly": {"amount": -9800.0, "category": "software", "description": "Adobe Creative Cloud",
-                "date": "2024-03-01", "time": "03:12", "payment_method": "credit_car"},
+    "category": {
+        "amount": -54.99,
+        "description": "Adobe Creative Cloud",
+        "payment_method": "credit_card",
+        "date": "2024-03-01",
+        "reference": "Adobe",
+    },
+    "amount": {
+        "category": "software",
+        "date": "2024-03-01",
+        "payment_method": "credit_card",
+        "description": "Adobe Creative Cloud",
+    },
+    "anomaly": {
+        "amount": -9800.0,
+        "category": "software",
+        "description": "Adobe Creative Cloud",
+        "date": "2024-03-01",
+        "time": "03:12",
+        "payment_method": "credit_car",
+    },
 }
 _ips = itertools.count(1)
 
@@ -69,14 +84,26 @@ def warehouse_rows(landing: Path) -> pd.DataFrame:
     parts = []
     for path in sorted(landing.glob("*.csv")):
         df = read_export(path)
-        parts.append(pd.DataFrame({
-            "transaction_id": [f"{path.name}:{n}" for n in df["line_number"]], "txn_date": df["Date"],
-            "account": path.stem, "source_file": path.name, "line_number": df["line_number"],
-            "txn_type": df["Type"], "description": df["Description"], "amount": df["Amount"].astype(float),
-            "category": voc.category(df["Category"]), "payment_method": voc.payment_method(df["Payment Method"]),
-            "reference": df["Reference"]}))
-    frame = pd.concat(parts, ignore_index=True).sort_values(["txn_date", "source_file", "line_number"],
-                                                            ignore_index=True)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "transaction_id": [f"{path.name}:{n}" for n in df["line_number"]],
+                    "txn_date": df["Date"],
+                    "account": path.stem,
+                    "source_file": path.name,
+                    "line_number": df["line_number"],
+                    "txn_type": df["Type"],
+                    "description": df["Description"],
+                    "amount": df["Amount"].astype(float),
+                    "category": voc.category(df["Category"]),
+                    "payment_method": voc.payment_method(df["Payment Method"]),
+                    "reference": df["Reference"],
+                }
+            )
+        )
+    frame = pd.concat(parts, ignore_index=True).sort_values(
+        ["txn_date", "source_file", "line_number"], ignore_index=True
+    )
     frame["category"] = frame["category"].where(frame["txn_type"] == "Expense", None)
     frame["merchant"] = F.merchant_of(frame["reference"], frame["description"])
     return frame
@@ -88,28 +115,60 @@ def daily_series(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"metric_date": daily.index, "net_flow": daily.to_numpy()})
 
 
+def train_models(landing: Path) -> dict:
+    """The four models, trained on the generated exports in `landing` (cheaper settings where the
+    service's behaviour, not the model's quality, is under test)."""
+    frame = warehouse_rows(landing)
+    return {
+        "category": category.train(frame),
+        "amount": amount.train(frame, max_iter=80, oof_folds=2, text_hash_features=2**14),
+        "anomaly": anomaly.train(frame),
+        "cashflow": cashflow.train(
+            daily_series(frame),
+            candidates=("seasonal_naive_7", "mean_28", "ets"),
+            n_origins=3,
+            make_figures=False,
+        ),
+    }
+
+
+def serving_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """train_models on the serving tests' ledger (2500 rows, seed 21, ending END), trained once per test
+    run: every file with a `store` (this one, the soak, the fault drills, the contract, Prometheus) only
+    logs and promotes them in a registry of its own, and none changes a trained model."""
+
+    def build() -> dict:
+        landing = tmp_path_factory.mktemp("serving-models") / "raw"
+        generate(landing, rows=2500, seed=21, end_date=END)
+        return train_models(landing)
+
+    return built_once("serving-models", build, tmp_path_factory.getbasetemp().parent)
+
+
 @pytest.fixture(scope="module")
 def store(embedded_db: Database, tmp_path_factory):
     """A scratch database whose MLflow store holds a champion (v1) of each of the four models."""
     root = tmp_path_factory.mktemp("serving")
     generate(root / "raw", rows=2500, seed=21, end_date=END)
-    frame = warehouse_rows(root / "raw")
-    trained = {
-        "category": category.train(frame),
-        "amount": amount.train(frame, max_iter=80, oof_folds=2, text_hash_features=2 ** 14),
-        "anomaly": anomaly.train(frame),
-        "cashflow": cashflow.train(daily_series(frame), candidates=("seasonal_naive_7", "mean_28", "ets"),
-                                   n_origins=3, make_figures=False),
-    }
+    trained = serving_models(tmp_path_factory)  # these rows' models; the registry below is this module's own
     with scratch_database(embedded_db) as db:
-        env = {"TITANS_HOME": str(root / "home"), "TITANS_DATABASE_URL": db.url,
-               "TITANS_LANDING_DIR": str(root / "raw")}
+        env = {
+            "TITANS_HOME": str(root / "home"),
+            "TITANS_DATABASE_URL": db.url,
+            "TITANS_LANDING_DIR": str(root / "raw"),
+        }
         registry = Registry.from_settings(Settings.from_env(env), db)
         for spec in catalog.SPECS:
             _, version = registry.log_training(spec.name, trained[spec.key], spec.example_frame())
             registry.promote(spec.name, version, "serving tests")
-        yield {"db": db, "env": env, "registry": registry,
-               "models": {k: r.model for k, r in trained.items()}, "root": root, "trained": trained}
+        yield {
+            "db": db,
+            "env": env,
+            "registry": registry,
+            "models": {k: r.model for k, r in trained.items()},
+            "root": root,
+            "trained": trained,
+        }
 
 
 def _runtime(env: dict[str, str], **extra) -> Runtime:
@@ -125,10 +184,14 @@ def test_in_process_calls_answer_with_the_registry_champions(store):
         assert rt.models_health()["status"] == "healthy"
         models = store["models"]
         out = rt.predict("category", REQUESTS["category"])
-        direct = models["category"].predict(pd.DataFrame([{**REQUESTS["category"], "txn_date": "2024-03-01"}]))
+        direct = models["category"].predict(
+            pd.DataFrame([{**REQUESTS["category"], "txn_date": "2024-03-01"}])
+        )
         assert out["prediction"] == direct["prediction"].iloc[0] and out["model_version"] == "1"
         assert out["confidence"] == pytest.approx(float(direct["confidence"].iloc[0]))
-        assert [a["category"] for a in out["alternatives"]] == [a["category"] for a in direct["alternatives"].iloc[0]]
+        assert [a["category"] for a in out["alternatives"]] == [
+            a["category"] for a in direct["alternatives"].iloc[0]
+        ]
         out = rt.predict("amount", REQUESTS["amount"])
         ci = out["confidence_interval"]
         assert ci["lower"] <= out["predicted_amount"] <= ci["upper"] and 0 < ci["level"] < 1
@@ -141,7 +204,10 @@ def test_in_process_calls_answer_with_the_registry_champions(store):
         assert [r["predicted_amount"] for r in out["forecast"]] == expected["predicted_amount"].tolist()
         assert out["forecast"][0]["date"] == (END + dt.timedelta(days=1)).isoformat()
         assert out["summary"]["as_of"] == END.isoformat() and out["summary"]["trend"] in (
-            "increasing", "decreasing", "stable")
+            "increasing",
+            "decreasing",
+            "stable",
+        )
         batch = rt.predict("category", {"transactions": [REQUESTS["category"]] * 50}, batch=True)
         assert batch["count"] == 50 and len({p["prediction"] for p in batch["predictions"]}) == 1
     finally:
@@ -153,7 +219,9 @@ def test_without_champions_the_service_starts_and_answers_503(embedded_db, tmp_p
         rt = _runtime({"TITANS_HOME": str(tmp_path), "TITANS_DATABASE_URL": empty.url})
         health = rt.models_health()
         assert health["status"] == "unhealthy"
-        assert all(m["status"] == "missing" and m["error"]["code"] == "E002" for m in health["models"].values())
+        assert all(
+            m["status"] == "missing" and m["error"]["code"] == "E002" for m in health["models"].values()
+        )
         with pytest.raises(Exception) as err:
             rt.predict("category", REQUESTS["category"])
         assert (err.value.status, err.value.code) == (503, "E002")
@@ -165,8 +233,12 @@ def test_an_unreachable_registry_is_reported_not_fatal_with_one_code_and_no_addr
     URI, then E002)."""
     sockets = tmp_path / "pg-sockets"
     sockets.mkdir()
-    rt = _runtime({"TITANS_HOME": str(tmp_path),
-                   "TITANS_DATABASE_URL": f"postgresql://postgres:s3cret@/titans?host={sockets}"})
+    rt = _runtime(
+        {
+            "TITANS_HOME": str(tmp_path),
+            "TITANS_DATABASE_URL": f"postgresql://postgres:s3cret@/titans?host={sockets}",
+        }
+    )
     try:
         bodies = []
         for _ in range(3):
@@ -192,8 +264,13 @@ def test_an_unreachable_registry_is_reported_not_fatal_with_one_code_and_no_addr
 # ---------------------------------------------------------------------------------------------- BentoML ASGI stack
 @pytest.fixture
 def asgi(store, monkeypatch):
-    for k, v in {**store["env"], "TITANS_API_KEYS": KEY, "TITANS_MODEL_POLL_SECONDS": "0",
-                 "TITANS_RATE_LIMIT_KEY": "5/minute", "TITANS_RATE_LIMIT_IP": "1000/minute"}.items():
+    for k, v in {
+        **store["env"],
+        "TITANS_API_KEYS": KEY,
+        "TITANS_MODEL_POLL_SECONDS": "0",
+        "TITANS_RATE_LIMIT_KEY": "5/minute",
+        "TITANS_RATE_LIMIT_IP": "1000/minute",
+    }.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("TITANS_REDIS_URL", raising=False)
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))  # `bento` lives at the repo root
@@ -209,8 +286,13 @@ def test_the_full_bentoml_stack(asgi):
     r = asgi.post("/predict/category", json=REQUESTS["category"], headers=AUTH)
     assert r.status_code == 200 and r.json()["model_version"] == "1"
     r = asgi.post("/predict/category", json={**REQUESTS["category"], "amount": 1e12}, headers=AUTH)
-    assert r.status_code == 422 and r.json() == {"error": {"code": "E003", "field": "amount", "message": (
-        "amount: amount must be finite with |amount| <= 1e+09, got 1000000000000.0")}}
+    assert r.status_code == 422 and r.json() == {
+        "error": {
+            "code": "E003",
+            "field": "amount",
+            "message": ("amount: amount must be finite with |amount| <= 1e+09, got 1000000000000.0"),
+        }
+    }
     assert asgi.post("/predict/category", json=REQUESTS["category"]).json()["error"]["code"] == "E005"
     r = asgi.post("/models/titans_amount/reload", headers=AUTH)
     assert r.status_code == 200 and r.json()["outcome"] == "unchanged"
@@ -235,8 +317,21 @@ class Server:
         self.log = log
         titans = str(Path(sys.executable).with_name("titans"))
         self.proc = subprocess.Popen(
-            [titans, "serve", "--port", str(self.port), "--workers", str(workers), "--dev", "--no-access-log"],
-            env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, process_group=0)
+            [
+                titans,
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--dev",
+                "--no-access-log",
+            ],
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
         self.psutil = psutil
         self.tree: list = []
         self.workers = workers
@@ -246,13 +341,20 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"titans serve exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+                raise AssertionError(
+                    f"titans serve exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
+                )
             try:  # every worker up and healthy (a worker accepts connections once it has loaded)
-                h = fresh("GET", f"{self.base}/models/health", headers={**AUTH, **client_ip()}, timeout=5).json()
+                h = fresh(
+                    "GET", f"{self.base}/models/health", headers={**AUTH, **client_ip()}, timeout=5
+                ).json()
                 if h["status"] == "healthy":
                     self.ready_pids.add(h["worker_pid"])
                 if len(self.ready_pids) == self.workers:
-                    self.tree = [self.psutil.Process(self.proc.pid), *self.psutil.Process(self.proc.pid).children(True)]
+                    self.tree = [
+                        self.psutil.Process(self.proc.pid),
+                        *self.psutil.Process(self.proc.pid).children(True),
+                    ]
                     return
             except (httpx.HTTPError, ValueError, KeyError):
                 pass
@@ -301,9 +403,15 @@ IP_LIMIT = 20
 
 @pytest.fixture(scope="module")
 def server(store, redis_prefix, tmp_path_factory):
-    env = {**os.environ, **store["env"], "TITANS_API_KEYS": KEY, "TITANS_MODEL_POLL_SECONDS": "1",
-           "TITANS_RATE_LIMIT_IP": f"{IP_LIMIT}/minute", "TITANS_RATE_LIMIT_KEY": "100000/hour",
-           "TITANS_TRUSTED_PROXIES": "127.0.0.1"}  # the tests play a proxy on the host (client_ip())
+    env = {
+        **os.environ,
+        **store["env"],
+        "TITANS_API_KEYS": KEY,
+        "TITANS_MODEL_POLL_SECONDS": "1",
+        "TITANS_RATE_LIMIT_IP": f"{IP_LIMIT}/minute",
+        "TITANS_RATE_LIMIT_KEY": "100000/hour",
+        "TITANS_TRUSTED_PROXIES": "127.0.0.1",
+    }  # the tests play a proxy on the host (client_ip())
     env.pop("BENTOML_CONFIG_OPTIONS", None)
     env.pop("TITANS_REDIS_URL", None)
     if redis_prefix is not None:
@@ -334,18 +442,26 @@ def test_server_answers_every_endpoint(server, store):
                 assert r.json() == rt.predict(key, body)  # the same champion, computed the same way
                 r = c.post(f"/predict/{key}/batch", json={"transactions": [body] * 3}, headers=h)
                 assert r.status_code == 200 and r.json()["count"] == 3 and r.json()["model_version"] == "1"
-            r = c.post("/predict/cashflow", json={"horizon_days": 365, "include_seasonality": False},
-                       headers=client_ip())
+            r = c.post(
+                "/predict/cashflow",
+                json={"horizon_days": 365, "include_seasonality": False},
+                headers=client_ip(),
+            )
             assert r.status_code == 200 and len(r.json()["forecast"]) == 365
             assert r.json() == rt.predict("cashflow", {"horizon_days": 365, "include_seasonality": False})
             h = client_ip()
             status = c.get("/models/status", headers=h).json()
             assert {m["model_version"] for m in status["models"].values()} == {"1"}
-            assert status["rate_limits"]["storage"].startswith(("redis", "memory")) and status["poll_seconds"] == 1
+            assert (
+                status["rate_limits"]["storage"].startswith(("redis", "memory"))
+                and status["poll_seconds"] == 1
+            )
             assert c.get("/models/health", headers=h).json()["status"] == "healthy"
             for path in ("/health", "/livez", "/readyz", "/metrics", "/openapi.json"):
                 assert httpx.get(base + path).status_code == 200, path
-            r = c.post("/predict/anomaly", content=b'{"amount": 1', headers={**h, "content-type": "application/json"})
+            r = c.post(
+                "/predict/anomaly", content=b'{"amount": 1', headers={**h, "content-type": "application/json"}
+            )
             assert r.status_code == 400 and r.json()["error"]["code"] == "E003"
             r = c.post("/predict/cashflow", json={"horizon_days": 366}, headers=h)
             assert r.status_code == 422 and r.json()["error"]["field"] == "horizon_days"
@@ -360,9 +476,13 @@ def test_server_requires_a_key_and_accepts_the_printed_dev_key(server):
     url = f"{server.base}/predict/category"
     r = httpx.post(url, json=REQUESTS["category"], headers=client_ip())
     assert r.status_code == 401 and r.json()["error"]["code"] == "E005" and r.headers["WWW-Authenticate"]
-    r = httpx.post(url, json=REQUESTS["category"], headers={**client_ip(), "Authorization": "Bearer nope-nope-nope"})
+    r = httpx.post(
+        url, json=REQUESTS["category"], headers={**client_ip(), "Authorization": "Bearer nope-nope-nope"}
+    )
     assert r.status_code == 401 and r.json()["error"]["message"] == "invalid API key"
-    r = httpx.post(url, json=REQUESTS["category"], headers={**client_ip(), "Authorization": f"Bearer {server.dev_key()}"})
+    r = httpx.post(
+        url, json=REQUESTS["category"], headers={**client_ip(), "Authorization": f"Bearer {server.dev_key()}"}
+    )
     assert r.status_code == 200
 
 
@@ -423,8 +543,15 @@ def test_reload_and_both_workers_converge_on_a_new_champion(server, store):
             break
         time.sleep(0.1)
     assert len(seen) == 2 and set(seen.values()) == {v2}, seen
-    answers = {fresh("POST", f"{server.base}/predict/category", json=REQUESTS["category"],
-                     headers={**AUTH, **client_ip()}).json()["model_version"] for _ in range(12)}
+    answers = {
+        fresh(
+            "POST",
+            f"{server.base}/predict/category",
+            json=REQUESTS["category"],
+            headers={**AUTH, **client_ip()},
+        ).json()["model_version"]
+        for _ in range(12)
+    }
     assert answers == {v2}
 
 
@@ -435,8 +562,12 @@ def test_a_served_baseline_answers_over_http_and_says_what_it_is(server, store):
 
     registry: Registry = store["registry"]
     model_version = str(registry.champion_version("titans_amount").version)
-    _, version = registry.log_training("titans_amount", baseline_result(store["trained"]["amount"], "category_median"),
-                                       catalog.BY_KEY["amount"].example_frame(), kind="baseline:category_median")
+    _, version = registry.log_training(
+        "titans_amount",
+        baseline_result(store["trained"]["amount"], "category_median"),
+        catalog.BY_KEY["amount"].example_frame(),
+        kind="baseline:category_median",
+    )
     registry.promote("titans_amount", version, "serving test: the baseline serves")
     try:
         r = fresh("POST", f"{server.base}/models/amount/reload", headers={**AUTH, **client_ip()})
@@ -450,13 +581,22 @@ def test_a_served_baseline_answers_over_http_and_says_what_it_is(server, store):
                 break
             time.sleep(0.1)
         assert len(seen) == 2 and set(seen.values()) == {"baseline:category_median"}, seen
-        body = fresh("POST", f"{server.base}/predict/amount", json=REQUESTS["amount"],
-                     headers={**AUTH, **client_ip()}).json()
+        body = fresh(
+            "POST", f"{server.base}/predict/amount", json=REQUESTS["amount"], headers={**AUTH, **client_ip()}
+        ).json()
         assert body["model_version"] == version and body["model_kind"] == "baseline:category_median", body
         assert body["factors"]["baseline"] == "category_median"
-        assert body["confidence_interval"]["lower"] <= body["predicted_amount"] <= body["confidence_interval"]["upper"]
-        other = fresh("POST", f"{server.base}/predict/category", json=REQUESTS["category"],
-                      headers={**AUTH, **client_ip()}).json()
+        assert (
+            body["confidence_interval"]["lower"]
+            <= body["predicted_amount"]
+            <= body["confidence_interval"]["upper"]
+        )
+        other = fresh(
+            "POST",
+            f"{server.base}/predict/category",
+            json=REQUESTS["category"],
+            headers={**AUTH, **client_ip()},
+        ).json()
         assert other["model_kind"] == "model"
     finally:
         registry.promote("titans_amount", model_version, "serving test: restored")
@@ -474,7 +614,12 @@ def test_a_failed_reload_keeps_the_last_good_model(server, store):
         r = fresh("POST", f"{server.base}/models/titans_anomaly/reload", headers={**AUTH, **client_ip()})
         assert r.status_code == 503 and r.json()["error"]["code"] == "E002"
         assert f"still serving version {good_version}" in r.json()["error"]["message"]
-        r = fresh("POST", f"{server.base}/predict/anomaly", json=REQUESTS["anomaly"], headers={**AUTH, **client_ip()})
+        r = fresh(
+            "POST",
+            f"{server.base}/predict/anomaly",
+            json=REQUESTS["anomaly"],
+            headers={**AUTH, **client_ip()},
+        )
         assert r.status_code == 200 and r.json()["model_version"] == good_version
         # Each worker's poller meets the same broken version and keeps serving the good one.
         seen: dict[int, tuple[str, str | None]] = {}
@@ -526,19 +671,31 @@ def test_openapi_fuzz_with_every_check(server):
     from schemathesis.config import SchemathesisConfig
     from schemathesis.generation import GenerationMode
 
-    schema = schemathesis.openapi.from_url(f"{server.base}/openapi.json",
-                                           config=SchemathesisConfig.from_str(SCHEMATHESIS_CONFIG))
+    schema = schemathesis.openapi.from_url(
+        f"{server.base}/openapi.json", config=SchemathesisConfig.from_str(SCHEMATHESIS_CONFIG)
+    )
     checks = CHECKS.get_all()  # the OpenAPI checks register themselves with the OpenAPI loader
     names = {c.__name__ for c in checks}
-    assert {"negative_data_rejection", "positive_data_acceptance", "ignored_auth", "missing_required_header",
-            "unsupported_method", "response_schema_conformance"} <= names, names
+    assert {
+        "negative_data_rejection",
+        "positive_data_acceptance",
+        "ignored_auth",
+        "missing_required_header",
+        "unsupported_method",
+        "response_schema_conformance",
+    } <= names, names
     failures: list[str] = []
     calls = 0
 
     def fuzz(operation, mode) -> None:
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=10, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=10,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case):
             nonlocal calls
             calls += 1

@@ -25,8 +25,13 @@ from titans_assets.lib.serving.runtime import REGISTRY_NAMES, Runtime, poll_seco
 
 KEY = "unit-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-CATEGORY_BODY = {"amount": -54.99, "description": "Adobe Creative Cloud", "payment_method": "credit_card",
-                 "date": "2024-03-01", "reference": "Adobe"}
+CATEGORY_BODY = {
+    "amount": -54.99,
+    "description": "Adobe Creative Cloud",
+    "payment_method": "credit_card",
+    "date": "2024-03-01",
+    "reference": "Adobe",
+}
 
 
 # ---------------------------------------------------------------------------------------------- stand-ins
@@ -37,17 +42,31 @@ class FakeCategory:
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         self.seen.append(frame)
-        alts = [[{"category": self.label, "confidence": 0.8}, {"category": "other", "confidence": 0.2}]] * len(frame)
-        return pd.DataFrame({"prediction": [self.label] * len(frame), "confidence": [0.8] * len(frame),
-                             "alternatives": pd.Series(alts, dtype=object).to_numpy()}, index=frame.index)
+        alts = [
+            [{"category": self.label, "confidence": 0.8}, {"category": "other", "confidence": 0.2}]
+        ] * len(frame)
+        return pd.DataFrame(
+            {
+                "prediction": [self.label] * len(frame),
+                "confidence": [0.8] * len(frame),
+                "alternatives": pd.Series(alts, dtype=object).to_numpy(),
+            },
+            index=frame.index,
+        )
 
 
 class FakeAnomaly:
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         big = frame["amount"].abs() > 1000
-        return pd.DataFrame({"anomaly_score": big.astype(float) * 0.9, "is_anomaly": big,
-                             "risk_level": big.map({True: "high", False: "low"}),
-                             "reasons": [["amount far above usual"] if b else [] for b in big]}, index=frame.index)
+        return pd.DataFrame(
+            {
+                "anomaly_score": big.astype(float) * 0.9,
+                "is_anomaly": big,
+                "risk_level": big.map({True: "high", False: "low"}),
+                "reasons": [["amount far above usual"] if b else [] for b in big],
+            },
+            index=frame.index,
+        )
 
 
 class FakeSource:
@@ -70,8 +89,14 @@ class FakeSource:
         if self.fail_load:
             raise RuntimeError(f"E002 MLflow registry: loading {name} v{version} failed: no artifact")
         v, model = self.models[name]
-        return Loaded(name=name, version=v, run_id=f"run-{v}", model=model, metrics={"macro_f1": 0.9},
-                      tags={"titans.promotion_reason": "test"})
+        return Loaded(
+            name=name,
+            version=v,
+            run_id=f"run-{v}",
+            model=model,
+            metrics={"macro_f1": 0.9},
+            tags={"titans.promotion_reason": "test"},
+        )
 
 
 def runtime(source: FakeSource, **env) -> Runtime:
@@ -96,27 +121,35 @@ def client(source):
 # ---------------------------------------------------------------------------------------------- validation
 def test_a_valid_category_request_becomes_one_model_row():
     row = V.parse_row(V.CATEGORY, CATEGORY_BODY)
-    assert row == {"amount": -54.99, "description": "Adobe Creative Cloud", "txn_date": "2024-03-01",
-                   "payment_method": "credit_card", "reference": "Adobe"}
+    assert row == {
+        "amount": -54.99,
+        "description": "Adobe Creative Cloud",
+        "txn_date": "2024-03-01",
+        "payment_method": "credit_card",
+        "reference": "Adobe",
+    }
     assert V.parse_row(V.AMOUNT, {"category": "software", "date": "2024-03-01"})["payment_method"] is None
     assert V.parse_row(V.ANOMALY, {"amount": 3, "date": "2024-03-01", "time": "23:59:59"})["amount"] == 3.0
 
 
-@pytest.mark.parametrize("body, field, fragment", [
-    ({**CATEGORY_BODY, "amount": "12"}, "amount", "expected a number"),
-    ({**CATEGORY_BODY, "amount": True}, "amount", "expected a number"),
-    ({**CATEGORY_BODY, "amount": 2e9}, "amount", "|amount| <= 1e+09"),
-    ({**CATEGORY_BODY, "date": "2024-02-30"}, "date", "not a calendar date"),
-    ({**CATEGORY_BODY, "date": "1899-12-31"}, "date", "out of range"),
-    ({**CATEGORY_BODY, "date": "2101-01-01"}, "date", "out of range"),
-    ({**CATEGORY_BODY, "date": "20240301"}, "date", "YYYY-MM-DD"),
-    ({**CATEGORY_BODY, "date": "٢٠٢٤-٠٣-٠١"}, "date", "YYYY-MM-DD"),
-    ({k: v for k, v in CATEGORY_BODY.items() if k != "amount"}, "amount", "required"),
-    ({**CATEGORY_BODY, "description": 7}, "description", "expected a string"),
-    ({**CATEGORY_BODY, "description": "x" * 501}, "description", "longer than 500"),
-    ({**CATEGORY_BODY, "reference": 5}, "reference", "expected a string"),
-    ({**CATEGORY_BODY, "amout": 1}, "amout", "unknown field"),
-])
+@pytest.mark.parametrize(
+    "body, field, fragment",
+    [
+        ({**CATEGORY_BODY, "amount": "12"}, "amount", "expected a number"),
+        ({**CATEGORY_BODY, "amount": True}, "amount", "expected a number"),
+        ({**CATEGORY_BODY, "amount": 2e9}, "amount", "|amount| <= 1e+09"),
+        ({**CATEGORY_BODY, "date": "2024-02-30"}, "date", "not a calendar date"),
+        ({**CATEGORY_BODY, "date": "1899-12-31"}, "date", "out of range"),
+        ({**CATEGORY_BODY, "date": "2101-01-01"}, "date", "out of range"),
+        ({**CATEGORY_BODY, "date": "20240301"}, "date", "YYYY-MM-DD"),
+        ({**CATEGORY_BODY, "date": "٢٠٢٤-٠٣-٠١"}, "date", "YYYY-MM-DD"),
+        ({k: v for k, v in CATEGORY_BODY.items() if k != "amount"}, "amount", "required"),
+        ({**CATEGORY_BODY, "description": 7}, "description", "expected a string"),
+        ({**CATEGORY_BODY, "description": "x" * 501}, "description", "longer than 500"),
+        ({**CATEGORY_BODY, "reference": 5}, "reference", "expected a string"),
+        ({**CATEGORY_BODY, "amout": 1}, "amout", "unknown field"),
+    ],
+)
 def test_invalid_input_is_e003_naming_the_field(body, field, fragment):
     with pytest.raises(ApiError) as err:
         V.parse_row(V.CATEGORY, body)
@@ -154,12 +187,18 @@ def test_batches_name_the_item_and_are_bounded():
 
 def test_cashflow_requests():
     assert V.parse_cashflow({"horizon_days": 30}) == V.CashflowRequest(30, True)
-    assert V.parse_cashflow({"horizon_days": 7.0, "include_seasonality": False}) == V.CashflowRequest(7, False)
-    for bad, field in (({"horizon_days": 0}, "horizon_days"), ({"horizon_days": 366}, "horizon_days"),
-                       ({"horizon_days": 1.5}, "horizon_days"), ({"horizon_days": True}, "horizon_days"),
-                       ({}, "horizon_days"), ({"horizon_days": 3, "include_seasonality": "yes"},
-                                              "include_seasonality"),
-                       ({"horizon_days": 3, "level": 0.5}, "level")):
+    assert V.parse_cashflow({"horizon_days": 7.0, "include_seasonality": False}) == V.CashflowRequest(
+        7, False
+    )
+    for bad, field in (
+        ({"horizon_days": 0}, "horizon_days"),
+        ({"horizon_days": 366}, "horizon_days"),
+        ({"horizon_days": 1.5}, "horizon_days"),
+        ({"horizon_days": True}, "horizon_days"),
+        ({}, "horizon_days"),
+        ({"horizon_days": 3, "include_seasonality": "yes"}, "include_seasonality"),
+        ({"horizon_days": 3, "level": 0.5}, "level"),
+    ):
         with pytest.raises(ApiError) as err:
             V.parse_cashflow(bad)
         assert err.value.field == field and err.value.status == 422
@@ -176,14 +215,19 @@ def test_json_and_content_type_errors():
     with pytest.raises(ApiError) as err:
         V.check_content_type("text/plain")
     assert err.value.status == 415 and err.value.field == "Content-Type"
-    assert V.body_limit({}) == V.DEFAULT_MAX_BODY_BYTES and V.body_limit({"TITANS_MAX_BODY_BYTES": "4096"}) == 4096
+    assert (
+        V.body_limit({}) == V.DEFAULT_MAX_BODY_BYTES
+        and V.body_limit({"TITANS_MAX_BODY_BYTES": "4096"}) == 4096
+    )
     with pytest.raises(ValueError):
         V.body_limit({"TITANS_MAX_BODY_BYTES": "lots"})
 
 
 def test_error_bodies_carry_the_code_once():
     e = ApiError(503, "E002", "E002 MLflow registry unreachable: refused")
-    assert e.body() == {"error": {"code": "E002", "message": "MLflow registry unreachable: refused", "field": None}}
+    assert e.body() == {
+        "error": {"code": "E002", "message": "MLflow registry unreachable: refused", "field": None}
+    }
 
 
 def test_every_error_body_has_a_field_key_null_when_no_field_is_at_fault(source):
@@ -192,31 +236,48 @@ def test_every_error_body_has_a_field_key_null_when_no_field_is_at_fault(source)
     rt = runtime(source, TITANS_RATE_LIMIT_IP="2/minute", TITANS_RATE_LIMIT_KEY="none")
     with TestClient(create_app(rt)) as c:
         r = c.post("/predict/category", json=CATEGORY_BODY)
-        assert r.status_code == 401 and r.json() == {"error": {
-            "code": "E005", "message": "authentication required: send Authorization: Bearer <API key>",
-            "field": "Authorization"}}
+        assert r.status_code == 401 and r.json() == {
+            "error": {
+                "code": "E005",
+                "message": "authentication required: send Authorization: Bearer <API key>",
+                "field": "Authorization",
+            }
+        }
         r = c.post("/predict/amount", json={"category": "software", "date": "2024-01-01"}, headers=AUTH)
-        assert r.status_code == 503 and r.json()["error"]["field"] is None and r.json()["error"]["code"] == "E002"
+        assert (
+            r.status_code == 503
+            and r.json()["error"]["field"] is None
+            and r.json()["error"]["code"] == "E002"
+        )
         r = c.get("/models/status", headers=AUTH)
         assert r.status_code == 429 and set(r.json()["error"]) == {"code", "message", "field"}
         assert r.json()["error"]["field"] is None and r.json()["error"]["code"] == "E004"
 
 
-@pytest.mark.parametrize("raw, leaked", [
-    ('E001 cannot connect to postgresql://postgres:s3cret@/titans_mlflow?host=/tmp/titans-x/pgdata (embedded): '
-     'connection to server on socket "/tmp/titans-x/pgdata/.s.PGSQL.5432" failed: No such file or directory',
-     ["postgresql://", "s3cret", "/tmp/titans-x", ".s.PGSQL"]),
-    ('(psycopg2.OperationalError) connection to server at "db.internal" (10.0.0.5), port 5433 failed: refused',
-     ["db.internal", "10.0.0.5", "5433"]),
-    ("Error 111 connecting to 127.0.0.1:6390. Connection refused.", ["127.0.0.1", "6390"]),
-    ("auth failed: password=hunter2 user=bob", ["hunter2", "bob"]),
-    ("No such file or directory: '/srv/mlartifacts/1/abc/artifacts/MLmodel'", ["/srv", "MLmodel"]),
-])
+@pytest.mark.parametrize(
+    "raw, leaked",
+    [
+        (
+            "E001 cannot connect to postgresql://postgres:s3cret@/titans_mlflow?host=/tmp/titans-x/pgdata (embedded): "
+            'connection to server on socket "/tmp/titans-x/pgdata/.s.PGSQL.5432" failed: No such file or directory',
+            ["postgresql://", "s3cret", "/tmp/titans-x", ".s.PGSQL"],
+        ),
+        (
+            '(psycopg2.OperationalError) connection to server at "db.internal" (10.0.0.5), port 5433 failed: refused',
+            ["db.internal", "10.0.0.5", "5433"],
+        ),
+        ("Error 111 connecting to 127.0.0.1:6390. Connection refused.", ["127.0.0.1", "6390"]),
+        ("auth failed: password=hunter2 user=bob", ["hunter2", "bob"]),
+        ("No such file or directory: '/srv/mlartifacts/1/abc/artifacts/MLmodel'", ["/srv", "MLmodel"]),
+    ],
+)
 def test_error_messages_never_carry_addresses_paths_or_credentials(raw, leaked):
     body = ApiError(503, "E002", raw).body()["error"]["message"]
     assert not [x for x in leaked if x in body], body
-    assert ApiError(422, "E003", "rate limit exceeded (60 per 1 minute per client IP)").message == \
-        "rate limit exceeded (60 per 1 minute per client IP)"  # ordinary text is left alone
+    assert (
+        ApiError(422, "E003", "rate limit exceeded (60 per 1 minute per client IP)").message
+        == "rate limit exceeded (60 per 1 minute per client IP)"
+    )  # ordinary text is left alone
 
 
 # ---------------------------------------------------------------------------------------------- keys
@@ -249,10 +310,17 @@ def test_bearer_header_parsing():
 # ---------------------------------------------------------------------------------------------- rate limits
 def test_rate_limit_configuration():
     c = RateLimitConfig.from_env({})
-    assert [str(i) for i in c.per_ip] == ["60 per 1 minute"] and [str(i) for i in c.per_key] == ["1000 per 1 hour"]
+    assert [str(i) for i in c.per_ip] == ["60 per 1 minute"] and [str(i) for i in c.per_key] == [
+        "1000 per 1 hour"
+    ]
     assert not c.shared and c.storage_uri == "memory://"
-    c = RateLimitConfig.from_env({"TITANS_RATE_LIMIT_IP": "none", "TITANS_RATE_LIMIT_KEY": "5/second;100/day",
-                                  "TITANS_REDIS_URL": "redis://127.0.0.1:6379/0"})
+    c = RateLimitConfig.from_env(
+        {
+            "TITANS_RATE_LIMIT_IP": "none",
+            "TITANS_RATE_LIMIT_KEY": "5/second;100/day",
+            "TITANS_REDIS_URL": "redis://127.0.0.1:6379/0",
+        }
+    )
     assert c.per_ip == () and len(c.per_key) == 2 and c.shared
     with pytest.raises(RateLimitConfigError):
         RateLimitConfig.from_env({"TITANS_RATE_LIMIT_IP": "lots"})
@@ -293,7 +361,10 @@ def test_local_counters_decide_as_the_limits_memory_storage(monkeypatch):
                     want = reference.hit(item, "ip", who)
                     assert local.hit(item, "ip", who) == want, (clock[0], str(item), who)
                     decisions += not want
-                    got_stats, want_stats = local.get_window_stats(item, "ip", who), reference.get_window_stats(item, "ip", who)
+                    got_stats, want_stats = (
+                        local.get_window_stats(item, "ip", who),
+                        reference.get_window_stats(item, "ip", who),
+                    )
                     assert got_stats.remaining == want_stats.remaining
                     assert got_stats.reset_time == pytest.approx(want_stats.reset_time, abs=1e-6)
     finally:
@@ -329,8 +400,11 @@ def test_redis_limits_are_shared_between_limiters(redis_env):
 def test_an_unreachable_redis_falls_back_to_per_worker_limits_with_one_log_line(caplog):
     """Redis configured but not answering (nothing listens on port 1): requests are still limited, in
     this worker's memory, and the switch is logged once, not once per request."""
-    limiter = RateLimiter(RateLimitConfig.from_env({"TITANS_REDIS_URL": "redis://127.0.0.1:1/0",
-                                                    "TITANS_RATE_LIMIT_IP": "2/minute"}))
+    limiter = RateLimiter(
+        RateLimitConfig.from_env(
+            {"TITANS_REDIS_URL": "redis://127.0.0.1:1/0", "TITANS_RATE_LIMIT_IP": "2/minute"}
+        )
+    )
     with caplog.at_level("WARNING", logger="titans.serving"):
         results = [limiter.hit("ip", "x") for _ in range(5)]
     assert results[:2] == [None, None] and all(r is not None and r.retry_after >= 1 for r in results[2:])
@@ -444,8 +518,11 @@ def test_runtime_predicts_with_the_champion_and_reports_its_version(source):
     blank = rt.predict("category", {k: v for k, v in CATEGORY_BODY.items() if k != "description"})
     assert blank["prediction"] == "software"
     assert source.models["titans_category"][1].seen[-1]["description"].tolist() == [None]
-    batch = rt.predict("anomaly", {"transactions": [{"amount": -5000, "date": "2024-01-01"},
-                                                    {"amount": -5, "date": "2024-01-01"}]}, batch=True)
+    batch = rt.predict(
+        "anomaly",
+        {"transactions": [{"amount": -5000, "date": "2024-01-01"}, {"amount": -5, "date": "2024-01-01"}]},
+        batch=True,
+    )
     assert batch["count"] == 2 and batch["model_version"] == "1"
     assert [p["is_anomaly"] for p in batch["predictions"]] == [True, False]
     assert batch["predictions"][0]["reasons"] == ["amount far above usual"]
@@ -489,8 +566,10 @@ def test_http_shapes_on_stand_in_models(client):
     r = client.get("/predict/category", headers=AUTH)
     assert r.status_code == 405 and r.json()["error"]["code"] == "E003"
     r = client.get("/health")
-    assert r.json() == {"status": "degraded", "models": {"category": "ready", "amount": "missing",
-                                                          "anomaly": "ready", "cashflow": "missing"}}
+    assert r.json() == {
+        "status": "degraded",
+        "models": {"category": "ready", "amount": "missing", "anomaly": "ready", "cashflow": "missing"},
+    }
 
 
 def test_body_size_is_limited_before_parsing(source):
@@ -506,7 +585,9 @@ def test_body_size_is_limited_before_parsing(source):
                 yield b'{"amount": 1, "description": "x", "date": "2024-01-01"},'
             yield b"]}"
 
-        r = c.post("/predict/category/batch", content=chunks(), headers={**AUTH, "content-type": "application/json"})
+        r = c.post(
+            "/predict/category/batch", content=chunks(), headers={**AUTH, "content-type": "application/json"}
+        )
         assert r.status_code == 413
 
 
@@ -514,8 +595,11 @@ def test_reload_endpoint_reports_the_swap_and_failures(client, source):
     source.models["titans_category"] = ("4", FakeCategory("travel"))
     r = client.post("/models/titans_category/reload", headers=AUTH)
     assert r.status_code == 200
-    assert {k: r.json()[k] for k in ("outcome", "model_version", "previous_version")} == \
-        {"outcome": "reloaded", "model_version": "4", "previous_version": "3"}
+    assert {k: r.json()[k] for k in ("outcome", "model_version", "previous_version")} == {
+        "outcome": "reloaded",
+        "model_version": "4",
+        "previous_version": "3",
+    }
     assert client.post("/predict/category", json=CATEGORY_BODY, headers=AUTH).json()["model_version"] == "4"
     assert client.post("/models/category/reload", headers=AUTH).json()["outcome"] == "unchanged"
     source.models["titans_category"] = ("5", FakeCategory("rent"))
@@ -531,13 +615,21 @@ def test_reload_endpoint_reports_the_swap_and_failures(client, source):
 
 
 # ---------------------------------------------------------------------------------------------- routes, OpenAPI
-@pytest.mark.parametrize("path, template", [
-    ("/predict/category", "/predict/category"), ("/models/titans_category/reload", "/models/{name}/reload"),
-    ("/models/anything-else/reload", "/models/{name}/reload"), ("/health/", "/health"),
-    ("/metrics", "/metrics"), ("/static_content/swagger.css", "/static_content/{path}"),
-    ("/wp-admin/setup.php", "/{unmatched}"), ("/models/a/b/reload", "/{unmatched}"),
-    ("/models/a\nb/reload", "/{unmatched}"), ("/static_content/a\x00", "/{unmatched}"),
-])
+@pytest.mark.parametrize(
+    "path, template",
+    [
+        ("/predict/category", "/predict/category"),
+        ("/models/titans_category/reload", "/models/{name}/reload"),
+        ("/models/anything-else/reload", "/models/{name}/reload"),
+        ("/health/", "/health"),
+        ("/metrics", "/metrics"),
+        ("/static_content/swagger.css", "/static_content/{path}"),
+        ("/wp-admin/setup.php", "/{unmatched}"),
+        ("/models/a/b/reload", "/{unmatched}"),
+        ("/models/a\nb/reload", "/{unmatched}"),
+        ("/static_content/a\x00", "/{unmatched}"),
+    ],
+)
 def test_route_templates(path, template):
     assert routes.template_of(path) == template
 
@@ -547,7 +639,7 @@ def test_every_route_of_the_app_is_in_the_openapi_document_and_the_template_list
     app_paths = {r.path for r in create_app().routes}
     documented = set(spec["paths"]) | {"/openapi.json", "/docs.json"}
     assert app_paths == documented
-    assert app_paths - {"/models/{name}/reload"} <= set(routes.API_ROUTES)
+    assert app_paths - {routes.RELOAD_TEMPLATE, routes.CORRECTION_TEMPLATE} <= set(routes.API_ROUTES)
     for path, ops in spec["paths"].items():
         for op in ops.values():
             protected = bool(op.get("security"))
@@ -574,22 +666,38 @@ def test_serve_environment_is_absolute_and_configures_bentoml(tmp_path):
     from titans_assets.lib.settings import Settings
 
     settings = Settings.from_env({"TITANS_HOME": str(tmp_path / "home")})
-    env = service_environment({"TITANS_API_KEYS": KEY, "TITANS_API_KEYS_FILE": "keys.txt",
-                               "BENTOML_CONFIG_OPTIONS": "api_server.x=1"}, settings,
-                              "postgresql://u@h/db", workers=2, access_log=False, dev_key="d" * 20)
-    assert env["TITANS_HOME"] == str(tmp_path / "home") and env["TITANS_DATABASE_URL"] == "postgresql://u@h/db"
+    env = service_environment(
+        {
+            "TITANS_API_KEYS": KEY,
+            "TITANS_API_KEYS_FILE": "keys.txt",
+            "BENTOML_CONFIG_OPTIONS": "api_server.x=1",
+        },
+        settings,
+        "postgresql://u@h/db",
+        workers=2,
+        access_log=False,
+        dev_key="d" * 20,
+    )
+    assert (
+        env["TITANS_HOME"] == str(tmp_path / "home") and env["TITANS_DATABASE_URL"] == "postgresql://u@h/db"
+    )
     assert os.path.isabs(env["TITANS_API_KEYS_FILE"])
     assert env["TITANS_API_KEYS"] == f"{KEY},{'d' * 20}"
-    assert env["BENTOML_CONFIG_OPTIONS"] == ("api_server.x=1 services.titans.workers=2 "
-                                             "services.titans.logging.access.enabled=false")
+    assert env["BENTOML_CONFIG_OPTIONS"] == (
+        "api_server.x=1 services.titans.workers=2 services.titans.logging.access.enabled=false"
+    )
 
 
 # -- listener: each worker its own SO_REUSEPORT socket -------------------------------------------------------
 def test_listener_reads_the_inherited_descriptor_and_the_switch():
     assert listener.inherited_fd(["x", "bento", "--fd", "7", "--worker-id", "2"]) == 7
-    assert listener.inherited_fd(["x", "--fd"]) is None and listener.inherited_fd(["x", "--fd", "$(x)"]) is None
+    assert (
+        listener.inherited_fd(["x", "--fd"]) is None and listener.inherited_fd(["x", "--fd", "$(x)"]) is None
+    )
     assert listener.enabled({}) and listener.enabled({"TITANS_SERVE_REUSEPORT": "1"})
-    assert not listener.enabled({"TITANS_SERVE_REUSEPORT": "0"}) and not listener.enabled({"TITANS_SERVE_REUSEPORT": "off"})
+    assert not listener.enabled({"TITANS_SERVE_REUSEPORT": "0"}) and not listener.enabled(
+        {"TITANS_SERVE_REUSEPORT": "off"}
+    )
 
 
 def accepted_per_socket(port: int, listeners: list[socket.socket], n: int) -> list[int]:
@@ -657,7 +765,9 @@ def test_trusted_proxies_configuration_and_client_address():
     assert not none and none.client("127.0.0.1", ["203.0.113.9"]) == "127.0.0.1"  # default: nobody is trusted
     proxies = TrustedProxies.from_env({"TITANS_TRUSTED_PROXIES": " 10.0.0.0/8, 127.0.0.1 ,::1"})
     assert proxies.describe() == ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]
-    assert proxies.client("198.51.100.7", ["203.0.113.9"]) == "198.51.100.7"  # an untrusted peer's header is ignored
+    assert (
+        proxies.client("198.51.100.7", ["203.0.113.9"]) == "198.51.100.7"
+    )  # an untrusted peer's header is ignored
     assert proxies.client("127.0.0.1", ["203.0.113.9"]) == "203.0.113.9"
     # read from the right: what the client wrote itself (the left) cannot hide its address
     assert proxies.client("127.0.0.1", ["6.6.6.6, 203.0.113.9, 10.1.2.3"]) == "203.0.113.9"
@@ -676,14 +786,22 @@ def test_the_app_counts_a_spoofing_peer_under_its_own_address(source):
     forwarded client has its own."""
     rt = runtime(source, TITANS_RATE_LIMIT_IP="2/minute", TITANS_RATE_LIMIT_KEY="none")
     with TestClient(create_app(rt), client=("127.0.0.1", 4321)) as c:
-        codes = [c.get("/models/status", headers={**AUTH, "X-Forwarded-For": f"203.0.113.{i}"}).status_code
-                 for i in range(4)]
+        codes = [
+            c.get("/models/status", headers={**AUTH, "X-Forwarded-For": f"203.0.113.{i}"}).status_code
+            for i in range(4)
+        ]
     assert codes == [200, 200, 429, 429]
-    rt = runtime(source, TITANS_RATE_LIMIT_IP="2/minute", TITANS_RATE_LIMIT_KEY="none",
-                 TITANS_TRUSTED_PROXIES="127.0.0.1")
+    rt = runtime(
+        source,
+        TITANS_RATE_LIMIT_IP="2/minute",
+        TITANS_RATE_LIMIT_KEY="none",
+        TITANS_TRUSTED_PROXIES="127.0.0.1",
+    )
     with TestClient(create_app(rt), client=("127.0.0.1", 4321)) as c:
-        codes = [c.get("/models/status", headers={**AUTH, "X-Forwarded-For": f"203.0.113.{i}"}).status_code
-                 for i in range(4)]
+        codes = [
+            c.get("/models/status", headers={**AUTH, "X-Forwarded-For": f"203.0.113.{i}"}).status_code
+            for i in range(4)
+        ]
         assert codes == [200] * 4
         assert c.get("/models/status", headers=AUTH).json()["trusted_proxies"] == ["127.0.0.1/32"]
 

@@ -51,8 +51,11 @@ def check_statuses(instance: dg.DagsterInstance, check_keys) -> dict[str, dict]:
     for key in sorted(check_keys, key=lambda k: k.to_user_string()):
         name, record = key.to_user_string(), records.get(key)
         state = check_record_state(record, runs.get(record.run_id) if record else None)
-        entry = {"status": state, "at": record.create_timestamp if record else None,
-                 "run_id": record.run_id if record else None}
+        entry = {
+            "status": state,
+            "at": record.create_timestamp if record else None,
+            "run_id": record.run_id if record else None,
+        }
         if state == "failed":
             failure = from_check_record(name, record)
             entry |= {"code": failure.code, "message": failure.line(), **_details(record)}
@@ -91,11 +94,32 @@ def _skip_reason(instance: dg.DagsterInstance, run: dg.DagsterRun | None, failed
         return f"run {short} stopped upstream: {failed_checks[0]}"
     if not run.is_finished:
         return f"run {short} ended with its process before finishing (the database or the process died)"
-    records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=1).records
+    records = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=1
+    ).records
     if records:
         error = records[0].event_log_entry.dagster_event.event_specific_data.error
         return f"run {short} stopped upstream: {from_text(*error_with_causes(error)).line()}"
     return f"run {short} ended ({run.status.value}) before these checks ran"
+
+
+def untrained_reasons(instance: dg.DagsterInstance, model_keys) -> dict[str, str]:
+    """Per model key (`category`, ...): why its latest challenger did not train (a cold start, too little
+    data), read from that asset's latest materialization; models whose latest challenger trained are
+    left out."""
+    keys = {k: dg.AssetKey(["ml", f"{k}_challenger"]) for k in model_keys}
+    latest = instance.get_latest_materialization_events(list(keys.values()))
+    out = {}
+    for key, asset_key in keys.items():
+        event = latest.get(asset_key)
+        meta = (
+            plain_metadata(event.asset_materialization.metadata)
+            if event and event.asset_materialization
+            else {}
+        )
+        if meta.get("trained") is False and meta.get("reason"):
+            out[key] = str(meta["reason"])
+    return out
 
 
 def plain_metadata(metadata) -> dict:

@@ -16,6 +16,7 @@ from titans_assets.commands.dashboard import dashboard
 from titans_assets.commands.generate import generate, generate_report
 from titans_assets.commands.metrics import metrics
 from titans_assets.commands.profile import profile
+from titans_assets.commands.rules import rules
 from titans_assets.commands.run import demo, materialize
 from titans_assets.commands.serve import serve
 from titans_assets.commands.status import status
@@ -69,11 +70,26 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
-for command in (demo, materialize, status, generate, generate_report, profile, serve, dashboard, up, docs,
-                mlflow, dagster, backup, restore):
+for command in (
+    demo,
+    materialize,
+    status,
+    generate,
+    generate_report,
+    profile,
+    serve,
+    dashboard,
+    up,
+    docs,
+    mlflow,
+    dagster,
+    backup,
+    restore,
+):
     main.add_command(command)
 main.add_command(metrics)
 main.add_command(account)
+main.add_command(rules)
 
 
 if __name__ == "__main__":

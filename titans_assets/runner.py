@@ -21,6 +21,7 @@ import dagster as dg
 from titans_assets.check_records import check_state, error_with_causes, plain_metadata
 from titans_assets.lib.db import Database, embedded_server_lost, get_database
 from titans_assets.lib.errors import Failure, from_text, run_failure
+from titans_assets.lib.incremental import ANALYSIS_GROUP, FULL_REFRESH_TAG
 from titans_assets.lib.landing import loaded_checksums, partition_sync
 from titans_assets.lib.loader import landing_files, source_file_key
 from titans_assets.lib.paths import PROJECT_ROOT
@@ -28,7 +29,8 @@ from titans_assets.lib.settings import Settings
 
 
 def prepare_environment(settings: Settings | None = None) -> tuple[Settings, Database]:
-    """Point this process (and the dbt and Dagster processes it starts) at the configured database."""
+    """Point this process (and the Dagster processes it starts) at the configured database. dbt gets its
+    connection from its resource (resources/dbt.py), or explicitly where it runs outside Dagster."""
     settings = settings or Settings.from_env()
     db = get_database(settings)
     db.ping()  # fail fast with E001, before Dagster's storage retries for a minute
@@ -36,25 +38,24 @@ def prepare_environment(settings: Settings | None = None) -> tuple[Settings, Dat
     shutil.copyfile(PROJECT_ROOT / "dagster.yaml", settings.dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     os.environ["TITANS_DAGSTER_PG_URL"] = db.sqlalchemy_url()
-    os.environ.update(db.dbt_env())
     ensure_dbt_manifest()
     return settings, db
 
 
 def ensure_dbt_manifest() -> Path:
     """Parse the dbt project when the manifest is missing or older than any project file."""
-    from dagster_dbt import DbtCliResource
-
-    from titans_assets.defs.transform.project import DBT_EXECUTABLE, titans_dbt_project
+    from titans_assets.defs.transform.project import titans_dbt_project
+    from titans_assets.resources.dbt import TitansDbtResource
 
     manifest = Path(titans_dbt_project.manifest_path)
     project_dir = Path(titans_dbt_project.project_dir)
-    sources = [p for d in ("models", "macros", "seeds", "tests") for p in (project_dir / d).rglob("*") if p.is_file()]
+    sources = [
+        p for d in ("models", "macros", "seeds", "tests") for p in (project_dir / d).rglob("*") if p.is_file()
+    ]
     sources += [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
     if not manifest.exists() or max(p.stat().st_mtime for p in sources) > manifest.stat().st_mtime:
-        # What the project's preparer does (`dbt parse`), with the venv's dbt even when it is not on PATH.
-        dbt = DbtCliResource(project_dir=titans_dbt_project, dbt_executable=DBT_EXECUTABLE)
-        dbt.cli(["--quiet", "parse"], target_path=Path(titans_dbt_project.target_path)).wait()
+        # The venv's dbt even when it is not on PATH.
+        TitansDbtResource().parse(Path(titans_dbt_project.target_path))
     return manifest
 
 
@@ -90,7 +91,9 @@ class RunSummary:
     not_materialized: list[str] = field(default_factory=list)  # selected, but stopped upstream
     seconds: float = 0.0
     error: str | None = None
-    check_metadata: dict[str, dict] = field(default_factory=dict)  # failed check -> its metadata (plain values)
+    check_metadata: dict[str, dict] = field(
+        default_factory=dict
+    )  # failed check -> its metadata (plain values)
     step_errors: list[tuple[str, str]] = field(default_factory=list)  # (error class, message and causes)
 
     def failure(self) -> Failure | None:
@@ -115,8 +118,12 @@ def materialize(
     settings: Settings | None = None,
     on_event: Callable[[str], None] | None = None,
     on_lost: Callable[[Failure], None] | None = None,
+    full_refresh: bool = False,
 ) -> RunSummary:
     """One run of the graph (or of `selection`, Dagster's selection syntax), over every landed file.
+
+    Without a selection, everything but the `analysis` group (built on demand: `--select
+    'group:analysis'`). dbt builds incrementally unless `full_refresh` (lib/incremental.py).
 
     `on_lost` is called (from another thread) when the embedded PostgreSQL dies under the run: the
     run's own storage is gone with it, so nothing can be recorded any more and Dagster's storage
@@ -127,24 +134,8 @@ def materialize(
     instance = instance or get_instance()
     job = defs.resolve_implicit_global_asset_job_def()
     graph = defs.resolve_asset_graph()
-    keys = (
-        dg.AssetSelection.from_string(selection).resolve(graph) if selection
-        else graph.get_all_asset_keys()
-    )
-    if not keys:
-        raise ValueError(f"E003 selection {selection!r} matches no asset")
-    # The pid lets `titans status` tell a run that is still going from one whose process died with it.
-    tags = {"titans/trigger": "cli", "titans/pid": str(os.getpid()), "titans/host": socket.gethostname()}
-    partitioned = [k for k in keys if graph.get(k).partitions_def is not None]
-    if partitioned:
-        partition_keys = register_landing_files(instance, settings, get_database(settings))
-        if not partition_keys:
-            raise ValueError(f"E003 no CSV files in {settings.landing_dir}: drop exports there or run `titans generate`")
-        tags |= {
-            "dagster/asset_partition_range_start": partition_keys[0],
-            "dagster/asset_partition_range_end": partition_keys[-1],
-            "titans/ingest": "landing",
-        }
+    keys = _selected(graph, selection)
+    tags = _run_tags(instance, settings, graph, keys, full_refresh)
     run_id = str(uuid.uuid4())
     watcher = _ProgressWatcher(instance, run_id, on_event) if on_event else None
     started = time.perf_counter()
@@ -155,8 +146,11 @@ def materialize(
         guard.start()
     try:
         result = job.execute_in_process(
-            instance=instance, asset_selection=sorted(keys, key=lambda k: k.to_user_string()), tags=tags,
-            run_id=run_id, raise_on_error=False,
+            instance=instance,
+            asset_selection=sorted(keys, key=lambda k: k.to_user_string()),
+            tags=tags,
+            run_id=run_id,
+            raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
     finally:
@@ -164,7 +158,47 @@ def materialize(
             guard.stop()
         if watcher:
             watcher.stop()
-    summary = RunSummary(run_id=run_id, success=result.success, seconds=time.perf_counter() - started)
+    return _summarize(result, run_id, time.perf_counter() - started, keys)
+
+
+def _selected(graph, selection: str | None) -> set[dg.AssetKey]:
+    """The keys `selection` names; without one, every asset outside the on-demand analysis group."""
+    keys = (
+        dg.AssetSelection.from_string(selection).resolve(graph)
+        if selection
+        else (dg.AssetSelection.all() - dg.AssetSelection.groups(ANALYSIS_GROUP)).resolve(graph)
+    )
+    if not keys:
+        raise ValueError(f"E003 selection {selection!r} matches no asset")
+    return keys
+
+
+def _run_tags(
+    instance: dg.DagsterInstance, settings: Settings, graph, keys: set[dg.AssetKey], full_refresh: bool
+) -> dict[str, str]:
+    """The run's tags; a run of partitioned assets covers every landed file (registered here)."""
+    # The pid lets `titans status` tell a run that is still going from one whose process died with it.
+    tags = {"titans/trigger": "cli", "titans/pid": str(os.getpid()), "titans/host": socket.gethostname()}
+    if full_refresh:
+        tags[FULL_REFRESH_TAG] = "1"
+    partitioned = [k for k in keys if graph.get(k).partitions_def is not None]
+    if partitioned:
+        partition_keys = register_landing_files(instance, settings, get_database(settings))
+        if not partition_keys:
+            raise ValueError(
+                f"E003 no CSV files in {settings.landing_dir}: drop exports there or run `titans generate`"
+            )
+        tags |= {
+            "dagster/asset_partition_range_start": partition_keys[0],
+            "dagster/asset_partition_range_end": partition_keys[-1],
+            "titans/ingest": "landing",
+        }
+    return tags
+
+
+def _summarize(result, run_id: str, seconds: float, keys: set[dg.AssetKey]) -> RunSummary:
+    """What the run materialized, its checks' states and its failed steps, from its events."""
+    summary = RunSummary(run_id=run_id, success=result.success, seconds=seconds)
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
             summary.materialized.append(event.asset_key.to_user_string())
@@ -213,7 +247,9 @@ class _EmbeddedServerGuard:
         while not self._stop.wait(self._interval):
             why = embedded_server_lost(self._settings)
             if why and not self._stop.is_set():
-                self._on_lost(from_text("DatabaseError", f"E001 database connection lost during the run: {why}"))
+                self._on_lost(
+                    from_text("DatabaseError", f"E001 database connection lost during the run: {why}")
+                )
                 return
 
 
@@ -259,7 +295,9 @@ class _ProgressWatcher:
             if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
                 ev = event.event_specific_data
                 state = check_state(ev)
-                if state != "passed" or ev.check_name.startswith("gx_"):  # dbt's many passing tests: counted at the end
+                if state != "passed" or ev.check_name.startswith(
+                    "gx_"
+                ):  # dbt's many passing tests: counted at the end
                     self._emit(f"  check {ev.asset_key.to_user_string()}:{ev.check_name} {state}")
                 continue
             step = event.step_key
@@ -267,5 +305,7 @@ class _ProgressWatcher:
                 self._started[step] = record.event_log_entry.timestamp
                 self._emit(f"  {step} started")
             else:
-                took = record.event_log_entry.timestamp - self._started.get(step, record.event_log_entry.timestamp)
+                took = record.event_log_entry.timestamp - self._started.get(
+                    step, record.event_log_entry.timestamp
+                )
                 self._emit(f"  {step} {self._SHOWN[event.event_type]} ({took:.1f}s)")

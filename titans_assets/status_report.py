@@ -12,8 +12,9 @@ def collect_status() -> dict:
     import dagster as dg
 
     from titans_assets import runner
-    from titans_assets.check_records import check_statuses
+    from titans_assets.check_records import check_statuses, untrained_reasons
     from titans_assets.definitions import defs
+    from titans_assets.lib.ml.catalog import SPECS
     from titans_assets.lib.ml.tracking import Registry
     from titans_assets.lib.status import champion_summary, file_summary, table_counts
 
@@ -36,7 +37,9 @@ def collect_status() -> dict:
         },
         "checks": checks,
         "checks_failed": [k for k, v in checks.items() if v["status"] == "failed"],
-        "models": champion_summary(Registry.from_settings(settings, db)),
+        "models": champion_summary(
+            Registry.from_settings(settings, db), untrained_reasons(instance, [s.key for s in SPECS])
+        ),
         "generated_at": _iso(time.time()),
         "dagster_version": dg.__version__,
     }

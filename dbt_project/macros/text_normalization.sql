@@ -41,3 +41,8 @@
         '\m[0-9]+\M', ' ', 'g'),
         '[[:space:]]+', ' ', 'g')), '')
 {%- endmacro %}
+
+{#- True when `column` (text, already lower-cased) contains any of the literal `words` (no % or _). -#}
+{% macro contains_any(column, words) -%}
+{{ column }} like any (array[{% for w in words | unique %}'%{{ w }}%'{{ "," if not loop.last }}{% endfor %}])
+{%- endmacro %}

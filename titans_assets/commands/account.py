@@ -36,11 +36,15 @@ def set_balance(account_name: str, day: str, amount: str, note: str | None) -> N
     db = get_database()
     balances.set_balance(db, account_name, when, value, note)
     known = balances.known_accounts(db)
-    click.echo(f"{account_name}: balance {value:,.2f} at the end of {when.isoformat()} "
-               "(applied by the next `titans materialize`)")
+    click.echo(
+        f"{account_name}: balance {value:,.2f} at the end of {when.isoformat()} "
+        "(applied by the next `titans materialize`)"
+    )
     if known is not None and account_name not in known:
-        click.echo(f"note: no loaded account is named {account_name!r} yet (known: {', '.join(sorted(known)) or 'none'})",
-                   err=True)
+        click.echo(
+            f"note: no loaded account is named {account_name!r} yet (known: {', '.join(sorted(known)) or 'none'})",
+            err=True,
+        )
 
 
 @account.command("balances")

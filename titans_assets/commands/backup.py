@@ -24,8 +24,10 @@ def backup(dest: Path) -> None:
     path, manifest = write_backup(settings, db, dest)
     s = Summary.of(manifest)
     click.echo(f"backup written to {path}")
-    click.echo(f"  {s.files} files ({s.bytes / 1e6:.1f} MB before compression), {s.tables} tables, {s.rows} rows; "
-               f"created {manifest['created_at']}")
+    click.echo(
+        f"  {s.files} files ({s.bytes / 1e6:.1f} MB before compression), {s.tables} tables, {s.rows} rows; "
+        f"created {manifest['created_at']}"
+    )
     click.echo("  restore with: titans restore " + str(path))
 
 
@@ -40,6 +42,8 @@ def restore(archive: Path, force: bool) -> None:
     settings = Settings.from_env()
     manifest = restore_backup(settings, archive, force=force)
     s = Summary.of(manifest)
-    click.echo(f"restored {archive} (created {manifest['created_at']}, titans {manifest['versions'].get('titans')}) "
-               f"into {settings.home}")
+    click.echo(
+        f"restored {archive} (created {manifest['created_at']}, titans {manifest['versions'].get('titans')}) "
+        f"into {settings.home}"
+    )
     click.echo(f"  {s.files} files verified; {s.tables} tables, {s.rows} rows, identical to the backup's")

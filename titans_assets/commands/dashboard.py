@@ -27,10 +27,25 @@ def dashboard_environment(environ: dict[str, str], settings, database_url: str) 
 
 
 def streamlit_argv(host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "streamlit", "run", str(APP),
-            "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.address", host, "--server.port", str(port),
-            "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.fileWatcherType",
+        "none",
+        "--client.toolbarMode",
+        "minimal",
+    ]
 
 
 @click.command("dashboard")
@@ -45,8 +60,10 @@ def dashboard(host: str, port: int) -> None:
     env = dashboard_environment(dict(os.environ), settings, db.url)
     service = ServiceClient.from_env(env)
     click.echo(f"database: {db.redacted()}")
-    click.echo(f"predictions from {service.base_url}"
-               + ("" if service.api_key else " (TITANS_API_KEY is not set: prediction pages will say so)"))
+    click.echo(
+        f"predictions from {service.base_url}"
+        + ("" if service.api_key else " (TITANS_API_KEY is not set: prediction pages will say so)")
+    )
     click.echo(f"dashboard on http://{host}:{port} (Ctrl-C to stop)")
     os.environ.clear()
     os.environ.update(env)

@@ -16,10 +16,20 @@ import click
 @click.command("metrics")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", type=click.IntRange(1, 65535), default=9108, show_default=True)
-@click.option("--cache-seconds", type=click.FloatRange(min=0), default=15.0, show_default=True,
-              help="Read the warehouse and Dagster's tables at most this often.")
-@click.option("--registry-seconds", type=click.FloatRange(min=0), default=60.0, show_default=True,
-              help="Read the MLflow registry at most this often.")
+@click.option(
+    "--cache-seconds",
+    type=click.FloatRange(min=0),
+    default=15.0,
+    show_default=True,
+    help="Read the warehouse and Dagster's tables at most this often.",
+)
+@click.option(
+    "--registry-seconds",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Read the MLflow registry at most this often.",
+)
 def metrics(host: str, port: int, cache_seconds: float, registry_seconds: float) -> None:
     """Export the pipeline's metrics for Prometheus (files, checks, champions, freshness) on /metrics."""
     from prometheus_client import CollectorRegistry, start_http_server

@@ -16,8 +16,13 @@ def profile() -> None:
 
 @profile.command("suggest")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--lines", type=click.IntRange(min=2), default=1000, show_default=True,
-              help="How many lines of the file to sample.")
+@click.option(
+    "--lines",
+    type=click.IntRange(min=2),
+    default=1000,
+    show_default=True,
+    help="How many lines of the file to sample.",
+)
 def suggest(file: Path, lines: int) -> None:
     """Print a draft YAML profile for FILE (save it as FILE.profile.yaml beside it, or in the profiles folder)."""
     from titans_assets.lib.formats.profiles import suggest as draft

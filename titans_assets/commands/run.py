@@ -16,8 +16,12 @@ from titans_assets.commands.status import echo_models
 
 
 @click.command()
-@click.option("--rows", type=click.IntRange(min=1), default=None,
-              help="Rows to generate when the landing folder is empty (default: two years of ledgers).")
+@click.option(
+    "--rows",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Rows to generate when the landing folder is empty (default: two years of ledgers).",
+)
 def demo(rows: int | None) -> None:
     """Generate sample data if the landing folder is empty, build everything, print a summary.
 
@@ -40,12 +44,22 @@ def demo(rows: int | None) -> None:
 
 
 @click.command()
-@click.option("--select", "selection", default=None,
-              help="Dagster asset selection, e.g. 'key:marts/*' or 'raw/transactions+'. Default: everything.")
-def materialize(selection: str | None) -> None:
+@click.option(
+    "--select",
+    "selection",
+    default=None,
+    help="Dagster asset selection, e.g. 'key:marts/*' or 'raw/transactions+'. Default: everything "
+    "but the analysis group ('group:analysis' builds it).",
+)
+@click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Rebuild the incremental dbt models from scratch (the same tables an incremental run gives).",
+)
+def materialize(selection: str | None, full_refresh: bool) -> None:
     """Materialize the asset graph (or a selection) over every file in the landing folder."""
     settings, db = _prepare()
-    _run_and_report(selection, settings, db)
+    _run_and_report(selection, settings, db, full_refresh=full_refresh)
 
 
 def _prepare():
@@ -54,7 +68,7 @@ def _prepare():
     return runner.prepare_environment()
 
 
-def _run_and_report(selection: str | None, settings, db) -> None:
+def _run_and_report(selection: str | None, settings, db, full_refresh: bool = False) -> None:
     from titans_assets import runner
     from titans_assets.lib.ml.tracking import Registry
     from titans_assets.lib.status import champion_summary, file_summary, table_counts
@@ -63,9 +77,13 @@ def _run_and_report(selection: str | None, settings, db) -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
     click.echo(f"database: {db.redacted()}")
-    click.echo("materializing" + (f" {selection}" if selection else " the whole graph")
-               + f" (full log: {log_path}) ...")
+    click.echo(
+        "materializing"
+        + (f" {selection}" if selection else " the whole graph")
+        + f" (full log: {log_path}) ..."
+    )
     with _output_to(log_path) as (out, err, json_log):
+
         def lost(failure) -> None:
             """The embedded server died under the run: its storage is gone with it, nothing more can be
             recorded, and Dagster's storage would retry for half a minute. End now, in one line."""
@@ -79,23 +97,33 @@ def _run_and_report(selection: str | None, settings, db) -> None:
             if json_log is not None:  # TITANS_LOG_FORMAT=json: the progress lines are log records too
                 json_log.record(line.strip(), component="titans.run.progress")
 
-        summary = runner.materialize(selection, on_event=progress, on_lost=lost)
+        summary = runner.materialize(selection, on_event=progress, on_lost=lost, full_refresh=full_refresh)
         if json_log is not None:
             json_log.late["run_id"] = summary.run_id
-            json_log.record(f"run {'succeeded' if summary.success else 'failed'}", event="run_finished",
-                            level="info" if summary.success else "error", success=summary.success,
-                            latency_seconds=round(summary.seconds, 3))
+            json_log.record(
+                f"run {'succeeded' if summary.success else 'failed'}",
+                event="run_finished",
+                level="info" if summary.success else "error",
+                success=summary.success,
+                latency_seconds=round(summary.seconds, 3),
+            )
     files = file_summary(db)
     tables = table_counts(db)
     click.echo("")
-    click.echo(f"run {summary.run_id} {'succeeded' if summary.success else 'FAILED'} in {summary.seconds:.1f}s")
-    click.echo(f"  files: {len(files)}; rows loaded: {sum(f['rows_loaded'] for f in files)}; "
-               f"quarantined: {sum(f['rows_quarantined'] for f in files)}")
+    click.echo(
+        f"run {summary.run_id} {'succeeded' if summary.success else 'FAILED'} in {summary.seconds:.1f}s"
+    )
+    click.echo(
+        f"  files: {len(files)}; rows loaded: {sum(f['rows_loaded'] for f in files)}; "
+        f"quarantined: {sum(f['rows_quarantined'] for f in files)}"
+    )
     marts = {t: n for t, n in tables.items() if t.startswith("marts.")}
     click.echo("  marts: " + ", ".join(f"{t.removeprefix('marts.')}={n}" for t, n in marts.items()))
     failed, warned = summary.checks_failed, summary.checks_warning
-    click.echo(f"  checks: {len(summary.checks) - len(failed) - len(warned)} passed, {len(failed)} failed, "
-               f"{len(warned)} warnings")
+    click.echo(
+        f"  checks: {len(summary.checks) - len(failed) - len(warned)} passed, {len(failed)} failed, "
+        f"{len(warned)} warnings"
+    )
     for name in failed:
         click.echo(f"    FAILED  {name}")
     for name in warned:
@@ -103,7 +131,11 @@ def _run_and_report(selection: str | None, settings, db) -> None:
     if summary.not_materialized:
         click.echo(f"  not materialized (stopped upstream): {', '.join(summary.not_materialized)}")
     if any(k.startswith("ml/") for k in summary.materialized):
-        echo_models(champion_summary(Registry.from_settings(settings, db)), indent="  ")
+        from titans_assets.check_records import untrained_reasons
+        from titans_assets.lib.ml.catalog import SPECS
+
+        untrained = untrained_reasons(runner.get_instance(), [s.key for s in SPECS])
+        echo_models(champion_summary(Registry.from_settings(settings, db), untrained), indent="  ")
     if not summary.success:
         from titans_assets.lib.errors import CodedError
 

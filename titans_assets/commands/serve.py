@@ -24,8 +24,14 @@ SERVICE = "bento.service:TitansService"
 SERVICE_NAME = "titans"
 
 
-def service_environment(environ: dict[str, str], settings, database_url: str, workers: int,
-                        access_log: bool, dev_key: str | None = None) -> dict[str, str]:
+def service_environment(
+    environ: dict[str, str],
+    settings,
+    database_url: str,
+    workers: int,
+    access_log: bool,
+    dev_key: str | None = None,
+) -> dict[str, str]:
     """The child's environment (pure: tested without starting anything)."""
     env = settings.child_env(environ, database_url)
     if env.get("TITANS_API_KEYS_FILE"):
@@ -43,13 +49,23 @@ def service_environment(environ: dict[str, str], settings, database_url: str, wo
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Worker processes (each loads the champions and polls the registry).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes (each loads the champions and polls the registry).",
+)
 @click.option("--dev", is_flag=True, help="Development: generate an API key and print it.")
-@click.option("--access-log/--no-access-log", default=True, show_default=True,
-              help="BentoML's per-request access log.")
-@click.option("--hash-key", metavar="KEY", default=None,
-              help="Print the SHA-256 line for KEY to put in a TITANS_API_KEYS_FILE, and exit.")
+@click.option(
+    "--access-log/--no-access-log", default=True, show_default=True, help="BentoML's per-request access log."
+)
+@click.option(
+    "--hash-key",
+    metavar="KEY",
+    default=None,
+    help="Print the SHA-256 line for KEY to put in a TITANS_API_KEYS_FILE, and exit.",
+)
 def serve(host: str, port: int, workers: int, dev: bool, access_log: bool, hash_key: str | None) -> None:
     """Serve the champion models over HTTP (BentoML): /predict/*, /models/*, /health, /metrics."""
     from titans_assets.lib.serving.auth import MIN_KEY_LENGTH, KeyRing
@@ -58,7 +74,9 @@ def serve(host: str, port: int, workers: int, dev: bool, access_log: bool, hash_
 
     if hash_key is not None:
         if len(hash_key) < MIN_KEY_LENGTH:
-            raise click.BadParameter(f"a key needs at least {MIN_KEY_LENGTH} characters", param_hint="--hash-key")
+            raise click.BadParameter(
+                f"a key needs at least {MIN_KEY_LENGTH} characters", param_hint="--hash-key"
+            )
         click.echo(_hash(hash_key))
         return
     keys = KeyRing.from_env(dict(os.environ))  # a malformed key file fails here, not in every worker
@@ -66,8 +84,10 @@ def serve(host: str, port: int, workers: int, dev: bool, access_log: bool, hash_
     if dev:
         dev_key = secrets.token_urlsafe(24)
     elif not keys:
-        raise click.UsageError("no API keys: set TITANS_API_KEYS (comma-separated) or TITANS_API_KEYS_FILE "
-                               "(SHA-256 lines, see --hash-key), or run with --dev")
+        raise click.UsageError(
+            "no API keys: set TITANS_API_KEYS (comma-separated) or TITANS_API_KEYS_FILE "
+            "(SHA-256 lines, see --hash-key), or run with --dev"
+        )
     from titans_assets.lib.db import get_database
 
     settings = Settings.from_env()
@@ -81,5 +101,18 @@ def serve(host: str, port: int, workers: int, dev: bool, access_log: bool, hash_
         click.echo(f"  curl -H 'Authorization: Bearer {dev_key}' http://{host}:{port}/models/status")
     os.environ.clear()
     os.environ.update(env)
-    sys.exit(run_until_child_exits([executable("bentoml"), "serve", SERVICE, "--working-dir", str(PROJECT_ROOT),
-                                    "--host", host, "--port", str(port)]))
+    sys.exit(
+        run_until_child_exits(
+            [
+                executable("bentoml"),
+                "serve",
+                SERVICE,
+                "--working-dir",
+                str(PROJECT_ROOT),
+                "--host",
+                host,
+                "--port",
+                str(port),
+            ]
+        )
+    )

@@ -9,7 +9,6 @@ import click
 CHECK_STATES = ("passed", "failed", "warning", "running", "skipped", "not run")
 
 
-
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
@@ -28,8 +27,10 @@ def status(as_json: bool) -> None:
     click.echo("files:")
     for f in report["files"] or [{"source_file": "(none loaded yet)"}]:
         if "rows_read" in f:
-            click.echo(f"  {f['source_file']:<40} read {f['rows_read']}, loaded {f['rows_loaded']}, "
-                       f"quarantined {f['rows_quarantined']} ({f['loaded_at']})")
+            click.echo(
+                f"  {f['source_file']:<40} read {f['rows_read']}, loaded {f['rows_loaded']}, "
+                f"quarantined {f['rows_quarantined']} ({f['loaded_at']})"
+            )
         else:
             click.echo(f"  {f['source_file']}")
     click.echo("last materializations:")
@@ -58,5 +59,7 @@ def echo_models(models: dict[str, dict], indent: str = "") -> None:
         if m.get("champion") is None:
             click.echo(f"{indent}  {m['name']:<18} {m.get('error') or 'no champion yet'}{decision}")
         else:
-            click.echo(f"{indent}  {m['name']:<18} v{m['champion']:<4} {m.get('model_kind', 'model'):<26} "
-                       f"{m['primary_metric']} {m['value']:.4f}{decision}")
+            click.echo(
+                f"{indent}  {m['name']:<18} v{m['champion']:<4} {m.get('model_kind', 'model'):<26} "
+                f"{m['primary_metric']} {m['value']:.4f}{decision}"
+            )

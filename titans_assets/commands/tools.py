@@ -27,13 +27,20 @@ def docs(port: int, host: str, no_serve: bool) -> None:
     """Generate the dbt docs site from the live database and serve it locally."""
     from titans_assets.defs.transform.project import DBT_EXECUTABLE, titans_dbt_project
 
-    settings, _ = _prepare()
+    settings, db = _prepare()
+    env = os.environ | db.dbt_env()  # the connection, for dbt_project/profiles.yml
     target = settings.home / "dbt-docs"
     base = [DBT_EXECUTABLE, "--no-use-colors", "docs"]
-    common = ["--project-dir", str(titans_dbt_project.project_dir), "--profiles-dir",
-              str(titans_dbt_project.profiles_dir), "--target-path", str(target)]
+    common = [
+        "--project-dir",
+        str(titans_dbt_project.project_dir),
+        "--profiles-dir",
+        str(titans_dbt_project.profiles_dir),
+        "--target-path",
+        str(target),
+    ]
     click.echo("generating dbt docs ...")
-    done = subprocess.run([*base, "generate", *common], capture_output=True, text=True)
+    done = subprocess.run([*base, "generate", *common], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         last = [ln for ln in (done.stdout + done.stderr).splitlines() if ln.strip()][-1:] or ["dbt failed"]
         raise RuntimeError(f"dbt docs generate failed: {last[0]}")
@@ -45,8 +52,11 @@ def docs(port: int, host: str, no_serve: bool) -> None:
     from titans_assets.lib.db import stop_embedded
 
     stop_embedded()
-    os.execv(DBT_EXECUTABLE, [DBT_EXECUTABLE, "docs", "serve", *common, "--port", str(port), "--host", host,
-                              "--no-browser"])
+    os.execve(
+        DBT_EXECUTABLE,
+        [DBT_EXECUTABLE, "docs", "serve", *common, "--port", str(port), "--host", host, "--no-browser"],
+        env,
+    )
 
 
 @click.command()
@@ -64,14 +74,29 @@ def mlflow(port: int, host: str) -> None:
     click.echo(f"MLflow UI on http://{host}:{port} (store: {db.redacted()} -> {db.dbname}_mlflow)")
     # No job runner: its consumer processes are for MLflow's GenAI jobs and outlive a Ctrl-C.
     os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-    sys.exit(run_until_child_exits([executable("mlflow"), "server", "--host", host,
-                                    "--port", str(port), "--workers", "1",
-                                    "--backend-store-uri", registry.tracking_uri,
-                                    "--default-artifact-root", registry.artifact_root]))
+    sys.exit(
+        run_until_child_exits(
+            [
+                executable("mlflow"),
+                "server",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                registry.tracking_uri,
+                "--default-artifact-root",
+                registry.artifact_root,
+            ]
+        )
+    )
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                "help_option_names": []})
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def dagster(args: tuple[str, ...]) -> None:
     """Run the `dagster` CLI against this project's instance and database, e.g.

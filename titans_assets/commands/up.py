@@ -29,36 +29,54 @@ def plan_services(host: str, ports: dict[str, int], workers: int, with_dashboard
     titans, workspace = executable("titans"), str(PROJECT_ROOT / "workspace.yaml")
     url = lambda name, path="": f"http://{host}:{ports[name]}{path}"  # noqa: E731
     services = [
-        Service("dagster", [executable("dagster-webserver"), "-w", workspace, "-h", host, "-p", str(ports["dagster"])],
-                url("dagster"), url("dagster", "/server_info")),
+        Service(
+            "dagster",
+            [executable("dagster-webserver"), "-w", workspace, "-h", host, "-p", str(ports["dagster"])],
+            url("dagster"),
+            url("dagster", "/server_info"),
+        ),
         Service("dagster-daemon", [executable("dagster-daemon"), "run", "-w", workspace], "", ""),
-        Service("mlflow", [titans, "mlflow", "--host", host, "--port", str(ports["mlflow"])],
-                url("mlflow"), url("mlflow", "/health")),
-        Service("service", [titans, "serve", "--host", host, "--port", str(ports["service"]), "--workers",
-                            str(workers), "--no-access-log"], url("service", "/docs"), url("service", "/livez")),
-        Service("docs", [titans, "docs", "--host", host, "--port", str(ports["docs"])], url("docs"), url("docs")),
+        Service(
+            "mlflow",
+            [titans, "mlflow", "--host", host, "--port", str(ports["mlflow"])],
+            url("mlflow"),
+            url("mlflow", "/health"),
+        ),
+        Service(
+            "service",
+            [
+                titans,
+                "serve",
+                "--host",
+                host,
+                "--port",
+                str(ports["service"]),
+                "--workers",
+                str(workers),
+                "--no-access-log",
+            ],
+            url("service", "/docs"),
+            url("service", "/livez"),
+        ),
+        Service(
+            "docs", [titans, "docs", "--host", host, "--port", str(ports["docs"])], url("docs"), url("docs")
+        ),
     ]
     if with_dashboard:
-        services.append(Service("dashboard", [titans, "dashboard", "--host", host, "--port", str(ports["dashboard"])],
-                                url("dashboard"), url("dashboard", "/_stcore/health")))
+        services.append(
+            Service(
+                "dashboard",
+                [titans, "dashboard", "--host", host, "--port", str(ports["dashboard"])],
+                url("dashboard"),
+                url("dashboard", "/_stcore/health"),
+            )
+        )
     return services
 
 
-@click.command("up")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface every server binds.")
-@click.option("--dagster-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["dagster"], show_default=True)
-@click.option("--mlflow-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["mlflow"], show_default=True)
-@click.option("--service-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["service"], show_default=True)
-@click.option("--docs-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["docs"], show_default=True)
-@click.option("--dashboard-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["dashboard"],
-              show_default=True)
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Service workers.")
-@click.option("--dev", is_flag=True, help="Development: generate an API key for the service and the dashboard.")
-@click.option("--ready-timeout", type=click.IntRange(10, 3600), default=300, show_default=True,
-              help="Seconds to wait for every server to answer.")
-def up(host: str, dagster_port: int, mlflow_port: int, service_port: int, docs_port: int, dashboard_port: int,
-       workers: int, dev: bool, ready_timeout: int) -> None:
-    """Start Dagster (webserver + daemon), MLflow, the service, the dbt docs and the dashboard; Ctrl-C stops all."""
+def _set_api_keys(dev: bool) -> None:
+    """TITANS_API_KEYS for the service and TITANS_API_KEY for the dashboard: the environment's, plus
+    a key made for this run with --dev; without either, a usage error."""
     from titans_assets.lib.serving.auth import KeyRing
 
     keys = os.environ.get("TITANS_API_KEYS", "")
@@ -67,21 +85,97 @@ def up(host: str, dagster_port: int, mlflow_port: int, service_port: int, docs_p
         keys = ",".join(k for k in (keys, generated) if k)
         os.environ.setdefault("TITANS_API_KEY", generated)
     elif not KeyRing.from_env(dict(os.environ)):
-        raise click.UsageError("no API keys for the service: set TITANS_API_KEYS (and TITANS_API_KEY for the "
-                               "dashboard), or run `titans up --dev`")
+        raise click.UsageError(
+            "no API keys for the service: set TITANS_API_KEYS (and TITANS_API_KEY for the "
+            "dashboard), or run `titans up --dev`"
+        )
     if keys:
         os.environ["TITANS_API_KEYS"] = keys
         os.environ.setdefault("TITANS_API_KEY", keys.split(",")[0].strip())
 
+
+def _watch(supervisor: Supervisor, ready_timeout: int, stopping: dict) -> str | None:
+    """Print each server's URL as it answers, until a signal arrives (`stopping`); why it failed, if a
+    server exited or some did not answer within `ready_timeout` seconds."""
+    started = time.monotonic()
+    announced = False
+    while stopping["signal"] is None:
+        became, exited = supervisor.poll()
+        for r in became:
+            click.echo(f"  {r.service.name:<15} {r.service.url}")
+        if exited is not None:
+            return (
+                f"{exited.service.name} exited with code {exited.proc.returncode}: "
+                f"{tail(exited.log) or 'no output'} (log: {exited.log})"
+            )
+        waiting = [r.service.name for r in supervisor.running if r.service.ready_url and not r.ready]
+        if not waiting and not announced:
+            click.echo(
+                "all up: drop CSVs into the landing folder and watch the Dagster UI (Ctrl-C stops all)"
+            )
+            announced = True
+        if waiting and time.monotonic() - started > ready_timeout:
+            return f"not answering after {ready_timeout}s: {', '.join(waiting)} (logs: {supervisor.log_dir})"
+        time.sleep(0.5)
+    return None
+
+
+@click.command("up")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface every server binds.")
+@click.option(
+    "--dagster-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["dagster"], show_default=True
+)
+@click.option(
+    "--mlflow-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["mlflow"], show_default=True
+)
+@click.option(
+    "--service-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["service"], show_default=True
+)
+@click.option("--docs-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["docs"], show_default=True)
+@click.option(
+    "--dashboard-port", type=click.IntRange(1, 65535), default=DEFAULT_PORTS["dashboard"], show_default=True
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Service workers.")
+@click.option(
+    "--dev", is_flag=True, help="Development: generate an API key for the service and the dashboard."
+)
+@click.option(
+    "--ready-timeout",
+    type=click.IntRange(10, 3600),
+    default=300,
+    show_default=True,
+    help="Seconds to wait for every server to answer.",
+)
+def up(
+    host: str,
+    dagster_port: int,
+    mlflow_port: int,
+    service_port: int,
+    docs_port: int,
+    dashboard_port: int,
+    workers: int,
+    dev: bool,
+    ready_timeout: int,
+) -> None:
+    """Start Dagster (webserver + daemon), MLflow, the service, the dbt docs and the dashboard; Ctrl-C stops all."""
+    _set_api_keys(dev)
+
     from titans_assets.runner import prepare_environment
 
-    settings, db = prepare_environment()  # the database (embedded: started here), DAGSTER_HOME, dbt's connection
+    settings, db = prepare_environment()  # the database (embedded: started here), DAGSTER_HOME
     os.environ.update(settings.child_env(dict(os.environ), db.url))
     settings.landing_dir.mkdir(parents=True, exist_ok=True)
-    ports = {"dagster": dagster_port, "mlflow": mlflow_port, "service": service_port, "docs": docs_port,
-             "dashboard": dashboard_port}
+    ports = {
+        "dagster": dagster_port,
+        "mlflow": mlflow_port,
+        "service": service_port,
+        "docs": docs_port,
+        "dashboard": dashboard_port,
+    }
     os.environ.setdefault("TITANS_SERVICE_URL", f"http://{host}:{service_port}")
-    services = plan_services(host, ports, workers, with_dashboard=importlib.util.find_spec("streamlit") is not None)
+    services = plan_services(
+        host, ports, workers, with_dashboard=importlib.util.find_spec("streamlit") is not None
+    )
 
     supervisor = Supervisor(settings.home / "logs" / "up", cwd=PROJECT_ROOT)
     stopping = {"signal": None}
@@ -99,24 +193,7 @@ def up(host: str, dagster_port: int, mlflow_port: int, service_port: int, docs_p
         for service in services:
             supervisor.start(service)
         click.echo(f"starting {len(services)} servers (logs: {supervisor.log_dir}) ...")
-        started = time.monotonic()
-        announced = False
-        while stopping["signal"] is None:
-            became, exited = supervisor.poll()
-            for r in became:
-                click.echo(f"  {r.service.name:<15} {r.service.url}")
-            if exited is not None:
-                failed = (f"{exited.service.name} exited with code {exited.proc.returncode}: "
-                          f"{tail(exited.log) or 'no output'} (log: {exited.log})")
-                break
-            waiting = [r.service.name for r in supervisor.running if r.service.ready_url and not r.ready]
-            if not waiting and not announced:
-                click.echo("all up: drop CSVs into the landing folder and watch the Dagster UI (Ctrl-C stops all)")
-                announced = True
-            if waiting and time.monotonic() - started > ready_timeout:
-                failed = f"not answering after {ready_timeout}s: {', '.join(waiting)} (logs: {supervisor.log_dir})"
-                break
-            time.sleep(0.5)
+        failed = _watch(supervisor, ready_timeout, stopping)
     finally:
         click.echo("stopping ...")
         killed = supervisor.stop()

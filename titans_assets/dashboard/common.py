@@ -24,8 +24,10 @@ from titans_assets.lib.db import Database, DatabaseError, get_database
 from titans_assets.lib.settings import Settings
 
 TTL = 60  # seconds a query result is reused across reruns (new data shows within a minute, or on Refresh)
-EMPTY = ("No data yet — drop CSVs into data/raw or run `titans demo` (then `titans materialize` builds the "
-         "marts this dashboard reads).")
+EMPTY = (
+    "No data yet — drop CSVs into data/raw or run `titans demo` (then `titans materialize` builds the "
+    "marts this dashboard reads)."
+)
 
 
 def settings() -> Settings:
@@ -34,7 +36,9 @@ def settings() -> Settings:
 
 @st.cache_resource(show_spinner=False)
 def _database(url: str | None, home: str) -> Database:
-    return get_database(Settings.from_env({**os.environ, "TITANS_HOME": home, "TITANS_DATABASE_URL": url or ""}))
+    return get_database(
+        Settings.from_env({**os.environ, "TITANS_HOME": home, "TITANS_DATABASE_URL": url or ""})
+    )
 
 
 def database() -> Database:
@@ -92,11 +96,17 @@ def cached(fn, db: Database, *args, **kwargs):
 
 def period_picker(bounds: Q.DataBounds, key: str, default: str = DEFAULT_PRESET) -> Period:
     """A preset (anchored on the latest transaction) or a custom range; shows what it is compared with."""
-    choice = st.sidebar.selectbox("Period", [*PRESETS, "Custom"], index=[*PRESETS, "Custom"].index(default),
-                                  key=f"{key}_preset")
+    choice = st.sidebar.selectbox(
+        "Period", [*PRESETS, "Custom"], index=[*PRESETS, "Custom"].index(default), key=f"{key}_preset"
+    )
     if choice == "Custom":
-        picked = st.sidebar.date_input("From / to", (max(bounds.first, bounds.last.replace(day=1)), bounds.last),
-                                       min_value=bounds.first, max_value=bounds.last, key=f"{key}_range")
+        picked = st.sidebar.date_input(
+            "From / to",
+            (max(bounds.first, bounds.last.replace(day=1)), bounds.last),
+            min_value=bounds.first,
+            max_value=bounds.last,
+            key=f"{key}_range",
+        )
         if not isinstance(picked, (tuple, list)) or len(picked) != 2:
             st.sidebar.caption("Pick the last day of the range.")
             st.stop()
@@ -121,7 +131,9 @@ def sidebar_service_status() -> None:
         if out.ok:
             models = out.body.get("models", {})
             ready = [k for k, v in models.items() if v == "ready"]
-            st.caption(f"Service {c.base_url}: {out.body.get('status')} ({len(ready)}/{len(models)} models ready)")
+            st.caption(
+                f"Service {c.base_url}: {out.body.get('status')} ({len(ready)}/{len(models)} models ready)"
+            )
         else:
             st.caption(f"Service {c.base_url}: {out.headline}")
         if st.button("Refresh data", key="refresh"):

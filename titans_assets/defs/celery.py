@@ -25,7 +25,9 @@ celery_defs = dg.Definitions.merge(
     defs,
     dg.Definitions(
         executor=celery_executor,
-        jobs=[dg.define_asset_job(CELERY_JOB, selection=dg.AssetSelection.all(), executor_def=celery_executor)],
+        jobs=[
+            dg.define_asset_job(CELERY_JOB, selection=dg.AssetSelection.all(), executor_def=celery_executor)
+        ],
     ),
 )
 
@@ -36,8 +38,9 @@ def celery_asset_job() -> dg.JobDefinition:
     return celery_defs.resolve_job_def(CELERY_JOB)
 
 
-def execution_config(broker: str, queue: str = "dagster", backend: str | None = None,
-                     result_expires: int = 3600) -> dict:
+def execution_config(
+    broker: str, queue: str = "dagster", backend: str | None = None, result_expires: int = 3600
+) -> dict:
     """The executor's `execution.config` block, which is also the workers' `-y` YAML (under
     `execution: config:`): broker, result backend (the broker unless given), the queue steps go to, and
     one step at a time per worker process (a step is a whole dbt build or a model fit)."""

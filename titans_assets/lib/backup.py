@@ -1,19 +1,10 @@
 """Backups that restore: the archive layout, its manifest and checksums, and the rules of a restore.
 
-Plain Python (no Dagster); the command (`titans backup` / `titans restore`, commands/backup.py) does
-the I/O: pg_dump / pg_restore, copying the MLflow artifacts and Dagster's home, writing the tar.
+Plain Python (no Dagster); `write_backup` / `restore_backup` are what `titans backup` / `titans
+restore` (commands/backup.py) call. A restore verifies every checksum before it changes anything,
+and checks the tables' hashes after.
 
-One archive (`.tar.gz`) holds:
-
-    manifest.json            versions, where it came from, every other member's sha256 and size,
-                             and the row count and an ordered-row hash of every raw and mart table
-    db/warehouse.dump        pg_dump -Fc of the warehouse database; Dagster's run, event and schedule
-                             storage lives in the same database (dagster.yaml), so it is in there too
-    db/mlflow.dump           pg_dump -Fc of the MLflow tracking/registry database (`<db>_mlflow`)
-    mlartifacts/...          the MLflow artifacts (models, plots, summaries), when they are local files
-    dagster/...              Dagster's home ($TITANS_HOME/dagster: dagster.yaml, local compute logs)
-
-A restore verifies every checksum before it changes anything, and checks the tables' hashes after.
+Design notes (the archive's members): docs/design-notes.md#titans_assetslibbackuppy
 """
 
 from __future__ import annotations
@@ -84,8 +75,14 @@ def safe_member(name: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- manifest
-def build_manifest(files: Mapping[str, tuple[str, int]], *, created_at: dt.datetime, versions: Mapping[str, str],
-                   source: Mapping[str, Any], tables: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def build_manifest(
+    files: Mapping[str, tuple[str, int]],
+    *,
+    created_at: dt.datetime,
+    versions: Mapping[str, str],
+    source: Mapping[str, Any],
+    tables: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
     """The manifest: `files` maps archive name -> (sha256, size)."""
     for name in files:
         if not safe_member(name) or name == MANIFEST:
@@ -110,11 +107,14 @@ def parse_manifest(text: str | bytes) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupError(f"invalid input: {MANIFEST} is not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise BackupError(f"invalid input: backup format version {manifest.get('format_version')!r}; "
-                          f"this titans restores version {FORMAT_VERSION}")
+        raise BackupError(
+            f"invalid input: backup format version {manifest.get('format_version')!r}; "
+            f"this titans restores version {FORMAT_VERSION}"
+        )
     files = manifest.get("files")
-    if not isinstance(files, list) or not all(isinstance(f, dict) and {"path", "sha256", "size"} <= f.keys()
-                                              for f in files):
+    if not isinstance(files, list) or not all(
+        isinstance(f, dict) and {"path", "sha256", "size"} <= f.keys() for f in files
+    ):
         raise BackupError(f"invalid input: {MANIFEST} has no valid file list")
     for f in files:
         if not safe_member(str(f["path"])):
@@ -144,11 +144,14 @@ def verify(manifest: Mapping[str, Any], found: Mapping[str, tuple[str, int]]) ->
 
 def verification_error(archive: Path, problems: list[str]) -> BackupError:
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return BackupError(f"invalid input: {archive} does not match its manifest: {problems[0]}{more}; "
-                       "nothing was restored")
+    return BackupError(
+        f"invalid input: {archive} does not match its manifest: {problems[0]}{more}; nothing was restored"
+    )
 
 
-def compare_tables(expected: Mapping[str, Mapping[str, Any]], actual: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def compare_tables(
+    expected: Mapping[str, Mapping[str, Any]], actual: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
     """Tables whose row count or ordered-row hash differs after a restore."""
     problems = []
     for table in sorted(expected):
@@ -156,7 +159,9 @@ def compare_tables(expected: Mapping[str, Mapping[str, Any]], actual: Mapping[st
         if got is None:
             problems.append(f"{table} is missing")
         elif got.get("rows") != expected[table].get("rows"):
-            problems.append(f"{table} has {got.get('rows')} rows, the backup had {expected[table].get('rows')}")
+            problems.append(
+                f"{table} has {got.get('rows')} rows, the backup had {expected[table].get('rows')}"
+            )
         elif got.get("sha256") != expected[table].get("sha256"):
             problems.append(f"{table} rows differ from the backup's")
     return problems
@@ -164,8 +169,10 @@ def compare_tables(expected: Mapping[str, Mapping[str, Any]], actual: Mapping[st
 
 # ---------------------------------------------------------------------------------------------- tables
 # Every row as text, sorted by that text, hashed: equal for equal tables whatever their physical order.
-TABLE_HASH_SQL = ("SELECT count(*), coalesce(encode(sha256(convert_to(string_agg(t::text, E'\\n' ORDER BY t::text),"
-                  " 'UTF8')), 'hex'), '') FROM {} t")
+TABLE_HASH_SQL = (
+    "SELECT count(*), coalesce(encode(sha256(convert_to(string_agg(t::text, E'\\n' ORDER BY t::text),"
+    " 'UTF8')), 'hex'), '') FROM {} t"
+)
 
 
 def table_hashes(db, schemas: Iterable[str] = ("raw", "marts")) -> dict[str, dict[str, Any]]:
@@ -174,11 +181,17 @@ def table_hashes(db, schemas: Iterable[str] = ("raw", "marts")) -> dict[str, dic
 
     out: dict[str, dict[str, Any]] = {}
     with db.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT table_schema, table_name FROM information_schema.tables"
-                    " WHERE table_schema = ANY(%s) AND table_type = 'BASE TABLE' ORDER BY 1, 2", (list(schemas),))
+        cur.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+            " WHERE table_schema = ANY(%s) AND table_type = 'BASE TABLE' ORDER BY 1, 2",
+            (list(schemas),),
+        )
         for schema, table in cur.fetchall():
-            cur.execute(sql.SQL(TABLE_HASH_SQL).format(sql.SQL("{}.{}").format(sql.Identifier(schema),
-                                                                                  sql.Identifier(table))))
+            cur.execute(
+                sql.SQL(TABLE_HASH_SQL).format(
+                    sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+                )
+            )
             rows, digest = cur.fetchone()
             out[f"{schema}.{table}"] = {"rows": int(rows), "sha256": digest}
     return out
@@ -190,8 +203,15 @@ def server_major(version_num: int) -> int:
     return int(version_num) // 10000
 
 
-def pg_tool(tool: str, major: int, *, embedded: bool, embedded_bin: Path | None,
-            system_root: Path = Path("/usr/lib/postgresql"), fallback: Path = Path("/usr/bin")) -> Path:
+def pg_tool(
+    tool: str,
+    major: int,
+    *,
+    embedded: bool,
+    embedded_bin: Path | None,
+    system_root: Path = Path("/usr/lib/postgresql"),
+    fallback: Path = Path("/usr/bin"),
+) -> Path:
     """The pg_dump / pg_restore that matches the server: pgserver's own binaries for the embedded
     server, else the system's for that major version (Debian: /usr/lib/postgresql/<major>/bin), else
     the system's default client (a newer pg_dump reads an older server; an older one refuses)."""
@@ -203,15 +223,21 @@ def pg_tool(tool: str, major: int, *, embedded: bool, embedded_bin: Path | None,
     for c in candidates:
         if c.is_file():
             return c
-    raise BackupError(f"no {tool} found for PostgreSQL {major} (looked in "
-                      f"{', '.join(str(c.parent) for c in candidates)}): install the PostgreSQL {major} client",
-                      code="E001")
+    raise BackupError(
+        f"no {tool} found for PostgreSQL {major} (looked in "
+        f"{', '.join(str(c.parent) for c in candidates)}): install the PostgreSQL {major} client",
+        code="E001",
+    )
 
 
 def libpq_env(parts: Mapping[str, str]) -> dict[str, str]:
     """The connection as libpq environment variables: no password on a command line."""
-    env = {"PGHOST": parts["host"], "PGPORT": str(parts["port"]), "PGUSER": parts["user"],
-           "PGDATABASE": parts["dbname"]}
+    env = {
+        "PGHOST": parts["host"],
+        "PGPORT": str(parts["port"]),
+        "PGUSER": parts["user"],
+        "PGDATABASE": parts["dbname"],
+    }
     if parts.get("password"):
         env["PGPASSWORD"] = parts["password"]
     return env
@@ -231,8 +257,10 @@ def refuse_non_empty(home: Path, force: bool) -> None:
     entries = home_entries(home)
     if entries and not force:
         shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-        raise BackupError(f"invalid input: TITANS_HOME {home} is not empty ({shown}); restore into an empty "
-                          "home, or pass --force to replace what it holds")
+        raise BackupError(
+            f"invalid input: TITANS_HOME {home} is not empty ({shown}); restore into an empty "
+            "home, or pass --force to replace what it holds"
+        )
 
 
 def artifact_rewrite(old_root: str | None, new_root: str) -> tuple[str, str] | None:
@@ -249,8 +277,9 @@ def rewrite_sql(table: str, column: str) -> str:
     for name in (table, column):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise ValueError(f"unexpected identifier {name!r}")
-    return (f'UPDATE "{table}" SET "{column}" = %s || substr("{column}", length(%s) + 1) '
-            f'WHERE "{column}" LIKE %s')
+    return (
+        f'UPDATE "{table}" SET "{column}" = %s || substr("{column}", length(%s) + 1) WHERE "{column}" LIKE %s'
+    )
 
 
 def like_prefix(prefix: str) -> str:
@@ -269,9 +298,12 @@ class Summary:
 
     @classmethod
     def of(cls, manifest: Mapping[str, Any]) -> Summary:
-        return cls(files=len(manifest["files"]), bytes=sum(int(f["size"]) for f in manifest["files"]),
-                   tables=len(manifest.get("tables", {})),
-                   rows=sum(int(t.get("rows", 0)) for t in manifest.get("tables", {}).values()))
+        return cls(
+            files=len(manifest["files"]),
+            bytes=sum(int(f["size"]) for f in manifest["files"]),
+            tables=len(manifest.get("tables", {})),
+            rows=sum(int(t.get("rows", 0)) for t in manifest.get("tables", {}).values()),
+        )
 
 
 def default_archive_name(now: dt.datetime) -> str:
@@ -304,8 +336,11 @@ def _run_pg(argv: list[str], db, what: str) -> None:
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         lines = [ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
-        raise BackupError(f"{what} failed ({Path(argv[0]).name} exit {done.returncode}): "
-                          f"{lines[0] if lines else 'no output'}", code="E001")
+        raise BackupError(
+            f"{what} failed ({Path(argv[0]).name} exit {done.returncode}): "
+            f"{lines[0] if lines else 'no output'}",
+            code="E001",
+        )
 
 
 def _mlflow_database(settings, db):
@@ -336,8 +371,12 @@ def _versions(extra: Mapping[str, str]) -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version(), **extra}
-    for key, dist in (("titans", "titans-finance"), ("mlflow", "mlflow"), ("dagster", "dagster"),
-                      ("dbt-core", "dbt-core")):
+    for key, dist in (
+        ("titans", "titans-finance"),
+        ("mlflow", "mlflow"),
+        ("dagster", "dagster"),
+        ("dbt-core", "dbt-core"),
+    ):
         try:
             out[key] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -345,15 +384,8 @@ def _versions(extra: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def write_backup(settings, db, dest: Path, now: dt.datetime | None = None) -> tuple[Path, dict[str, Any]]:
-    """Dump everything into one archive at `dest` (a file, or a directory to put a dated file in).
-    Written beside the destination first and renamed, so a failed backup leaves no half archive."""
-    import os
-    import subprocess
-    import tarfile
-    import tempfile
-
-    now = now or dt.datetime.now(dt.UTC)
+def _archive_path(dest: Path, now: dt.datetime) -> Path:
+    """The archive's file: `dest`, or a dated name inside it when it is a directory; never an existing file."""
     dest = Path(dest).resolve()
     if dest.is_dir():
         dest = dest / default_archive_name(now)
@@ -361,41 +393,72 @@ def write_backup(settings, db, dest: Path, now: dt.datetime | None = None) -> tu
         raise BackupError(f"invalid input: {dest} exists already; name a new file or a directory")
     if not dest.parent.is_dir():
         raise BackupError(f"invalid input: {dest.parent} is not a directory")
+    return dest
+
+
+def _pg_dump(pg_dump: Path, db, file: Path, what: str) -> None:
+    """A custom-format dump of `db` into `file`, without owners or privileges (restorable anywhere)."""
+    _run_pg([str(pg_dump), "--format=custom", "--no-owner", "--no-privileges", "--file", str(file)], db, what)
+
+
+def _write_tar(dest: Path, manifest_file: Path, members: list[tuple[str, Path]]) -> None:
+    """The gzipped tar of the manifest and `members`, written beside `dest` and renamed into place."""
+    import os
+    import tarfile
+
+    partial = dest.with_name(dest.name + ".partial")
+    with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
+        tar.add(manifest_file, arcname=MANIFEST)
+        for name, path in members:
+            tar.add(path, arcname=name, recursive=False)
+    os.replace(partial, dest)
+
+
+def write_backup(settings, db, dest: Path, now: dt.datetime | None = None) -> tuple[Path, dict[str, Any]]:
+    """Dump everything into one archive at `dest` (a file, or a directory to put a dated file in).
+    Written beside the destination first and renamed, so a failed backup leaves no half archive."""
+    import subprocess
+    import tempfile
+
+    now = now or dt.datetime.now(dt.UTC)
+    dest = _archive_path(dest, now)
     mlflow_db, registry = _mlflow_database(settings, db)
     pg_dump, server_version = _tool_for(db, "pg_dump")
     with tempfile.TemporaryDirectory(prefix=".titans-backup-", dir=dest.parent) as tmp:
         work = Path(tmp)
         (work / "db").mkdir()
-        _run_pg([str(pg_dump), "--format=custom", "--no-owner", "--no-privileges",
-                 "--file", str(work / WAREHOUSE_DUMP)], db, "pg_dump of the warehouse")
+        _pg_dump(pg_dump, db, work / WAREHOUSE_DUMP, "pg_dump of the warehouse")
         members: list[tuple[str, Path]] = [(WAREHOUSE_DUMP, work / WAREHOUSE_DUMP)]
         if mlflow_db is not None:
             mlflow_dump, _ = _tool_for(mlflow_db, "pg_dump")
-            _run_pg([str(mlflow_dump), "--format=custom", "--no-owner", "--no-privileges",
-                     "--file", str(work / MLFLOW_DUMP)], mlflow_db, "pg_dump of the MLflow database")
+            _pg_dump(mlflow_dump, mlflow_db, work / MLFLOW_DUMP, "pg_dump of the MLflow database")
             members.append((MLFLOW_DUMP, work / MLFLOW_DUMP))
         artifacts = _local_path(registry.artifact_root)
         if artifacts is not None:
             members += tree_files(artifacts, ARTIFACTS_DIR)
         members += tree_files(settings.dagster_home, DAGSTER_DIR)
         files = {name: (sha256_file(path), path.stat().st_size) for name, path in members}
-        dump_version = subprocess.run([str(pg_dump), "--version"], capture_output=True, text=True).stdout.strip()
+        dump_version = subprocess.run(
+            [str(pg_dump), "--version"], capture_output=True, text=True
+        ).stdout.strip()
         manifest = build_manifest(
-            files, created_at=now,
+            files,
+            created_at=now,
             versions=_versions({"postgres": server_version, "pg_dump": dump_version}),
-            source={"database": db.redacted(), "embedded": db.embedded, "dbname": db.dbname,
-                    "home": str(settings.home), "artifact_root": registry.artifact_root,
-                    "artifacts_included": artifacts is not None,
-                    "mlflow_store": "postgresql" if mlflow_db is not None else registry.tracking_uri,
-                    "dagster_storage": "in the warehouse database (dagster.yaml: postgres storage)"},
-            tables=table_hashes(db))
+            source={
+                "database": db.redacted(),
+                "embedded": db.embedded,
+                "dbname": db.dbname,
+                "home": str(settings.home),
+                "artifact_root": registry.artifact_root,
+                "artifacts_included": artifacts is not None,
+                "mlflow_store": "postgresql" if mlflow_db is not None else registry.tracking_uri,
+                "dagster_storage": "in the warehouse database (dagster.yaml: postgres storage)",
+            },
+            tables=table_hashes(db),
+        )
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        partial = dest.with_name(dest.name + ".partial")
-        with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
-            tar.add(work / MANIFEST, arcname=MANIFEST)
-            for name, path in members:
-                tar.add(path, arcname=name, recursive=False)
-        os.replace(partial, dest)
+        _write_tar(dest, work / MANIFEST, members)
     return dest, manifest
 
 
@@ -430,16 +493,30 @@ def read_archive(archive: Path) -> dict[str, Any]:
 
 def _database_tables(db) -> list[str]:
     with db.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables"
-                    " WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1 LIMIT 6")
+        cur.execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables"
+            " WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1 LIMIT 6"
+        )
         return [r[0] for r in cur.fetchall()]
 
 
 def _restore_dump(db, dump: Path, force: bool, what: str) -> None:
     pg_restore, _ = _tool_for(db, "pg_restore")
     clean = ["--clean", "--if-exists"] if force else []
-    _run_pg([str(pg_restore), "--no-owner", "--no-privileges", "--exit-on-error", *clean,
-             "--dbname", db.dbname, str(dump)], db, what)
+    _run_pg(
+        [
+            str(pg_restore),
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            *clean,
+            "--dbname",
+            db.dbname,
+            str(dump),
+        ],
+        db,
+        what,
+    )
 
 
 def _rewrite_artifact_root(mlflow_db, old: str, new: str) -> int:
@@ -447,10 +524,12 @@ def _rewrite_artifact_root(mlflow_db, old: str, new: str) -> int:
     root: every text column of its tables that starts with the old root. Returns the rows changed."""
     changed = 0
     with mlflow_db.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT table_name, column_name FROM information_schema.columns c"
-                    " JOIN information_schema.tables t USING (table_schema, table_name)"
-                    " WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'"
-                    " AND c.data_type IN ('text', 'character varying') ORDER BY 1, 2")
+        cur.execute(
+            "SELECT table_name, column_name FROM information_schema.columns c"
+            " JOIN information_schema.tables t USING (table_schema, table_name)"
+            " WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'"
+            " AND c.data_type IN ('text', 'character varying') ORDER BY 1, 2"
+        )
         for table, column in cur.fetchall():
             cur.execute(rewrite_sql(table, column), (new, old, like_prefix(old)))
             changed += cur.rowcount
@@ -478,20 +557,26 @@ def restore_backup(settings, archive: Path, force: bool = False) -> dict[str, An
         for target in (db, mlflow_db):
             present = _database_tables(target) if target is not None else []
             if present:
-                raise BackupError(f"invalid input: database {target.redacted()} is not empty "
-                                  f"({', '.join(present[:5])}); restore into an empty database, or pass "
-                                  "--force to replace its tables")
+                raise BackupError(
+                    f"invalid input: database {target.redacted()} is not empty "
+                    f"({', '.join(present[:5])}); restore into an empty database, or pass "
+                    "--force to replace its tables"
+                )
     names = {f["path"] for f in manifest["files"]}
     if MLFLOW_DUMP in names and mlflow_db is None:
-        raise BackupError(f"invalid input: the backup holds an MLflow database but the MLflow store "
-                          f"{registry.tracking_uri} is not PostgreSQL; unset TITANS_MLFLOW_TRACKING_URI")
+        raise BackupError(
+            f"invalid input: the backup holds an MLflow database but the MLflow store "
+            f"{registry.tracking_uri} is not PostgreSQL; unset TITANS_MLFLOW_TRACKING_URI"
+        )
     with tempfile.TemporaryDirectory(prefix=".restore-", dir=settings.home) as tmp:
         work = Path(tmp)
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(work, filter="data")
         # The archive may have changed between the check and the extraction: check what was extracted.
-        problems = verify(manifest, {n: (sha256_file(work / n), (work / n).stat().st_size) for n in names
-                                     if (work / n).is_file()})
+        problems = verify(
+            manifest,
+            {n: (sha256_file(work / n), (work / n).stat().st_size) for n in names if (work / n).is_file()},
+        )
         if problems:
             raise verification_error(archive, problems)
         _restore_dump(db, work / WAREHOUSE_DUMP, force, "pg_restore of the warehouse")
@@ -500,8 +585,10 @@ def restore_backup(settings, archive: Path, force: bool = False) -> dict[str, An
         artifacts = _local_path(registry.artifact_root)
         if (work / ARTIFACTS_DIR).is_dir():
             if artifacts is None:
-                raise BackupError(f"invalid input: the backup holds MLflow artifacts but the artifact root "
-                                  f"{registry.artifact_root} is not a local folder; unset TITANS_MLFLOW_ARTIFACTS")
+                raise BackupError(
+                    f"invalid input: the backup holds MLflow artifacts but the artifact root "
+                    f"{registry.artifact_root} is not a local folder; unset TITANS_MLFLOW_ARTIFACTS"
+                )
             if artifacts.exists():
                 shutil.rmtree(artifacts)
             artifacts.parent.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,7 @@ _LOCK_KEY = 7_240_019  # the same advisory lock as fct_daily_balances' pre-hook
 
 
 def ensure_tables(db: Database) -> None:
-    ddl = resources.files("titans_assets.lib").joinpath("sql/app_balances.sql").read_text()
-    with db.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        cur.execute(ddl)
+    db.run_ddl(resources.files("titans_assets.lib").joinpath("sql/app_balances.sql").read_text(), _LOCK_KEY)
 
 
 def parse_amount(text: str) -> Decimal:
@@ -42,14 +39,18 @@ def set_balance(db: Database, account: str, day: dt.date, amount: Decimal, note:
             """INSERT INTO app.account_balances (account, balance_date, balance, note) VALUES (%s, %s, %s, %s)
                ON CONFLICT (account, balance_date) DO UPDATE SET balance = EXCLUDED.balance,
                    note = EXCLUDED.note, set_at = now()""",
-            (account, day, amount, note))
+            (account, day, amount, note),
+        )
 
 
 def balances(db: Database, account: str | None = None) -> list[tuple[str, dt.date, Decimal]]:
     ensure_tables(db)
     with db.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT account, balance_date, balance FROM app.account_balances"
-                    " WHERE %s IS NULL OR account = %s ORDER BY account, balance_date", (account, account))
+        cur.execute(
+            "SELECT account, balance_date, balance FROM app.account_balances"
+            " WHERE %s IS NULL OR account = %s ORDER BY account, balance_date",
+            (account, account),
+        )
         return list(cur.fetchall())
 
 

@@ -1,40 +1,11 @@
 """The input contract: turn the bytes of one CSV export into typed rows and quarantined lines.
 
-Canonical header (the original Titans Finance ledger):
-    Date,Type,Description,Amount,Category,Payment Method,Status,Reference,Receipt URL
+`split_csv` gives a `SplitFile` (rows, quarantined lines with line number, raw text and reason, and
+`file_error`: one E003 line when the first line is not a header of the contract). Syntax is checked
+here, business rules by the Great Expectations suites; rows_read = rows_loaded + rows_quarantined
+always holds. Dates must be ISO `YYYY-MM-DD`. No database, no Dagster.
 
-What is accepted, because real exports look like this:
-- header names in any case and spacing (` date `, `PAYMENT_METHOD`, `Payment-Method`), a few common
-  aliases (`Transaction Date`, `Memo`, `Vendor`...), columns in any order, extra columns (kept as JSON);
-- a byte-order mark names the encoding (UTF-8, UTF-16 or UTF-32, either byte order); without one each
-  physical line is UTF-8 when it is valid UTF-8 and Windows-1252 only when it is not (a file can mix
-  them: a UTF-8 line is never read as Windows-1252, so nothing is stored as `CafÃ©`);
-- CRLF, LF or CR line ends; no trailing newline; blank lines (skipped, also before the header);
-- `;`, tab or `|` as the delimiter when the header shows it (European exports use `;`);
-- amounts with currency symbols or codes, thousands separators, `(12.50)` or `12.50-` negatives,
-  and a decimal comma (`1.234,56`, `12,5`);
-- rows newest-first or in any order; short rows whose missing trailing fields are optional.
-
-A first line that is not a header of the contract (no column we know, e.g. a file without a header, or
-a required column missing) rejects the file whole: `file_error` is one line starting with E003 that
-names what was read, and every non-blank line, the first included, is quarantined with it, so no
-line is ever lost and rows_read = rows_loaded + rows_quarantined always holds.
-
-What is *syntax* is checked here (a row either parses or goes to quarantine with its line number, raw
-text and reason); what is *business rule* (sign matches Type, amount bounds, freshness) is checked by
-the Great Expectations suites on the loaded table, so a surprising-but-parseable file is still
-loaded and then stopped by a visible, blocking check instead of disappearing row by row.
-
-Dates must be ISO `YYYY-MM-DD` (a time part is ignored): `01/02/2024` is ambiguous between US and
-European order, so it is quarantined rather than guessed.
-
-How: the common file (UTF-8, one physical line per record) is split by pyarrow's C++ CSV reader and
-typed with vectorised pyarrow.compute kernels; values those kernels do not accept outright (a padded
-date, `$1,234.56`, `income `...) are typed by the same Python functions as always, on just those
-values. Files the fast reader cannot take line for line (short rows, multi-line quoted fields, a
-lone CR, Windows-1252, NUL bytes, huge cells) go through pandas' C parser or, failing that, the csv
-module record by record. Every path ends in the same validation, so they cannot disagree on values.
-No database, no Dagster.
+Design notes (what is accepted, encodings, the fast and slow paths): docs/design-notes.md#titans_assetslibcsv_contractpy
 """
 
 from __future__ import annotations
@@ -56,36 +27,70 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 CANONICAL_COLUMNS = (
-    "Date", "Type", "Description", "Amount", "Category", "Payment Method", "Status", "Reference", "Receipt URL",
+    "Date",
+    "Type",
+    "Description",
+    "Amount",
+    "Category",
+    "Payment Method",
+    "Status",
+    "Reference",
+    "Receipt URL",
 )
 # Our column name for each canonical header.
 FIELD_OF = {
-    "Date": "txn_date", "Type": "txn_type", "Description": "description", "Amount": "amount",
-    "Category": "category", "Payment Method": "payment_method", "Status": "status",
-    "Reference": "reference", "Receipt URL": "receipt_url",
+    "Date": "txn_date",
+    "Type": "txn_type",
+    "Description": "description",
+    "Amount": "amount",
+    "Category": "category",
+    "Payment Method": "payment_method",
+    "Status": "status",
+    "Reference": "reference",
+    "Receipt URL": "receipt_url",
 }
 REQUIRED = ("Date", "Type", "Description", "Amount")
 # The loader's output columns, in COPY order (without source_file/account/loaded_at added by the loader).
 OUTPUT_COLUMNS = ("line_number",) + tuple(FIELD_OF.values()) + ("extra",)
 
 _ALIASES = {
-    "date": "Date", "transaction date": "Date", "posted date": "Date", "posting date": "Date", "txn date": "Date",
-    "type": "Type", "transaction type": "Type", "txn type": "Type",
-    "description": "Description", "memo": "Description", "details": "Description", "narrative": "Description",
-    "amount": "Amount", "transaction amount": "Amount",
+    "date": "Date",
+    "transaction date": "Date",
+    "posted date": "Date",
+    "posting date": "Date",
+    "txn date": "Date",
+    "type": "Type",
+    "transaction type": "Type",
+    "txn type": "Type",
+    "description": "Description",
+    "memo": "Description",
+    "details": "Description",
+    "narrative": "Description",
+    "amount": "Amount",
+    "transaction amount": "Amount",
     "category": "Category",
-    "payment method": "Payment Method", "method": "Payment Method", "payment type": "Payment Method",
+    "payment method": "Payment Method",
+    "method": "Payment Method",
+    "payment type": "Payment Method",
     "status": "Status",
-    "reference": "Reference", "ref": "Reference", "vendor": "Reference", "payee": "Reference",
-    "receipt url": "Receipt URL", "receipt": "Receipt URL", "receipt link": "Receipt URL",
+    "reference": "Reference",
+    "ref": "Reference",
+    "vendor": "Reference",
+    "payee": "Reference",
+    "receipt url": "Receipt URL",
+    "receipt": "Receipt URL",
+    "receipt link": "Receipt URL",
 }
 _DELIMITERS = (",", ";", "\t", "|")
 MAX_FIELD_CHARS = 4096  # a bank description is short; a 10 MB cell is an export bug, quarantined whole
 MAX_ABS_AMOUNT = Decimal("999999999999.99")  # what numeric(14,2) can hold; business bounds live in GX
 # Byte-order marks and the encoding each one names (UTF-32 LE before UTF-16 LE: its BOM starts the same).
 _BOMS = (
-    (b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
-    (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
 )
 _SHOWN_HEADER_CHARS = 300  # how much of an unreadable first line an error message repeats
 _ISO_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ][0-9:.+\-Z]*)?$")
@@ -115,10 +120,12 @@ class ParsedFile:
     def rows(self) -> pd.DataFrame:
         """The table as a pandas DataFrame of Python objects (None for null), built on first use."""
         if self._rows is None:
-            self._rows = pd.DataFrame({
-                c: pd.Series(self.table.column(c).to_numpy(zero_copy_only=False), dtype=object)
-                for c in OUTPUT_COLUMNS
-            })
+            self._rows = pd.DataFrame(
+                {
+                    c: pd.Series(self.table.column(c).to_numpy(zero_copy_only=False), dtype=object)
+                    for c in OUTPUT_COLUMNS
+                }
+            )
         return self._rows
 
     @property
@@ -173,7 +180,7 @@ def decode(data: bytes) -> tuple[str, str]:
     Windows-1252), or `utf-8+cp1252` (both kinds of line)."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
-            data = data[len(bom):]
+            data = data[len(bom) :]
             if encoding != "utf-8":
                 return data.decode(encoding, errors="replace"), encoding
             break
@@ -285,10 +292,27 @@ def parse_amount(text: str, decimal: str | None = None, thousands: str | None = 
 
 # The date formats a whole file's dates are tried against when no format is declared (`%y`: 2-digit year).
 DATE_FORMATS = (
-    "%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y", "%m-%d-%Y",
-    "%d/%m/%y", "%m/%d/%y", "%d.%m.%y", "%d-%m-%y", "%d-%b-%Y", "%d %b %Y", "%b %d, %Y", "%d-%b-%y",
+    "%Y-%m-%d",
+    "%Y/%m/%d",
+    "%Y.%m.%d",
+    "%Y%m%d",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%d.%m.%Y",
+    "%d-%m-%Y",
+    "%m-%d-%Y",
+    "%d/%m/%y",
+    "%m/%d/%y",
+    "%d.%m.%y",
+    "%d-%m-%y",
+    "%d-%b-%Y",
+    "%d %b %Y",
+    "%b %d, %Y",
+    "%d-%b-%y",
 )
-_TIME_PART = re.compile(r"^(.*?\d)(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp][Mm])?(?:Z|[+-]\d{2}:?\d{2})?)$")
+_TIME_PART = re.compile(
+    r"^(.*?\d)(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp][Mm])?(?:Z|[+-]\d{2}:?\d{2})?)$"
+)
 
 
 def parse_date(text: str, fmt: str) -> str:
@@ -330,8 +354,13 @@ def parse_csv(data: bytes) -> ParsedFile:
     rows, quarantine = split.typed()
     quarantine = sorted(split.quarantine + quarantine, key=lambda q: q[0])
     return ParsedFile(
-        header=split.header, table=rows, quarantine=quarantine, rows_read=rows.num_rows + len(quarantine),
-        encoding=split.encoding, delimiter=split.delimiter, file_error=split.file_error,
+        header=split.header,
+        table=rows,
+        quarantine=quarantine,
+        rows_read=rows.num_rows + len(quarantine),
+        encoding=split.encoding,
+        delimiter=split.delimiter,
+        file_error=split.file_error,
     )
 
 
@@ -419,12 +448,16 @@ def _read_header(first_line: str, line: int) -> _Header:
     missing = [c for c in REQUIRED if c not in known]
     error = None
     if not known:
-        error = (f"E003 invalid input: header: the first line names no column of the contract, so the file "
-                 f"is rejected whole (read {shown} with delimiter {delimiter!r}; expected a header such as "
-                 f"{','.join(CANONICAL_COLUMNS)})")
+        error = (
+            f"E003 invalid input: header: the first line names no column of the contract, so the file "
+            f"is rejected whole (read {shown} with delimiter {delimiter!r}; expected a header such as "
+            f"{','.join(CANONICAL_COLUMNS)})"
+        )
     elif missing:
-        error = (f"E003 invalid input: header: missing required column(s) {', '.join(missing)}, so the file "
-                 f"is rejected whole (read {shown} with delimiter {delimiter!r})")
+        error = (
+            f"E003 invalid input: header: missing required column(s) {', '.join(missing)}, so the file "
+            f"is rejected whole (read {shown} with delimiter {delimiter!r})"
+        )
     return _Header(line, first_line.rstrip("\r\n"), delimiter, names, known, extra, error)
 
 
@@ -433,9 +466,12 @@ def _split_file(header: _Header, encoding: str, table: _Table) -> SplitFile:
     that is not a header of the contract may well be the file's first transaction."""
     quarantine = list(table.quarantine)
     if header.error is not None:
-        quarantine = [(header.line, header.raw, header.error)] + [(n, raw, header.error) for n, raw, _ in quarantine]
-    return SplitFile(header.names, header.known, header.extra, encoding, header.delimiter, header.error, table,
-                     quarantine)
+        quarantine = [(header.line, header.raw, header.error)] + [
+            (n, raw, header.error) for n, raw, _ in quarantine
+        ]
+    return SplitFile(
+        header.names, header.known, header.extra, encoding, header.delimiter, header.error, table, quarantine
+    )
 
 
 def _split_one_line_records(data: bytes) -> SplitFile | None:
@@ -505,14 +541,23 @@ def _arrow_table(data: bytes, spans: np.ndarray, delimiter: str, width: int) -> 
     names = [f"c{i}" for i in range(width)]
     try:
         read = pa_csv.read_csv(
-            pa.BufferReader(pa.py_buffer(data)[int(spans[1, 0]):]),
+            pa.BufferReader(pa.py_buffer(data)[int(spans[1, 0]) :]),
             # One thread: the second core is the server's (and on a busy machine pyarrow's pool only
             # adds CPU time: measured 0.5 vs 0.6-1.1 s per 1M rows).
             read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
-            parse_options=pa_csv.ParseOptions(delimiter=delimiter, quote_char='"', double_quote=True,
-                                              escape_char=False, newlines_in_values=True, ignore_empty_lines=True),
-            convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                                  strings_can_be_null=False, quoted_strings_can_be_null=False),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=delimiter,
+                quote_char='"',
+                double_quote=True,
+                escape_char=False,
+                newlines_in_values=True,
+                ignore_empty_lines=True,
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
@@ -547,8 +592,15 @@ def _fast_table(text: str, header: _Header) -> _Table | None:
         return None
     try:
         df = pd.read_csv(
-            io.StringIO(text), sep=header.delimiter, header=None, skiprows=1, dtype=object, na_filter=False,
-            skip_blank_lines=False, engine="c", quoting=csv.QUOTE_MINIMAL,
+            io.StringIO(text),
+            sep=header.delimiter,
+            header=None,
+            skiprows=1,
+            dtype=object,
+            na_filter=False,
+            skip_blank_lines=False,
+            engine="c",
+            quoting=csv.QUOTE_MINIMAL,
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
         if len(lines) == 1:  # header only
@@ -667,11 +719,13 @@ def _cell_problem(row: list[str], header: list[str]) -> str | None:
 
 def _raw_text(lines: list[str], start: int, end: int) -> str:
     """The record's text as written (all its physical lines), safe to store in a text column."""
-    return "".join(lines[start - 1:end]).rstrip("\r\n").replace("\x00", "\ufffd")
+    return "".join(lines[start - 1 : end]).rstrip("\r\n").replace("\x00", "\ufffd")
 
 
 def _empty_table() -> pa.Table:
-    return pa.table({c: pa.array([], pa.int64() if c == "line_number" else pa.string()) for c in OUTPUT_COLUMNS})
+    return pa.table(
+        {c: pa.array([], pa.int64() if c == "line_number" else pa.string()) for c in OUTPUT_COLUMNS}
+    )
 
 
 def _strings(column) -> pa.Array:
@@ -683,7 +737,9 @@ def _strings(column) -> pa.Array:
     return pa.array(column, type=pa.string())
 
 
-def _validate(columns: list, starts: np.ndarray, known: dict[str, int], extra: dict[str, int]) -> tuple[pa.Table, list[tuple[int, str]]]:
+def _validate(
+    columns: list, starts: np.ndarray, known: dict[str, int], extra: dict[str, int]
+) -> tuple[pa.Table, list[tuple[int, str]]]:
     """Type the structurally sound records; returns the typed rows and (position, reason) for records
     that fail. Text columns stay as written (trimming and normalisation are dbt's job).
 
@@ -712,7 +768,9 @@ def _validate(columns: list, starts: np.ndarray, known: dict[str, int], extra: d
     return table, [(i, reasons[i]) for i in bad]
 
 
-def _typed(values: pa.Array, typed: pa.Array, plain: np.ndarray, rowwise, reasons: dict[int, str]) -> pa.Array:
+def _typed(
+    values: pa.Array, typed: pa.Array, plain: np.ndarray, rowwise, reasons: dict[int, str]
+) -> pa.Array:
     """`typed` where `plain`; elsewhere the row-wise function's value, and its reason if it has one."""
     rest = np.flatnonzero(~plain)
     if not len(rest):
@@ -732,8 +790,10 @@ def _plain_dates(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """`YYYY-MM-DD`, a real calendar day, year 1900-2199: passed through as written."""
     parsed = pc.strptime(values, format="%Y-%m-%d", unit="s", error_is_null=True)
     canonical = pc.cast(pc.cast(parsed, pa.date32()), pa.string())  # `2024-02-30` comes back as 2024-03-01
-    plain = pc.and_(pc.equal(canonical, values),
-                    pc.and_(pc.greater_equal(values, "1900-01-01"), pc.less(values, "2200-01-01")))
+    plain = pc.and_(
+        pc.equal(canonical, values),
+        pc.and_(pc.greater_equal(values, "1900-01-01"), pc.less(values, "2200-01-01")),
+    )
     return values, pc.fill_null(plain, False).to_numpy(zero_copy_only=False)
 
 
@@ -748,8 +808,10 @@ def _plain_types(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 def _plain_amounts(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """`-1234.5`, `12`, `-4.50`: up to 7 integer digits and 2 decimals, under 11 characters."""
-    plain = pc.and_(pc.match_substring_regex(values, r"^-?[0-9]{1,7}(\.[0-9]{1,2})?$"),
-                    pc.less(pc.binary_length(values), 11))
+    plain = pc.and_(
+        pc.match_substring_regex(values, r"^-?[0-9]{1,7}(\.[0-9]{1,2})?$"),
+        pc.less(pc.binary_length(values), 11),
+    )
     return values, pc.fill_null(plain, False).to_numpy(zero_copy_only=False)
 
 
@@ -845,8 +907,11 @@ def _typed_amounts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     plain = ~np.isnan(number) & (np.abs(cents - np.round(cents)) < 1e-6)
     # A float cannot see `12.340000001` (or tell `1e2` from 100): long or exponent strings take the
     # exact Decimal path. Ordinary amounts are under 11 characters.
-    plain &= np.fromiter((len(v) < 11 and "e" not in v and "E" not in v if isinstance(v, str) else False
-                          for v in values), dtype=bool, count=len(values))
+    plain &= np.fromiter(
+        (len(v) < 11 and "e" not in v and "E" not in v if isinstance(v, str) else False for v in values),
+        dtype=bool,
+        count=len(values),
+    )
     out = values.copy()
     reasons = np.full(len(values), None, dtype=object)
     for i in np.flatnonzero(~plain):

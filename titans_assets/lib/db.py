@@ -94,6 +94,13 @@ class Database:
         with self.connect(autocommit=True) as conn, conn.cursor() as cur:
             cur.execute("SELECT 1")
 
+    def run_ddl(self, ddl: str, lock_key: int) -> None:
+        """Idempotent DDL (CREATE ... IF NOT EXISTS), serialised between concurrent callers by a
+        transaction-level advisory lock (two CREATE IF NOT EXISTS at once can still collide)."""
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+            cur.execute(ddl)
+
     def dbt_env(self) -> dict[str, str]:
         """Environment variables read by dbt_project/profiles.yml."""
         p = self._parts()
@@ -146,7 +153,9 @@ def _start_embedded(settings: Settings) -> Database:
                 server = pgserver.get_server(settings.pgdata, cleanup_mode="stop")
             except Exception as exc:  # pgserver raises plain exceptions with long pg_ctl output
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise DatabaseError(f"E001 embedded PostgreSQL under {settings.pgdata} did not start: {first}") from None
+                raise DatabaseError(
+                    f"E001 embedded PostgreSQL under {settings.pgdata} did not start: {first}"
+                ) from None
             _embedded_servers[key] = server
             # Our release replaces pgserver's exit handler, which stops only the postmaster it found
             # at start (see _release).
@@ -224,8 +233,10 @@ def get_database(settings: Settings | None = None) -> Database:
     if settings.database_url:
         host = Database(settings.database_url).host
         # The embedded server's own socket URL, as `titans up` and `titans serve` hand it to their children.
-        return Database(settings.database_url,
-                        embedded=host.startswith("/") and Path(host).resolve() == settings.pgdata.resolve())
+        return Database(
+            settings.database_url,
+            embedded=host.startswith("/") and Path(host).resolve() == settings.pgdata.resolve(),
+        )
     return _start_embedded(settings)
 
 

@@ -19,19 +19,21 @@ from typing import Any
 NEXT_STEP = {
     "E000": "run the command again with TITANS_DEBUG=1 to see the traceback, and report it",
     "E001": "start the database or fix TITANS_DATABASE_URL (embedded server: its log is "
-            "$TITANS_HOME/pgdata/log), then run the command again",
+    "$TITANS_HOME/pgdata/log), then run the command again",
     "E002": "check that the MLflow registry answers (TITANS_MLFLOW_TRACKING_URI), or train a champion "
-            "with `titans materialize`",
+    "with `titans materialize`",
     "E003": "correct the named input and run the command again",
     "E004": "wait for the time the message names, then retry",
     "E005": "use one of the service's API keys (TITANS_API_KEYS / TITANS_API_KEY)",
 }
-CHECK_NEXT_STEP = ("fix or remove the named rows in the landing file (or the file itself) and run "
-                   "`titans materialize` again; `titans status` lists the failed checks")
+CHECK_NEXT_STEP = (
+    "fix or remove the named rows in the landing file (or the file itself) and run "
+    "`titans materialize` again; `titans status` lists the failed checks"
+)
 
 _CODED = re.compile(r"^(E\d{3})\b[:\s]*(.*)$", re.S)
 # A coded message among a step error's causes ("...\nRegistryError: E002 MLflow registry unreachable").
-_CODED_CAUSE = re.compile(r"^(?:[\w.]+: )?(E\d{3}) (.*)$", re.M)
+_CODED_CAUSE = re.compile(r"^(?:[\w.]+: )*(E\d{3}) (.*)$", re.M)
 # Type names along an exception's chain that mean "the database is not there" (psycopg2 and SQLAlchemy
 # OperationalError/InterfaceError, Dagster's storage giving up after its retries).
 _DB_TYPES = {"DagsterPostgresException", "OperationalError", "InterfaceError"}
@@ -39,9 +41,16 @@ _DB_TEXT = re.compile(
     r"too many retries for DB (?:connection|creation)|could not connect to server|connection refused"
     r"|server closed the connection|terminating connection|connection to server .* failed"
     r"|the database system is (?:starting up|shutting down|in recovery mode)|connection already closed"
-    r"|unexpected postmaster exit|no connection to the server|SSL connection has been closed", re.I)
-_INPUT_TYPES = {"ContractError", "SettingsError", "DagsterInvalidAssetSelectionError",
-                "DagsterInvalidSubsetError", "DagsterInvalidConfigError"}
+    r"|unexpected postmaster exit|no connection to the server|SSL connection has been closed",
+    re.I,
+)
+_INPUT_TYPES = {
+    "ContractError",
+    "SettingsError",
+    "DagsterInvalidAssetSelectionError",
+    "DagsterInvalidSubsetError",
+    "DagsterInvalidConfigError",
+}
 _REGISTRY_TYPES = {"RegistryError", "MlflowException", "RestException"}
 
 
@@ -91,8 +100,11 @@ def from_text(type_name: str, text: str, *, type_names: Iterable[str] = ()) -> F
     if names & _INPUT_TYPES:
         return Failure("E003", f"invalid input: {_strip_module(first) or type_name}", NEXT_STEP["E003"])
     if names & {"FileNotFoundError", "IsADirectoryError", "NotADirectoryError", "PermissionError"}:
-        return Failure("E003", f"invalid input: {type_name}: {first}", "check the path and its permissions, "
-                                                                           "then run the command again")
+        return Failure(
+            "E003",
+            f"invalid input: {type_name}: {first}",
+            "check the path and its permissions, then run the command again",
+        )
     detail = _strip_module(first)
     body = f"{type_name}: {detail}" if detail and not detail.startswith(type_name) else (detail or type_name)
     return Failure("E000", f"unexpected error: {body}", NEXT_STEP["E000"])
@@ -127,8 +139,11 @@ def server_failure(what: str, log_dir: str) -> Failure:
     last line): that line's own code when it has one (`error: E001 ...`), else E000; next, its log."""
     own = re.search(r"error: (E\d{3} .*)", what)
     code = from_text("ServerFailed", own.group(1) if own else what).code
-    return Failure(code, f"a server failed: {_first_line(what, 600)}",
-                   f"read its log in {log_dir}, fix the cause and run `titans up` again")
+    return Failure(
+        code,
+        f"a server failed: {_first_line(what, 600)}",
+        f"read its log in {log_dir}, fix the cause and run `titans up` again",
+    )
 
 
 def usage_failure(message: str, command: str) -> Failure:
@@ -144,16 +159,27 @@ def check_details(metadata: Mapping[str, Any]) -> dict[str, Any]:
     md = dict(metadata or {})
     rules = [str(r) for r in (md.get("failed_blocking") or [])]
     if not rules:
-        rules = sorted({k.split(".")[1] for k in md if k.startswith("failed.") and k.count(".") >= 1
-                        and md.get(f"failed.{k.split('.')[1]}.blocking", True) is not False})
-    out: dict[str, Any] = {"rules": rules, "rule": rules[0] if rules else None, "file": None, "line": None,
-                           "unexpected_count": None}
+        rules = sorted(
+            {
+                k.split(".")[1]
+                for k in md
+                if k.startswith("failed.")
+                and k.count(".") >= 1
+                and md.get(f"failed.{k.split('.')[1]}.blocking", True) is not False
+            }
+        )
+    out: dict[str, Any] = {
+        "rules": rules,
+        "rule": rules[0] if rules else None,
+        "file": None,
+        "line": None,
+        "unexpected_count": None,
+    }
     for rule in rules:
         sample = md.get(f"failed.{rule}.sample") or []
         for row in sample if isinstance(sample, list) else []:
             if isinstance(row, Mapping) and row.get("source_file") is not None:
-                out.update(rule=rule, file=str(row["source_file"]),
-                           line=row.get("line_number"))
+                out.update(rule=rule, file=str(row["source_file"]), line=row.get("line_number"))
                 out["unexpected_count"] = md.get(f"failed.{rule}.unexpected_count")
                 return out
     if out["rule"]:
@@ -176,8 +202,9 @@ def check_failure(check: str, metadata: Mapping[str, Any]) -> Failure:
     return Failure("E003", f"invalid input: check {check} failed{rule}{more}", CHECK_NEXT_STEP)
 
 
-def run_failure(failed_checks: Mapping[str, Mapping[str, Any]],
-                step_errors: Iterable[tuple[str, str]] = ()) -> Failure:
+def run_failure(
+    failed_checks: Mapping[str, Mapping[str, Any]], step_errors: Iterable[tuple[str, str]] = ()
+) -> Failure:
     """A failed run: the database going away wins (nothing after it is trustworthy), then the first
     failed blocking check (E003, with its rule, file and line), then the first failed step."""
     steps = [from_text(cls_name, message) for cls_name, message in step_errors]
@@ -189,8 +216,9 @@ def run_failure(failed_checks: Mapping[str, Mapping[str, Any]],
         failure = check_failure(first, failed_checks[first])
         if len(failed_checks) > 1:
             others = ", ".join(sorted(failed_checks)[1:])
-            failure = Failure(failure.code, f"{failure.message}; other failed checks: {others}",
-                              failure.next_step)
+            failure = Failure(
+                failure.code, f"{failure.message}; other failed checks: {others}", failure.next_step
+            )
         return failure
     for f in steps:  # a blocking check's own step failure says nothing more than the check
         if "AssetCheckFailed" not in f.message:

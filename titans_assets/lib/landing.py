@@ -35,8 +35,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def scan(landing_dir: Path, cache: dict[str, list], settle_seconds: float = 5.0,
-         now: float | None = None) -> tuple[dict[str, str], set[str], dict[str, list]]:
+def scan(
+    landing_dir: Path, cache: dict[str, list], settle_seconds: float = 5.0, now: float | None = None
+) -> tuple[dict[str, str], set[str], dict[str, list]]:
     """Hash the landing folder's CSVs, re-reading only files whose size or mtime changed.
 
     Returns (present: key -> sha256, settling: keys modified within `settle_seconds` and therefore
@@ -67,8 +68,12 @@ def run_key(key: str, sha256: str | None, loaded_sha256: str | None) -> str:
     return f"landing:{key}@{(sha256 or 'removed')[:16]}<-{(loaded_sha256 or 'none')[:16]}"
 
 
-def plan(present: dict[str, str], loaded: dict[str, str], requested: dict[str, str],
-         settling: set[str] = frozenset()) -> list[Change]:
+def plan(
+    present: dict[str, str],
+    loaded: dict[str, str],
+    requested: dict[str, str],
+    settling: set[str] = frozenset(),
+) -> list[Change]:
     """The loads to request: files new or changed on disk vs the warehouse, and loaded files that
     left the folder (their rows are removed), minus transitions already requested (`requested`:
     key -> run key of the last request for that file)."""
@@ -106,8 +111,9 @@ def batch_run_key(group: list[Change]) -> str:
     return f"landing:{group[0].key}..{group[-1].key}#{len(group)}:{digest}"
 
 
-def partition_sync(known: list[str], wanted: list[str], on_disk: set[str], loaded: set[str],
-                   keep: set[str] = frozenset()) -> tuple[list[str], list[str]]:
+def partition_sync(
+    known: list[str], wanted: list[str], on_disk: set[str], loaded: set[str], keep: set[str] = frozenset()
+) -> tuple[list[str], list[str]]:
     """The file partitions to add and to delete, for the CLI's runs and the landing sensor alike.
 
     `wanted`: files a run is about to load (in order), which need a partition; `known`: the partitions

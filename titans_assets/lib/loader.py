@@ -1,21 +1,11 @@
 """Load landed bank files (CSV, OFX/QFX, CAMT.053, MT940, QIF: lib/formats) into raw.transactions / raw.quarantine / raw.files with PostgreSQL COPY.
 
-Per file, in one transaction (readers never see half a file):
-- same sha256 as the registered load -> nothing happens ("unchanged"), except that a file rejected
-  whole is read again: a CSV profile written since (beside the file, in `<landing>/profiles` or
-  TITANS_PROFILES_DIR) may now read it, and then its rows replace the rejection;
-- new or changed bytes -> the file's previous rows and quarantine are deleted (changed files only),
-  the new rows are COPYed, and the registry row records the counts.
-Invariant, enforced by a CHECK on raw.files: rows_read = rows_loaded + rows_quarantined.
-A file the contract rejects whole (its first line is not a header of the contract: E003) is
-registered like any other: nothing is loaded, every line, the first included, is in raw.quarantine
-with the file's one-line reason, which LoadResult.file_error also carries.
+`load_files` / `load_file` load each file in one transaction (readers never see half a file);
+unchanged bytes are skipped unless the file was rejected whole. Invariant, enforced by a CHECK on
+raw.files: rows_read = rows_loaded + rows_quarantined. A file rejected whole (E003) is registered
+with every line in raw.quarantine and its reason in LoadResult.file_error.
 
-Speed (docs/benchmarks.md, "Pipeline"): the contract splits the file with pyarrow's reader; the
-records are then typed and encoded in PostgreSQL's binary COPY format (pg_copy) slice by slice, in a
-background thread, while the server ingests the slices already sent (a small first slice, so the
-server starts early). `load_files` loads several files at once, each in its own transaction, so one
-file's parsing overlaps another's COPY.
+Design notes (the per-file rules, speed): docs/design-notes.md#titans_assetslibloaderpy
 """
 
 from __future__ import annotations
@@ -27,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -82,20 +72,22 @@ def landing_files(landing_dir: Path) -> list[Path]:
     if not landing_dir.is_dir():
         return []
     return sorted(
-        (p for p in landing_dir.rglob("*")
-         if p.is_file() and p.suffix.lower() in formats.EXTENSIONS and not p.name.startswith(".")),
+        (
+            p
+            for p in landing_dir.rglob("*")
+            if p.is_file() and p.suffix.lower() in formats.EXTENSIONS and not p.name.startswith(".")
+        ),
         key=lambda p: p.relative_to(landing_dir).as_posix(),
     )
 
 
 def ensure_raw_schema(db: Database) -> None:
-    ddl = resources.files("titans_assets.lib").joinpath("sql/raw_schema.sql").read_text()
-    with db.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        cur.execute(ddl)
+    db.run_ddl(resources.files("titans_assets.lib").joinpath("sql/raw_schema.sql").read_text(), _SCHEMA_LOCK)
 
 
-def load_files(db: Database, landing_dir: Path, paths: list[Path], workers: int | None = None) -> list[LoadResult]:
+def load_files(
+    db: Database, landing_dir: Path, paths: list[Path], workers: int | None = None
+) -> list[LoadResult]:
     """`load_file` for each path, `workers` files at a time (default: one per core, at most 4), each in
     its own transaction; results in the order of `paths`. A file that fails does not stop the others;
     the first failure is raised once they have all finished."""
@@ -127,9 +119,10 @@ def load_file(db: Database, landing_dir: Path, path: Path) -> LoadResult:
             if previous[4] is not None:  # rejected whole before: a profile written since may read it now
                 split = formats.read(path.name, data, path=path, profiles_dir=profiles)
             if split is None or split.file_error is not None:
+                rows, file_error = previous[1:4], previous[4]
+                seconds = time.perf_counter() - started
                 return LoadResult(
-                    source_file, account, "unchanged", sha256, len(data), previous[1], previous[2], previous[3],
-                    time.perf_counter() - started, previous[4],
+                    source_file, account, "unchanged", sha256, len(data), *rows, seconds, file_error
                 )
         split = split or formats.read(path.name, data, path=path, profiles_dir=profiles)
         account = _file_account(split, account)
@@ -138,44 +131,81 @@ def load_file(db: Database, landing_dir: Path, path: Path) -> LoadResult:
             # in one transaction), so a new file skips this scan of the whole table.
             _delete_file_rows(cur, source_file)
         batches = _Batches(split, source_file, account)
-        if split.records and split.file_error is None:
-            stream = _CopyStream(batches)
-            try:
-                cur.copy_expert(
-                    f"COPY raw.transactions ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
-                    " WITH (FORMAT binary)",
-                    stream,
-                )
-            finally:
-                stream.close()
-        else:
-            for _ in batches:  # every record is quarantined: nothing to COPY
-                pass
+        _copy_transactions(cur, split, batches)
         quarantine = sorted(split.quarantine + batches.quarantine, key=lambda q: q[0])
-        rows_read = batches.rows_loaded + len(quarantine)
-        cur.execute(
-            "INSERT INTO raw.files (source_file, account, size_bytes, sha256, rows_read, rows_loaded,"
-            " rows_quarantined, header, file_error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (source_file, account, len(data), sha256, rows_read, batches.rows_loaded, len(quarantine),
-             split.header, split.file_error),
+        result = LoadResult(
+            source_file,
+            account,
+            "replaced" if previous else "loaded",
+            sha256,
+            len(data),
+            batches.rows_loaded + len(quarantine),
+            batches.rows_loaded,
+            len(quarantine),
+            0.0,
+            split.file_error,
         )
-        if quarantine:
-            line_numbers, raw_lines, reasons = zip(*quarantine)
-            stream = _CopyStream([pg_copy.rows(pg_copy.row_prefix(4, source_file), [
-                *pg_copy.int4_field(np.array(line_numbers, dtype=np.int64)),
-                *pg_copy.text_field(pa.array(raw_lines, pa.string())),
-                *pg_copy.text_field(pa.array(reasons, pa.string())),
-            ])])
-            try:
-                cur.copy_expert(
-                    "COPY raw.quarantine (source_file, line_number, raw_line, reason) FROM STDIN WITH (FORMAT binary)",
-                    stream,
-                )
-            finally:
-                stream.close()
-    return LoadResult(
-        source_file, account, "replaced" if previous else "loaded", sha256, len(data), rows_read,
-        batches.rows_loaded, len(quarantine), time.perf_counter() - started, split.file_error,
+        _register_file(cur, result, split.header)
+        _copy_quarantine(cur, source_file, quarantine)
+    return replace(result, seconds=time.perf_counter() - started)
+
+
+def _copy(cur, sql: str, segments: Iterable[bytes]) -> None:
+    """COPY binary `segments` (encoded in a background thread while the server ingests)."""
+    stream = _CopyStream(segments)
+    try:
+        cur.copy_expert(sql, stream)
+    finally:
+        stream.close()
+
+
+def _copy_transactions(cur, split: SplitFile, batches: _Batches) -> None:
+    """COPY the file's typed records into raw.transactions; the ones that fail typing are left in
+    `batches.quarantine`."""
+    if split.records and split.file_error is None:
+        columns = ", ".join(_COPY_COLUMNS)
+        _copy(cur, f"COPY raw.transactions ({columns}) FROM STDIN WITH (FORMAT binary)", batches)
+    else:
+        for _ in batches:  # every record is quarantined: nothing to COPY
+            pass
+
+
+def _register_file(cur, result: LoadResult, header: str | None) -> None:
+    """The file's row in raw.files: its bytes and counts (rows_read = rows_loaded + rows_quarantined)."""
+    cur.execute(
+        "INSERT INTO raw.files (source_file, account, size_bytes, sha256, rows_read, rows_loaded,"
+        " rows_quarantined, header, file_error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            result.source_file,
+            result.account,
+            result.size_bytes,
+            result.sha256,
+            result.rows_read,
+            result.rows_loaded,
+            result.rows_quarantined,
+            header,
+            result.file_error,
+        ),
+    )
+
+
+def _copy_quarantine(cur, source_file: str, quarantine: list[tuple[int, str, str]]) -> None:
+    """COPY the quarantined lines (line number, raw line, reason) into raw.quarantine."""
+    if not quarantine:
+        return
+    line_numbers, raw_lines, reasons = zip(*quarantine)
+    segment = pg_copy.rows(
+        pg_copy.row_prefix(4, source_file),
+        [
+            *pg_copy.int4_field(np.array(line_numbers, dtype=np.int64)),
+            *pg_copy.text_field(pa.array(raw_lines, pa.string())),
+            *pg_copy.text_field(pa.array(reasons, pa.string())),
+        ],
+    )
+    _copy(
+        cur,
+        "COPY raw.quarantine (source_file, line_number, raw_line, reason) FROM STDIN WITH (FORMAT binary)",
+        [segment],
     )
 
 
@@ -189,7 +219,9 @@ class _Batches:
     """The file's records typed slice by slice, each slice encoded as a binary COPY segment of
     raw.transactions rows; counts what it typed."""
 
-    def __init__(self, split: SplitFile, source_file: str, account: str, rows: int = 16_384, first: int = 4_096):
+    def __init__(
+        self, split: SplitFile, source_file: str, account: str, rows: int = 16_384, first: int = 4_096
+    ):
         # At least `rows` per slice (each slice costs a fixed few dozen kernel calls), at most ~8 slices;
         # the first slice smaller, so the server starts on it while the next is typed.
         self._split, self._first = split, min(first, split.records)
@@ -225,7 +257,11 @@ def encode_transactions(table: pa.Table, prefix: bytes) -> bytes:
     the statement columns are NULL when the table has none (CSV rows)."""
     column = {name: table.column(name).combine_chunks() for name in OUTPUT_COLUMNS}
     statement = "bank_txn_id" in table.column_names
-    fields = [*pg_copy.text_field(table.column("account").combine_chunks())] if "account" in table.column_names else []
+    fields = (
+        [*pg_copy.text_field(table.column("account").combine_chunks())]
+        if "account" in table.column_names
+        else []
+    )
     fields += [
         *pg_copy.int4_field(column["line_number"].to_numpy()),
         *pg_copy.date_field(column["txn_date"]),
@@ -255,7 +291,9 @@ class _CopyStream:
         self._queue: queue.Queue = queue.Queue(ahead)
         self._stop = threading.Event()
         self._started = False
-        self._thread = threading.Thread(target=self._produce, args=(segments,), name="copy-stream", daemon=True)
+        self._thread = threading.Thread(
+            target=self._produce, args=(segments,), name="copy-stream", daemon=True
+        )
         self._thread.start()
 
     def _produce(self, segments: Iterable[bytes]) -> None:

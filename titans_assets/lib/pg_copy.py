@@ -39,7 +39,9 @@ def rows(prefix: bytes, fields: list[pa.Array]) -> bytes:
     joined = pc.binary_join_element_wise(prefix, *fields, b"")
     if joined.null_count:
         raise ValueError("a COPY field was null; encode NULL as length -1")
-    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)[joined.offset:joined.offset + len(joined) + 1]
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)[
+        joined.offset : joined.offset + len(joined) + 1
+    ]
     return joined.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_pybytes()
 
 
@@ -66,6 +68,20 @@ def int4_field(numbers: np.ndarray) -> list[pa.Array]:
     return [_fixed(out, 8)]
 
 
+def float8_field(numbers: np.ndarray) -> list[pa.Array]:
+    """double precision (NOT NULL; NaN is a value PostgreSQL keeps)."""
+    out = np.empty(len(numbers), dtype=[("len", ">i4"), ("value", ">f8")])
+    out["len"], out["value"] = 8, numbers
+    return [_fixed(out, 12)]
+
+
+def bool_field(flags: np.ndarray) -> list[pa.Array]:
+    """boolean (NOT NULL)."""
+    out = np.empty(len(flags), dtype=[("len", ">i4"), ("value", "u1")])
+    out["len"], out["value"] = 1, np.asarray(flags, dtype=bool)
+    return [_fixed(out, 5)]
+
+
 def date_field(dates: pa.Array) -> list[pa.Array]:
     """date (NOT NULL), from `YYYY-M-D` strings the input contract accepted: days since 2000-01-01."""
     days = pc.cast(pc.cast(pc.strptime(dates, format="%Y-%m-%d", unit="s"), pa.date32()), pa.int32())
@@ -83,8 +99,17 @@ def numeric_2_field(amounts: pa.Array) -> list[pa.Array]:
     cents = _cents(pc.utf8_trim_whitespace(amounts))
     magnitude = np.abs(cents)
     whole = magnitude // 100
-    out = np.empty(len(cents), dtype=[("len", ">i4"), ("ndigits", ">i2"), ("weight", ">i2"), ("sign", ">u2"),
-                                      ("dscale", ">i2"), ("digits", ">i2", 4)])
+    out = np.empty(
+        len(cents),
+        dtype=[
+            ("len", ">i4"),
+            ("ndigits", ">i2"),
+            ("weight", ">i2"),
+            ("sign", ">u2"),
+            ("dscale", ">i2"),
+            ("digits", ">i2", 4),
+        ],
+    )
     out["len"], out["ndigits"], out["weight"], out["dscale"] = 16, 4, 2, 2
     out["sign"] = np.where(cents < 0, 0x4000, 0)
     out["digits"][:, 0] = whole // 100_000_000
@@ -121,4 +146,6 @@ def _cents(amounts: pa.Array) -> np.ndarray:
 def _fixed(values: np.ndarray, width: int) -> pa.Array:
     """A numpy array of fixed-size records as a binary array of `width`-byte values."""
     buffer = pa.py_buffer(np.ascontiguousarray(values).tobytes())
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(values), [None, buffer]).cast(pa.binary())
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(values), [None, buffer]).cast(
+        pa.binary()
+    )

@@ -19,7 +19,9 @@ def table_counts(db: Database, schemas: tuple[str, ...] = ("raw", "marts")) -> d
             (list(schemas),),
         )
         for schema, table in cur.fetchall():
-            cur.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table)))
+            cur.execute(
+                sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+            )
             counts[f"{schema}.{table}"] = cur.fetchone()[0]
     return counts
 
@@ -34,14 +36,21 @@ def file_summary(db: Database) -> list[dict]:
             "SELECT source_file, rows_read, rows_loaded, rows_quarantined, loaded_at FROM raw.files ORDER BY 1"
         )
         return [
-            {"source_file": f, "rows_read": r, "rows_loaded": lo, "rows_quarantined": q, "loaded_at": t.isoformat()}
+            {
+                "source_file": f,
+                "rows_read": r,
+                "rows_loaded": lo,
+                "rows_quarantined": q,
+                "loaded_at": t.isoformat(),
+            }
             for f, r, lo, q, t in cur.fetchall()
         ]
 
 
-def champion_summary(registry) -> dict[str, dict]:
+def champion_summary(registry, untrained: dict[str, str] | None = None) -> dict[str, dict]:
     """Per model: the champion's version, its kind ("model" or "baseline:<name>"), primary metric, every
-    logged metric and the latest training's decision (or why there is no champion)."""
+    logged metric and the latest training's decision (or why there is no champion; `untrained`: model
+    key -> why its latest challenger did not train, check_records.untrained_reasons)."""
     from titans_assets.lib.ml.catalog import SPECS
     from titans_assets.lib.ml.tracking import RegistryError
 
@@ -57,17 +66,30 @@ def champion_summary(registry) -> dict[str, dict]:
         except RegistryError:
             decision = None
         if champ is None:
-            out[spec.key] = {"name": spec.name, "champion": None, "last_decision": decision}
+            reason = (untrained or {}).get(spec.key)
+            out[spec.key] = {
+                "name": spec.name,
+                "champion": None,
+                "last_decision": f"not trained: {reason}" if reason else decision,
+            }
             continue
         suffix = "." + spec.primary_metric
-        baselines = {k.removeprefix("baseline.").removesuffix(suffix): v for k, v in champ.metrics.items()
-                     if k.startswith("baseline.") and k.endswith(suffix)}
+        baselines = {
+            k.removeprefix("baseline.").removesuffix(suffix): v
+            for k, v in champ.metrics.items()
+            if k.startswith("baseline.") and k.endswith(suffix)
+        }
         best = (max if spec.higher_is_better else min)(baselines, key=baselines.get) if baselines else None
         out[spec.key] = {
-            "name": spec.name, "champion": champ.version, "run_id": champ.run_id, "model_kind": champ.kind,
+            "name": spec.name,
+            "champion": champ.version,
+            "run_id": champ.run_id,
+            "model_kind": champ.kind,
             "last_decision": decision,
-            "best_baseline": best, "best_baseline_value": baselines.get(best),
-            "primary_metric": spec.primary_metric, "higher_is_better": spec.higher_is_better,
+            "best_baseline": best,
+            "best_baseline_value": baselines.get(best),
+            "primary_metric": spec.primary_metric,
+            "higher_is_better": spec.higher_is_better,
             "value": champ.metrics.get(spec.primary_metric),
             "promotion_reason": champ.tags.get("titans.promotion_reason"),
             "metrics": {k: v for k, v in sorted(champ.metrics.items()) if not k.startswith("champion.")},

@@ -64,8 +64,15 @@ class Supervisor:
     def start(self, service: Service) -> Running:
         log = self.log_dir / f"{service.name}.log"
         with log.open("w") as out:
-            proc = subprocess.Popen(service.argv, env={**os.environ, **service.env}, cwd=self.cwd, stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, process_group=0)
+            proc = subprocess.Popen(
+                service.argv,
+                env={**os.environ, **service.env},
+                cwd=self.cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                process_group=0,
+            )
         running = Running(service, proc, log)
         self.running.append(running)
         return running
@@ -111,7 +118,9 @@ class Supervisor:
                 _signal_group(r.proc.pid, signal.SIGKILL)
                 r.proc.wait(timeout=10)
         # Grandchildren that left their group (or lingered after their parent exited).
-        _, alive = psutil.wait_procs([p for p in tree if p.is_running()], timeout=max(deadline - time.monotonic(), 2))
+        _, alive = psutil.wait_procs(
+            [p for p in tree if p.is_running()], timeout=max(deadline - time.monotonic(), 2)
+        )
         for p in alive:
             try:
                 p.kill()
@@ -126,6 +135,7 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
 
 def run_until_child_exits(argv: list[str]) -> int:
     """Run a long-lived child (e.g. `dagster dev`) and let it shut down its own children on Ctrl-C or

@@ -1,5 +1,6 @@
 """Transfers between the user's own accounts, in Python: the rule dbt's int_transfer_pairs applies
-(keep the two in step), for paths without a database (the model sweep's `data.frame_from_csvs`).
+(keep the two in step; the hint words are one list, dbt_project.yml's `transfer_hints`), for paths
+without a database (the model sweep's `data.frame_from_csvs`).
 
 Candidates: an outflow and an inflow of the same absolute amount in two different accounts, the same
 currency (an unknown one is compatible), at most `window` days apart. Hints: a strong one (own-account
@@ -15,14 +16,38 @@ import re
 
 import numpy as np
 import pandas as pd
+import yaml
+
+from titans_assets.lib.paths import PROJECT_ROOT
 
 WINDOW_DAYS = 4
 ROUNDS = 4
-STRONG = re.compile(
-    r"(thank ?you|auto ?pay|\be-?pay|crd pmt|card pmt|card payment|credit (card|crd) (pmt|payment|autopay|epay)"
-    r"|\b(to|from) (sav|savings|chk|checking|chq)\b|owners? draw|internal transfer|transfer between|umbuchung"
-    r"|uebertrag|übertrag|virement interne|\.\.\.\s?[0-9]{4}\b)", re.IGNORECASE)
-WEAK = re.compile(r"(transfer|xfer|trnsfr|payment|pymt|pmt|deposit|withdrawal)", re.IGNORECASE)
+
+
+def hint_vocabulary() -> dict:
+    """dbt_project.yml's `transfer_hints`: what int_transfer_hints matches, and this module too."""
+    project = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text(encoding="utf-8"))
+    return project["vars"]["transfer_hints"]
+
+
+def postgres_patterns(hints: dict | None = None) -> tuple[str, str]:
+    """The strong and weak hints as one PostgreSQL regex each (what the model matches, unfiltered)."""
+    hints = hints or hint_vocabulary()
+    strong = "|".join(h["pattern"] for h in hints["strong"])
+    return f"({strong})", "(" + "|".join(map(re.escape, hints["weak"])) + ")"
+
+
+def python_regex(pattern: str) -> str:
+    """A hint pattern for Python's `re`: PostgreSQL's word boundaries `\\m`, `\\M` as `\\b`."""
+    return pattern.replace("\\m", "\\b").replace("\\M", "\\b")
+
+
+def _hint_patterns() -> tuple[re.Pattern, re.Pattern]:
+    strong, weak = postgres_patterns()
+    return re.compile(python_regex(strong), re.IGNORECASE), re.compile(weak, re.IGNORECASE)
+
+
+STRONG, WEAK = _hint_patterns()
 
 
 def account_digits(account: str) -> str:
@@ -38,14 +63,20 @@ def pairs(frame: pd.DataFrame, window: int = WINDOW_DAYS) -> pd.DataFrame:
         return empty
     desc = frame["description"].fillna("").astype(str)
     text = desc + " " + (frame["reference"].fillna("").astype(str) if "reference" in frame else "")
-    rows = pd.DataFrame({
-        "i": frame.index, "account": frame["account"].astype(str).to_numpy(),
-        "day": pd.to_datetime(frame["txn_date"]).to_numpy().astype("datetime64[D]").astype(np.int64),
-        "cents": np.round(pd.to_numeric(frame["amount"]).to_numpy(dtype=float) * 100).astype(np.int64),
-        "currency": (frame["currency"] if "currency" in frame else pd.Series(None, index=frame.index)).to_numpy(),
-        "text": text.to_numpy(), "strong": desc.map(lambda t: STRONG.search(t) is not None).to_numpy(),
-        "weak": text.map(lambda t: WEAK.search(t) is not None).to_numpy(),
-    })
+    rows = pd.DataFrame(
+        {
+            "i": frame.index,
+            "account": frame["account"].astype(str).to_numpy(),
+            "day": pd.to_datetime(frame["txn_date"]).to_numpy().astype("datetime64[D]").astype(np.int64),
+            "cents": np.round(pd.to_numeric(frame["amount"]).to_numpy(dtype=float) * 100).astype(np.int64),
+            "currency": (
+                frame["currency"] if "currency" in frame else pd.Series(None, index=frame.index)
+            ).to_numpy(),
+            "text": text.to_numpy(),
+            "strong": desc.map(lambda t: STRONG.search(t) is not None).to_numpy(),
+            "weak": text.map(lambda t: WEAK.search(t) is not None).to_numpy(),
+        }
+    )
     rows["digits"] = [account_digits(a) for a in rows["account"]]
     outs = rows[rows["cents"] < 0].assign(key=lambda d: -d["cents"])
     ins = rows[rows["cents"] > 0].assign(key=lambda d: d["cents"])
@@ -59,16 +90,23 @@ def pairs(frame: pd.DataFrame, window: int = WINDOW_DAYS) -> pd.DataFrame:
     def names(d_col: str, t_col: str) -> np.ndarray:
         return np.array([bool(d) and d in t for d, t in zip(c[d_col], c[t_col])], dtype=int)
 
-    score = (2 * (c["strong_o"].astype(int) + c["strong_i"].astype(int)) + c["weak_o"].astype(int)
-             + c["weak_i"].astype(int) + 3 * (names("digits_i", "text_o") + names("digits_o", "text_i")))
+    score = (
+        2 * (c["strong_o"].astype(int) + c["strong_i"].astype(int))
+        + c["weak_o"].astype(int)
+        + c["weak_i"].astype(int)
+        + 3 * (names("digits_i", "text_o") + names("digits_o", "text_i"))
+    )
     c = c.assign(days_apart=(c["day_o"] - c["day_i"]).abs(), hint_score=score)
     c = c[c["hint_score"] >= 2].rename(columns={"i_o": "out_index", "i_i": "in_index"})
     taken = []
     for _ in range(ROUNDS):
         if c.empty:
             break
-        order = c.sort_values(["hint_score", "days_apart", "out_index", "in_index"],
-                              ascending=[False, True, True, True], kind="stable")
+        order = c.sort_values(
+            ["hint_score", "days_apart", "out_index", "in_index"],
+            ascending=[False, True, True, True],
+            kind="stable",
+        )
         first_out = order.drop_duplicates("out_index")
         first_in = order.drop_duplicates("in_index")
         mutual = first_out.merge(first_in[["out_index", "in_index"]], on=["out_index", "in_index"])
@@ -82,4 +120,6 @@ def pairs(frame: pd.DataFrame, window: int = WINDOW_DAYS) -> pd.DataFrame:
 def transfer_mask(frame: pd.DataFrame, window: int = WINDOW_DAYS) -> pd.Series:
     """True on both sides of every pair."""
     p = pairs(frame, window)
-    return pd.Series(frame.index.isin(pd.Index(p["out_index"]).append(pd.Index(p["in_index"]))), index=frame.index)
+    return pd.Series(
+        frame.index.isin(pd.Index(p["out_index"]).append(pd.Index(p["in_index"]))), index=frame.index
+    )

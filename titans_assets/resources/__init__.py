@@ -1,6 +1,5 @@
 """Dagster resources: thin wrappers around titans_assets.lib."""
 
-import os
 from dataclasses import replace
 
 import dagster as dg
@@ -22,11 +21,6 @@ class WarehouseResource(dg.ConfigurableResource):
     def database(self) -> Database:
         return get_database(self.settings())
 
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # dbt reads its connection from these variables (dbt_project/profiles.yml); the dbt CLI
-        # subprocess inherits this process's environment.
-        os.environ.update(self.database().dbt_env())
-
 
 class MlflowResource(dg.ConfigurableResource):
     """MLflow tracking and registry through an explicit URI (no global MLflow state, unlike the
@@ -40,6 +34,9 @@ class MlflowResource(dg.ConfigurableResource):
         from titans_assets.lib.ml.tracking import Registry
 
         settings = Settings.from_env()
-        settings = replace(settings, mlflow_tracking_uri=self.tracking_uri or settings.mlflow_tracking_uri,
-                           mlflow_artifacts=self.artifact_root or settings.mlflow_artifacts)
+        settings = replace(
+            settings,
+            mlflow_tracking_uri=self.tracking_uri or settings.mlflow_tracking_uri,
+            mlflow_artifacts=self.artifact_root or settings.mlflow_artifacts,
+        )
         return Registry.from_settings(settings, get_database(settings))

@@ -27,7 +27,10 @@
 -- (the row of key columns cast to text: unambiguous), and the pre-hook (SET LOCAL: this model's
 -- transaction only) leaves hash joins only. The per-day statistics are MATERIALIZED CTEs so their
 -- expressions run once per day, not once per joined transaction row.
-{{ config(pre_hook=[
+-- ANALYSIS ONLY (tag `analysis`, Dagster group `analysis`): no model or check of the pipeline reads this
+-- table (the models read marts.fct_transactions and compute their features in lib/ml/features.py),
+-- so it is built on demand (`titans materialize --select 'group:analysis'`), never on every change.
+{{ config(tags=["analysis"], pre_hook=[
     "set local work_mem = '256MB'",
     "set local enable_nestloop = off",
     "set local enable_mergejoin = off",

@@ -18,9 +18,20 @@
 --               amount the keyed statements do not cover is never touched.
 -- A record seen in several files keeps the copy from the most recently loaded file
 -- (ties: greater source_file, then lowest line_number), so a re-exported file's corrections win.
+-- Incremental (macros/incremental.sql): every comparison above stays inside one (account, day) or
+-- one (account, bank id), so a run recomputes whole groups of the dedup slice (int_dedup_slice):
+-- its rows are deleted here and rebuilt from all their copies.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook=["{{ delete_slice(in_dedup_slice('t')) }}"],
+) }}
 with normalized as (
 
-    select * from {{ ref('int_transactions_normalized') }}
+    select * from {{ ref('int_transactions_normalized') }} as n
+    {%- if is_incremental() %}
+    where {{ in_dedup_slice('n') }}
+    {%- endif %}
 
 ),
 

@@ -1,9 +1,19 @@
 -- One row per parsed CSV record (same grain as stg_transactions) with normalized labels.
 -- Labels: normalize_label() (lower, trim, non-alphanumeric runs -> '_'), then the alias seed maps
 -- known variants to a canonical label; anything else keeps its normalized text.
+-- Incremental (macros/incremental.sql): a run re-reads only the changed files (int_changes) and
+-- replaces their rows; a removed file's rows leave.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook=["{{ delete_slice('t.source_file in (select source_file from ' ~ ref('int_changes') ~ ')') }}"],
+) }}
 with txns as (
 
     select * from {{ ref('stg_transactions') }}
+    {%- if is_incremental() %}
+    where source_file in (select source_file from {{ ref('int_changes') }})
+    {%- endif %}
 
 ),
 

@@ -2,6 +2,15 @@
 -- the month's expenses. Income rows have no category in fct_transactions and are reported under
 -- category 'income'; expenses without a category under 'uncategorized'. Transfers between the
 -- user's own accounts are left out.
+--
+-- Incremental (macros/incremental.sql): a run rebuilds the months whose transactions changed
+-- (int_transaction_changes, before and after).
+-- depends_on: {{ ref('int_transaction_changes') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook=["{{ delete_slice('t.month in ' ~ changed_months()) }}"],
+) }}
 with txns as (
 
     select
@@ -13,6 +22,9 @@ with txns as (
         case when txn_type = 'Expense' then -amount_reporting else amount_reporting end       as abs_amount
     from {{ ref('fct_transactions') }}
     where not is_transfer  -- a move between the user's own accounts is neither income nor expense
+    {%- if is_incremental() %}
+      and month in {{ changed_months() }}
+    {%- endif %}
 
 ),
 

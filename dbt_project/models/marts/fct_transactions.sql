@@ -6,9 +6,18 @@
 -- rate of the day; a row without currency is taken to be in it; null when no rate covers the day
 -- (assert_fx_rates_cover_every_currency fails then, naming the currency and the first such day).
 {%- set reporting = env_var('TITANS_REPORTING_CURRENCY', 'USD') | upper %}
+-- Incremental (macros/incremental.sql): a run replaces the rows int_transaction_changes names.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook=["{{ delete_slice('t.transaction_id in (select transaction_id from ' ~ ref('int_transaction_changes') ~ ')') }}"],
+) }}
 with txns as (
 
     select * from {{ ref('int_transactions_deduped') }}
+    {%- if is_incremental() %}
+    where transaction_id in (select transaction_id from {{ ref('int_transaction_changes') }})
+    {%- endif %}
 
 ),
 

@@ -26,11 +26,14 @@ except Exception as exc:  # noqa: BLE001 - one line with its code, never a trace
     st.error(one_line(exc, "E001"))
     st.stop()
 
-st.caption(f"Database {report['database']}; landing folder {report['landing_dir']}; as of {report['generated_at']}")
+st.caption(
+    f"Database {report['database']}; landing folder {report['landing_dir']}; as of {report['generated_at']}"
+)
 
 st.subheader("Last ingest per file")
-files = pd.DataFrame(report["files"], columns=["source_file", "rows_read", "rows_loaded", "rows_quarantined",
-                                               "loaded_at"])
+files = pd.DataFrame(
+    report["files"], columns=["source_file", "rows_read", "rows_loaded", "rows_quarantined", "loaded_at"]
+)
 if files.empty:
     st.info("No file loaded yet — drop CSVs into data/raw or run `titans demo`.")
 else:
@@ -64,6 +67,10 @@ if not metrics.empty:
         st.dataframe(metrics, hide_index=True, width="stretch")
 
 with st.expander("Row counts and last materializations"):
-    st.dataframe(pd.DataFrame([{"table": t, "rows": n} for t, n in report["tables"].items()]), hide_index=True)
-    st.dataframe(pd.DataFrame([{"asset": k, "last materialized": v} for k, v in report["materializations"].items()]),
-                 hide_index=True)
+    st.dataframe(
+        pd.DataFrame([{"table": t, "rows": n} for t, n in report["tables"].items()]), hide_index=True
+    )
+    st.dataframe(
+        pd.DataFrame([{"asset": k, "last materialized": v} for k, v in report["materializations"].items()]),
+        hide_index=True,
+    )

@@ -68,8 +68,10 @@ c1.metric("Champion", f"v{champion_version} ({entry.get('model_kind')})" if cham
 c2.metric(f"Champion {primary}", _num(entry.get("value")))
 c3.metric("Best baseline", f"{entry.get('best_baseline') or '—'}: {_num(entry.get('best_baseline_value'))}")
 c4.metric("Trainings", str(sum(t.stage == "challenger" for t in trainings)))
-st.caption(f"{primary}: {'higher' if higher else 'lower'} is better. "
-           + (f"Champion since: {entry.get('promotion_reason')}" if entry.get("promotion_reason") else ""))
+st.caption(
+    f"{primary}: {'higher' if higher else 'lower'} is better. "
+    + (f"Champion since: {entry.get('promotion_reason')}" if entry.get("promotion_reason") else "")
+)
 
 # ---- every decision over time
 st.subheader("Promotion decisions over time")
@@ -79,20 +81,48 @@ if history.empty:
 else:
     x = pd.to_datetime(history["started"])
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=x, y=history["challenger"], mode="lines+markers", name="challenger",
-                             marker=dict(size=[14 if p else 8 for p in history["promoted"].fillna(False)],
-                                         symbol=["star" if p else "circle" for p in history["promoted"].fillna(False)])))
-    fig.add_trace(go.Scatter(x=x, y=history["best_baseline_value"], mode="lines+markers", name="best baseline",
-                             line=dict(dash="dash")))
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=history["challenger"],
+            mode="lines+markers",
+            name="challenger",
+            marker=dict(
+                size=[14 if p else 8 for p in history["promoted"].fillna(False)],
+                symbol=["star" if p else "circle" for p in history["promoted"].fillna(False)],
+            ),
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=history["best_baseline_value"],
+            mode="lines+markers",
+            name="best baseline",
+            line=dict(dash="dash"),
+        )
+    )
     if history["champion_same_holdout"].notna().any():
-        fig.add_trace(go.Scatter(x=x, y=history["champion_same_holdout"], mode="markers",
-                                 name="champion on the same holdout", marker=dict(symbol="diamond", size=10)))
-    fig.update_layout(height=360, margin=dict(l=0, r=0, t=10, b=0), yaxis_title=primary,
-                      legend=dict(orientation="h"))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=history["champion_same_holdout"],
+                mode="markers",
+                name="champion on the same holdout",
+                marker=dict(symbol="diamond", size=10),
+            )
+        )
+    fig.update_layout(
+        height=360, margin=dict(l=0, r=0, t=10, b=0), yaxis_title=primary, legend=dict(orientation="h")
+    )
     st.plotly_chart(fig, width="stretch")
-    shown = history.rename(columns={"challenger": f"challenger {primary}",
-                                    "best_baseline_value": f"baseline {primary}",
-                                    "champion_same_holdout": f"champion {primary} (same holdout)"})
+    shown = history.rename(
+        columns={
+            "challenger": f"challenger {primary}",
+            "best_baseline_value": f"baseline {primary}",
+            "champion_same_holdout": f"champion {primary} (same holdout)",
+        }
+    )
     st.dataframe(shown.drop(columns=["run_id"]).iloc[::-1], hide_index=True, width="stretch")
 served = M.served_rows(trainings, primary)
 if served:
@@ -106,7 +136,9 @@ st.subheader("Challenger vs champion, same holdout")
 if latest is None:
     st.info("No challenger yet.")
 else:
-    st.caption(f"Latest training {latest.started} (v{latest.version}): {latest.decision or 'no decision recorded'}")
+    st.caption(
+        f"Latest training {latest.started} (v{latest.version}): {latest.decision or 'no decision recorded'}"
+    )
     comparison = pd.DataFrame(M.holdout_comparison(latest.metrics, primary))
     st.dataframe(comparison, hide_index=True, width="stretch")
 
@@ -124,15 +156,28 @@ for col, (label, run_id) in zip(cols, runs, strict=False):
         st.markdown(f"**{label}**")
         if rows:
             frame = pd.DataFrame(rows)
-            bar = go.Figure(go.Bar(x=frame["importance"], y=frame["feature"], orientation="h",
-                                   error_x=dict(type="data", array=frame["std"].fillna(0))))
-            bar.update_layout(height=60 + 40 * len(frame), margin=dict(l=0, r=0, t=10, b=0),
-                              xaxis_title=f"{primary} worse when shuffled", yaxis=dict(autorange="reversed"))
+            bar = go.Figure(
+                go.Bar(
+                    x=frame["importance"],
+                    y=frame["feature"],
+                    orientation="h",
+                    error_x=dict(type="data", array=frame["std"].fillna(0)),
+                )
+            )
+            bar.update_layout(
+                height=60 + 40 * len(frame),
+                margin=dict(l=0, r=0, t=10, b=0),
+                xaxis_title=f"{primary} worse when shuffled",
+                yaxis=dict(autorange="reversed"),
+            )
             st.plotly_chart(bar, width="stretch")
             st.caption(f"{artifact['rows']} holdout rows, {artifact['repeats']} shuffles per column.")
         else:
-            st.info((artifact or {}).get("reason") or "No feature importance logged with this run (trained "
-                                                      "before it was computed, or a served baseline).")
+            st.info(
+                (artifact or {}).get("reason")
+                or "No feature importance logged with this run (trained "
+                "before it was computed, or a served baseline)."
+            )
 
 # ---- calibration / interval coverage
 quality = M.QUALITY.get(spec.key, {})
@@ -142,16 +187,31 @@ if quality.get("metric"):
     if series.empty:
         st.info(f"No training logged {quality['metric']}.")
     else:
-        line = go.Figure(go.Scatter(x=pd.to_datetime(series["started"]), y=series["value"], mode="lines+markers",
-                                    name=quality["metric"]))
+        line = go.Figure(
+            go.Scatter(
+                x=pd.to_datetime(series["started"]),
+                y=series["value"],
+                mode="lines+markers",
+                name=quality["metric"],
+            )
+        )
         if series["nominal"].notna().any():
-            line.add_trace(go.Scatter(x=pd.to_datetime(series["started"]), y=series["nominal"], mode="lines",
-                                      name="nominal level", line=dict(dash="dot")))
+            line.add_trace(
+                go.Scatter(
+                    x=pd.to_datetime(series["started"]),
+                    y=series["nominal"],
+                    mode="lines",
+                    name="nominal level",
+                    line=dict(dash="dot"),
+                )
+            )
         line.update_layout(height=300, margin=dict(l=0, r=0, t=10, b=0), yaxis_title=quality["label"])
         st.plotly_chart(line, width="stretch")
         last = series.iloc[-1]
-        st.caption(f"Latest: {quality['metric']} {last['value']:.3f}"
-                   + (f" at a nominal {last['nominal']:.0%}" if pd.notna(last["nominal"]) else ""))
+        st.caption(
+            f"Latest: {quality['metric']} {last['value']:.3f}"
+            + (f" at a nominal {last['nominal']:.0%}" if pd.notna(last["nominal"]) else "")
+        )
 # The champion's plot; a served baseline logs none, then the latest challenger's (named as such).
 for label, run_id in runs:
     image = _plot(db.url, home, run_id, quality["plot"]) if quality.get("plot") else None

@@ -31,8 +31,10 @@ def backup_settings(environ) -> tuple[Path | None, int]:
     return (Path(dest) if dest else None), n
 
 
-@dg.op(description="Write one backup archive (databases, MLflow artifacts, Dagster's home) into "
-                   f"{BACKUP_DIR_ENV}, then keep the newest {BACKUP_KEEP_ENV}.")
+@dg.op(
+    description="Write one backup archive (databases, MLflow artifacts, Dagster's home) into "
+    f"{BACKUP_DIR_ENV}, then keep the newest {BACKUP_KEEP_ENV}."
+)
 def write_backup_archive(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> str:
     dest, keep = backup_settings(os.environ)
     if dest is None:
@@ -52,10 +54,14 @@ def backup_job():
     write_backup_archive()
 
 
-@dg.schedule(name="scheduled_backup", job=backup_job, cron_schedule="30 3 * * *",
-             default_status=dg.DefaultScheduleStatus.STOPPED,
-             description=f"Nightly at 03:30: a backup archive into {BACKUP_DIR_ENV} (off by default; "
-                         "skipped while the variable is unset).")
+@dg.schedule(
+    name="scheduled_backup",
+    job=backup_job,
+    cron_schedule="30 3 * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=f"Nightly at 03:30: a backup archive into {BACKUP_DIR_ENV} (off by default; "
+    "skipped while the variable is unset).",
+)
 def scheduled_backup(context: dg.ScheduleEvaluationContext):
     dest, _ = backup_settings(os.environ)
     if dest is None:

@@ -22,26 +22,32 @@ from titans_assets.defs.ingest.assets import RAW_FILES, RAW_QUARANTINE, RAW_TRAN
 from titans_assets.defs.ml.monitoring import RETRAIN_SIGNAL, last_training
 from titans_assets.defs.quality.checks import mart_checks
 from titans_assets.lib import landing
-from titans_assets.lib.monitoring import should_retrain
+from titans_assets.lib.ml.monitoring import should_retrain
 from titans_assets.resources import WarehouseResource
 
 RUNNING = dg.DefaultSensorStatus.RUNNING
 # A load is one step: run it in the run's process rather than paying for a step subprocess.
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 MODELS = dg.AssetSelection.groups("ml")
-CASHFLOW = dg.AssetSelection.assets(*(dg.AssetKey(["ml", f"cashflow_{s}"]) for s in ("challenger", "evaluation",
-                                                                                     "champion")))
+CASHFLOW = dg.AssetSelection.assets(
+    *(dg.AssetKey(["ml", f"cashflow_{s}"]) for s in ("challenger", "evaluation", "champion"))
+)
 
-retrain_job = dg.define_asset_job("retrain_models", selection=MODELS,
-                                  description="Train, evaluate and (if better) promote the four models.")
-cashflow_job = dg.define_asset_job("cashflow_backtest", selection=CASHFLOW,
-                                   description="The cash-flow model's rolling-origin backtest, evaluation "
-                                               "and promotion.")
+retrain_job = dg.define_asset_job(
+    "retrain_models", selection=MODELS, description="Train, evaluate and (if better) promote the four models."
+)
+cashflow_job = dg.define_asset_job(
+    "cashflow_backtest",
+    selection=CASHFLOW,
+    description="The cash-flow model's rolling-origin backtest, evaluation and promotion.",
+)
 
 
 @dg.sensor(
-    name="landing_sensor", asset_selection=[RAW_TRANSACTIONS, RAW_FILES, RAW_QUARANTINE],
-    minimum_interval_seconds=10, default_status=RUNNING,
+    name="landing_sensor",
+    asset_selection=[RAW_TRANSACTIONS, RAW_FILES, RAW_QUARANTINE],
+    minimum_interval_seconds=10,
+    default_status=RUNNING,
     description="New, changed or removed CSVs in the landing folder -> load runs of exactly those files.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
@@ -53,24 +59,43 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
     changes = landing.plan(present, loaded, requested, settling)
 
     known = context.instance.get_dynamic_partitions(landing_files.name)
-    add, stale = landing.partition_sync(known, sorted(c.key for c in changes), set(present), set(loaded), settling)
+    add, stale = landing.partition_sync(
+        known, sorted(c.key for c in changes), set(present), set(loaded), settling
+    )
     requested = {k: v for k, v in requested.items() if k in present or k in loaded or k in settling}
     requested |= {c.key: c.run_key for c in changes}
     runs = []
     for group in landing.batches(changes, [*known, *add]):
         for c in group:
             context.log.info(f"{c.key}: {c.kind}, requesting a load ({c.run_key})")
-        tags = {"titans/ingest": "landing", "titans/trigger": "landing_sensor",
-                "titans/change": ",".join(sorted({c.kind for c in group}))}
+        tags = {
+            "titans/ingest": "landing",
+            "titans/trigger": "landing_sensor",
+            "titans/change": ",".join(sorted({c.kind for c in group})),
+        }
         if len(group) > 1:
-            tags |= {"dagster/asset_partition_range_start": group[0].key,
-                     "dagster/asset_partition_range_end": group[-1].key}
-        runs.append(dg.RunRequest(run_key=landing.batch_run_key(group), tags=tags, run_config=IN_PROCESS,
-                                  partition_key=group[0].key if len(group) == 1 else None))
+            tags |= {
+                "dagster/asset_partition_range_start": group[0].key,
+                "dagster/asset_partition_range_end": group[-1].key,
+            }
+        runs.append(
+            dg.RunRequest(
+                run_key=landing.batch_run_key(group),
+                tags=tags,
+                run_config=IN_PROCESS,
+                partition_key=group[0].key if len(group) == 1 else None,
+            )
+        )
     return dg.SensorResult(
         run_requests=runs,
-        dynamic_partitions_requests=[r for r in (landing_files.build_add_request(add) if add else None,
-                                                 landing_files.build_delete_request(stale) if stale else None) if r],
+        dynamic_partitions_requests=[
+            r
+            for r in (
+                landing_files.build_add_request(add) if add else None,
+                landing_files.build_delete_request(stale) if stale else None,
+            )
+            if r
+        ],
         cursor=json.dumps({"files": cache, "requested": requested}, sort_keys=True),
     )
 
@@ -83,7 +108,10 @@ def failed_mart_checks(instance: dg.DagsterInstance) -> list[str]:
 
 
 @dg.sensor(
-    name="retrain_sensor", job=retrain_job, minimum_interval_seconds=15, default_status=RUNNING,
+    name="retrain_sensor",
+    job=retrain_job,
+    minimum_interval_seconds=15,
+    default_status=RUNNING,
     description="Retrain the four models when ml/retrain_signal says so (new validated data or drift).",
 )
 def retrain_sensor(context: dg.SensorEvaluationContext):
@@ -92,28 +120,37 @@ def retrain_sensor(context: dg.SensorEvaluationContext):
         return dg.SkipReason("no new retrain signal")
     record = records[0]
     meta = record.asset_materialization.metadata
-    signal = {"retrain": meta["retrain"].value if "retrain" in meta else False,
-              "reasons": meta["reasons_list"].value if "reasons_list" in meta else []}
+    signal = {
+        "retrain": meta["retrain"].value if "retrain" in meta else False,
+        "reasons": meta["reasons_list"].value if "reasons_list" in meta else [],
+    }
     _, trained_at = last_training(context.instance)
     go, why = should_retrain(signal, record.timestamp, trained_at, failed_mart_checks(context.instance))
     context.update_cursor(str(record.storage_id))
     if not go:
         return dg.SkipReason(why)
-    return dg.RunRequest(run_key=f"retrain:{record.storage_id}",
-                         tags={"titans/trigger": "retrain_sensor", "titans/reason": why[:200]})
+    return dg.RunRequest(
+        run_key=f"retrain:{record.storage_id}",
+        tags={"titans/trigger": "retrain_sensor", "titans/reason": why[:200]},
+    )
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
-    "titans_automation", target=dg.AssetSelection.all(), default_status=RUNNING, minimum_interval_seconds=15,
+    "titans_automation",
+    target=dg.AssetSelection.all(),
+    default_status=RUNNING,
+    minimum_interval_seconds=15,
     description="Declarative automation: dbt models, mart checks and the retrain signal update eagerly, "
-                "never past a failed blocking check.",
+    "never past a failed blocking check.",
 )
 
 nightly_cashflow = dg.ScheduleDefinition(
-    name="nightly_cashflow_backtest", job=cashflow_job, cron_schedule="0 2 * * *",
+    name="nightly_cashflow_backtest",
+    job=cashflow_job,
+    cron_schedule="0 2 * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every night: the cash-flow model's rolling-origin backtest on the latest data, its metrics, "
-                "and a promotion if it beats the champion.",
+    "and a promotion if it beats the champion.",
 )
 
 defs = dg.Definitions(

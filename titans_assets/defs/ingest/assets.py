@@ -27,18 +27,29 @@ RAW_SUITE_CHECK = "gx_raw_transactions"
     partitions_def=landing_files,
     backfill_policy=dg.BackfillPolicy.single_run(),
     specs=[
-        dg.AssetSpec(RAW_TRANSACTIONS, kinds={"postgres", "csv"},
-                     description="Rows that parsed, typed, values as written; one partition per landed file."),
-        dg.AssetSpec(RAW_FILES, kinds={"postgres"},
-                     description="One row per landed file: size, sha256, rows read/loaded/quarantined."),
-        dg.AssetSpec(RAW_QUARANTINE, kinds={"postgres"},
-                     description="Rows that did not parse: file, line number, raw text and reason."),
+        dg.AssetSpec(
+            RAW_TRANSACTIONS,
+            kinds={"postgres", "csv"},
+            description="Rows that parsed, typed, values as written; one partition per landed file.",
+        ),
+        dg.AssetSpec(
+            RAW_FILES,
+            kinds={"postgres"},
+            description="One row per landed file: size, sha256, rows read/loaded/quarantined.",
+        ),
+        dg.AssetSpec(
+            RAW_QUARANTINE,
+            kinds={"postgres"},
+            description="Rows that did not parse: file, line number, raw text and reason.",
+        ),
     ],
     check_specs=[
         dg.AssetCheckSpec(
-            RAW_SUITE_CHECK, asset=RAW_TRANSACTIONS, blocking=True,
+            RAW_SUITE_CHECK,
+            asset=RAW_TRANSACTIONS,
+            blocking=True,
             description="Great Expectations suite on the loaded files: completeness, formats, "
-                        "sign matches Type, amount bounds, unique lines; freshness warns only.",
+            "sign matches Type, amount bounds, unique lines; freshness warns only.",
         )
     ],
 )
@@ -59,8 +70,13 @@ def raw_landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         context.log.info(f"{key}: left the landing folder, its rows were removed")
 
     per_file = {
-        r.source_file: {"status": r.status, "read": r.rows_read, "loaded": r.rows_loaded,
-                        "quarantined": r.rows_quarantined, "sha256": r.sha256[:12]}
+        r.source_file: {
+            "status": r.status,
+            "read": r.rows_read,
+            "loaded": r.rows_loaded,
+            "quarantined": r.rows_quarantined,
+            "sha256": r.sha256[:12],
+        }
         for r in results
     }
     loaded = sum(r.rows_loaded for r in results)
@@ -69,7 +85,9 @@ def raw_landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     yield dg.MaterializeResult(
         asset_key=RAW_TRANSACTIONS,
         metadata={
-            "files": len(results), "rows_loaded": loaded, "removed_files": removed,
+            "files": len(results),
+            "rows_loaded": loaded,
+            "removed_files": removed,
             "changed_files": [r.source_file for r in changed],
             "per_file": per_file,
             "rows_per_second": dg.MetadataValue.float(
@@ -80,11 +98,18 @@ def raw_landing(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     yield dg.MaterializeResult(asset_key=RAW_FILES, metadata={"files": len(results), "per_file": per_file})
     yield dg.MaterializeResult(
         asset_key=RAW_QUARANTINE,
-        metadata={"rows_quarantined": quarantined, "top_reasons": quarantine_reasons(db, [r.source_file for r in results])},
+        metadata={
+            "rows_quarantined": quarantined,
+            "top_reasons": quarantine_reasons(db, [r.source_file for r in results]),
+        },
     )
 
-    suite = quality.run_suite(quality.raw_transactions_suite(source_files=keys), db.sqlalchemy_url(),
-                              today=settings.today())
+    suite = quality.run_suite(
+        quality.raw_transactions_suite(source_files=keys),
+        db.sqlalchemy_url(),
+        params=settings.check_params(),
+        today=settings.today(),
+    )
     yield suite_check_result(suite, check_name=RAW_SUITE_CHECK, asset_key=RAW_TRANSACTIONS)
 
 

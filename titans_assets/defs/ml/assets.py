@@ -1,17 +1,10 @@
 """Training, evaluation and promotion of the four models, as assets (pure logic in lib/ml/).
 
-Per model NAME (category, amount, anomaly, cashflow):
-  ml/NAME_challenger  reads its dbt feature table, trains on the past, tests on the most recent
-                      period, logs the run (params, metrics of the model and the baselines, data
-                      window, plots, git commit) and registers a new MLflow model version;
-  ml/NAME_evaluation  rescores the current champion on the challenger's holdout and decides
-                      (lib/ml/promotion.py). Its check `beats_best_baseline` shows whether the
-                      challenger beat the strongest baseline: a WARN, never blocking, because losing
-                      to a baseline is an outcome (the data-quality checks upstream are what block).
-                      When neither the challenger nor the champion beats the baseline, the baseline
-                      itself is logged and registered (tagged `titans.model_kind=baseline:<name>`);
-  ml/NAME_champion    moves the registry alias `champion` to what the decision says serves, and
-                      records why.
+`model_assets` builds, per model NAME (category, amount, anomaly, cashflow), ml/NAME_challenger
+(train, log, register), ml/NAME_evaluation (rescore the champion, decide; its check
+`beats_best_baseline` is a WARN, never blocking) and ml/NAME_champion (move the `champion` alias).
+
+Design notes (what each asset does): docs/model-design.md#titans_assetsdefsmlassetspy
 """
 
 from dataclasses import replace
@@ -20,21 +13,24 @@ import dagster as dg
 
 from titans_assets.defs.quality.checks import FCT_DAILY_METRICS, FCT_TRANSACTIONS
 from titans_assets.lib.ml.catalog import SPECS, ModelSpec, train_model
-from titans_assets.lib.ml.common import baseline_result
+from titans_assets.lib.ml.cold_start import LabelGate, NotTrained, train_gated
 from titans_assets.lib.ml.importance import log_importance
 from titans_assets.lib.ml.promotion import (
     KEEP,
     MODEL_KIND,
     SERVE_BASELINE,
     Challenger,
+    Champion,
+    Decision,
     Verdict,
-    baseline_kind,
-    decide,
+    move_alias,
+    rescore_and_decide,
+    serving_verdict,
 )
 from titans_assets.resources import MlflowResource, WarehouseResource
 
 SOURCES = {
-    "transactions": dg.AssetKey(["features", "ml_transaction_features"]),
+    "transactions": dg.AssetKey(["marts", "fct_transactions"]),  # lib/ml/data.py reads it (not transfers)
     "daily": dg.AssetKey(["features", "ml_daily_cashflow"]),
 }
 # The marts whose Great Expectations suites block. The feature tables are built in the same dbt step as
@@ -45,90 +41,187 @@ CHECK = "beats_best_baseline"
 
 
 def _metric_metadata(prefix: str, metrics: dict) -> dict:
-    return {f"{prefix}{k}": float(v) for k, v in metrics.items()
-            if isinstance(v, int | float) and v == v and abs(v) != float("inf")}
+    return {
+        f"{prefix}{k}": float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and v == v and abs(v) != float("inf")
+    }
 
 
-def model_assets(spec: ModelSpec) -> list:
-    challenger_key = dg.AssetKey(["ml", f"{spec.key}_challenger"])
-    evaluation_key = dg.AssetKey(["ml", f"{spec.key}_evaluation"])
-    champion_key = dg.AssetKey(["ml", f"{spec.key}_champion"])
+def _key(spec: ModelSpec, stage: str) -> dg.AssetKey:
+    return dg.AssetKey(["ml", f"{spec.key}_{stage}"])
 
-    @dg.asset(key=challenger_key, deps=[SOURCES[spec.source], *GATED_MARTS], group_name="ml", kinds={"python", "mlflow"},
-              description=f"Train the {spec.key} model on the past, test it on the most recent period, "
-                          "log the run and register a version.")
-    def challenger(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                   mlflow: MlflowResource) -> Challenger:
-        result = train_model(spec, warehouse.database(), warehouse.settings())
+
+def _challenger_metadata(run_id: str, version: str, result) -> dict:
+    """The trained challenger's run, version, data window, metrics (its own and the baselines') and notes."""
+    return {
+        "trained": True,
+        "mlflow_run_id": run_id,
+        "model_version": version,
+        **result.data_window,
+        **_metric_metadata("", result.metrics),
+        **{
+            k: v
+            for b, m in result.baselines.items()
+            for k, v in _metric_metadata(f"baseline.{b}.", m).items()
+        },
+        "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes) or "none"),
+    }
+
+
+def challenger_asset(spec: ModelSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=_key(spec, "challenger"),
+        deps=[SOURCES[spec.source], *GATED_MARTS],
+        group_name="ml",
+        kinds={"python", "mlflow"},
+        description=f"Train the {spec.key} model on the past, test it on the most recent period, "
+        "log the run and register a version.",
+    )
+    def challenger(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MlflowResource
+    ) -> Challenger:
+        try:
+            result = train_gated(
+                spec, warehouse.database(), warehouse.settings(), LabelGate.from_env(), train_model
+            )
+        except NotTrained as skipped:  # cold start, or too little data: an outcome, not a failure
+            context.log.info(f"{spec.key}: not trained: {skipped.reason}")
+            context.add_output_metadata({"trained": False, "reason": skipped.reason, **skipped.metadata})
+            return Challenger(None, None, None, skipped=skipped.reason)
         run_id, version = mlflow.registry().log_training(
-            spec.name, result, spec.example_frame(), tags={"dagster.run_id": context.run_id})
-        log_importance(mlflow.registry(), run_id, spec, result)  # permutation importance, an artifact of the run
-        context.add_output_metadata({
-            "mlflow_run_id": run_id, "model_version": version, **result.data_window,
-            **_metric_metadata("", result.metrics),
-            **{k: v for b, m in result.baselines.items() for k, v in _metric_metadata(f"baseline.{b}.", m).items()},
-            "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes) or "none"),
-        })
+            spec.name, result, spec.example_frame(), tags={"dagster.run_id": context.run_id}
+        )
+        log_importance(
+            mlflow.registry(), run_id, spec, result
+        )  # permutation importance, an artifact of the run
+        context.add_output_metadata(_challenger_metadata(run_id, version, result))
         return Challenger(run_id, version, replace(result, model=None, figures={}))
 
-    @dg.asset(key=evaluation_key, ins={"trained": dg.AssetIn(challenger_key)}, group_name="ml",
-              kinds={"python", "mlflow"},
-              check_specs=[dg.AssetCheckSpec(CHECK, asset=evaluation_key, blocking=False,
-                                             description="The challenger beats the strongest baseline on the "
-                                                         "model's primary metric (a warning when it does not: "
-                                                         "the best honest predictor is served instead).")],
-              description=f"The {spec.key} challenger vs the current champion and the baselines, same holdout; "
-                          "registers the best baseline when that is what should serve.")
+    return challenger
+
+
+def _not_trained(trained: Challenger):
+    """The evaluation of a challenger that was not trained: nothing decided, the check says why."""
+    yield dg.Output(
+        Verdict(None, None, None, skipped=trained.skipped),
+        metadata={"trained": False, "reason": trained.skipped, "serve_version": "none"},
+    )
+    yield dg.AssetCheckResult(
+        check_name=CHECK,
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"not trained: {trained.skipped}",
+    )
+
+
+def _beats_baseline(decision: Decision) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=CHECK,
+        passed=decision.beats_baseline,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=decision.reason,
+        metadata={
+            "challenger": decision.challenger,
+            "best_baseline": decision.best_baseline,
+            "best_baseline_value": decision.best_baseline_value,
+            "served": decision.served,
+        },
+    )
+
+
+def evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
+    key = _key(spec, "evaluation")
+
+    @dg.asset(
+        key=key,
+        ins={"trained": dg.AssetIn(_key(spec, "challenger"))},
+        group_name="ml",
+        kinds={"python", "mlflow"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                CHECK,
+                asset=key,
+                blocking=False,
+                description="The challenger beats the strongest baseline on the "
+                "model's primary metric (a warning when it does not: "
+                "the best honest predictor is served instead).",
+            )
+        ],
+        description=f"The {spec.key} challenger vs the current champion and the baselines, same holdout; "
+        "registers the best baseline when that is what should serve.",
+    )
     def evaluation(context: dg.AssetExecutionContext, mlflow: MlflowResource, trained: Challenger):
+        if trained.skipped is not None:
+            yield from _not_trained(trained)
+            return
         registry = mlflow.registry()
-        result = trained.result
-        champion = registry.champion(spec.name)
-        champion_metrics = spec.module.score(champion.model, result.holdout) if champion else None
-        decision = decide(spec.primary_metric, spec.higher_is_better, result.metrics, result.baselines,
-                          champion_metrics, champion.version if champion else None,
-                          champion.kind if champion else None)
-        registry.record(trained.run_id, {f"champion.{k}": v for k, v in (champion_metrics or {}).items()},
-                        {"titans.decision": decision.reason})
-        serve_version = {KEEP: champion.version if champion else None, SERVE_BASELINE: None}.get(
-            decision.action, trained.version)
-        baseline_run_id = None
-        if decision.action == SERVE_BASELINE:
-            baseline_run_id, serve_version = registry.log_training(
-                spec.name, baseline_result(result, decision.best_baseline), spec.example_frame(),
-                tags={"dagster.run_id": context.run_id, "titans.challenger_run_id": trained.run_id},
-                kind=baseline_kind(decision.best_baseline))
+        decision = rescore_and_decide(spec, registry, trained)
+        verdict = serving_verdict(spec, registry, trained, decision, {"dagster.run_id": context.run_id})
         summary = {k: v for k, v in decision.to_dict().items() if v is not None}
-        yield dg.Output(Verdict(decision, trained.run_id, serve_version, baseline_run_id),
-                        metadata={**summary, "mlflow_run_id": trained.run_id,
-                                  "serve_version": serve_version or "none"})
-        yield dg.AssetCheckResult(
-            check_name=CHECK, passed=decision.beats_baseline, severity=dg.AssetCheckSeverity.WARN,
-            description=decision.reason,
-            metadata={"challenger": decision.challenger, "best_baseline": decision.best_baseline,
-                      "best_baseline_value": decision.best_baseline_value, "served": decision.served})
+        yield dg.Output(
+            verdict,
+            metadata={
+                **summary,
+                "mlflow_run_id": trained.run_id,
+                "serve_version": verdict.serve_version or "none",
+            },
+        )
+        yield _beats_baseline(decision)
 
-    @dg.asset(key=champion_key, ins={"verdict": dg.AssetIn(evaluation_key)}, group_name="ml", kinds={"mlflow"},
-              description=f"The {spec.key} model's registry alias `champion`: the challenger when it beats the "
-                          "baseline and the champion, else the champion, else the best baseline.")
-    def champion(context: dg.AssetExecutionContext, mlflow: MlflowResource, verdict: Verdict):
+    return evaluation
+
+
+def _champion_metadata(current, promoted: bool, moved: bool, reason: str) -> dict:
+    return {
+        "champion_version": current.version if current else "none",
+        "model_kind": current.kind if current else "none",
+        "promoted": promoted,
+        "moved": moved,
+        "reason": reason,
+    }
+
+
+def _served_value(decision: Decision) -> float:
+    """The primary metric of what serves after `decision`, on the challenger's holdout (nan: unknown)."""
+    value = {KEEP: decision.champion, SERVE_BASELINE: decision.best_baseline_value}.get(
+        decision.action, decision.challenger
+    )
+    return float("nan") if value is None else value
+
+
+def champion_asset(spec: ModelSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=_key(spec, "champion"),
+        ins={"verdict": dg.AssetIn(_key(spec, "evaluation"))},
+        group_name="ml",
+        kinds={"mlflow"},
+        description=f"The {spec.key} model's registry alias `champion`: the challenger when it beats the "
+        "baseline and the champion, else the champion, else the best baseline.",
+    )
+    def champion(context: dg.AssetExecutionContext, mlflow: MlflowResource, verdict: Verdict) -> Champion:
         registry = mlflow.registry()
-        decision, target = verdict.decision, verdict.serve_version
-        moved = decision.action != KEEP and target is not None
-        if moved:
-            registry.promote(spec.name, target, decision.reason)
-        registry.record(verdict.run_id, {}, {"titans.promoted": str(decision.promote).lower()})
+        decision = verdict.decision
+        moved = decision is not None and move_alias(spec, registry, verdict)
         current = registry.champion(spec.name, load=False)
-        value = {KEEP: decision.champion, SERVE_BASELINE: decision.best_baseline_value}.get(
-            decision.action, decision.challenger)
-        context.add_output_metadata({
-            "champion_version": current.version if current else "none",
-            "model_kind": current.kind if current else "none", "promoted": decision.promote, "moved": moved,
-            "reason": decision.reason, spec.primary_metric: float("nan") if value is None else value,
-        })
-        return {"name": spec.name, "version": current.version if current else None,
-                "kind": current.kind if current else MODEL_KIND}
+        if decision is None:  # nothing trained: whatever serves (maybe nothing yet) stays
+            metadata = _champion_metadata(current, False, False, f"not trained: {verdict.skipped}")
+        else:
+            metadata = {
+                **_champion_metadata(current, decision.promote, moved, decision.reason),
+                spec.primary_metric: _served_value(decision),
+            }
+        context.add_output_metadata(metadata)
+        return Champion(
+            spec.name, current.version if current else None, current.kind if current else MODEL_KIND
+        )
 
-    return [challenger, evaluation, champion]
+    return champion
+
+
+def model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
+    """The challenger, its evaluation and the champion of one model."""
+    return [challenger_asset(spec), evaluation_asset(spec), champion_asset(spec)]
 
 
 defs = dg.Definitions(assets=[a for spec in SPECS for a in model_assets(spec)])

@@ -15,30 +15,43 @@ def suite_check_result(suite: quality.SuiteResult, **kwargs) -> dg.AssetCheckRes
     return dg.AssetCheckResult(
         passed=suite.success and not suite.warnings,
         severity=dg.AssetCheckSeverity.ERROR if not suite.success else dg.AssetCheckSeverity.WARN,
-        description=suite.summary(), metadata=suite.to_metadata(), **kwargs,
+        description=suite.summary(),
+        metadata=suite.to_metadata(),
+        **kwargs,
     )
 
 
 def _suite_check(asset_key: dg.AssetKey, suite_factory, description: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=asset_key, name=f"gx_{asset_key.path[-1]}", blocking=True, description=description,
+        asset=asset_key,
+        name=f"gx_{asset_key.path[-1]}",
+        blocking=True,
+        description=description,
         automation_condition=dg.AutomationCondition.eager(),
     )
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        return suite_check_result(quality.run_suite(suite_factory(), warehouse.database().sqlalchemy_url(),
-                                                    today=warehouse.settings().today()))
+        return suite_check_result(
+            quality.run_suite(
+                suite_factory(),
+                warehouse.database().sqlalchemy_url(),
+                params=warehouse.settings().check_params(),
+                today=warehouse.settings().today(),
+            )
+        )
 
     return _check
 
 
 mart_checks = [
     _suite_check(
-        FCT_TRANSACTIONS, quality.fct_transactions_suite,
+        FCT_TRANSACTIONS,
+        quality.fct_transactions_suite,
         "Clean transactions: required fields, unique ids, labels normalized, sign matches Type, "
         "amount bounds; freshness warns only.",
     ),
     _suite_check(
-        FCT_DAILY_METRICS, quality.fct_daily_metrics_suite,
+        FCT_DAILY_METRICS,
+        quality.fct_daily_metrics_suite,
         "Daily metrics: every calendar day present, reconciles to the cent with fct_transactions, "
         "net = income - expenses.",
     ),

@@ -1,14 +1,18 @@
 """dbt models as Dagster assets. dbt tests become asset checks; `dbt build` skips models downstream
 of a failing test, and raw's blocking Great Expectations check keeps this step from running at all."""
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, dbt_assets
 
 from titans_assets.defs.transform.project import titans_dbt_project
+from titans_assets.lib import incremental
 from titans_assets.resources import WarehouseResource
+from titans_assets.resources.dbt import TitansDbtResource
 
 # Eager, but never on top of data whose blocking checks failed (blocking only acts within a run).
 # Eager alone never builds what was already missing when automation started (its `newly_missing`
@@ -16,11 +20,19 @@ from titans_assets.resources import WarehouseResource
 # would stay missing and hold every model back. So: also build a missing asset once its deps exist,
 # unless it is being built or its last build failed.
 MISSING_AND_READY = (
-    dg.AutomationCondition.missing() & ~dg.AutomationCondition.in_progress()
-    & ~dg.AutomationCondition.execution_failed() & ~dg.AutomationCondition.any_deps_missing()
+    dg.AutomationCondition.missing()
+    & ~dg.AutomationCondition.in_progress()
+    & ~dg.AutomationCondition.execution_failed()
+    & ~dg.AutomationCondition.any_deps_missing()
     & ~dg.AutomationCondition.any_deps_in_progress()
 ).with_label("missing_and_ready")
-AUTOMATION = (dg.AutomationCondition.eager() | MISSING_AND_READY) & dg.AutomationCondition.all_deps_blocking_checks_passed()
+AUTOMATION = (
+    dg.AutomationCondition.eager() | MISSING_AND_READY
+) & dg.AutomationCondition.all_deps_blocking_checks_passed()
+# Models tagged `analysis` (the point-in-time feature table nobody in the pipeline reads): group
+# `analysis`, no automation condition, left out of `titans materialize` unless selected
+# (`titans materialize --select 'group:analysis'`).
+ANALYSIS = incremental.ANALYSIS_GROUP
 
 
 class TitansDbtTranslator(DagsterDbtTranslator):
@@ -32,21 +44,51 @@ class TitansDbtTranslator(DagsterDbtTranslator):
         if node.get("resource_type") not in ("model", "seed", "snapshot"):
             return spec
         layer = node.get("config", {}).get("schema") or node.get("schema") or "dbt"
+        if ANALYSIS in (node.get("tags") or []):
+            return spec.replace_attributes(
+                key=dg.AssetKey([layer, node["name"]]), group_name=ANALYSIS, automation_condition=None
+            )
         return spec.replace_attributes(
-            key=dg.AssetKey([layer, node["name"]]), group_name=layer, automation_condition=AUTOMATION,
+            key=dg.AssetKey([layer, node["name"]]),
+            group_name=layer,
+            automation_condition=AUTOMATION,
         )
+
+
+def _incremental_keys() -> set[dg.AssetKey]:
+    """Asset keys of the incremental models (their slices follow the data, not the project)."""
+    manifest = json.loads(Path(titans_dbt_project.manifest_path).read_text())
+    return {
+        dg.AssetKey([n.get("config", {}).get("schema") or n["schema"], n["name"]])
+        for n in manifest["nodes"].values()
+        if n.get("resource_type") == "model" and n.get("config", {}).get("materialized") == "incremental"
+    }
 
 
 @dbt_assets(
     manifest=titans_dbt_project.manifest_path,
     project=titans_dbt_project,
+    exclude="fct_transactions_enriched",  # downstream of the predictions: its own definition (enriched.py)
     dagster_dbt_translator=TitansDbtTranslator(),
 )
-def titans_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    # `warehouse` is required so its setup exports the connection for dbt before the CLI starts.
+def titans_dbt_models(
+    context: dg.AssetExecutionContext, dbt: TitansDbtResource, warehouse: WarehouseResource
+):
     # Per-run dbt artifacts under TITANS_HOME, not inside the project.
     target = warehouse.settings().home / "dbt" / "runs" / context.run.run_id[:8]
-    yield from dbt.cli(["build"], context=context, target_path=target).stream()
+    # Incremental unless asked for a full refresh or the project changed since the last complete build
+    # (lib/incremental.py); a build of every incremental model records the project it was built from.
+    db = warehouse.database()
+    current = incremental.fingerprint(titans_dbt_project.project_dir)
+    args, why = incremental.dbt_build_args(
+        context.run.tags.get(incremental.FULL_REFRESH_TAG) == "1",
+        incremental.recorded_fingerprint(db),
+        current,
+    )
+    context.log.info(f"dbt {' '.join(args)}: {why}")
+    yield from dbt.cli(args, context=context, target_path=target).stream()
+    if _incremental_keys() <= set(context.selected_asset_keys):
+        incremental.record_fingerprint(db, current)
 
 
 defs = dg.Definitions(assets=[titans_dbt_models])

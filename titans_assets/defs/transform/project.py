@@ -1,7 +1,6 @@
 """The one DbtProject. Its manifest is prepared explicitly (`make prepare`, the `titans` CLI, the test
 session fixture) because prepare_if_dev() only runs under `dagster dev`."""
 
-
 from dagster_dbt import DbtProject
 
 from titans_assets.lib.paths import PROJECT_ROOT, executable

@@ -25,14 +25,16 @@ def _text(value, name: str) -> str | None:
     text = str(value)
     if not text.strip():
         return None
-    return text[:TEXT_LIMITS[name]]
+    return text[: TEXT_LIMITS[name]]
 
 
 def request_row(row: dict) -> dict:
     """One warehouse row as the service's AnomalyRequest (absent values left out, text within limits)."""
     day = row["txn_date"]
-    out = {"amount": round(float(row["amount"]), 2),
-           "date": day.isoformat() if isinstance(day, (dt.date, dt.datetime)) else str(day)[:10]}
+    out = {
+        "amount": round(float(row["amount"]), 2),
+        "date": day.isoformat() if isinstance(day, (dt.date, dt.datetime)) else str(day)[:10],
+    }
     for name in FIELDS:
         value = _text(row.get(name), name)
         if value is not None:
@@ -81,8 +83,9 @@ def scored(frame: pd.DataFrame, predictions: list[dict], expected: dict | None =
     out["reasons"] = ["; ".join(p.get("reasons") or []) for p in predictions]
     out["expected"] = out["transaction_id"].map(lambda t: t in expected)
     out["marked_at"] = out["transaction_id"].map(lambda t: expected.get(t))
-    return out.sort_values(["anomaly_score", "txn_date"], ascending=[False, False], kind="stable",
-                           na_position="last").reset_index(drop=True)
+    return out.sort_values(
+        ["anomaly_score", "txn_date"], ascending=[False, False], kind="stable", na_position="last"
+    ).reset_index(drop=True)
 
 
 def flagged(ranked: pd.DataFrame, include_medium: bool = False, hide_expected: bool = False) -> pd.DataFrame:

@@ -28,16 +28,16 @@ CREATE TABLE IF NOT EXISTS app.anomaly_feedback (
 
 
 def ensure_table(db: Database) -> None:
-    with db.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,))
-        if cur.fetchone()[0]:
-            return
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        cur.execute(DDL)
+    db.run_ddl(DDL, _LOCK_KEY)
 
 
-def mark_expected(db: Database, transaction_ids: list[str], scores: dict[str, float] | None = None,
-                  model_version: str | None = None, note: str | None = None) -> int:
+def mark_expected(
+    db: Database,
+    transaction_ids: list[str],
+    scores: dict[str, float] | None = None,
+    model_version: str | None = None,
+    note: str | None = None,
+) -> int:
     """Mark flags as expected (again: the latest mark wins). Returns how many were written."""
     if not transaction_ids:
         return 0
@@ -50,7 +50,8 @@ def mark_expected(db: Database, transaction_ids: list[str], scores: dict[str, fl
                    VALUES (%s, %s, %s, %s)
                    ON CONFLICT (transaction_id) DO UPDATE SET anomaly_score = EXCLUDED.anomaly_score,
                        model_version = EXCLUDED.model_version, note = EXCLUDED.note, marked_at = now()""",
-                (str(tid), scores.get(tid), model_version, note))
+                (str(tid), scores.get(tid), model_version, note),
+            )
     return len(transaction_ids)
 
 
@@ -59,8 +60,10 @@ def unmark(db: Database, transaction_ids: list[str]) -> int:
         return 0
     ensure_table(db)
     with db.connect() as conn, conn.cursor() as cur:
-        cur.execute("DELETE FROM app.anomaly_feedback WHERE transaction_id = ANY(%s)",
-                    ([str(t) for t in transaction_ids],))
+        cur.execute(
+            "DELETE FROM app.anomaly_feedback WHERE transaction_id = ANY(%s)",
+            ([str(t) for t in transaction_ids],),
+        )
         return cur.rowcount
 
 
@@ -71,6 +74,18 @@ def expected(db: Database, transaction_ids: list[str] | None = None) -> dict[str
         if transaction_ids is None:
             cur.execute("SELECT transaction_id, marked_at FROM app.anomaly_feedback")
         else:
-            cur.execute("SELECT transaction_id, marked_at FROM app.anomaly_feedback WHERE transaction_id = ANY(%s)",
-                        ([str(t) for t in transaction_ids],))
+            cur.execute(
+                "SELECT transaction_id, marked_at FROM app.anomaly_feedback WHERE transaction_id = ANY(%s)",
+                ([str(t) for t in transaction_ids],),
+            )
         return dict(cur.fetchall())
+
+
+def expected_ids(db: Database) -> set[str]:
+    """Every transaction marked expected (read only: no table yet means no marks)."""
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,))
+        if not cur.fetchone()[0]:
+            return set()
+        cur.execute("SELECT transaction_id FROM app.anomaly_feedback")
+        return {r[0] for r in cur.fetchall()}

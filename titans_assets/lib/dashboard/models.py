@@ -23,13 +23,30 @@ from titans_assets.lib.ml.importance import ARTIFACT as IMPORTANCE_ARTIFACT
 # What each model's page shows beside its primary metric: calibration for the classifier, interval
 # coverage for the models that predict intervals (metric, nominal level's param, plot artifact).
 QUALITY = {
-    "category": {"metric": "ece", "label": "expected calibration error (ECE, lower is better)",
-                 "plot": "plots/calibration.png", "nominal": None},
-    "amount": {"metric": "interval_coverage", "label": "interval coverage (measured on the holdout)",
-               "plot": "plots/intervals.png", "nominal": "level"},
-    "cashflow": {"metric": "interval_coverage", "label": "interval coverage (rolling-origin backtest)",
-                 "plot": "plots/backtest_forecast.png", "nominal": "level"},
-    "anomaly": {"metric": None, "label": None, "plot": "plots/anomaly_score_distribution.png", "nominal": None},
+    "category": {
+        "metric": "ece",
+        "label": "expected calibration error (ECE, lower is better)",
+        "plot": "plots/calibration.png",
+        "nominal": None,
+    },
+    "amount": {
+        "metric": "interval_coverage",
+        "label": "interval coverage (measured on the holdout)",
+        "plot": "plots/intervals.png",
+        "nominal": "level",
+    },
+    "cashflow": {
+        "metric": "interval_coverage",
+        "label": "interval coverage (rolling-origin backtest)",
+        "plot": "plots/backtest_forecast.png",
+        "nominal": "level",
+    },
+    "anomaly": {
+        "metric": None,
+        "label": None,
+        "plot": "plots/anomaly_score_distribution.png",
+        "nominal": None,
+    },
 }
 
 
@@ -57,11 +74,16 @@ def _finite(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def best_baseline(metrics: Mapping[str, float], primary: str, higher_is_better: bool) -> tuple[str | None, float | None]:
+def best_baseline(
+    metrics: Mapping[str, float], primary: str, higher_is_better: bool
+) -> tuple[str | None, float | None]:
     """The strongest baseline a run logged on `primary`: (name, value), (None, None) when it logged none."""
     suffix = "." + primary
-    scored = {k.removeprefix("baseline.").removesuffix(suffix): _finite(v) for k, v in metrics.items()
-              if k.startswith("baseline.") and k.endswith(suffix) and k.count(".") == 2}
+    scored = {
+        k.removeprefix("baseline.").removesuffix(suffix): _finite(v)
+        for k, v in metrics.items()
+        if k.startswith("baseline.") and k.endswith(suffix) and k.count(".") == 2
+    }
     scored = {k: v for k, v in scored.items() if v is not None}
     if not scored:
         return None, None
@@ -69,8 +91,9 @@ def best_baseline(metrics: Mapping[str, float], primary: str, higher_is_better: 
     return name, scored[name]
 
 
-def history_rows(trainings: Iterable[Training], primary: str, higher_is_better: bool,
-                 champion_version: str | None) -> list[dict[str, Any]]:
+def history_rows(
+    trainings: Iterable[Training], primary: str, higher_is_better: bool, champion_version: str | None
+) -> list[dict[str, Any]]:
     """One row per challenger training, oldest first: its value, the best baseline's and the then-champion's
     on the same holdout, the decision and its reason; `serving` marks the run behind the champion now."""
     rows = []
@@ -78,14 +101,20 @@ def history_rows(trainings: Iterable[Training], primary: str, higher_is_better: 
         if t.stage != "challenger":
             continue
         base_name, base_value = best_baseline(t.metrics, primary, higher_is_better)
-        rows.append({
-            "started": t.started, "version": t.version, "run_id": t.run_id,
-            "challenger": _finite(t.metrics.get(primary)),
-            "best_baseline": base_name, "best_baseline_value": base_value,
-            "champion_same_holdout": _finite(t.metrics.get(f"champion.{primary}")),
-            "promoted": t.promoted, "decision": t.decision,
-            "serving": champion_version is not None and t.version == str(champion_version),
-        })
+        rows.append(
+            {
+                "started": t.started,
+                "version": t.version,
+                "run_id": t.run_id,
+                "challenger": _finite(t.metrics.get(primary)),
+                "best_baseline": base_name,
+                "best_baseline_value": base_value,
+                "champion_same_holdout": _finite(t.metrics.get(f"champion.{primary}")),
+                "promoted": t.promoted,
+                "decision": t.decision,
+                "serving": champion_version is not None and t.version == str(champion_version),
+            }
+        )
     return rows
 
 
@@ -94,8 +123,15 @@ def served_rows(trainings: Iterable[Training], primary: str) -> list[dict[str, A
     out = []
     for t in sorted(trainings, key=lambda t: t.started):
         if t.promotion_reason:
-            out.append({"started": t.started, "version": t.version, "kind": t.kind,
-                        primary: _finite(t.metrics.get(primary)), "reason": t.promotion_reason})
+            out.append(
+                {
+                    "started": t.started,
+                    "version": t.version,
+                    "kind": t.kind,
+                    primary: _finite(t.metrics.get(primary)),
+                    "reason": t.promotion_reason,
+                }
+            )
     return out
 
 
@@ -107,8 +143,11 @@ def holdout_comparison(metrics: Mapping[str, float], primary: str) -> list[dict[
     names = ([primary] if primary in own else []) + sorted(k for k in own if k != primary)
     rows = []
     for name in names:
-        row: dict[str, Any] = {"metric": name, "challenger": _finite(metrics.get(name)),
-                               "champion (same holdout)": _finite(metrics.get(f"champion.{name}"))}
+        row: dict[str, Any] = {
+            "metric": name,
+            "challenger": _finite(metrics.get(name)),
+            "champion (same holdout)": _finite(metrics.get(f"champion.{name}")),
+        }
         for b in baselines:
             row[f"baseline {b}"] = _finite(metrics.get(f"baseline.{b}.{name}"))
         rows.append(row)
@@ -136,8 +175,11 @@ def importance_rows(artifact: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """The features of a feature_importance.json, most important first ([] when not computed)."""
     if not artifact or not artifact.get("supported"):
         return []
-    return [{"feature": f["feature"], "importance": f["importance_mean"], "std": f.get("importance_std")}
-            for f in artifact.get("features", []) if f.get("importance_mean") is not None]
+    return [
+        {"feature": f["feature"], "importance": f["importance_mean"], "std": f.get("importance_std")}
+        for f in artifact.get("features", [])
+        if f.get("importance_mean") is not None
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- reading MLflow
@@ -148,9 +190,14 @@ def read_trainings(registry, name: str, max_runs: int = 500) -> list[Training]:
     exp = registry._call("reading the experiment", client.get_experiment_by_name, registry.experiment)
     if exp is None:
         return []
-    runs = registry._call("searching runs", client.search_runs, [exp.experiment_id],
-                          filter_string=f"tags.`titans.model` = '{name}'", order_by=["attributes.start_time ASC"],
-                          max_results=max_runs)
+    runs = registry._call(
+        "searching runs",
+        client.search_runs,
+        [exp.experiment_id],
+        filter_string=f"tags.`titans.model` = '{name}'",
+        order_by=["attributes.start_time ASC"],
+        max_results=max_runs,
+    )
     versions = registry._call("listing versions", client.search_model_versions, f"name = '{name}'")
     by_run = {v.run_id: v for v in versions}
     out = []
@@ -158,12 +205,20 @@ def read_trainings(registry, name: str, max_runs: int = 500) -> list[Training]:
         tags = run.data.tags
         v = by_run.get(run.info.run_id)
         promoted = tags.get("titans.promoted")
-        out.append(Training(
-            run_id=run.info.run_id, started=_iso(run.info.start_time), stage=tags.get("titans.stage", "challenger"),
-            kind=tags.get("titans.model_kind", "model"), version=str(v.version) if v else None,
-            metrics=dict(run.data.metrics), params=dict(run.data.params), decision=tags.get("titans.decision"),
-            promoted=None if promoted is None else promoted == "true",
-            promotion_reason=(v.tags or {}).get("titans.promotion_reason") if v else None))
+        out.append(
+            Training(
+                run_id=run.info.run_id,
+                started=_iso(run.info.start_time),
+                stage=tags.get("titans.stage", "challenger"),
+                kind=tags.get("titans.model_kind", "model"),
+                version=str(v.version) if v else None,
+                metrics=dict(run.data.metrics),
+                params=dict(run.data.params),
+                decision=tags.get("titans.decision"),
+                promoted=None if promoted is None else promoted == "true",
+                promotion_reason=(v.tags or {}).get("titans.promotion_reason") if v else None,
+            )
+        )
     return out
 
 
@@ -180,7 +235,9 @@ def read_artifact_bytes(registry, run_id: str, path: str) -> bytes | None:
     if path not in {a.path for a in listed}:
         return None
     with tempfile.TemporaryDirectory(prefix="titans-artifact-") as tmp:
-        local = registry._call("downloading an artifact", registry.client.download_artifacts, run_id, path, tmp)
+        local = registry._call(
+            "downloading an artifact", registry.client.download_artifacts, run_id, path, tmp
+        )
         return Path(local).read_bytes()
 
 

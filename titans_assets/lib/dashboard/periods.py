@@ -15,8 +15,15 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass
 
-PRESETS = ("Last 30 days", "Last 90 days", "Month to date", "Last month", "Year to date", "Last 12 months",
-           "All time")
+PRESETS = (
+    "Last 30 days",
+    "Last 90 days",
+    "Month to date",
+    "Last month",
+    "Year to date",
+    "Last 12 months",
+    "All time",
+)
 DEFAULT_PRESET = "Last 30 days"
 
 
@@ -110,5 +117,7 @@ class Change:
 
 def compare(current: dict[str, float], previous: dict[str, float] | None) -> dict[str, Change]:
     """Per key: the current value beside the previous one (None when there is no previous period)."""
-    return {k: Change(float(v), None if previous is None else float(previous.get(k, 0.0)))
-            for k, v in current.items()}
+    return {
+        k: Change(float(v), None if previous is None else float(previous.get(k, 0.0)))
+        for k, v in current.items()
+    }

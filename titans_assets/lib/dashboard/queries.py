@@ -24,11 +24,28 @@ from titans_assets.lib.db import Database
 TRANSACTIONS = "marts.fct_transactions"
 DAILY = "marts.fct_daily_metrics"
 # A category for every row, as marts.fct_monthly_category reports them.
-CATEGORY_LABEL = ("coalesce(category, case when txn_type = 'Income' then 'income' else 'uncategorized' end)")
-TABLE_COLUMNS = ("txn_date", "account", "txn_type", "description", "amount", "category", "payment_method",
-                 "status", "reference", "transaction_id")
-SORTABLE = {"date": "txn_date", "amount": "amount", "size": "abs_amount", "description": "description",
-            "category": "category", "account": "account", "payment method": "payment_method"}
+CATEGORY_LABEL = "coalesce(category, case when txn_type = 'Income' then 'income' else 'uncategorized' end)"
+TABLE_COLUMNS = (
+    "txn_date",
+    "account",
+    "txn_type",
+    "description",
+    "amount",
+    "category",
+    "payment_method",
+    "status",
+    "reference",
+    "transaction_id",
+)
+SORTABLE = {
+    "date": "txn_date",
+    "amount": "amount",
+    "size": "abs_amount",
+    "description": "description",
+    "category": "category",
+    "account": "account",
+    "payment method": "payment_method",
+}
 MAX_TABLE_ROWS = 1000
 
 
@@ -61,8 +78,11 @@ def data_bounds(db: Database) -> DataBounds | None:
     """First and last transaction date and the count; None when the marts are missing or empty."""
     if not (relation_exists(db, TRANSACTIONS) and relation_exists(db, DAILY)):
         return None
-    first, last, n = _one(db, f"SELECT min(metric_date), max(metric_date), coalesce(sum(transaction_count), 0)::bigint"
-                              f" FROM {DAILY}")
+    first, last, n = _one(
+        db,
+        f"SELECT min(metric_date), max(metric_date), coalesce(sum(transaction_count), 0)::bigint"
+        f" FROM {DAILY}",
+    )
     if first is None or n == 0:
         return None
     return DataBounds(first, last, int(n))
@@ -78,44 +98,171 @@ class Totals:
     balance: float  # running balance (cumulative net since the first transaction) at the period's end
 
     def as_dict(self) -> dict[str, float]:
-        return {"income": self.income, "expenses": self.expenses, "net": self.net, "balance": self.balance,
-                "transactions": float(self.transactions)}
+        return {
+            "income": self.income,
+            "expenses": self.expenses,
+            "net": self.net,
+            "balance": self.balance,
+            "transactions": float(self.transactions),
+        }
 
 
 def period_totals(db: Database, period: Period) -> Totals:
     """Income, expenses and net of a period (from fct_daily_metrics) and the balance at its end."""
-    income, expenses, net, n, balance = _one(db, f"""
+    income, expenses, net, n, balance = _one(
+        db,
+        f"""
         SELECT coalesce(sum(total_income), 0)::float8, coalesce(sum(total_expenses), 0)::float8,
                coalesce(sum(net), 0)::float8, coalesce(sum(transaction_count), 0)::bigint,
                (SELECT running_balance::float8 FROM {DAILY} WHERE metric_date <= %s
                 ORDER BY metric_date DESC LIMIT 1)
-        FROM {DAILY} WHERE metric_date BETWEEN %s AND %s""", (period.end, period.start, period.end))
+        FROM {DAILY} WHERE metric_date BETWEEN %s AND %s""",
+        (period.end, period.start, period.end),
+    )
     return Totals(income, expenses, net, int(n), balance or 0.0)
 
 
 def spending_by_category(db: Database, period: Period) -> pd.DataFrame:
     """category, spent (positive), transactions: the period's expenses, largest first (a transfer between
     the user's own accounts is not spending)."""
-    return _frame(db, f"""
+    return _frame(
+        db,
+        f"""
         SELECT coalesce(category, 'uncategorized') AS category, sum(-amount)::float8 AS spent,
                count(*) AS transactions
         FROM {TRANSACTIONS} WHERE txn_type = 'Expense' AND NOT is_transfer AND txn_date BETWEEN %s AND %s
-        GROUP BY 1 ORDER BY spent DESC, category""", (period.start, period.end))
+        GROUP BY 1 ORDER BY spent DESC, category""",
+        (period.start, period.end),
+    )
 
 
 def balance_series(db: Database) -> pd.DataFrame:
     """metric_date, net, running_balance for every day of the data (a row per day)."""
-    return _frame(db, f"SELECT metric_date, net::float8 AS net, running_balance::float8 AS running_balance"
-                      f" FROM {DAILY} ORDER BY metric_date")
+    return _frame(
+        db,
+        f"SELECT metric_date, net::float8 AS net, running_balance::float8 AS running_balance"
+        f" FROM {DAILY} ORDER BY metric_date",
+    )
 
 
 def recent_transactions(db: Database, period: Period, limit: int = 10) -> pd.DataFrame:
     """The period's latest transactions, newest first."""
-    return _frame(db, f"""
+    return _frame(
+        db,
+        f"""
         SELECT txn_date, account, description, amount::float8 AS amount, {CATEGORY_LABEL} AS category,
                payment_method
         FROM {TRANSACTIONS} WHERE txn_date BETWEEN %s AND %s
-        ORDER BY txn_date DESC, source_file, line_number DESC LIMIT %s""", (period.start, period.end, int(limit)))
+        ORDER BY txn_date DESC, source_file, line_number DESC LIMIT %s""",
+        (period.start, period.end, int(limit)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- balances
+# Balances come from the accounts' daily balances (fct_daily_balances: opened from a statement's or the
+# user's balance), never from cumulative net flow. An account whose files state no currency is shown in
+# the reporting currency, the rule every household figure follows (fct_transactions.amount_reporting);
+# accounts in two currencies are never added up.
+BALANCES = "marts.fct_daily_balances"
+HOUSEHOLD_BALANCES = "marts.fct_daily_household_balances"
+
+
+def reporting_currency(db: Database) -> str:
+    """The currency the marts were built to report in (fct_transactions.reporting_currency; USD when empty)."""
+    row = _one(db, f"SELECT max(reporting_currency) FROM {TRANSACTIONS}")
+    return row[0] if row and row[0] else "USD"
+
+
+def balance_currencies(db: Database) -> list[str]:
+    """The currencies of the household's accounts (unstated -> the reporting currency), the reporting
+    currency first; [] before the balances are built."""
+    if not relation_exists(db, BALANCES):
+        return []
+    reporting = reporting_currency(db)
+    found = [
+        c
+        for (c,) in _frame(
+            db, f"SELECT DISTINCT coalesce(currency, %s) AS c FROM {BALANCES}", (reporting,)
+        ).itertuples(index=False)
+    ]
+    return sorted(found, key=lambda c: (c != reporting, c))
+
+
+def account_balances(db: Database, on: dt.date, currency: str) -> pd.DataFrame:
+    """Each account in `currency` at the end of `on` (or its last day before): account, currency as
+    stated (None: unstated), balance, balance_date, balance_source, balance_known."""
+    return _frame(
+        db,
+        f"""
+        SELECT DISTINCT ON (account) account, currency, balance::float8 AS balance, balance_date,
+               balance_source, balance_known
+        FROM {BALANCES}
+        WHERE coalesce(currency, %s) = %s AND balance_date <= %s
+        ORDER BY account, balance_date DESC""",
+        (reporting_currency(db), currency, on),
+    )
+
+
+def balance_history(db: Database, currency: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """balance_date, account, balance per day of the period for the accounts in `currency`, and the
+    household's total in that currency as account '(total)'."""
+    reporting = reporting_currency(db)
+    return _frame(
+        db,
+        f"""
+        SELECT balance_date, account, balance::float8 AS balance FROM {BALANCES}
+        WHERE coalesce(currency, %s) = %s AND balance_date BETWEEN %s AND %s
+        UNION ALL
+        SELECT balance_date, '(total)', sum(balance)::float8 FROM {HOUSEHOLD_BALANCES}
+        WHERE coalesce(currency, %s) = %s AND balance_date BETWEEN %s AND %s
+        GROUP BY balance_date
+        ORDER BY 2, 1""",
+        (reporting, currency, start, end, reporting, currency, start, end),
+    )
+
+
+def household_balance(db: Database, on: dt.date, currency: str) -> float | None:
+    """The household's balance in `currency` at the end of `on` (the latest day on or before it)."""
+    row = _one(
+        db,
+        f"""
+        SELECT sum(balance)::float8 FROM {HOUSEHOLD_BALANCES}
+        WHERE coalesce(currency, %s) = %s
+          AND balance_date = (SELECT max(balance_date) FROM {HOUSEHOLD_BALANCES} WHERE balance_date <= %s)""",
+        (reporting_currency(db), currency, on),
+    )
+    return row[0] if row else None
+
+
+def transfers(db: Database, period: Period, limit: int = 200) -> pd.DataFrame:
+    """The period's transfers between the user's own accounts, one row per pair (by the day money
+    left): out_date, from_account, to_account, amount (positive), currency, in_date, and the two
+    descriptions. Newest first."""
+    return _frame(
+        db,
+        f"""
+        SELECT o.txn_date AS out_date, o.account AS from_account, i.account AS to_account,
+               (-o.amount)::float8 AS amount, o.currency, i.txn_date AS in_date,
+               o.description AS out_description, i.description AS in_description
+        FROM {TRANSACTIONS} AS o
+        JOIN {TRANSACTIONS} AS i ON i.transfer_pair_id = o.transfer_pair_id AND i.amount > 0
+        WHERE o.is_transfer AND o.amount < 0 AND o.txn_date BETWEEN %s AND %s
+        ORDER BY o.txn_date DESC, o.account, o.transfer_pair_id LIMIT %s""",
+        (period.start, period.end, int(limit)),
+    )
+
+
+def transfer_counts(db: Database, period: Period) -> tuple[int, int]:
+    """(paired transfers, rows that look like a transfer but have no other side) in the period."""
+    pairs, unpaired = _one(
+        db,
+        f"""
+        SELECT count(DISTINCT transfer_pair_id) FILTER (WHERE is_transfer),
+               count(*) FILTER (WHERE transfer_unpaired)
+        FROM {TRANSACTIONS} WHERE txn_date BETWEEN %s AND %s""",
+        (period.start, period.end),
+    )
+    return int(pairs), int(unpaired)
 
 
 # ---------------------------------------------------------------------------------------------- transactions
@@ -184,8 +331,9 @@ def filter_options(db: Database) -> FilterOptions:
 
 
 def payment_method_options(db: Database) -> list[str]:
-    return _frame(db, f"SELECT DISTINCT payment_method FROM {TRANSACTIONS} WHERE payment_method IS NOT NULL"
-                      f" ORDER BY 1")["payment_method"].tolist()
+    return _frame(
+        db, f"SELECT DISTINCT payment_method FROM {TRANSACTIONS} WHERE payment_method IS NOT NULL ORDER BY 1"
+    )["payment_method"].tolist()
 
 
 @dataclass(frozen=True)
@@ -212,24 +360,31 @@ class FilteredView:
 BINS_PER_DECADE = 8  # histogram bins of |amount|: edges at 10^(k/8), i.e. x1.33 per bin
 
 
-def histogram_from_buckets(buckets: list[int], counts: list[int],
-                           per_decade: int = BINS_PER_DECADE) -> pd.DataFrame:
+def histogram_from_buckets(
+    buckets: list[int], counts: list[int], per_decade: int = BINS_PER_DECADE
+) -> pd.DataFrame:
     """Log buckets k (|amount| in [10^(k/d), 10^((k+1)/d))) as a histogram from the lowest to the highest
     bucket present, empty bins in between included."""
     if not buckets:
         return pd.DataFrame({"lower": [], "upper": [], "transactions": []})
     got = dict(zip((int(b) for b in buckets), (int(c) for c in counts)))
     ks = range(min(got), max(got) + 1)
-    return pd.DataFrame({"lower": [10 ** (k / per_decade) for k in ks],
-                         "upper": [10 ** ((k + 1) / per_decade) for k in ks],
-                         "transactions": [got.get(k, 0) for k in ks]})
+    return pd.DataFrame(
+        {
+            "lower": [10 ** (k / per_decade) for k in ks],
+            "upper": [10 ** ((k + 1) / per_decade) for k in ks],
+            "transactions": [got.get(k, 0) for k in ks],
+        }
+    )
 
 
 def filtered_view(db: Database, f: TransactionFilter) -> FilteredView:
     """Totals, months, payment methods and the |amount| histogram of the filtered rows in one pass
     (GROUPING SETS): a page over a million rows pays for one scan, not four."""
     where, params = filter_where(f)
-    rows = _frame(db, f"""
+    rows = _frame(
+        db,
+        f"""
         SELECT grouping(month) AS g_month, grouping(payment_method) AS g_method, grouping(bucket) AS g_bucket,
                month, payment_method, bucket, count(*) AS transactions,
                coalesce(sum(amount) FILTER (WHERE txn_type = 'Income'), 0)::float8 AS income,
@@ -238,17 +393,25 @@ def filtered_view(db: Database, f: TransactionFilter) -> FilteredView:
         FROM (SELECT month, coalesce(payment_method, 'unknown') AS payment_method, txn_type, amount, abs_amount,
                      CASE WHEN abs_amount > 0 THEN floor(%s * log(abs_amount::float8))::int END AS bucket
               FROM {TRANSACTIONS} WHERE {where}) f
-        GROUP BY GROUPING SETS ((month), (payment_method), (bucket), ())""", [BINS_PER_DECADE, *params])
+        GROUP BY GROUPING SETS ((month), (payment_method), (bucket), ())""",
+        [BINS_PER_DECADE, *params],
+    )
     total = rows[(rows.g_month == 1) & (rows.g_method == 1) & (rows.g_bucket == 1)]
     if total.empty:
         summary = FilteredSummary(0, 0.0, 0.0)
     else:
         t = total.iloc[0]
         summary = FilteredSummary(int(t.transactions), float(t.income), float(t.expenses))
-    monthly = (rows[rows.g_month == 0][["month", "income", "expenses", "net"]].sort_values("month")
-               .reset_index(drop=True))
-    methods = (rows[rows.g_method == 0][["payment_method", "transactions", "total"]]
-               .sort_values(["transactions", "payment_method"], ascending=[False, True]).reset_index(drop=True))
+    monthly = (
+        rows[rows.g_month == 0][["month", "income", "expenses", "net"]]
+        .sort_values("month")
+        .reset_index(drop=True)
+    )
+    methods = (
+        rows[rows.g_method == 0][["payment_method", "transactions", "total"]]
+        .sort_values(["transactions", "payment_method"], ascending=[False, True])
+        .reset_index(drop=True)
+    )
     buckets = rows[(rows.g_bucket == 0) & rows.bucket.notna()]
     hist = histogram_from_buckets(buckets["bucket"].tolist(), buckets["transactions"].tolist())
     return FilteredView(summary, monthly, methods, hist)
@@ -269,14 +432,21 @@ def _table_query(f: TransactionFilter, sort: str, descending: bool):
     where, params = filter_where(f)
     cols = sql.SQL(", ").join(
         sql.SQL("{}::float8 AS amount").format(sql.Identifier(c)) if c == "amount" else sql.Identifier(c)
-        for c in TABLE_COLUMNS)
+        for c in TABLE_COLUMNS
+    )
     query = sql.SQL("SELECT {cols} FROM marts.fct_transactions WHERE {where} ORDER BY {order}").format(
-        cols=cols, where=sql.SQL(where), order=_order_by(sort, descending))
+        cols=cols, where=sql.SQL(where), order=_order_by(sort, descending)
+    )
     return query, params
 
 
-def transactions_table(db: Database, f: TransactionFilter, sort: str = "date", descending: bool = True,
-                       limit: int = MAX_TABLE_ROWS) -> pd.DataFrame:
+def transactions_table(
+    db: Database,
+    f: TransactionFilter,
+    sort: str = "date",
+    descending: bool = True,
+    limit: int = MAX_TABLE_ROWS,
+) -> pd.DataFrame:
     """The filtered rows, sorted in SQL (over all of them, not just the page shown), first `limit`."""
     from psycopg2 import sql
 
@@ -284,7 +454,9 @@ def transactions_table(db: Database, f: TransactionFilter, sort: str = "date", d
     return _frame(db, sql.SQL("{} LIMIT %s").format(query), [*params, int(limit)])
 
 
-def transactions_csv(db: Database, f: TransactionFilter, sort: str = "date", descending: bool = True) -> bytes:
+def transactions_csv(
+    db: Database, f: TransactionFilter, sort: str = "date", descending: bool = True
+) -> bytes:
     """Every filtered row as CSV (header included), streamed out of PostgreSQL with COPY; text cells that
     a spreadsheet would run as formulas are neutralised (uploads.neutralise_formula), numbers stay numbers."""
     from titans_assets.lib.dashboard.uploads import neutralise_csv
@@ -304,33 +476,56 @@ _TEXT_TYPES = {25, 1043, 1042, 19}  # text, varchar, bpchar, name (pg_type oids)
 
 
 # ---------------------------------------------------------------------------------------------- anomalies
-SCORING_COLUMNS = ("transaction_id", "txn_date", "account", "txn_type", "description", "amount", "category",
-                   "payment_method", "reference", "merchant")
+SCORING_COLUMNS = (
+    "transaction_id",
+    "txn_date",
+    "account",
+    "txn_type",
+    "description",
+    "amount",
+    "category",
+    "payment_method",
+    "reference",
+    "merchant",
+)
 
 
 def period_count(db: Database, period: Period) -> int:
-    return int(_one(db, f"SELECT count(*) FROM {TRANSACTIONS} WHERE txn_date BETWEEN %s AND %s",
-                    (period.start, period.end))[0])
+    return int(
+        _one(
+            db,
+            f"SELECT count(*) FROM {TRANSACTIONS} WHERE txn_date BETWEEN %s AND %s",
+            (period.start, period.end),
+        )[0]
+    )
 
 
 def transactions_to_score(db: Database, period: Period, limit: int) -> pd.DataFrame:
     """The period's transactions in date order (the most recent `limit` when there are more)."""
     cols = ", ".join("amount::float8 AS amount" if c == "amount" else c for c in SCORING_COLUMNS)
-    return _frame(db, f"""
+    return _frame(
+        db,
+        f"""
         SELECT * FROM (
             SELECT {cols}, source_file, line_number FROM {TRANSACTIONS}
             WHERE txn_date BETWEEN %s AND %s
             ORDER BY txn_date DESC, source_file DESC, line_number DESC LIMIT %s) t
-        ORDER BY txn_date, source_file, line_number""", (period.start, period.end, int(limit)))
+        ORDER BY txn_date, source_file, line_number""",
+        (period.start, period.end, int(limit)),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- cash flow
 def daily_flow(db: Database, period: Period) -> pd.DataFrame:
     """metric_date, income, expenses, net per day of the period (days without transactions are 0)."""
-    return _frame(db, f"""
+    return _frame(
+        db,
+        f"""
         SELECT metric_date, total_income::float8 AS income, total_expenses::float8 AS expenses,
                net::float8 AS net
-        FROM {DAILY} WHERE metric_date BETWEEN %s AND %s ORDER BY metric_date""", (period.start, period.end))
+        FROM {DAILY} WHERE metric_date BETWEEN %s AND %s ORDER BY metric_date""",
+        (period.start, period.end),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- data health
@@ -339,7 +534,11 @@ def quarantine(db: Database, limit: int = 200) -> tuple[int, pd.DataFrame]:
     if not relation_exists(db, "raw.quarantine"):
         return 0, pd.DataFrame(columns=["source_file", "line_number", "reason", "raw_line", "quarantined_at"])
     total = int(_one(db, "SELECT count(*) FROM raw.quarantine")[0])
-    rows = _frame(db, """
+    rows = _frame(
+        db,
+        """
         SELECT source_file, line_number, reason, raw_line, quarantined_at FROM raw.quarantine
-        ORDER BY quarantined_at DESC, source_file, line_number LIMIT %s""", (int(limit),))
+        ORDER BY quarantined_at DESC, source_file, line_number LIMIT %s""",
+        (int(limit),),
+    )
     return total, rows

@@ -1,19 +1,10 @@
 """A small client for the prediction service (`titans serve`) that never invents an answer.
 
-Every call returns an `Outcome`: `ok` with the JSON body, or an explicit state the page shows as
-such (a dashboard that hides a dead service behind plausible numbers is what the original system
-did). States:
+`ServiceClient` calls return an `Outcome`: `ok` with the JSON body, or an explicit state the page
+shows (down, unauthorized, no_model, rate_limited, invalid, error). Configuration: TITANS_SERVICE_URL
+(default http://127.0.0.1:3000) and TITANS_API_KEY. Standard library only.
 
-    ok            the service answered 2xx
-    down          nothing answered at the URL (connection refused, DNS, timeout)
-    unauthorized  401/E005, or TITANS_API_KEY is not set (no request is sent)
-    no_model      503/E002: no champion for this model, or the registry is unreachable
-    rate_limited  429/E004 (with the service's Retry-After)
-    invalid       4xx/E003 naming the field
-    error         anything else (5xx, a body that is not the service's JSON)
-
-Configuration from the environment: TITANS_SERVICE_URL (default http://127.0.0.1:3000) and
-TITANS_API_KEY (one of the keys the service accepts through TITANS_API_KEYS). Standard library only.
+Design notes (what each state means): docs/design-notes.md#titans_assetslibdashboardservicepy
 """
 
 from __future__ import annotations
@@ -82,13 +73,23 @@ def classify(status: int, body: bytes, headers: Mapping[str, str] | None = None)
     message = str(err.get("message") or f"HTTP {status}")
     fld = err.get("field")
     if status == 401 or code == "E005":
-        return Outcome("unauthorized", status=status, code="E005",
-                       message=f"{message} (set TITANS_API_KEY to a key in the service's TITANS_API_KEYS)",
-                       field=fld)
+        return Outcome(
+            "unauthorized",
+            status=status,
+            code="E005",
+            message=f"{message} (set TITANS_API_KEY to a key in the service's TITANS_API_KEYS)",
+            field=fld,
+        )
     if status == 429 or code == "E004":
         retry = headers.get("retry-after")
-        return Outcome("rate_limited", status=status, code="E004", message=message, field=fld,
-                       retry_after=int(retry) if retry and retry.isdigit() else None)
+        return Outcome(
+            "rate_limited",
+            status=status,
+            code="E004",
+            message=message,
+            field=fld,
+            retry_after=int(retry) if retry and retry.isdigit() else None,
+        )
     if status == 503 or code == "E002":
         return Outcome("no_model", status=status, code=code or "E002", message=message, field=fld)
     if 400 <= status < 500 and code == "E003":
@@ -106,15 +107,18 @@ def connection_failure(url: str, exc: BaseException) -> Outcome:
         why = "unknown host"
     else:
         why = (str(reason).strip().splitlines() or [type(reason).__name__])[0][:160]
-    return Outcome("down", code="E002",
-                   message=f"E002 the prediction service at {url} is not reachable ({why}): start it with "
-                           f"`titans serve` or set TITANS_SERVICE_URL")
+    return Outcome(
+        "down",
+        code="E002",
+        message=f"E002 the prediction service at {url} is not reachable ({why}): start it with "
+        f"`titans serve` or set TITANS_SERVICE_URL",
+    )
 
 
 def chunked(rows: list, size: int = MAX_BATCH) -> list[list]:
     if size < 1:
         raise ValueError("chunk size must be >= 1")
-    return [rows[i:i + size] for i in range(0, len(rows), size)]
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
 @dataclass
@@ -126,14 +130,19 @@ class ServiceClient:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ServiceClient:
-        return cls((environ.get("TITANS_SERVICE_URL") or DEFAULT_URL).rstrip("/"),
-                   environ.get("TITANS_API_KEY") or None)
+        return cls(
+            (environ.get("TITANS_SERVICE_URL") or DEFAULT_URL).rstrip("/"),
+            environ.get("TITANS_API_KEY") or None,
+        )
 
     def request(self, method: str, path: str, payload: Any = None, auth: bool = True) -> Outcome:
         if auth and not self.api_key:
-            return Outcome("unauthorized", code="E005",
-                           message="E005 TITANS_API_KEY is not set: set it to one of the keys the service "
-                                   "accepts (TITANS_API_KEYS)")
+            return Outcome(
+                "unauthorized",
+                code="E005",
+                message="E005 TITANS_API_KEY is not set: set it to one of the keys the service "
+                "accepts (TITANS_API_KEYS)",
+            )
         data = None if payload is None else json.dumps(payload).encode()
         headers = {"Accept": "application/json"}
         if data is not None:
@@ -183,5 +192,6 @@ class ServiceClient:
             predictions.extend(out.body["predictions"])
             if out.body.get("model_version") not in versions:
                 versions.append(out.body.get("model_version"))
-        return Outcome("ok", body={"predictions": predictions, "model_versions": versions, "requests": n},
-                       status=200)
+        return Outcome(
+            "ok", body={"predictions": predictions, "model_versions": versions, "requests": n}, status=200
+        )

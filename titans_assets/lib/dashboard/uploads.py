@@ -22,8 +22,13 @@ from titans_assets.lib.serving.validation import TEXT_LIMITS
 
 MAX_ROWS = 20_000
 REQUIRED = ("Date", "Description", "Amount")
-FIELDS = {"Date": "date", "Description": "description", "Amount": "amount", "Reference": "reference",
-          "Payment Method": "payment_method"}
+FIELDS = {
+    "Date": "date",
+    "Description": "description",
+    "Amount": "amount",
+    "Reference": "reference",
+    "Payment Method": "payment_method",
+}
 _ISO = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ][0-9:.+\-Z]*)?$")
 
 
@@ -44,8 +49,9 @@ def read_uncategorised(data: bytes, max_rows: int = MAX_ROWS) -> Upload:
     known, _ = map_header(header)
     missing = [c for c in REQUIRED if c not in known]
     if missing:
-        raise ContractError(f"E003 invalid input: file: missing column(s) {', '.join(missing)} "
-                            f"(header read as {header!r})")
+        raise ContractError(
+            f"E003 invalid input: file: missing column(s) {', '.join(missing)} (header read as {header!r})"
+        )
     kept, requests, rejected = [], [], []
     for line, record in enumerate(reader, start=2):
         if not any(cell.strip() for cell in record):
@@ -77,11 +83,11 @@ def _request(date: str, description: str, amount: str, reference: str, payment_m
     if not amount:
         raise ValueError("Amount: empty")
     value = float(parse_amount(amount))  # ValueError names the amount
-    out = {"amount": value, "description": description[:TEXT_LIMITS["description"]], "date": day.isoformat()}
+    out = {"amount": value, "description": description[: TEXT_LIMITS["description"]], "date": day.isoformat()}
     if reference:
-        out["reference"] = reference[:TEXT_LIMITS["reference"]]
+        out["reference"] = reference[: TEXT_LIMITS["reference"]]
     if payment_method:
-        out["payment_method"] = payment_method[:TEXT_LIMITS["payment_method"]]
+        out["payment_method"] = payment_method[: TEXT_LIMITS["payment_method"]]
     return out
 
 
@@ -91,11 +97,16 @@ def with_predictions(rows: pd.DataFrame, predictions: list[dict], top: int = 3) 
         raise ValueError(f"{len(predictions)} predictions for {len(rows)} rows")
     out = rows.copy()
     out["predicted_category"] = [p["prediction"] for p in predictions]
-    out["confidence"] = [round(p["confidence"], 4) if p.get("confidence") is not None else None
-                         for p in predictions]
-    out["alternatives"] = ["; ".join(f"{a['category']} ({a['confidence']:.2f})" for a in
-                                     [a for a in (p.get("alternatives") or []) if a["category"] != p["prediction"]][:top])
-                           for p in predictions]
+    out["confidence"] = [
+        round(p["confidence"], 4) if p.get("confidence") is not None else None for p in predictions
+    ]
+    out["alternatives"] = [
+        "; ".join(
+            f"{a['category']} ({a['confidence']:.2f})"
+            for a in [a for a in (p.get("alternatives") or []) if a["category"] != p["prediction"]][:top]
+        )
+        for p in predictions
+    ]
     return out
 
 

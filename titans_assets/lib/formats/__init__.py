@@ -1,16 +1,10 @@
 """Bank statement formats -> the loader's SplitFile: `read(name, data)` picks the reader by content.
 
-| format | reader | parser | extensions |
-|---|---|---|---|
-| OFX 1.x SGML / 2.x XML, QFX | formats.ofx | ofxtools | .ofx .qfx |
-| CAMT.053 (ISO 20022) | formats.camt | lxml | .xml |
-| MT940 | formats.mt940 | mt-940 | .sta .mt940 .940 (.txt by content) |
-| QIF | formats.qif | quiffen | .qif |
-| CSV (the input contract) | csv_contract.split_csv | pyarrow / pandas / csv | .csv |
+OFX/QFX (formats.ofx), CAMT.053 (formats.camt), MT940 (formats.mt940), QIF (formats.qif); anything
+else is the CSV contract (csv_contract.split_csv). The extension only names the format of a file
+whose content says nothing (that reader then rejects it with its E003 reason).
 
-The content decides (`OFXHEADER:` or `<OFX>`, a camt.053 namespace or `<BkToCstmrStmt>`, `:20:`/`:25:`
-tags, a `!Type:` line); the extension only names the format of a file whose content says nothing
-(that reader then rejects it with its E003 reason). Anything else is the CSV contract.
+Design notes (the readers, parsers, extensions, content markers): docs/design-notes.md#titans_assetslibformats__init__py
 """
 
 from __future__ import annotations
@@ -25,8 +19,15 @@ __all__ = ["EXTENSIONS", "STATEMENT_COLUMNS", "StatementFile", "read", "sniff"]
 
 # Landing-folder suffixes the loader picks up.
 EXTENSIONS = (".csv", ".ofx", ".qfx", ".xml", ".sta", ".mt940", ".940", ".qif")
-_BY_EXTENSION = {".ofx": "ofx", ".qfx": "ofx", ".xml": "camt", ".sta": "mt940", ".mt940": "mt940",
-                 ".940": "mt940", ".qif": "qif"}
+_BY_EXTENSION = {
+    ".ofx": "ofx",
+    ".qfx": "ofx",
+    ".xml": "camt",
+    ".sta": "mt940",
+    ".mt940": "mt940",
+    ".940": "mt940",
+    ".qif": "qif",
+}
 _MT940 = re.compile(r"^\s*(\{1:|:20:|:25:|:28C?:|:60[FM]:)", re.MULTILINE)
 
 
@@ -69,8 +70,12 @@ def read(name: str, data: bytes, path: Path | None = None, profiles_dir: Path | 
     except Exception as exc:  # noqa: BLE001 - a parser bug must still be one E003 line, not a traceback
         from titans_assets.lib.formats._common import reject
 
-        return reject(reader.FORMAT, data.decode("utf-8", errors="replace"),
-                      f"the {reader.FORMAT} reader failed: {type(exc).__name__}: {exc}", reader.MARKER)
+        return reject(
+            reader.FORMAT,
+            data.decode("utf-8", errors="replace"),
+            f"the {reader.FORMAT} reader failed: {type(exc).__name__}: {exc}",
+            reader.MARKER,
+        )
 
 
 def _read_csv(name: str, data: bytes, path: Path | None, profiles_dir: Path | None) -> SplitFile:
@@ -90,15 +95,22 @@ def _read_csv(name: str, data: bytes, path: Path | None, profiles_dir: Path | No
         profiles_dir = Settings.from_env().profiles_in()
     users, broken = pf.user_profiles(profiles_dir)
     candidates = [*users, *pf.builtin_profiles()]
-    sample, _ = pf.decode(data[:pf._SAMPLE_BYTES])
+    sample, _ = pf.decode(data[: pf._SAMPLE_BYTES])
     choice, cells, delimiter = pf.choose(sample, candidates)
     if choice.profile is not None:
         return split_csv(data) if choice.profile.contract else pf.read(data, choice.profile)
     split = split_csv(data)  # what the contract makes of it: every line quarantined, its reason kept
     if not split.file_error and not choice.error.startswith("ambiguous"):
         return split  # (empty file / header only: nothing to reject)
-    error = pf.rejection(choice.error, cells, delimiter, candidates, name, broken,
-                         split.file_error if not choice.error.startswith("ambiguous") else None)
+    error = pf.rejection(
+        choice.error,
+        cells,
+        delimiter,
+        candidates,
+        name,
+        broken,
+        split.file_error if not choice.error.startswith("ambiguous") else None,
+    )
     if choice.error.startswith("ambiguous"):
         text, encoding = pf.decode(data)
         header_line = next((n for n, t in enumerate(text.splitlines(), 1) if t.strip()), 1)

@@ -113,9 +113,15 @@ def running_balances(records: list[Record], opening: Decimal | None, closing: De
         r.balance = balance
 
 
-def build(fmt: str, header: list[str], records: list[Record], file_error: str | None = None,
-          encoding: str = "utf-8", extras: tuple[str, ...] = _EXTRA,
-          raw_of: Callable[[int], str] | None = None) -> StatementFile:
+def build(
+    fmt: str,
+    header: list[str],
+    records: list[Record],
+    file_error: str | None = None,
+    encoding: str = "utf-8",
+    extras: tuple[str, ...] = _EXTRA,
+    raw_of: Callable[[int], str] | None = None,
+) -> StatementFile:
     """Records -> a StatementFile; records with `error` are quarantined with their reason. `extras`:
     the extra columns every row has (the statement formats'); others a record holds follow them.
     `raw_of(line)`: the raw text of a record, made only if the record is quarantined at typing
@@ -176,10 +182,30 @@ def reject(fmt: str, text: str, reason: str, marker: str | None = None) -> State
 
 # Where the bank identifier sits in an IBAN (0-based slice after the country and check digits are
 # counted in), per the SWIFT IBAN registry, for the countries whose banks write statements most.
-_IBAN_BANK = {"AT": (4, 9), "BE": (4, 7), "CH": (4, 9), "CZ": (4, 8), "DE": (4, 12), "DK": (4, 8), "ES": (4, 8),
-              "FI": (4, 7), "FR": (4, 9), "GB": (4, 8), "HU": (4, 7), "IE": (4, 8), "IT": (5, 10), "LI": (4, 9),
-              "LT": (4, 9), "LU": (4, 7), "NL": (4, 8), "NO": (4, 8), "PL": (4, 12), "PT": (4, 8), "SE": (4, 7),
-              "SK": (4, 8)}
+_IBAN_BANK = {
+    "AT": (4, 9),
+    "BE": (4, 7),
+    "CH": (4, 9),
+    "CZ": (4, 8),
+    "DE": (4, 12),
+    "DK": (4, 8),
+    "ES": (4, 8),
+    "FI": (4, 7),
+    "FR": (4, 9),
+    "GB": (4, 8),
+    "HU": (4, 7),
+    "IE": (4, 8),
+    "IT": (5, 10),
+    "LI": (4, 9),
+    "LT": (4, 9),
+    "LU": (4, 7),
+    "NL": (4, 8),
+    "NO": (4, 8),
+    "PL": (4, 12),
+    "PT": (4, 8),
+    "SE": (4, 7),
+    "SK": (4, 8),
+}
 
 
 def bank_code(account: str | None) -> str | None:

@@ -55,9 +55,13 @@ def read(data: bytes) -> StatementFile:
         acct = _child(stmt, "Acct")
         account = _path(acct, "Id", "IBAN") or _path(acct, "Id", "Othr", "Id") or None
         currency = _path(acct, "Ccy") or None
-        institution = (_path(acct, "Svcr", "FinInstnId", "Nm") or _path(acct, "Svcr", "FinInstnId", "BICFI")
-                       or _path(acct, "Svcr", "FinInstnId", "BIC") or _path(acct, "Svcr", "FinInstnId", "Othr", "Id")
-                       or bank_code(account))
+        institution = (
+            _path(acct, "Svcr", "FinInstnId", "Nm")
+            or _path(acct, "Svcr", "FinInstnId", "BICFI")
+            or _path(acct, "Svcr", "FinInstnId", "BIC")
+            or _path(acct, "Svcr", "FinInstnId", "Othr", "Id")
+            or bank_code(account)
+        )
         balances = _balances(stmt)
         closing = str(balances.get("CLBD"))
         entries = stmt.findall("{*}Ntry")
@@ -152,8 +156,11 @@ def _fill(record: Record, entry, cut: int) -> None:
     record.description = join_text(party, remittance, f.get("AddtlNtryInf")) or indicator
     record.reference = reference
     record.bank_txn_id = f.get("AcctSvcrRef") or f.get("NtryRef") or None
-    code = "/".join(p for p in (f.get("BkTxCd/Domn/Cd"), f.get("BkTxCd/Domn/Fmly/Cd"),
-                                f.get("BkTxCd/Domn/Fmly/SubFmlyCd")) if p)
+    code = "/".join(
+        p
+        for p in (f.get("BkTxCd/Domn/Cd"), f.get("BkTxCd/Domn/Fmly/Cd"), f.get("BkTxCd/Domn/Fmly/SubFmlyCd"))
+        if p
+    )
     record.extra["bank code"] = code or f.get("BkTxCd/Prtry/Cd", "")
 
 
@@ -201,4 +208,4 @@ class _RawText:
         end = start
         while end < len(lines) - 1 and end - start < 200 and not _NTRY_END.search(lines[end]):
             end += 1
-        return "\n".join(lines[start:end + 1])[:4096]
+        return "\n".join(lines[start : end + 1])[:4096]

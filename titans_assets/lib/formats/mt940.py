@@ -1,16 +1,10 @@
 """SWIFT MT940 statements (with or without the {1:}{2:}{4:} envelope), via the mt-940 library.
 
-mt-940 splits the file into tags and parses each with its own field grammar; here each tag is
-parsed on its own, so a `:61:` the grammar rejects quarantines that transaction (with its `:86:`)
-and the rest of the file loads. A transaction's record number is the line of its `:61:`.
+`read` parses each tag on its own, so a `:61:` the grammar rejects quarantines that transaction
+(with its `:86:`) and the rest of the file loads. A transaction's record number is the line of its
+`:61:`.
 
-Per transaction: date = the booking (entry) date, else the value date; amount = the signed :61:
-amount; description = :86: text (the SEPA ?20-?29 purpose and the counterparty's name when
-structured); reference = the customer reference unless NONREF; bank_txn_id = the bank reference
-(`//...`), else the customer reference unless NONREF; currency = the statement's (from :60F:);
-account = :25:; institution = the bank's BIC from the SWIFT envelope ({2:O940...}, else {1:F01...}),
-else the bank code :25: holds (an IBAN's bank identifier, or the bank code of `BLZ/account`). The balance after each transaction comes from :60F: + the transactions when they
-reconcile with :62F:; :62F: also goes to extra ("statement balance").
+Design notes (the field mapping, balances): docs/design-notes.md#titans_assetslibformatsmt940py
 """
 
 from __future__ import annotations
@@ -56,9 +50,14 @@ def read(data: bytes) -> StatementFile:
         mine: list[Record] = []
         institution = sender or bank_code(statement["account"])
         for txn, start, end, error in statement["transactions"]:
-            raw = "\n".join(lines[start - 1:end])[:4096]
-            record = Record(start, raw, account=statement["account"], currency=statement["currency"],
-                            institution=institution)
+            raw = "\n".join(lines[start - 1 : end])[:4096]
+            record = Record(
+                start,
+                raw,
+                account=statement["account"],
+                currency=statement["currency"],
+                institution=institution,
+            )
             if error is not None:
                 record.error = error
             else:
@@ -86,10 +85,13 @@ def _fill(record: Record, data: dict) -> None:
     details = data.get("transaction_details") or ""
     name = data.get("applicant_name") or ""
     purpose = data.get("purpose") or ""
-    record.description = (join_text(name, purpose, data.get("additional_purpose"))
-                          or join_text(data.get("posting_text"), data.get("end_to_end_reference"), details))
+    record.description = join_text(name, purpose, data.get("additional_purpose")) or join_text(
+        data.get("posting_text"), data.get("end_to_end_reference"), details
+    )
     if not record.description:
-        record.description = join_text(data.get("extra_details")) or ("Credit" if record.amount >= 0 else "Debit")
+        record.description = join_text(data.get("extra_details")) or (
+            "Credit" if record.amount >= 0 else "Debit"
+        )
     customer = (data.get("customer_reference") or "").strip()
     bank = (data.get("bank_reference") or "").strip()
     if customer.upper() == "NONREF":
@@ -99,8 +101,10 @@ def _fill(record: Record, data: dict) -> None:
     record.extra["bank code"] = " ".join(p for p in (data.get("id"), data.get("transaction_code")) if p)
 
 
-_ENVELOPE = (re.compile(r"\{2:O\d{3}(?:\d{10})?([A-Z]{6}[A-Z0-9]{2})[A-Z0-9]([A-Z0-9]{3})"),
-             re.compile(r"\{1:F\d{2}([A-Z]{6}[A-Z0-9]{2})[A-Z0-9]([A-Z0-9]{3})"))
+_ENVELOPE = (
+    re.compile(r"\{2:O\d{3}(?:\d{10})?([A-Z]{6}[A-Z0-9]{2})[A-Z0-9]([A-Z0-9]{3})"),
+    re.compile(r"\{1:F\d{2}([A-Z]{6}[A-Z0-9]{2})[A-Z0-9]([A-Z0-9]{3})"),
+)
 
 
 def envelope_bic(text: str) -> str | None:
@@ -162,45 +166,67 @@ def _statements_class():
             line = self._line_of(match.start())
             end = valid_matches[i + 1].start() - 1 if i + 1 < len(valid_matches) else len(data)
             end_line = self._line_of(max(end, match.start()))
-            if tag == "20" or (tag == "25" and self.groups and self._group()["account"] is not None
-                               and self._group()["transactions"]):
+            if tag == "20" or (
+                tag == "25"
+                and self.groups
+                and self._group()["account"] is not None
+                and self._group()["transactions"]
+            ):
                 self.groups.append(_new_group())
             group = self._group()
             before = len(self.transactions)
             try:
                 super()._process_match(match, i, valid_matches, data)
             except Exception as exc:  # noqa: BLE001
-                if tag == "61":
-                    self.transactions.append(mt940.models.Transaction(self, {"id": "unparsed"}))
-                    group["transactions"].append([self.transactions[-1], line, end_line,
-                                                  f"MT940 :61: does not parse: {_first_line(exc)}"])
-                    return
-                if tag.startswith("86") and group["transactions"]:
-                    group["transactions"][-1][2] = end_line
-                    if group["transactions"][-1][3] is None:
-                        group["transactions"][-1][3] = f"MT940 :86: does not parse: {_first_line(exc)}"
+                if _quarantine(self, group, tag, line, end_line, exc):
                     return
                 raise
-            if tag == "61":
-                if len(self.transactions) > before:
-                    group["transactions"].append([self.transactions[-1], line, end_line, None])
-                elif group["transactions"]:  # the library filled a placeholder it had made
-                    group["transactions"].append([self.transactions[-1], line, end_line, None])
-            elif group["transactions"] and tag.startswith("86"):
-                group["transactions"][-1][2] = end_line
-            if tag == "25":
-                group["account"] = str(self.data.get("account_identification") or "").strip() or None
-            elif tag in ("60F", "60M", "60"):
-                balance = self.data.get("final_opening_balance") or self.data.get("opening_balance")
-                if balance is not None and group["opening"] is None:
-                    group["opening"] = Decimal(balance.amount.amount)
-                    group["currency"] = balance.amount.currency
-            elif tag in ("62F", "62M", "62"):
-                balance = self.data.get("final_closing_balance") or self.data.get("closing_balance")
-                if balance is not None:
-                    group["closing"] = Decimal(balance.amount.amount)
+            _track(self, group, tag, before, line, end_line)
 
     return Statements
+
+
+def _quarantine(statements, group: dict, tag: str, line: int, end_line: int, exc: Exception) -> bool:
+    """A :61: or its :86: the field grammar rejects: the transaction kept with the reason (True);
+    any other tag's error is not handled here (False)."""
+    import mt940
+
+    txns = group["transactions"]
+    if tag == "61":
+        statements.transactions.append(mt940.models.Transaction(statements, {"id": "unparsed"}))
+        txns.append(
+            [statements.transactions[-1], line, end_line, f"MT940 :61: does not parse: {_first_line(exc)}"]
+        )
+        return True
+    if tag.startswith("86") and txns:
+        txns[-1][2] = end_line
+        if txns[-1][3] is None:
+            txns[-1][3] = f"MT940 :86: does not parse: {_first_line(exc)}"
+        return True
+    return False
+
+
+def _track(statements, group: dict, tag: str, before: int, line: int, end_line: int) -> None:
+    """After a tag parsed: a :61:'s lines, an :86:'s end, the block's account and balances."""
+    txns = group["transactions"]
+    if tag == "61":
+        # a new transaction, or the library filled a placeholder it had made
+        if len(statements.transactions) > before or txns:
+            txns.append([statements.transactions[-1], line, end_line, None])
+    elif txns and tag.startswith("86"):
+        txns[-1][2] = end_line
+    data = statements.data
+    if tag == "25":
+        group["account"] = str(data.get("account_identification") or "").strip() or None
+    elif tag in ("60F", "60M", "60"):
+        balance = data.get("final_opening_balance") or data.get("opening_balance")
+        if balance is not None and group["opening"] is None:
+            group["opening"] = Decimal(balance.amount.amount)
+            group["currency"] = balance.amount.currency
+    elif tag in ("62F", "62M", "62"):
+        balance = data.get("final_closing_balance") or data.get("closing_balance")
+        if balance is not None:
+            group["closing"] = Decimal(balance.amount.amount)
 
 
 def _new_group() -> dict:

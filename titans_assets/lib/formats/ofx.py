@@ -1,16 +1,10 @@
 """OFX 1.x (SGML) and 2.x (XML) statements, and QFX (OFX with Intuit's extension tags), via ofxtools.
 
-ofxtools parses the file (SGML or XML, headers, encodings, unclosed SGML tags, entities) into an
-element tree; each STMTTRN's elements are then read from that tree on their own, so one malformed
-transaction (a required element missing, a date or an amount that is not one) is quarantined while
-the others load. (ofxtools' model classes were the converter until December 2026: validating every
-element of every transaction through them was three quarters of the reading time.) A transaction's record number is the line of its `<STMTTRN>` tag, or its
-ordinal (1, 2, ...) in a file that puts several on one line.
+`read` parses the file with ofxtools and reads each STMTTRN on its own, so one malformed transaction
+is quarantined while the others load. A record's number is the line of its `<STMTTRN>` tag (or its
+ordinal on a line holding several).
 
-Per transaction: date = DTPOSTED's date as written, amount = TRNAMT (signed by the bank),
-description = NAME (or PAYEE's name) + MEMO, reference = CHECKNUM or REFNUM, bank_txn_id = FITID,
-currency = the transaction's CURRENCY/ORIGCURRENCY or the statement's CURDEF, account = ACCTID of
-BANKACCTFROM/CCACCTFROM, institution = the sign-on's FI/ORG, else BANKACCTFROM/BANKID (a routing number). The statement's LEDGERBAL goes to extra ("statement balance").
+Design notes (why not ofxtools' models, the field mapping): docs/design-notes.md#titans_assetslibformatsofxpy
 """
 
 from __future__ import annotations
@@ -74,7 +68,9 @@ def read(data: bytes) -> StatementFile:
     for elem in elements:  # a STMTTRN outside a statement (malformed nesting) is still accounted for
         if id(elem) not in seen:
             line = position[id(elem)]
-            records.append(Record(line, raw_of(line), error="OFX transaction outside a STMTRS/CCSTMTRS statement"))
+            records.append(
+                Record(line, raw_of(line), error="OFX transaction outside a STMTRS/CCSTMTRS statement")
+            )
     if not records and not any(e.tag in ("STMTRS", "CCSTMTRS") for e in root.iter()):
         return reject(FORMAT, text, "no bank or card statement (STMTRS/CCSTMTRS) in the file", MARKER)
     unique_ids(records)

@@ -1,49 +1,12 @@
 """CSV profiles: a small YAML file per bank layout says which column is what and how values are written.
 
-    name: my_bank                      # defaults to the file's stem
-    header: true                       # false: columns are 1-based positions
-    skip_lines: 0                      # lines before the header (a bank's preamble)
-    delimiter: auto                    # or "," ";" "\\t" "|"
-    encoding: auto                     # or a Python codec name; auto = the contract's decode()
-    date_format: auto                  # a strptime format; auto = the one format that reads the whole file
-    decimal: auto                      # "." or ","; auto = read from each value (the contract's rule)
-    thousands: auto                    # "," "." " " "'" or "" (none); auto = the other of decimal
-    sign: signed                       # signed (minus = money out) | inverted (plus = money out) | type
-    debit_values: [debit, dr]          # sign: type -> these Type values are money out...
-    credit_values: [credit, cr]        # ...and these money in
-    account: checking                  # the account of every row (else the file's folder)
-    currency: EUR                      # the currency of every row without a currency column
-    institution: My Bank               # the bank holding the account(s) (dim_accounts.institution)
-    columns:                           # role -> header name, list of alternatives, or position
-      date: Date
-      amount: Amount                   # or debit + credit (both unsigned; debit = money out)
-      description: [Description, Details]
-      payee: Payee
-      reference: Reference
-      id: Transaction ID               # the bank's own transaction id (first dedup key)
-      balance: Balance
-      currency: Currency
-      category: Category
-      type: Type
-      account: Account Name
-    match: [Post Date]                 # other header names that must be present to match
-    keep: [Memo]                       # other known columns (count toward the match; kept in extra)
+`load_profile` / `builtin_profiles` / `user_profiles` read profiles; `choose` picks the one that reads a
+CSV (a profile named beside the file always; else the one claiming the most header columns; none or
+a tie rejects the file with one E003 line); `read` reads the file with it. `contract: true` marks the
+seed ledger's profile (read by csv_contract.split_csv). Unmapped columns go to the row's extra JSON;
+date order is never guessed per row. Pure code: no Dagster, no database.
 
-`contract: true` marks the seed ledger's profile: the file is read by csv_contract.split_csv, exactly
-as before profiles existed. Every column a profile does not map is kept in the row's extra JSON.
-
-Which profile reads a CSV (`choose`): one named beside the file (`<file>.profile.yaml`, or a
-`profile.yaml` in its folder) always; otherwise every profile whose columns the header has (date,
-amount or debit/credit, and its `match` names) is a candidate, and the one that claims the most
-header columns wins. At equal counts a user profile wins over the built-ins, and the seed ledger over
-the other built-ins; two of the same kind at the top is ambiguous. No candidate, or an ambiguous
-one: the file is rejected whole with one E003 line naming the columns read and the profiles tried.
-
-Date order is never guessed per row: a profile declares `date_format`, or every date of the file is
-tried against csv_contract.DATE_FORMATS and the file is rejected when no single reading fits
-(`01/02/2024` and `03/04/2024` read as both DD/MM and MM/DD).
-
-Pure code: no Dagster, no database.
+Design notes (every YAML key, the choice rules): docs/design-notes.md#titans_assetslibformatsprofilespy
 """
 
 from __future__ import annotations
@@ -72,11 +35,42 @@ from titans_assets.lib.csv_contract import (
 from titans_assets.lib.formats._common import Record, build, unique_ids
 
 BUILTIN_DIR = Path(__file__).with_name("profiles")
-ROLES = ("date", "amount", "debit", "credit", "description", "payee", "reference", "id", "balance", "currency",
-         "category", "type", "account")
-_SETTINGS = {"name", "description", "header", "skip_lines", "delimiter", "encoding", "date_format", "decimal",
-             "thousands", "sign", "debit_values", "credit_values", "account", "currency", "columns", "match",
-             "keep", "contract", "institution"}
+ROLES = (
+    "date",
+    "amount",
+    "debit",
+    "credit",
+    "description",
+    "payee",
+    "reference",
+    "id",
+    "balance",
+    "currency",
+    "category",
+    "type",
+    "account",
+)
+_SETTINGS = {
+    "name",
+    "description",
+    "header",
+    "skip_lines",
+    "delimiter",
+    "encoding",
+    "date_format",
+    "decimal",
+    "thousands",
+    "sign",
+    "debit_values",
+    "credit_values",
+    "account",
+    "currency",
+    "columns",
+    "match",
+    "keep",
+    "contract",
+    "institution",
+}
 _DELIMITERS = (",", ";", "\t", "|")
 _SAMPLE_BYTES = 1 << 16
 FORMAT = "CSV profile"
@@ -126,7 +120,9 @@ def parse_profile(text: str, source: str = "builtin", default_name: str = "profi
     try:
         spec = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ProfileError(f"E003 invalid input: profile {where}: not YAML ({' '.join(str(exc).split())[:200]})") from None
+        raise ProfileError(
+            f"E003 invalid input: profile {where}: not YAML ({' '.join(str(exc).split())[:200]})"
+        ) from None
     if not isinstance(spec, dict):
         raise ProfileError(f"E003 invalid input: profile {where}: expected a mapping of settings")
 
@@ -137,6 +133,51 @@ def parse_profile(text: str, source: str = "builtin", default_name: str = "profi
     if unknown:
         raise bad(f"unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_SETTINGS))})")
     header = bool(spec.get("header", True))
+    columns, labels = _parse_columns(spec, header, bad)
+    contract = bool(spec.get("contract", False))
+    if not contract:
+        if "date" not in columns:
+            raise bad("columns.date is required")
+        if "amount" not in columns and not ({"debit", "credit"} & set(columns)):
+            raise bad("columns.amount (or debit and credit) is required")
+    sign = str(spec.get("sign", "signed"))
+    if sign not in ("signed", "inverted", "type"):
+        raise bad(f"sign {sign!r} is not signed, inverted or type")
+    if sign == "type" and "type" not in columns:
+        raise bad("sign: type needs columns.type")
+    fmt = _parse_format(spec, bad)
+    skip = spec.get("skip_lines", 0)
+    if not isinstance(skip, int) or skip < 0:
+        raise bad("skip_lines must be a whole number >= 0")
+    match = tuple(normalize_header_name(str(n)) for n in spec.get("match") or ())
+    keep = tuple(normalize_header_name(str(n)) for n in spec.get("keep") or ())
+    for names in (spec.get("match") or (), spec.get("keep") or ()):
+        labels.update({normalize_header_name(str(n)): str(n) for n in names})
+    return Profile(
+        name=str(spec.get("name") or default_name),
+        source=source,
+        columns=columns,
+        header=header,
+        skip_lines=skip,
+        sign=sign,
+        **fmt,
+        debit_values=tuple(str(v).strip().lower() for v in spec.get("debit_values") or Profile.debit_values),
+        credit_values=tuple(
+            str(v).strip().lower() for v in spec.get("credit_values") or Profile.credit_values
+        ),
+        account=_text(spec.get("account")),
+        currency=_text(spec.get("currency")),
+        institution=_text(spec.get("institution")),
+        match=match,
+        keep=keep,
+        contract=contract,
+        description=str(spec.get("description") or ""),
+        labels=labels,
+    )
+
+
+def _parse_columns(spec: dict, header: bool, bad) -> tuple[dict[str, tuple], dict[str, str]]:
+    """`columns:` -> role -> normalised header names (or a 0-based position), and their spellings."""
     columns_spec = spec.get("columns") or {}
     if not isinstance(columns_spec, dict):
         raise bad("columns must map a role to a header name")
@@ -158,20 +199,17 @@ def parse_profile(text: str, source: str = "builtin", default_name: str = "profi
             raise bad(f"columns.{role}: a header name or a list of them")
         columns[role] = tuple(normalize_header_name(n) for n in names)
         labels.update({normalize_header_name(n): n for n in names})
-    contract = bool(spec.get("contract", False))
-    if not contract:
-        if "date" not in columns:
-            raise bad("columns.date is required")
-        if "amount" not in columns and not ({"debit", "credit"} & set(columns)):
-            raise bad("columns.amount (or debit and credit) is required")
-    sign = str(spec.get("sign", "signed"))
-    if sign not in ("signed", "inverted", "type"):
-        raise bad(f"sign {sign!r} is not signed, inverted or type")
-    if sign == "type" and "type" not in columns:
-        raise bad("sign: type needs columns.type")
+    return columns, labels
+
+
+def _parse_format(spec: dict, bad) -> dict:
+    """The number and text format settings, validated (None where `auto`)."""
     date_format = _auto(spec.get("date_format"))
-    if date_format is not None and not (re.search(r"%d", date_format) and re.search(r"%[mbB]", date_format)
-                                        and re.search(r"%[yY]", date_format)):
+    if date_format is not None and not (
+        re.search(r"%d", date_format)
+        and re.search(r"%[mbB]", date_format)
+        and re.search(r"%[yY]", date_format)
+    ):
         raise bad(f"date_format {date_format!r} needs a day, a month and a year (e.g. %d/%m/%Y)")
     decimal = _auto(spec.get("decimal"))
     if decimal not in (None, ".", ","):
@@ -187,22 +225,8 @@ def parse_profile(text: str, source: str = "builtin", default_name: str = "profi
             "".encode(encoding)
         except LookupError:
             raise bad(f"encoding {encoding!r} is unknown") from None
-    skip = spec.get("skip_lines", 0)
-    if not isinstance(skip, int) or skip < 0:
-        raise bad("skip_lines must be a whole number >= 0")
-    match = tuple(normalize_header_name(str(n)) for n in spec.get("match") or ())
-    keep = tuple(normalize_header_name(str(n)) for n in spec.get("keep") or ())
-    for names in (spec.get("match") or (), spec.get("keep") or ()):
-        labels.update({normalize_header_name(str(n)): str(n) for n in names})
-    return Profile(
-        name=str(spec.get("name") or default_name), source=source, columns=columns, header=header,
-        skip_lines=skip, delimiter=delimiter, encoding=encoding, date_format=date_format, decimal=decimal,
-        thousands=thousands, sign=sign,
-        debit_values=tuple(str(v).strip().lower() for v in spec.get("debit_values") or Profile.debit_values),
-        credit_values=tuple(str(v).strip().lower() for v in spec.get("credit_values") or Profile.credit_values),
-        account=_text(spec.get("account")), currency=_text(spec.get("currency")),
-        institution=_text(spec.get("institution")), match=match, keep=keep,
-        contract=contract, description=str(spec.get("description") or ""), labels=labels,
+    return dict(
+        date_format=date_format, decimal=decimal, thousands=thousands, delimiter=delimiter, encoding=encoding
     )
 
 
@@ -226,8 +250,10 @@ def load_profile(path: Path) -> Profile:
 @lru_cache(maxsize=1)
 def builtin_profiles() -> tuple[Profile, ...]:
     """The profiles shipped in formats/profiles/*.yaml, the seed ledger first."""
-    found = [parse_profile(p.read_text(encoding="utf-8"), "builtin", p.stem)
-             for p in sorted(BUILTIN_DIR.glob("*.yaml"))]
+    found = [
+        parse_profile(p.read_text(encoding="utf-8"), "builtin", p.stem)
+        for p in sorted(BUILTIN_DIR.glob("*.yaml"))
+    ]
     return tuple(sorted(found, key=lambda p: (not p.contract, p.name)))
 
 
@@ -301,7 +327,9 @@ def mapping(profile: Profile, cells: list[str]) -> tuple[dict[str, int], int] | 
         return None
     if any(n not in names for n in profile.match):
         return None
-    claimed = len(taken) + sum(1 for i, n in enumerate(names) if i not in taken and n in (*profile.match, *profile.keep))
+    claimed = len(taken) + sum(
+        1 for i, n in enumerate(names) if i not in taken and n in (*profile.match, *profile.keep)
+    )
     return roles, claimed
 
 
@@ -345,22 +373,35 @@ def choose(text: str, profiles: list[Profile]) -> tuple[Choice, list[str], str]:
     return Choice(top[0]), seen, seen_delim
 
 
-def rejection(kind: str, cells: list[str], delimiter: str, profiles: list[Profile], name: str,
-              broken: list[str] = (), contract_error: str | None = None) -> str:
+def rejection(
+    kind: str,
+    cells: list[str],
+    delimiter: str,
+    profiles: list[Profile],
+    name: str,
+    broken: list[str] = (),
+    contract_error: str | None = None,
+) -> str:
     """The one E003 line for a CSV no profile reads."""
     shown = repr(cells)
     shown = shown if len(shown) <= 300 else shown[:300] + "..."
     tried = ", ".join(p.name for p in profiles if p.header) or "none"
     if kind.startswith("ambiguous"):
-        head = (f"E003 invalid input: header: the columns fit CSV profiles {kind.removeprefix('ambiguous: ')} "
-                f"equally, so the file is rejected whole (read {shown} with delimiter {delimiter!r})")
+        head = (
+            f"E003 invalid input: header: the columns fit CSV profiles {kind.removeprefix('ambiguous: ')} "
+            f"equally, so the file is rejected whole (read {shown} with delimiter {delimiter!r})"
+        )
     elif contract_error:
         head = contract_error
     else:
-        head = (f"E003 invalid input: header: no CSV profile fits the columns, so the file is rejected whole "
-                f"(read {shown} with delimiter {delimiter!r})")
-    tail = (f"; profiles tried: {tried}; describe this layout in a profile: `titans profile suggest {name}` "
-            f"prints a draft to save as {name}.profile.yaml beside it or in the profiles folder")
+        head = (
+            f"E003 invalid input: header: no CSV profile fits the columns, so the file is rejected whole "
+            f"(read {shown} with delimiter {delimiter!r})"
+        )
+    tail = (
+        f"; profiles tried: {tried}; describe this layout in a profile: `titans profile suggest {name}` "
+        f"prints a draft to save as {name}.profile.yaml beside it or in the profiles folder"
+    )
     if broken:
         tail += f"; unusable profiles: {' | '.join(broken)[:300]}"
     return " ".join((head + tail).split())
@@ -386,10 +427,16 @@ def read(data: bytes, profile: Profile) -> SplitFile:
         cells, delimiter, header_line = header_cells(text, profile)
         fit = mapping(profile, cells)
         if fit is None:
-            return _reject_all(text, profile, delimiter, max(header_line - 1, 0), cells,
-                               f"E003 invalid input: header: the columns do not fit CSV profile {profile.name} "
-                               f"(read {cells!r} with delimiter {delimiter!r}), so the file is rejected whole",
-                               encoding)
+            return _reject_all(
+                text,
+                profile,
+                delimiter,
+                max(header_line - 1, 0),
+                cells,
+                f"E003 invalid input: header: the columns do not fit CSV profile {profile.name} "
+                f"(read {cells!r} with delimiter {delimiter!r}), so the file is rejected whole",
+                encoding,
+            )
         roles = fit[0]
     else:
         delimiter = profile.delimiter or _sniff_headerless(text, profile.skip_lines)
@@ -406,24 +453,47 @@ def read(data: bytes, profile: Profile) -> SplitFile:
         found = date_formats(row[roles["date"]] for _, row in rows)
         if len(found) > 1:
             return _reject_all(
-                text, profile, delimiter, header_line, cells,
+                text,
+                profile,
+                delimiter,
+                header_line,
+                cells,
                 f"E003 invalid input: dates: every date of column {_label(cells, roles['date'])} reads as "
                 f"{' and as '.join(found[:3])}, so the file is rejected whole (date order is never guessed): "
-                f"set date_format in a CSV profile ({profile.name})", encoding)
+                f"set date_format in a CSV profile ({profile.name})",
+                encoding,
+            )
         date_format = found[0] if found else _best_format(row[roles["date"]] for _, row in rows)
-    unmapped = [i for i in range(len(cells)) if i not in roles.values() or (i == roles.get("type") and profile.sign != "type")]
+    unmapped = [
+        i
+        for i in range(len(cells))
+        if i not in roles.values() or (i == roles.get("type") and profile.sign != "type")
+    ]
     for line, row in rows:
         records.append(_record(line, table.raw(line), row, roles, profile, date_format, cells, unmapped))
     unique_ids(records)
-    split = build(FORMAT, cells if profile.header else [], records, encoding=encoding,
-                  extras=tuple(_label(cells, i) for i in unmapped))
+    split = build(
+        FORMAT,
+        cells if profile.header else [],
+        records,
+        encoding=encoding,
+        extras=tuple(_label(cells, i) for i in unmapped),
+    )
     split.delimiter = delimiter
     split.profile = profile.name
     return split
 
 
-def _record(line: int, raw: str, row, roles: dict[str, int], profile: Profile, date_format: str,
-            cells: list[str], unmapped: list[int]) -> Record:
+def _record(
+    line: int,
+    raw: str,
+    row,
+    roles: dict[str, int],
+    profile: Profile,
+    date_format: str,
+    cells: list[str],
+    unmapped: list[int],
+) -> Record:
     def cell(role: str) -> str:
         i = roles.get(role)
         return row[i].strip() if i is not None and i < len(row) else ""
@@ -461,7 +531,9 @@ def _amount(cell, profile: Profile) -> Decimal:
                 return -abs(value)
             if kind in profile.credit_values:
                 return abs(value)
-            raise ValueError(f"type {cell('type')!r} is not one of the profile's debit_values or credit_values")
+            raise ValueError(
+                f"type {cell('type')!r} is not one of the profile's debit_values or credit_values"
+            )
         return value
     debit, credit = cell("debit"), cell("credit")
     if not debit and not credit:
@@ -503,40 +575,60 @@ def _best_format(values) -> str:
     return best
 
 
-def _reject_all(text: str, profile: Profile, delimiter: str, header_line: int, cells: list[str], error: str,
-                encoding: str) -> SplitFile:
+def _reject_all(
+    text: str, profile: Profile, delimiter: str, header_line: int, cells: list[str], error: str, encoding: str
+) -> SplitFile:
     """Every record after the header quarantined with one E003 reason."""
     error = " ".join(error.split())
     table = _careful_table(text, _Header(header_line, "", delimiter, cells or ["column 1"], {}, {}, None))
     records = [Record(n, table.raw(n), error=error) for n in table.starts.tolist()]
     records += [Record(n, raw, error=error) for n, raw, _ in table.quarantine]
-    split = build(FORMAT, cells if profile.header else [], records, file_error=error, encoding=encoding, extras=())
+    split = build(
+        FORMAT, cells if profile.header else [], records, file_error=error, encoding=encoding, extras=()
+    )
     split.delimiter = delimiter
     return split
 
 
 def _sniff_headerless(text: str, skip: int) -> str:
-    sample = [t for t in text.splitlines()[skip:skip + 50] if t.strip()]
+    sample = [t for t in text.splitlines()[skip : skip + 50] if t.strip()]
     counts = {d: [len(next(csv.reader([t], delimiter=d), [])) for t in sample] for d in _DELIMITERS}
     steady = [(min(c), d) for d, c in counts.items() if c and min(c) > 1 and len(set(c)) == 1]
     return max(steady)[1] if steady else max(_DELIMITERS, key=lambda d: sum(counts[d]) if counts[d] else 0)
 
 
 def _width(text: str, skip: int, delimiter: str) -> int:
-    rows = csv.reader(io.StringIO("\n".join(text.splitlines()[skip:skip + 200])), delimiter=delimiter)
+    rows = csv.reader(io.StringIO("\n".join(text.splitlines()[skip : skip + 200])), delimiter=delimiter)
     return max((len(r) for r in rows), default=1)
 
 
 # -- suggest -------------------------------------------------------------------------------------------
 
 _ROLE_NAMES = {  # header words that suggest a role (normalised), most specific first
-    "date": ("transaction date", "booking date", "posting date", "posted date", "buchungstag", "date", "datum"),
+    "date": (
+        "transaction date",
+        "booking date",
+        "posting date",
+        "posted date",
+        "buchungstag",
+        "date",
+        "datum",
+    ),
     "debit": ("debit", "debit amount", "withdrawal", "withdrawals", "money out", "paid out", "out", "soll"),
     "credit": ("credit", "credit amount", "deposit", "deposits", "money in", "paid in", "in", "haben"),
     "amount": ("amount", "transaction amount", "betrag", "value", "montant", "importe", "bedrag"),
     "balance": ("balance", "running balance", "saldo", "solde"),
-    "description": ("description", "details", "narrative", "memo", "transaction details", "verwendungszweck",
-                    "particulars", "text", "libelle"),
+    "description": (
+        "description",
+        "details",
+        "narrative",
+        "memo",
+        "transaction details",
+        "verwendungszweck",
+        "particulars",
+        "text",
+        "libelle",
+    ),
     "payee": ("payee", "merchant", "name", "counterparty", "beguenstigter/zahlungspflichtiger"),
     "reference": ("reference", "ref"),
     "id": ("transaction id", "fitid", "id"),
@@ -544,7 +636,9 @@ _ROLE_NAMES = {  # header words that suggest a role (normalised), most specific 
     "category": ("category", "kategorie"),
     "type": ("type", "transaction type", "buchungstext"),
 }
-_DATEISH = re.compile(r"^(\d{1,4}[./-]\d{1,2}[./-]\d{2,4}|\d{8}|\d{1,2}[ -][A-Za-z]{3}[ -]\d{2,4}|[A-Za-z]{3} \d{1,2}, \d{4})\b")
+_DATEISH = re.compile(
+    r"^(\d{1,4}[./-]\d{1,2}[./-]\d{2,4}|\d{8}|\d{1,2}[ -][A-Za-z]{3}[ -]\d{2,4}|[A-Za-z]{3} \d{1,2}, \d{4})\b"
+)
 _NUMBER = re.compile(r"^[-+(]?\s*[$€£¥]?\s*\d[\d.,' ]*\)?-?$")
 
 
@@ -565,18 +659,52 @@ def suggest(data: bytes, name: str = "my_bank", sample_lines: int = 1000) -> str
     body = rows[1:] if header else rows
     names = [c.strip() for c in first] if header else [f"column {i + 1}" for i in range(width)]
     columns = [[r[i].strip() for r in body] for i in range(width)]
+    roles = _roles_by_name(names) if header else {}
+    _roles_by_values(roles, columns)
+    if "date" not in roles or not ("amount" in roles or {"debit", "credit"} <= set(roles)):
+        raise ProfileError(
+            f"E003 invalid input: {name}: no date and amount columns found in the first "
+            f"{len(lines)} lines (read {names[:12]!r} with delimiter {delimiter!r})"
+        )
+    money = [
+        v
+        for role in ("amount", "debit", "credit", "balance")
+        if role in roles
+        for v in columns[roles[role]]
+        if v
+    ]
+    decimal = "," if _share(money, lambda v: bool(re.search(r",\d{1,2}\)?-?$", v))) > 0.5 else "."
+    found = date_formats(v for v in columns[roles["date"]] if _DATEISH.match(v))
+    return _draft(name, header, delimiter, encoding, found, decimal, roles, names)
+
+
+def _roles_by_name(names: list[str]) -> dict[str, int]:
+    """Role -> column for the header names that say it (_ROLE_NAMES), one role per column."""
     roles: dict[str, int] = {}
-    if header:
-        normalised = [normalize_header_name(n) for n in names]
-        for role, words in _ROLE_NAMES.items():
-            for word in words:
-                if word in normalised and normalised.index(word) not in roles.values():
-                    roles[role] = normalised.index(word)
-                    break
-    numeric = [i for i in range(width)
-               if _share(columns[i], lambda v: bool(_NUMBER.match(v)) and not _DATEISH.match(v)) >= 0.9]
-    dated = [i for i in range(width) if _share(columns[i], lambda v: bool(_DATEISH.match(v))) >= 0.9
-             and date_formats(v for v in columns[i] if _DATEISH.match(v))]
+    normalised = [normalize_header_name(n) for n in names]
+    for role, words in _ROLE_NAMES.items():
+        for word in words:
+            if word in normalised and normalised.index(word) not in roles.values():
+                roles[role] = normalised.index(word)
+                break
+    return roles
+
+
+def _roles_by_values(roles: dict[str, int], columns: list[list[str]]) -> None:
+    """The date, amount and description columns the names did not give, by their values: the first
+    all-dates column, the first numeric one left, the longest text."""
+    width = len(columns)
+    numeric = [
+        i
+        for i in range(width)
+        if _share(columns[i], lambda v: bool(_NUMBER.match(v)) and not _DATEISH.match(v)) >= 0.9
+    ]
+    dated = [
+        i
+        for i in range(width)
+        if _share(columns[i], lambda v: bool(_DATEISH.match(v))) >= 0.9
+        and date_formats(v for v in columns[i] if _DATEISH.match(v))
+    ]
     if "date" not in roles and dated:
         roles["date"] = dated[0]
     if "amount" not in roles and not {"debit", "credit"} <= set(roles):
@@ -588,15 +716,17 @@ def suggest(data: bytes, name: str = "my_bank", sample_lines: int = 1000) -> str
         texts = [i for i in range(width) if i not in roles.values() and i not in numeric and i not in dated]
         if texts:
             roles["description"] = max(texts, key=lambda i: sum(len(v) for v in columns[i]))
-    if "date" not in roles or not ("amount" in roles or {"debit", "credit"} <= set(roles)):
-        raise ProfileError(f"E003 invalid input: {name}: no date and amount columns found in the first "
-                           f"{len(lines)} lines (read {names[:12]!r} with delimiter {delimiter!r})")
-    money = [v for role in ("amount", "debit", "credit", "balance") if role in roles for v in columns[roles[role]] if v]
-    decimal = "," if _share(money, lambda v: bool(re.search(r",\d{1,2}\)?-?$", v))) > 0.5 else "."
-    found = date_formats(v for v in columns[roles["date"]] if _DATEISH.match(v))
-    out = [f"# Draft CSV profile for {name} (titans profile suggest): check each line, then save it as",
-           f"# {name}.profile.yaml beside the file, or as <name>.yaml in the profiles folder.",
-           f"name: {_slug(name)}", f"header: {'true' if header else 'false'}", f"delimiter: {_quote(delimiter)}"]
+
+
+def _draft(name, header, delimiter, encoding, found, decimal, roles, names) -> str:
+    """The draft profile's YAML text, with CHECK comments where the sample leaves a choice open."""
+    out = [
+        f"# Draft CSV profile for {name} (titans profile suggest): check each line, then save it as",
+        f"# {name}.profile.yaml beside the file, or as <name>.yaml in the profiles folder.",
+        f"name: {_slug(name)}",
+        f"header: {'true' if header else 'false'}",
+        f"delimiter: {_quote(delimiter)}",
+    ]
     if encoding not in ("utf-8", "utf-8+cp1252"):
         out.append(f"encoding: {encoding}")
     if found:
@@ -606,7 +736,9 @@ def suggest(data: bytes, name: str = "my_bank", sample_lines: int = 1000) -> str
         out.append("date_format: auto  # CHECK: no single format reads every sampled date")
     out += [f"decimal: {_quote(decimal)}", f"thousands: {_quote('.' if decimal == ',' else ',')}"]
     if "amount" in roles:
-        out.append("sign: signed  # minus = money out; use inverted for card exports that list charges as positive")
+        out.append(
+            "sign: signed  # minus = money out; use inverted for card exports that list charges as positive"
+        )
     out.append("columns:")
     for role in ROLES:
         if role in roles:

@@ -1,17 +1,10 @@
 """QIF (Quicken Interchange Format) bank, cash and card registers, via quiffen.
 
-The file is cut into its `!Type:` sections and `^`-ended records; each record of a bank, cash,
-credit-card or asset/liability section is parsed by quiffen's own Transaction.from_list, so one bad
-record is quarantined with quiffen's reason. Category lists, account lists, memorized and
-investment records are not transactions: they are skipped (and not counted as read). A record's
-number is the line of its first field.
+`read` parses each record of a bank, cash, credit-card or asset/liability section with quiffen, so
+one bad record is quarantined with quiffen's reason; other sections are skipped. The date order is
+chosen once for the whole file, never per record. A record's number is the line of its first field.
 
-QIF dates carry no order marker: the order (month first, as Quicken writes it, or day first) is
-chosen once for the whole file, the one under which more records parse; never guessed per record.
-
-Per transaction: date = D, amount = T (or U), description = P (payee) + M (memo), category = L
-(a `[Account]` transfer is not a category), reference = N (check number), account = the name of the
-preceding `!Account` block when there is one. QIF has no bank transaction id, currency or balance.
+Design notes (sections, the date order, the field mapping): docs/design-notes.md#titans_assetslibformatsqifpy
 """
 
 from __future__ import annotations

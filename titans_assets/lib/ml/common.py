@@ -50,14 +50,20 @@ class TrainResult:
 def baseline_result(result: TrainResult, name: str) -> TrainResult:
     """The baseline `name` of a training as a TrainResult of its own: what is logged and registered
     when that baseline is to be served (its metrics are the ones it scored on the same holdout)."""
-    return TrainResult(model=result.baseline_models[name], metrics=dict(result.baselines[name]),
-                       baselines=result.baselines, params={"baseline": name}, data_window=result.data_window,
-                       holdout=result.holdout,
-                       notes=[f"baseline {name}, fitted on the same training data as the model it beat"])
+    return TrainResult(
+        model=result.baseline_models[name],
+        metrics=dict(result.baselines[name]),
+        baselines=result.baselines,
+        params={"baseline": name},
+        data_window=result.data_window,
+        holdout=result.holdout,
+        notes=[f"baseline {name}, fitted on the same training data as the model it beat"],
+    )
 
 
-def time_split(frame: pd.DataFrame, date_col: str, test_fraction: float = 0.2,
-               min_test_rows: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:
+def time_split(
+    frame: pd.DataFrame, date_col: str, test_fraction: float = 0.2, min_test_rows: int = 20
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on the past, test on the most recent period: the cut is a date, so no day is split.
 
     The test set is the latest days holding about `test_fraction` of the rows (at least
@@ -78,12 +84,20 @@ def time_split(frame: pd.DataFrame, date_col: str, test_fraction: float = 0.2,
 
 def window_of(train: pd.DataFrame, test: pd.DataFrame, date_col: str) -> dict[str, Any]:
     """The data window logged with every run."""
+
     def bounds(df):
         d = pd.to_datetime(df[date_col])
         return (d.min().date().isoformat(), d.max().date().isoformat()) if len(df) else (None, None)
+
     (tr0, tr1), (te0, te1) = bounds(train), bounds(test)
-    return {"train_start": tr0, "train_end": tr1, "test_start": te0, "test_end": te1,
-            "train_rows": len(train), "test_rows": len(test)}
+    return {
+        "train_start": tr0,
+        "train_end": tr1,
+        "test_start": te0,
+        "test_end": te1,
+        "train_rows": len(train),
+        "test_rows": len(test),
+    }
 
 
 def cache_unit_row(cache: dict, limit: int, text: str, columns: list[int], values) -> tuple[list[int], Any]:

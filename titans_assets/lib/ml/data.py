@@ -1,4 +1,4 @@
-"""Training data out of the warehouse: the dbt feature tables, read with COPY (1M rows in seconds)."""
+"""Training data out of the warehouse: the clean marts, read with COPY (1M rows in seconds)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,41 @@ import pandas as pd
 
 from titans_assets.lib.db import Database
 
-TRANSACTIONS_TABLE = ("features", "ml_transaction_features")
+# The models compute their features themselves (lib/ml/features.py, shared with serving): they read
+# the clean mart's transactions that are not transfers between the user's own accounts (the dbt
+# feature table features.ml_transaction_features holds the same rows; it is built for analysis only).
+TRANSACTIONS_TABLE = ("marts", "fct_transactions")
 DAILY_TABLE = ("features", "ml_daily_cashflow")
-# The clean mart the feature table is built from: it carries what the features leave out.
-MART_TABLE = ("marts", "fct_transactions")
-TRANSACTION_COLUMNS = ("transaction_id", "txn_date", "account", "source_file", "line_number", "txn_type",
-                       "description", "amount", "category", "payment_method", "reference", "merchant")
+TRANSACTION_COLUMNS = (
+    "transaction_id",
+    "txn_date",
+    "account",
+    "source_file",
+    "line_number",
+    "txn_type",
+    "description",
+    "amount",
+    "category",
+    "payment_method",
+    "reference",
+    "merchant",
+)
+REPORTING_AMOUNT = "amount_reporting"  # fct_transactions' amount in TITANS_REPORTING_CURRENCY
 # The label as the user wrote it (`Food & Dining` beside the normalized `food_dining`): the category
 # model answers in this spelling (category.display_spellings).
 MART_COLUMNS = ("category_raw",)
-TEXT_COLUMNS = ("transaction_id", "account", "source_file", "txn_type", "description", "category",
-                "payment_method", "reference", "merchant", "category_raw")
+TEXT_COLUMNS = (
+    "transaction_id",
+    "account",
+    "source_file",
+    "txn_type",
+    "description",
+    "category",
+    "payment_method",
+    "reference",
+    "merchant",
+    "category_raw",
+)
 
 
 def _copy_out(db: Database, query) -> io.StringIO:
@@ -44,20 +68,21 @@ def _select(table: tuple[str, str], columns: tuple[str, ...], order_by: tuple[st
     )
 
 
-def transactions_query(table: tuple[str, str] = TRANSACTIONS_TABLE, mart: tuple[str, str] = MART_TABLE):
-    """The feature table's model columns plus the mart's MART_COLUMNS (joined on transaction_id: one
-    row each, the feature table has one row per mart row), oldest first."""
+def transactions_query(table: tuple[str, str] = TRANSACTIONS_TABLE):
+    """The model columns and MART_COLUMNS of every transaction that is not a transfer, oldest first.
+    `amount` is the amount in the reporting currency (`amount_reporting`): the models train on converted
+    amounts, measured against a model per currency in docs/models.md ("Per currency or converted")."""
     from psycopg2 import sql
 
-    def cols(alias: str, names: tuple[str, ...]):
-        return [sql.Identifier(alias, c) for c in names]
+    def column(name: str):
+        if name == "amount":
+            return sql.SQL("{} AS {}").format(sql.Identifier(REPORTING_AMOUNT), sql.Identifier("amount"))
+        return sql.Identifier(name)
 
-    return sql.SQL("SELECT {cols} FROM {table} AS f LEFT JOIN {mart} AS m ON m.transaction_id = f.transaction_id"
-                   " ORDER BY {order}").format(
-        cols=sql.SQL(", ").join(cols("f", TRANSACTION_COLUMNS) + cols("m", MART_COLUMNS)),
+    return sql.SQL("SELECT {cols} FROM {table} WHERE NOT is_transfer ORDER BY {order}").format(
+        cols=sql.SQL(", ").join(map(column, TRANSACTION_COLUMNS + MART_COLUMNS)),
         table=sql.Identifier(*table),
-        mart=sql.Identifier(*mart),
-        order=sql.SQL(", ").join(cols("f", ("txn_date", "source_file", "line_number"))),
+        order=sql.SQL(", ").join(map(sql.Identifier, ("txn_date", "source_file", "line_number"))),
     )
 
 
@@ -66,12 +91,19 @@ def load_transactions(db: Database, table: tuple[str, str] = TRANSACTIONS_TABLE)
     the label as written, for display)."""
     buf = _copy_out(db, transactions_query(table))
     # Text stays text (an empty reference is '', not NaN); NULL arrives as an empty field -> None.
-    frame = pd.read_csv(buf, dtype={c: object for c in TEXT_COLUMNS}, keep_default_na=False,
-                        na_values={"amount": [""], "line_number": [""]})
+    frame = pd.read_csv(
+        buf,
+        dtype={c: object for c in TEXT_COLUMNS},
+        keep_default_na=False,
+        na_values={"amount": [""], "line_number": [""]},
+    )
     for c in ("category", "payment_method", "merchant", "category_raw"):
         frame[c] = frame[c].where(frame[c] != "", None)
     frame["txn_date"] = pd.to_datetime(frame["txn_date"])
-    return frame
+    # The label is the user's correction where there is one (app.category_corrections), else the export's.
+    from titans_assets.lib.categories.corrections import with_corrected_labels
+
+    return with_corrected_labels(db, frame)
 
 
 def load_daily_series(db: Database, table: tuple[str, str] = DAILY_TABLE) -> pd.DataFrame:
@@ -117,9 +149,13 @@ def frame_from_csvs(landing_dir: Path) -> pd.DataFrame:
     # the label as written (trimmed, like dbt's stg_transactions), kept where the warehouse keeps it
     written = raw["category"].astype(object).where(raw["category"].notna(), "").astype(str).str.strip()
     frame["category_raw"] = written.where(frame["category"].notna() & (written != ""), None)
-    frame = frame.assign(transaction_id=raw.index.astype(str), account=raw["account"],
-                         source_file=raw["source_file"], line_number=raw["line_number"].astype("int64"),
-                         txn_type=raw["txn_type"])
+    frame = frame.assign(
+        transaction_id=raw.index.astype(str),
+        account=raw["account"],
+        source_file=raw["source_file"],
+        line_number=raw["line_number"].astype("int64"),
+        txn_type=raw["txn_type"],
+    )
     # Transfers between the user's own accounts are not spending, income or flow: left out, as the
     # feature tables leave out what dbt pairs (lib/transfers.py holds the same rule).
     from titans_assets.lib.transfers import transfer_mask

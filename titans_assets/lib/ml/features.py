@@ -1,20 +1,11 @@
 """The one definition of the row-level features a request can supply.
 
-Training builds its matrices with `prepare` + `row_features` on rows read from the warehouse; the
-BentoML service calls the same two functions on a request. Text cleaning ports the dbt macros in
-dbt_project/macros/text_normalization.sql (a parity test holds them equal on real rows), and label
-aliases come from the dbt seeds at training time and travel inside the model (`Vocabulary`), so the
-service needs neither dbt nor the database to normalise `credit_car` to `credit_card`.
+Training and the BentoML service call the same functions: `prepare` + `row_features` (DataFrames),
+`prepare_columns` + `row_values` (plain numpy columns, the fast path for small requests); both give
+identical values. Text cleaning ports the dbt macros in dbt_project/macros/text_normalization.sql;
+label aliases travel inside the model (`Vocabulary`).
 
-Speed: every cleaner is defined once, on one value (`clean_description_text` and co., with a cache
-per value), and every calendar feature once, on an array of days (`_calendar`). A large frame (a
-training set) runs them once per distinct value or day and spreads the results back to the rows;
-a small one (a service request: at most `SMALL` rows) runs them per row through the caches without
-building pandas objects, which is what makes a single prediction take a millisecond instead of
-twenty. `prepare_columns` and `row_values` give the models plain numpy columns for that path (and
-`prepare_columns` takes the service's request columns, `Rows`, as well as a DataFrame); `prepare`
-and `row_features` wrap the same columns in a DataFrame. Both paths give identical values
-(tests/test_ml_features.py compares them on generated ledgers and on messy values).
+Design notes (parity with dbt, the speed of both paths): docs/model-design.md#titans_assetslibmlfeaturespy
 """
 
 from __future__ import annotations
@@ -33,8 +24,18 @@ from pandas._libs.missing import checknull
 
 SEEDS_DIR = Path(__file__).resolve().parents[3] / "dbt_project" / "seeds"
 
-SMALL = 64  # rows: up to this, values are cleaned one by one through the caches; above, once per distinct value
-PREPARED_COLUMNS = ("txn_date", "amount", "description", "reference", "payment_method", "category", "merchant")
+SMALL = (
+    64  # rows: up to this, values are cleaned one by one through the caches; above, once per distinct value
+)
+PREPARED_COLUMNS = (
+    "txn_date",
+    "amount",
+    "description",
+    "reference",
+    "payment_method",
+    "category",
+    "merchant",
+)
 
 _NON_ALNUM = re.compile(r"[\W_]+")
 _SPACES = re.compile(r"\s+")
@@ -74,8 +75,12 @@ def clean_description_text(text: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- columns of values
-def per_text(values: pd.Series | np.ndarray | None, n: int, fn: Callable[[str], Any],
-             uncached: Callable[[str], Any] | None = None) -> np.ndarray:
+def per_text(
+    values: pd.Series | np.ndarray | None,
+    n: int,
+    fn: Callable[[str], Any],
+    uncached: Callable[[str], Any] | None = None,
+) -> np.ndarray:
     """fn(text_value(v)) for every value, as an object array: once per distinct value (pd.factorize's
     notion of distinct; missing values are one value, fn('')). Small inputs go value by value through
     fn's cache; large ones once per distinct value through `uncached` (default: fn without its cache)."""
@@ -107,7 +112,9 @@ def per_text(values: pd.Series | np.ndarray | None, n: int, fn: Callable[[str], 
 
 def _objects(values: pd.Series | np.ndarray) -> np.ndarray:
     """The values of a frame column (a Series) or of a request column (an array) as an object array."""
-    return values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    return (
+        values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    )
 
 
 def _series(values: pd.Series | np.ndarray) -> pd.Series:
@@ -130,11 +137,16 @@ def _texts(values: pd.Series | np.ndarray | None, n: int) -> np.ndarray:
 
 def _canonical(values: pd.Series | np.ndarray | None, n: int, aliases: Mapping[str, str]) -> np.ndarray:
     """Normalized label mapped through the aliases (None when missing or blank)."""
+
     def canonical(label: str | None) -> str | None:
         return aliases.get(label, label) if label is not None else None
 
-    return per_text(values, n, lambda t: canonical(normalize_label_text(t)),
-                    lambda t: canonical(normalize_label_text.__wrapped__(t)))
+    return per_text(
+        values,
+        n,
+        lambda t: canonical(normalize_label_text(t)),
+        lambda t: canonical(normalize_label_text.__wrapped__(t)),
+    )
 
 
 def _merchants(reference: np.ndarray, description: np.ndarray) -> np.ndarray:
@@ -213,8 +225,11 @@ def merchant_of(reference: pd.Series, description: pd.Series) -> pd.Series:
     """The counterparty: the cleaned reference, else a guess from the description (as in dbt)."""
     if not reference.index.equals(description.index):
         return clean_name(reference).combine_first(clean_description(description))
-    return pd.Series(_merchants(reference.to_numpy(dtype=object), description.to_numpy(dtype=object)),
-                     index=reference.index, dtype=object)
+    return pd.Series(
+        _merchants(reference.to_numpy(dtype=object), description.to_numpy(dtype=object)),
+        index=reference.index,
+        dtype=object,
+    )
 
 
 def _read_aliases(path: Path, column: str) -> dict[str, str]:
@@ -235,8 +250,10 @@ class Vocabulary:
 
     @classmethod
     def from_seeds(cls, seeds_dir: Path = SEEDS_DIR) -> Vocabulary:
-        return cls(payment_methods=_read_aliases(seeds_dir / "payment_method_aliases.csv", "payment_method"),
-                   categories=_read_aliases(seeds_dir / "category_aliases.csv", "category"))
+        return cls(
+            payment_methods=_read_aliases(seeds_dir / "payment_method_aliases.csv", "payment_method"),
+            categories=_read_aliases(seeds_dir / "category_aliases.csv", "category"),
+        )
 
     def payment_method(self, s: pd.Series) -> pd.Series:
         return pd.Series(_canonical(s, len(s), self.payment_methods), index=s.index, dtype=object)
@@ -298,8 +315,9 @@ def prepare(frame: pd.DataFrame, vocabulary: Vocabulary) -> pd.DataFrame:
     `date` is accepted for `txn_date`."""
     cols = prepare_columns(frame, vocabulary)
     index = frame.index
-    return pd.DataFrame({k: pd.Series(v, index=index, dtype=v.dtype, copy=False) for k, v in cols.items()},
-                        copy=False)
+    return pd.DataFrame(
+        {k: pd.Series(v, index=index, dtype=v.dtype, copy=False) for k, v in cols.items()}, copy=False
+    )
 
 
 def column(rows: pd.DataFrame | Mapping[str, np.ndarray], name: str) -> np.ndarray:
@@ -321,14 +339,34 @@ def text_values(description: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def text_of(prepared: pd.DataFrame) -> pd.Series:
     """What the text models read: the description and the reference."""
-    return pd.Series(text_values(column(prepared, "description"), column(prepared, "reference")),
-                     index=prepared.index, dtype=object)
+    return pd.Series(
+        text_values(column(prepared, "description"), column(prepared, "reference")),
+        index=prepared.index,
+        dtype=object,
+    )
 
 
 # --------------------------------------------------------------------------- calendar and amount
-TIME_COLUMNS = ("day_of_week", "day_of_month", "month", "quarter", "day_of_year", "dow_sin", "dow_cos", "dom_sin",
-                "dom_cos", "month_sin", "month_cos", "is_weekend", "is_holiday", "is_business_day", "is_month_start",
-                "is_month_end", "days_since_payday", "days_until_payday")
+TIME_COLUMNS = (
+    "day_of_week",
+    "day_of_month",
+    "month",
+    "quarter",
+    "day_of_year",
+    "dow_sin",
+    "dow_cos",
+    "dom_sin",
+    "dom_cos",
+    "month_sin",
+    "month_cos",
+    "is_weekend",
+    "is_holiday",
+    "is_business_day",
+    "is_month_start",
+    "is_month_end",
+    "days_since_payday",
+    "days_until_payday",
+)
 AMOUNT_COLUMNS = ("log_abs_amount", "is_expense", "is_round_10", "has_cents")
 ROW_COLUMNS = TIME_COLUMNS + AMOUNT_COLUMNS
 
@@ -374,14 +412,30 @@ def _calendar(day: np.ndarray, holiday: np.ndarray) -> np.ndarray:
     # Paydays on the 1st and the 15th: days since the last one and until the next one.
     since = np.where(dom >= 15, dom - 15, dom - 1)
     until = np.where(dom < 15, 15 - dom, days_in_month - dom + 1)
-    return np.stack([
-        dow, dom, month, quarter, day_of_year, *_cyclic(dow, 7), *_cyclic(dom - 1, days_in_month),
-        *_cyclic(month - 1, 12), weekend.astype(float), holiday.astype(float), (~weekend & ~holiday).astype(float),
-        (dom <= 3).astype(float), (dom > days_in_month - 3).astype(float), since, until,
-    ])
+    return np.stack(
+        [
+            dow,
+            dom,
+            month,
+            quarter,
+            day_of_year,
+            *_cyclic(dow, 7),
+            *_cyclic(dom - 1, days_in_month),
+            *_cyclic(month - 1, 12),
+            weekend.astype(float),
+            holiday.astype(float),
+            (~weekend & ~holiday).astype(float),
+            (dom <= 3).astype(float),
+            (dom > days_in_month - 3).astype(float),
+            since,
+            until,
+        ]
+    )
 
 
-_DAYS: dict[int, np.ndarray] = {}  # TIME_COLUMNS of the days requests asked for, by day number (at most _CACHE)
+_DAYS: dict[
+    int, np.ndarray
+] = {}  # TIME_COLUMNS of the days requests asked for, by day number (at most _CACHE)
 
 
 def _calendar_of_days(days: list[int]) -> list[np.ndarray]:
@@ -460,17 +514,24 @@ def _naive_values(dates: pd.Series) -> np.ndarray:
 
 def time_features(dates: pd.Series) -> pd.DataFrame:
     """Calendar features of a date: cyclical encodings, weekends, US federal holidays, paydays (1st, 15th)."""
-    return pd.DataFrame(time_values(_naive_values(dates)).T, columns=list(TIME_COLUMNS), index=dates.index,
-                        copy=False)
+    return pd.DataFrame(
+        time_values(_naive_values(dates)).T, columns=list(TIME_COLUMNS), index=dates.index, copy=False
+    )
 
 
 def amount_features(amount: pd.Series) -> pd.DataFrame:
     """Shape of an amount: size on a log scale, sign, roundness."""
-    return pd.DataFrame(amount_values(amount.to_numpy(dtype=float)).T, columns=list(AMOUNT_COLUMNS),
-                        index=amount.index, copy=False)
+    return pd.DataFrame(
+        amount_values(amount.to_numpy(dtype=float)).T,
+        columns=list(AMOUNT_COLUMNS),
+        index=amount.index,
+        copy=False,
+    )
 
 
 def row_features(prepared: pd.DataFrame, include_amount: bool = True) -> pd.DataFrame:
     """The numeric row-level features of prepared rows (training and serving alike)."""
     columns = list(ROW_COLUMNS if include_amount else TIME_COLUMNS)
-    return pd.DataFrame(row_values(prepared, include_amount).T, columns=columns, index=prepared.index, copy=False)
+    return pd.DataFrame(
+        row_values(prepared, include_amount).T, columns=columns, index=prepared.index, copy=False
+    )

@@ -43,7 +43,11 @@ def _sample(frame: pd.DataFrame, rest, max_rows: int, rng: np.random.Generator):
     if len(frame) <= max_rows:
         return frame, rest
     idx = np.sort(rng.choice(len(frame), size=max_rows, replace=False))
-    rest = None if rest is None else tuple(np.asarray(r)[idx] if len(np.asarray(r)) == len(frame) else r for r in rest)
+    rest = (
+        None
+        if rest is None
+        else tuple(np.asarray(r)[idx] if len(np.asarray(r)) == len(frame) else r for r in rest)
+    )
     return frame.iloc[idx], rest
 
 
@@ -52,18 +56,33 @@ def worsening(base: float, permuted: float, higher_is_better: bool) -> float:
     return (base - permuted) if higher_is_better else (permuted - base)
 
 
-def permutation_importance(score, model, holdout, columns: list[str], metric: str, higher_is_better: bool,
-                           repeats: int = REPEATS, seed: int = 0, max_rows: int = MAX_ROWS) -> dict[str, Any]:
+def permutation_importance(
+    score,
+    model,
+    holdout,
+    columns: list[str],
+    metric: str,
+    higher_is_better: bool,
+    repeats: int = REPEATS,
+    seed: int = 0,
+    max_rows: int = MAX_ROWS,
+) -> dict[str, Any]:
     """Importance of each of `columns` for `model` on `holdout` (see the module's docstring)."""
     frame, rest = _split(holdout)
     if frame is None:
-        return {"supported": False, "metric": metric,
-                "reason": "the holdout is a single series (no input columns to permute)"}
+        return {
+            "supported": False,
+            "metric": metric,
+            "reason": "the holdout is a single series (no input columns to permute)",
+        }
     present = [c for c in columns if c in frame.columns]
     if not present:  # cash flow: its holdout is the daily series, its request only a horizon
-        return {"supported": False, "metric": metric,
-                "reason": f"the holdout carries none of the request columns ({', '.join(columns)}): "
-                          "no input columns to permute"}
+        return {
+            "supported": False,
+            "metric": metric,
+            "reason": f"the holdout carries none of the request columns ({', '.join(columns)}): "
+            "no input columns to permute",
+        }
     rng = np.random.default_rng(seed)
     frame, rest = _sample(frame, rest, max_rows, rng)
     started = time.perf_counter()
@@ -77,22 +96,45 @@ def permutation_importance(score, model, holdout, columns: list[str], metric: st
             value = float(score(model, _join(shuffled, rest))[metric])
             if math.isfinite(value) and math.isfinite(base):
                 drops.append(worsening(base, value, higher_is_better))
-        features.append({"feature": column,
-                         "importance_mean": float(np.mean(drops)) if drops else None,
-                         "importance_std": float(np.std(drops)) if drops else None})
-    features.sort(key=lambda f: -math.inf if f["importance_mean"] is None else f["importance_mean"], reverse=True)
-    return {"supported": True, "metric": metric, "higher_is_better": higher_is_better, "base_score": base,
-            "repeats": repeats, "rows": int(len(frame)), "seed": seed, "features": features,
-            "seconds": round(time.perf_counter() - started, 2)}
+        features.append(
+            {
+                "feature": column,
+                "importance_mean": float(np.mean(drops)) if drops else None,
+                "importance_std": float(np.std(drops)) if drops else None,
+            }
+        )
+    features.sort(
+        key=lambda f: -math.inf if f["importance_mean"] is None else f["importance_mean"], reverse=True
+    )
+    return {
+        "supported": True,
+        "metric": metric,
+        "higher_is_better": higher_is_better,
+        "base_score": base,
+        "repeats": repeats,
+        "rows": int(len(frame)),
+        "seed": seed,
+        "features": features,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def log_importance(registry, run_id: str, spec, result) -> dict[str, Any]:
     """Compute the challenger's permutation importance on its holdout and log it to its run."""
     try:
-        out = permutation_importance(spec.module.score, result.model, result.holdout,
-                                     list(spec.example_frame().columns), spec.primary_metric, spec.higher_is_better)
+        out = permutation_importance(
+            spec.module.score,
+            result.model,
+            result.holdout,
+            list(spec.example_frame().columns),
+            spec.primary_metric,
+            spec.higher_is_better,
+        )
     except Exception as exc:  # noqa: BLE001 - importance is a report, never a reason to fail a training
-        out = {"supported": False, "metric": spec.primary_metric,
-               "reason": f"not computed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"}
+        out = {
+            "supported": False,
+            "metric": spec.primary_metric,
+            "reason": f"not computed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+        }
     registry._call("logging the feature importance", registry.client.log_dict, run_id, out, ARTIFACT)
     return out

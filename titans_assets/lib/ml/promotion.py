@@ -1,16 +1,10 @@
 """What the registry alias `champion` should point at after a training: pure rules, one primary metric
 per model, every candidate measured on the challenger's holdout.
 
-Three predictors compete: the challenger (the model just trained), the current champion (rescored on
-the same holdout) and the strongest baseline (refitted in the same training, e.g. the category median).
+`decide` weighs the challenger, the current champion and the strongest baseline; `move_alias` applies
+the decision. A model never serves a predictor worse than its baseline (`serve_baseline`).
 
-- The challenger is promoted when it beats the strongest baseline strictly and is at least as good
-  as the champion (ties promote the newer model, which has seen more recent data).
-- A challenger that beats the baseline but not the champion leaves the champion in place.
-- A challenger that does not beat the baseline is not promoted. That is an outcome, not a failure:
-  the champion keeps serving if it still beats that baseline strictly; otherwise the baseline itself
-  is registered and served (`serve_baseline`), so every model always has the best honest predictor
-  behind its endpoint and never one worse than the baseline.
+Design notes (the rules): docs/model-design.md#titans_assetslibmlpromotionpy
 """
 
 from __future__ import annotations
@@ -18,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from titans_assets.lib.ml.common import baseline_result
 
 PROMOTE = "promote_challenger"
 KEEP = "keep_champion"
@@ -71,17 +67,26 @@ def _fmt(v: float) -> str:
     return f"{v:.4f}"
 
 
-def decide(metric: str, higher_is_better: bool, challenger: dict[str, float],
-           baselines: dict[str, dict[str, float]], champion: dict[str, float] | None = None,
-           champion_version: str | None = None, champion_kind: str | None = None) -> Decision:
+def decide(
+    metric: str,
+    higher_is_better: bool,
+    challenger: dict[str, float],
+    baselines: dict[str, dict[str, float]],
+    champion: dict[str, float] | None = None,
+    champion_version: str | None = None,
+    champion_kind: str | None = None,
+) -> Decision:
     """Compare a challenger with every baseline and the champion on `metric`."""
+
     def better(a: float, b: float, strict: bool) -> bool:
         if strict:
             return a > b if higher_is_better else a < b
         return a >= b if higher_is_better else a <= b
 
     value = float(challenger.get(metric, math.nan))
-    scored = {n: float(m[metric]) for n, m in baselines.items() if math.isfinite(float(m.get(metric, math.nan)))}
+    scored = {
+        n: float(m[metric]) for n, m in baselines.items() if math.isfinite(float(m.get(metric, math.nan)))
+    }
     if not scored:
         raise ValueError(f"no baseline reports {metric}")
     pick = max if higher_is_better else min
@@ -90,34 +95,54 @@ def decide(metric: str, higher_is_better: bool, challenger: dict[str, float],
     direction = "higher" if higher_is_better else "lower"
     champ = None if champion is None else float(champion.get(metric, math.nan))
     has_champ = champ is not None and math.isfinite(champ)
-    champ_label = f"champion v{champion_version}" + (f" ({champion_kind})" if champion_kind not in (None, MODEL_KIND)
-                                                     else "")
+    champ_label = f"champion v{champion_version}" + (
+        f" ({champion_kind})" if champion_kind not in (None, MODEL_KIND) else ""
+    )
     beats = math.isfinite(value) and better(value, base_value, strict=True)
 
     if beats and not has_champ:
         action = PROMOTE
-        reason = (f"promoted: {metric} {_fmt(value)} beats the best baseline {base_name} ({_fmt(base_value)}) "
-                  "and there is no champion yet")
+        reason = (
+            f"promoted: {metric} {_fmt(value)} beats the best baseline {base_name} ({_fmt(base_value)}) "
+            "and there is no champion yet"
+        )
     elif beats and better(value, champ, strict=False):
         action = PROMOTE
-        reason = (f"promoted: {metric} {_fmt(value)} is at least as good as {champ_label} ({_fmt(champ)}) "
-                  f"on the same holdout and beats {base_name} ({_fmt(base_value)})")
+        reason = (
+            f"promoted: {metric} {_fmt(value)} is at least as good as {champ_label} ({_fmt(champ)}) "
+            f"on the same holdout and beats {base_name} ({_fmt(base_value)})"
+        )
     elif beats:
         action = KEEP
-        reason = (f"not promoted: {metric} {_fmt(value)} is worse than {champ_label} ({_fmt(champ)}) "
-                  f"on the same holdout ({direction} is better); keeping the champion")
+        reason = (
+            f"not promoted: {metric} {_fmt(value)} is worse than {champ_label} ({_fmt(champ)}) "
+            f"on the same holdout ({direction} is better); keeping the champion"
+        )
     else:
-        lost = (f"challenger {metric} is not a number" if not math.isfinite(value) else
-                f"{metric} {_fmt(value)} does not beat {base_name} {_fmt(base_value)} ({direction} is better)")
+        lost = (
+            f"challenger {metric} is not a number"
+            if not math.isfinite(value)
+            else f"{metric} {_fmt(value)} does not beat {base_name} {_fmt(base_value)} ({direction} is better)"
+        )
         if has_champ and better(champ, base_value, strict=True):
             action = KEEP
             reason = f"not promoted: {lost}; keeping {champ_label} ({_fmt(champ)} on the same holdout)"
         else:
             action = SERVE_BASELINE
             reason = f"not promoted: {lost}; serving baseline {base_name}"
-    return Decision(metric=metric, higher_is_better=higher_is_better, challenger=value, best_baseline=base_name,
-                    best_baseline_value=base_value, champion_version=champion_version, champion=champ,
-                    champion_kind=champion_kind, beats_baseline=beats, action=action, reason=reason)
+    return Decision(
+        metric=metric,
+        higher_is_better=higher_is_better,
+        challenger=value,
+        best_baseline=base_name,
+        best_baseline_value=base_value,
+        champion_version=champion_version,
+        champion=champ,
+        champion_kind=champion_kind,
+        beats_baseline=beats,
+        action=action,
+        reason=reason,
+    )
 
 
 @dataclass(frozen=True)
@@ -127,9 +152,12 @@ class Challenger:
     fitted baseline models (one of which may be registered to serve) and the holdout to rescore the
     champion on."""
 
-    run_id: str
-    version: str
-    result: Any  # lib.ml.common.TrainResult
+    run_id: str | None
+    version: str | None
+    result: Any  # lib.ml.common.TrainResult; None when nothing was trained
+    # why nothing was trained (cold start: too few labels; too little data): the run goes on, the
+    # evaluation and the champion pass it along and the current champion, if any, keeps serving
+    skipped: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,7 +165,75 @@ class Verdict:
     """What ml/NAME_evaluation hands to ml/NAME_champion: the decision and the version to serve (None
     keeps the alias where it is)."""
 
-    decision: Decision
-    run_id: str  # the challenger's run
+    decision: Decision | None  # None when the challenger was not trained (`skipped` says why)
+    run_id: str | None  # the challenger's run
     serve_version: str | None
     baseline_run_id: str | None = None  # the run that registered the served baseline, if one was
+    skipped: str | None = None
+
+
+@dataclass(frozen=True)
+class Champion:
+    """What ml/NAME_champion leaves: the registered model that serves after this run (version None when
+    nothing serves yet)."""
+
+    name: str
+    version: str | None
+    kind: str
+
+
+# The registry steps of one training's promotion, shared by the Dagster assets (defs/ml/assets.py) and the
+# tests that build a registry without Dagster. `spec` is a lib.ml.catalog.ModelSpec, `registry` a
+# lib.ml.tracking.Registry.
+
+
+def rescore_and_decide(spec, registry, trained: Challenger) -> Decision:
+    """Rescore the champion on the challenger's holdout, decide, and record both on the challenger's run."""
+    result = trained.result
+    champion = registry.champion(spec.name)
+    champion_metrics = spec.module.score(champion.model, result.holdout) if champion else None
+    decision = decide(
+        spec.primary_metric,
+        spec.higher_is_better,
+        result.metrics,
+        result.baselines,
+        champion_metrics,
+        champion.version if champion else None,
+        champion.kind if champion else None,
+    )
+    registry.record(
+        trained.run_id,
+        {f"champion.{k}": v for k, v in (champion_metrics or {}).items()},
+        {"titans.decision": decision.reason},
+    )
+    return decision
+
+
+def serving_verdict(
+    spec, registry, trained: Challenger, decision: Decision, tags: dict[str, str] | None = None
+) -> Verdict:
+    """The version that serves after `decision`; a baseline that should serve is logged and registered
+    (its run tagged with `tags` and the challenger's run id)."""
+    serve_version = {KEEP: decision.champion_version, SERVE_BASELINE: None}.get(
+        decision.action, trained.version
+    )
+    baseline_run_id = None
+    if decision.action == SERVE_BASELINE:
+        baseline_run_id, serve_version = registry.log_training(
+            spec.name,
+            baseline_result(trained.result, decision.best_baseline),
+            spec.example_frame(),
+            tags={**(tags or {}), "titans.challenger_run_id": trained.run_id},
+            kind=baseline_kind(decision.best_baseline),
+        )
+    return Verdict(decision, trained.run_id, serve_version, baseline_run_id)
+
+
+def move_alias(spec, registry, verdict: Verdict) -> bool:
+    """Move the alias where the verdict says, if anywhere, and record the outcome on the challenger's run."""
+    decision, target = verdict.decision, verdict.serve_version
+    moved = decision.action != KEEP and target is not None
+    if moved:
+        registry.promote(spec.name, target, decision.reason)
+    registry.record(verdict.run_id, {}, {"titans.promoted": str(decision.promote).lower()})
+    return moved

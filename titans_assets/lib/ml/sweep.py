@@ -40,6 +40,17 @@ def run_case(end_date: dt.date, seed: int, models: tuple[str, ...] = tuple(catal
             spec = catalog.BY_KEY[key]
             result = catalog.train_on(spec, transactions=frame, labels_dir=root / "labels")
             d = decide(spec.primary_metric, spec.higher_is_better, result.metrics, result.baselines)
-            out.append(Outcome(key, end_date.isoformat(), seed, spec.primary_metric, d.challenger, d.best_baseline,
-                               d.best_baseline_value, d.beats_baseline, d.served))
+            out.append(
+                Outcome(
+                    key,
+                    end_date.isoformat(),
+                    seed,
+                    spec.primary_metric,
+                    d.challenger,
+                    d.best_baseline,
+                    d.best_baseline_value,
+                    d.beats_baseline,
+                    d.served,
+                )
+            )
         return out

@@ -20,12 +20,27 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-FIELDS = ("request_id", "run_id", "model", "model_version", "model_kind", "route", "method", "status",
-          "latency_seconds", "worker_pid", "event", "outcome", "code")
+FIELDS = (
+    "request_id",
+    "run_id",
+    "model",
+    "model_version",
+    "model_kind",
+    "route",
+    "method",
+    "status",
+    "latency_seconds",
+    "worker_pid",
+    "event",
+    "outcome",
+    "code",
+)
 _REDACT = (
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 <redacted>"),
-    (re.compile(r"(?i)\b(api[_-]?keys?|authorization|password|secret|token)(\s*[=:]\s*)[^\s,;&]+"),
-     r"\1\2<redacted>"),
+    (
+        re.compile(r"(?i)\b(api[_-]?keys?|authorization|password|secret|token)(\s*[=:]\s*)[^\s,;&]+"),
+        r"\1\2<redacted>",
+    ),
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@"), r"\1***@"),
 )
 
@@ -95,8 +110,10 @@ def env_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return tuple(k for k in keys if len(k) >= 8)
 
 
-def use_json(loggers: tuple[str, ...] = ("", "titans", "bentoml", "uvicorn", "uvicorn.error", "uvicorn.access"),
-             environ: Mapping[str, str] | None = None) -> bool:
+def use_json(
+    loggers: tuple[str, ...] = ("", "titans", "bentoml", "uvicorn", "uvicorn.error", "uvicorn.access"),
+    environ: Mapping[str, str] | None = None,
+) -> bool:
     """When TITANS_LOG_FORMAT=json: every handler of `loggers` formats JSON, and the `titans` loggers
     write to stderr if nothing would print them. Returns whether JSON is on."""
     env = os.environ if environ is None else environ
@@ -169,8 +186,12 @@ class JsonLinesFile:
             except ValueError:
                 out = None
         if out is None:
-            out = {"timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": level,
-                   "component": component or self.component, "message": self._clean(message.rstrip("\n"))}
+            out = {
+                "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "level": level,
+                "component": component or self.component,
+                "message": self._clean(message.rstrip("\n")),
+            }
         else:
             out = {k: (self._clean(v) if isinstance(v, str) else v) for k, v in out.items()}
             out.setdefault("timestamp", datetime.now(UTC).isoformat(timespec="milliseconds"))

@@ -1,19 +1,10 @@
 """The service's own Prometheus series, beside BentoML's (`bentoml_service_*`) on /metrics.
 
-| series | type | labels | what |
-|---|---|---|---|
-| `titans_http_requests_total` | counter | route, method, status | every request, by route template and HTTP status |
-| `titans_http_request_duration_seconds` | histogram | route, model | time to the response's last byte |
-| `titans_errors_total` | counter | code, route | error answers by code (E000-E005) |
-| `titans_rate_limit_rejections_total` | counter | scope | 429s, per client IP (`ip`) or per API key (`key`) |
-| `titans_model_reloads_total` | counter | model, outcome | champion refreshes: reloaded, unchanged, missing, failed |
-| `titans_model_version` | gauge | model | the registry version served (most recent write of any worker) |
-| `titans_worker_model_version` | gauge | model, kind, pid | the version each live worker serves (pid added by prometheus_client) |
+`service_metrics()` builds the `titans_*` request, error, rate-limit and model-version series on first
+use, in the worker; label sets are bounded (route templates, the four models). Metrics are an extra:
+a failure to record one never fails a request.
 
-Routes are templates (`routes.template_of`), models are the four keys, so the label sets are bounded
-whatever clients send. The objects are built on first use, in the worker, after BentoML has pointed
-prometheus_client at its multiprocess directory; without one (tests in-process) they live in the
-default registry. Metrics are an extra: a failure to record one never fails a request.
+Design notes (every series and its labels): docs/design-notes.md#titans_assetslibobservabilitymetricspy
 """
 
 from __future__ import annotations
@@ -56,17 +47,34 @@ def service_metrics() -> ServiceMetrics:
     from prometheus_client import Counter, Gauge, Histogram
 
     return ServiceMetrics(
-        requests=Counter("titans_http_requests", "HTTP requests by route template, method and status",
-                         ["route", "method", "status"]),
-        latency=Histogram("titans_http_request_duration_seconds", "time to answer, by route template and model",
-                          ["route", "model"], buckets=BUCKETS),
+        requests=Counter(
+            "titans_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+        ),
+        latency=Histogram(
+            "titans_http_request_duration_seconds",
+            "time to answer, by route template and model",
+            ["route", "model"],
+            buckets=BUCKETS,
+        ),
         errors=Counter("titans_errors", "error answers by code (E000-E005) and route", ["code", "route"]),
-        rejections=Counter("titans_rate_limit_rejections", "requests refused by a rate limit (E004)", ["scope"]),
+        rejections=Counter(
+            "titans_rate_limit_rejections", "requests refused by a rate limit (E004)", ["scope"]
+        ),
         reloads=Counter("titans_model_reloads", "champion refreshes by outcome", ["model", "outcome"]),
-        version=Gauge("titans_model_version", "registry version of the champion served", ["model"],
-                      multiprocess_mode="mostrecent"),
-        worker_version=Gauge("titans_worker_model_version", "registry version each live worker serves",
-                             ["model", "kind"], multiprocess_mode="liveall"),
+        version=Gauge(
+            "titans_model_version",
+            "registry version of the champion served",
+            ["model"],
+            multiprocess_mode="mostrecent",
+        ),
+        worker_version=Gauge(
+            "titans_worker_model_version",
+            "registry version each live worker serves",
+            ["model", "kind"],
+            multiprocess_mode="liveall",
+        ),
     )
 
 
@@ -158,7 +166,9 @@ class Instrumented:
             elapsed = time.perf_counter() - started
             self._record(route, scope.get("method", "GET"), status, elapsed, request_id, notes)
 
-    def _record(self, route: str, method: str, status: int, elapsed: float, request_id: str, notes: dict) -> None:
+    def _record(
+        self, route: str, method: str, status: int, elapsed: float, request_id: str, notes: dict
+    ) -> None:
         model = model_of(route)
         try:
             m = service_metrics()
@@ -169,10 +179,24 @@ class Instrumented:
         except Exception:
             log.debug("request metrics failed", exc_info=True)
         if self.access_lines and access_log.isEnabledFor(logging.INFO):
-            access_log.info("%s %s %s %.1f ms", method, route, status, elapsed * 1000, extra=fields(
-                request_id=request_id, route=route, method=method, status=status,
-                latency_seconds=round(elapsed, 6), model=model or None, model_version=notes.get("model_version"),
-                model_kind=notes.get("model_kind"), worker_pid=os.getpid()))
+            access_log.info(
+                "%s %s %s %.1f ms",
+                method,
+                route,
+                status,
+                elapsed * 1000,
+                extra=fields(
+                    request_id=request_id,
+                    route=route,
+                    method=method,
+                    status=status,
+                    latency_seconds=round(elapsed, 6),
+                    model=model or None,
+                    model_version=notes.get("model_version"),
+                    model_kind=notes.get("model_kind"),
+                    worker_pid=os.getpid(),
+                ),
+            )
 
 
 def _request_id(scope) -> str:

@@ -1,38 +1,10 @@
 """The pipeline's state as Prometheus metrics, read from where it already lives (`titans metrics`).
 
-Why an exporter of its own rather than the service's /metrics: the pipeline's state is one fact per
-platform, while the service runs several workers and replicas (each would repeat it, and each would
-need read access to Dagster's tables); the exporter also keeps reporting when the service is down or
-not deployed. It holds no state: every scrape (at most one every `cache_seconds`) reads
+`PipelineCollector` reads the warehouse (`raw.files`, `raw.transactions`), Dagster's storage in the
+same database and the MLflow registry at each scrape (cached); it holds no state. A missing table
+gives no series for that part, and `titans_metrics_source_up` says which source failed.
 
-- the warehouse: `raw.files` (rows loaded and quarantined per file, rejected files, the last load)
-  and the newest transaction date of `raw.transactions` (data freshness);
-- Dagster's storage in the same database: each check's latest evaluation (`asset_check_executions`),
-  the latest run end per status (`runs`), and the latest `ml/retrain_signal` materialization
-  (`event_logs`): does it ask for a retrain;
-- the MLflow registry (cached longer, `registry_seconds`): each champion's version and kind, its
-  primary metric and the best baseline's on the same holdout, and when the last training ran.
-
-Series (gauges; timestamps are Unix seconds):
-
-| series | labels |
-|---|---|
-| `titans_file_rows_loaded`, `titans_file_rows_quarantined` | file, account |
-| `titans_file_rejected` (1 when the whole file was rejected) | file, account |
-| `titans_ingest_last_success_timestamp_seconds` | |
-| `titans_data_newest_transaction_timestamp_seconds`, `titans_data_freshness_seconds` | |
-| `titans_check_status` (1, the check's latest outcome in `status`) | asset, check, severity, status |
-| `titans_checks` (how many checks are in each state) | status |
-| `titans_pipeline_last_run_timestamp_seconds` | status |
-| `titans_retrain_signal_pending` (1: the latest signal asks for a retrain), `titans_retrain_signal_timestamp_seconds` | |
-| `titans_champion_version` | model, kind |
-| `titans_champion_metric`, `titans_champion_baseline_metric` | model, metric (+ baseline) |
-| `titans_champion_metric_higher_is_better` | model, metric |
-| `titans_last_training_timestamp_seconds` | |
-| `titans_metrics_source_up` (1 when the source answered at the last read) | source |
-
-Missing tables (a warehouse before its first load, a Dagster instance elsewhere) give no series for
-that part, and `titans_metrics_source_up` says which source failed.
+Design notes (why an exporter of its own, the sources, every series): docs/design-notes.md#titans_assetslibobservabilitypipelinepy
 """
 
 from __future__ import annotations
@@ -48,7 +20,9 @@ from typing import Any
 
 log = logging.getLogger("titans.metrics")
 
-RETRAIN_SIGNAL_KEY = '["ml", "retrain_signal"]'  # Dagster's storage form of AssetKey(["ml", "retrain_signal"])
+RETRAIN_SIGNAL_KEY = (
+    '["ml", "retrain_signal"]'  # Dagster's storage form of AssetKey(["ml", "retrain_signal"])
+)
 CHECK_STATES = ("passed", "warning", "failed")
 
 HELP = {
@@ -162,16 +136,35 @@ def champion_samples(summary: dict[str, dict]) -> list[Sample]:
     for key, c in summary.items():
         if not c.get("champion"):
             continue
-        out.append(sample("titans_champion_version", int(c["champion"]) if str(c["champion"]).isdigit() else 0,
-                          model=key, kind=c.get("model_kind") or "model"))
+        out.append(
+            sample(
+                "titans_champion_version",
+                int(c["champion"]) if str(c["champion"]).isdigit() else 0,
+                model=key,
+                kind=c.get("model_kind") or "model",
+            )
+        )
         metric = c.get("primary_metric")
         if metric and c.get("value") is not None:
             out.append(sample("titans_champion_metric", c["value"], model=key, metric=metric))
-            out.append(sample("titans_champion_metric_higher_is_better", 1 if c.get("higher_is_better") else 0,
-                              model=key, metric=metric))
+            out.append(
+                sample(
+                    "titans_champion_metric_higher_is_better",
+                    1 if c.get("higher_is_better") else 0,
+                    model=key,
+                    metric=metric,
+                )
+            )
         if metric and c.get("best_baseline_value") is not None:
-            out.append(sample("titans_champion_baseline_metric", c["best_baseline_value"], model=key,
-                              metric=metric, baseline=c.get("best_baseline") or ""))
+            out.append(
+                sample(
+                    "titans_champion_baseline_metric",
+                    c["best_baseline_value"],
+                    model=key,
+                    metric=metric,
+                    baseline=c.get("best_baseline") or "",
+                )
+            )
     return out
 
 
@@ -181,13 +174,17 @@ def read_warehouse(db, as_of: dt.date | None, now: float) -> tuple[list[Sample],
     out: list[Sample] = []
     up = {"warehouse": False, "dagster": False}
     with db.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('raw.files') IS NOT NULL, to_regclass('raw.transactions') IS NOT NULL,"
-                    " to_regclass('public.asset_check_executions') IS NOT NULL,"
-                    " to_regclass('public.runs') IS NOT NULL, to_regclass('public.event_logs') IS NOT NULL")
+        cur.execute(
+            "SELECT to_regclass('raw.files') IS NOT NULL, to_regclass('raw.transactions') IS NOT NULL,"
+            " to_regclass('public.asset_check_executions') IS NOT NULL,"
+            " to_regclass('public.runs') IS NOT NULL, to_regclass('public.event_logs') IS NOT NULL"
+        )
         has_files, has_txns, has_checks, has_runs, has_events = cur.fetchone()
         if has_files:
-            cur.execute("SELECT source_file, account, rows_loaded, rows_quarantined, loaded_at, file_error"
-                        " FROM raw.files ORDER BY source_file")
+            cur.execute(
+                "SELECT source_file, account, rows_loaded, rows_quarantined, loaded_at, file_error"
+                " FROM raw.files ORDER BY source_file"
+            )
             out += file_samples(cur.fetchall())
         if has_txns:
             cur.execute("SELECT max(txn_date) FROM raw.transactions")
@@ -201,16 +198,21 @@ def read_warehouse(db, as_of: dt.date | None, now: float) -> tuple[list[Sample],
                 "SELECT DISTINCT ON (asset_key, check_name) asset_key, check_name, execution_status,"
                 " evaluation_event::json -> 'dagster_event' -> 'event_specific_data' -> 'severity' ->> '__enum__'"
                 " FROM asset_check_executions WHERE execution_status IN ('SUCCEEDED', 'FAILED')"
-                " ORDER BY asset_key, check_name, id DESC")
+                " ORDER BY asset_key, check_name, id DESC"
+            )
             out += check_samples(cur.fetchall())
         if has_runs:
             cur.execute("SELECT status, max(end_time) FROM runs WHERE end_time IS NOT NULL GROUP BY status")
-            out += [sample("titans_pipeline_last_run_timestamp_seconds", t, status=s.lower())
-                    for s, t in cur.fetchall()]
+            out += [
+                sample("titans_pipeline_last_run_timestamp_seconds", t, status=s.lower())
+                for s, t in cur.fetchall()
+            ]
         if has_events:
-            cur.execute("SELECT event, timestamp FROM event_logs WHERE asset_key = %s"
-                        " AND dagster_event_type = 'ASSET_MATERIALIZATION' ORDER BY id DESC LIMIT 1",
-                        (RETRAIN_SIGNAL_KEY,))
+            cur.execute(
+                "SELECT event, timestamp FROM event_logs WHERE asset_key = %s"
+                " AND dagster_event_type = 'ASSET_MATERIALIZATION' ORDER BY id DESC LIMIT 1",
+                (RETRAIN_SIGNAL_KEY,),
+            )
             row = cur.fetchone()
             pending = False
             if row is not None:
@@ -218,8 +220,11 @@ def read_warehouse(db, as_of: dt.date | None, now: float) -> tuple[list[Sample],
                     pending = bool(find_metadata_value(json.loads(row[0]), "retrain"))
                 except ValueError:
                     pending = False
-                out.append(sample("titans_retrain_signal_timestamp_seconds",
-                                  row[1].replace(tzinfo=dt.UTC).timestamp()))
+                out.append(
+                    sample(
+                        "titans_retrain_signal_timestamp_seconds", row[1].replace(tzinfo=dt.UTC).timestamp()
+                    )
+                )
             out.append(sample("titans_retrain_signal_pending", 1 if pending else 0))
         up["dagster"] = bool(has_checks and has_runs and has_events)
     return out, up
@@ -230,9 +235,14 @@ def read_registry(registry) -> list[Sample]:
     from titans_assets.lib.status import champion_summary
 
     out = champion_samples(champion_summary(registry))
-    runs = registry._call("searching runs", registry.client.search_runs, [registry.experiment_id()],
-                          filter_string="tags.`titans.stage` = 'challenger'",
-                          order_by=["attributes.start_time DESC"], max_results=1)
+    runs = registry._call(
+        "searching runs",
+        registry.client.search_runs,
+        [registry.experiment_id()],
+        filter_string="tags.`titans.stage` = 'challenger'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     if runs:
         out.append(sample("titans_last_training_timestamp_seconds", runs[0].info.start_time / 1000.0))
     return out
@@ -250,15 +260,24 @@ class PipelineCollector:
     """A prometheus_client collector: each source is read at most once per its cache period, and a
     source that fails reports `titans_metrics_source_up{source} 0` (its cause goes to the log once)."""
 
-    def __init__(self, settings, db, cache_seconds: float = 15.0, registry_seconds: float = 60.0,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        settings,
+        db,
+        cache_seconds: float = 15.0,
+        registry_seconds: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ):
         self.settings = settings
         self.db = db
         self.clock = clock
         self._lock = threading.Lock()
         self._registry = None
         self._last_error: dict[str, str] = {}
-        self._parts = [_Cached(cache_seconds, self._read_warehouse), _Cached(registry_seconds, self._read_registry)]
+        self._parts = [
+            _Cached(cache_seconds, self._read_warehouse),
+            _Cached(registry_seconds, self._read_registry),
+        ]
 
     def _read_warehouse(self):
         return read_warehouse(self.db, self.settings.as_of, self.clock())
@@ -285,7 +304,9 @@ class PipelineCollector:
                         part.value = part.read()
                         self._last_error.pop(part.read.__name__, None)
                     except Exception as exc:
-                        sources = ("registry",) if part.read == self._read_registry else ("warehouse", "dagster")
+                        sources = (
+                            ("registry",) if part.read == self._read_registry else ("warehouse", "dagster")
+                        )
                         part.value = ([], dict.fromkeys(sources, False))
                         text = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
                         if self._last_error.get(part.read.__name__) != text:
@@ -306,7 +327,9 @@ class PipelineCollector:
         for s in self.samples():
             fam = families.get(s.name)
             if fam is None:
-                fam = families[s.name] = GaugeMetricFamily(s.name, HELP[s.name], labels=[k for k, _ in s.labels])
+                fam = families[s.name] = GaugeMetricFamily(
+                    s.name, HELP[s.name], labels=[k for k, _ in s.labels]
+                )
             fam.add_metric([v for _, v in s.labels], s.value)
         yield from families.values()
 

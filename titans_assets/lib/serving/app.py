@@ -7,7 +7,8 @@ encodes with orjson; everything it decides lives in `Runtime` (runtime.py).
 
 Public: GET /health, /openapi.json, /docs.json (BentoML's own /livez, /readyz, /metrics stay).
 Bearer key: POST /predict/{category,amount,anomaly}[/batch], POST /predict/cashflow,
-GET /models/status, GET /models/health, POST /models/{name}/reload.
+GET /models/status, GET /models/health, POST /models/{name}/reload,
+PUT /transactions/{transaction_id}/category (a correction, audited with the key's id: corrections.py).
 """
 
 from __future__ import annotations
@@ -40,14 +41,19 @@ _OPT = orjson.OPT_SERIALIZE_NUMPY
 
 
 def json_response(body, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body, option=_OPT), status_code=status, headers=headers,
-                    media_type="application/json")
+    return Response(
+        orjson.dumps(body, option=_OPT), status_code=status, headers=headers, media_type="application/json"
+    )
 
 
 def error_response(err: ApiError, request: Request | None = None) -> Response:
     M.count_error(err.code, M.template_of(request.url.path) if request is not None else "")
-    return Response(error_json(err.code, err.message, err.field), status_code=err.status, headers=err.headers,
-                    media_type="application/json")
+    return Response(
+        error_json(err.code, err.message, err.field),
+        status_code=err.status,
+        headers=err.headers,
+        media_type="application/json",
+    )
 
 
 async def read_json(request: Request, limit: int):
@@ -87,9 +93,10 @@ def protected(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         try:
             rt = _runtime(request)
             # The TCP peer, or the client a trusted proxy names (TITANS_TRUSTED_PROXIES; lib/serving/proxies.py).
-            client = rt.client_address(request.client.host if request.client else None,
-                                       request.headers.getlist("x-forwarded-for"))
-            rt.admit(client, request.headers.get("authorization"))
+            client = rt.client_address(
+                request.client.host if request.client else None, request.headers.getlist("x-forwarded-for")
+            )
+            request.state.key_id = rt.admit(client, request.headers.get("authorization"))  # who, for audits
             return await handler(request, rt)
         except ApiError as err:
             return error_response(err, request)
@@ -116,7 +123,8 @@ def _row_endpoint(key: str, batch: bool) -> Handler:
     async def handler(request: Request, rt: Runtime) -> Response:
         payload = await read_json(request, rt.max_body_bytes)
         rows = rt.parse_rows(key, payload, batch)
-        rt.champion(key)  # 503 before any work when there is no champion
+        if rt.holder.get(key).loaded is None:  # 503 before any work; the reason may ask the warehouse
+            await run_in_threadpool(rt.champion, key)
         if len(rows) > INLINE_ROWS:
             body = await run_in_threadpool(rt.predict_rows, key, rows, batch)
         else:
@@ -132,6 +140,13 @@ async def predict_cashflow(request: Request, rt: Runtime) -> Response:
     payload = await read_json(request, rt.max_body_bytes)
     body = rt.predict_cashflow(payload)
     M.note(request.scope, model_version=body.get("model_version"), model_kind=body.get("model_kind"))
+    return json_response(body)
+
+
+async def correct_category(request: Request, rt: Runtime) -> Response:
+    transaction_id = request.path_params["transaction_id"]
+    payload = await read_json(request, rt.max_body_bytes)
+    body = await run_in_threadpool(rt.correct_category, transaction_id, payload, request.state.key_id)
     return json_response(body)
 
 
@@ -171,8 +186,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         message = str(exc.detail)
     M.count_error(INVALID, M.template_of(request.url.path))
-    return Response(error_json(INVALID, message, "path" if exc.status_code == 404 else "method"),
-                    status_code=exc.status_code, headers=exc.headers, media_type="application/json")
+    return Response(
+        error_json(INVALID, message, "path" if exc.status_code == 404 else "method"),
+        status_code=exc.status_code,
+        headers=exc.headers,
+        media_type="application/json",
+    )
 
 
 def create_app(runtime: Runtime | None = None) -> Starlette:
@@ -189,6 +208,7 @@ def create_app(runtime: Runtime | None = None) -> Starlette:
         Route("/models/status", protected(models_status), methods=["GET"]),
         Route("/models/health", protected(models_health), methods=["GET"]),
         Route("/models/{name}/reload", protected(reload_model), methods=["POST"]),
+        Route("/transactions/{transaction_id}/category", protected(correct_category), methods=["PUT"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.runtime = runtime

@@ -44,7 +44,9 @@ class KeyRing:
             if not key:
                 continue
             if len(key) < MIN_KEY_LENGTH:
-                raise KeyConfigError(f"E005 TITANS_API_KEYS: every key needs at least {MIN_KEY_LENGTH} characters")
+                raise KeyConfigError(
+                    f"E005 TITANS_API_KEYS: every key needs at least {MIN_KEY_LENGTH} characters"
+                )
             found.append(digest(key))
         path = environ.get("TITANS_API_KEYS_FILE")
         if path:
@@ -75,8 +77,10 @@ def read_key_file(path: Path) -> list[bytes]:
         if not line:
             continue
         if not _HEX64.fullmatch(line):
-            raise KeyConfigError(f"E005 TITANS_API_KEYS_FILE {path} line {n}: expected a SHA-256 hex digest "
-                                 "(`titans serve --hash-key KEY` prints one)")
+            raise KeyConfigError(
+                f"E005 TITANS_API_KEYS_FILE {path} line {n}: expected a SHA-256 hex digest "
+                "(`titans serve --hash-key KEY` prints one)"
+            )
         out.append(bytes.fromhex(line))
     return out
 

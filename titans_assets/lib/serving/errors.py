@@ -22,7 +22,10 @@ _CODE_PREFIX = re.compile(r"^E\d{3}:? ")
 # What `scrub` removes, in order. URIs first (they hold credentials, hosts and socket paths at once).
 _SCRUB = (
     (re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*"), "<uri>"),
-    (re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key)(\s*[=:]\s*)[^\s,;]+"), r"\1\2<redacted>"),
+    (
+        re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key)(\s*[=:]\s*)[^\s,;]+"),
+        r"\1\2<redacted>",
+    ),
     (re.compile(r"(?i)\b(host|hostaddr|port|user|dbname)=[^\s&,;]+"), r"\1=<redacted>"),
     (re.compile(r"(?<![\w.~/:-])~?/[^\s'\"<>(),;]+"), "<path>"),
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<address>"),
@@ -38,6 +41,7 @@ def scrub(text: str) -> str:
         text = pattern.sub(replacement, text)
     return text
 
+
 INTERNAL = "E000"
 DATABASE = "E001"
 MODEL = "E002"
@@ -49,8 +53,14 @@ AUTH = "E005"
 class ApiError(Exception):
     """An answer other than success: HTTP status, code, one-line message, optionally the field."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         message = scrub(_CODE_PREFIX.sub("", message, count=1))  # the code has its own key
         super().__init__(message)
         self.status = status
@@ -80,12 +90,18 @@ def invalid(field: str, message: str, status: int = 422) -> ApiError:
 
 
 def unauthorized(message: str) -> ApiError:
-    return ApiError(401, AUTH, message, field="Authorization", headers={"WWW-Authenticate": 'Bearer realm="titans"'})
+    return ApiError(
+        401, AUTH, message, field="Authorization", headers={"WWW-Authenticate": 'Bearer realm="titans"'}
+    )
 
 
 def rate_limited(scope: str, limit: str, retry_after: int) -> ApiError:
-    return ApiError(429, RATE_LIMIT, f"rate limit exceeded ({limit} per {scope}); retry after {retry_after} s",
-                    headers={"Retry-After": str(retry_after)})
+    return ApiError(
+        429,
+        RATE_LIMIT,
+        f"rate limit exceeded ({limit} per {scope}); retry after {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def model_unavailable(message: str, status: int = 503) -> ApiError:

@@ -1,19 +1,11 @@
 """The champions a worker serves: resolved from the registry alias, swapped atomically, kept on failure.
 
-Each model has a slot holding an immutable `Loaded` (version + model object). A request reads the
-slot once and uses that object's model and version together, so the version it reports is the one
-that answered. A refresh (start-up, `POST /models/{name}/reload`, or the poller) re-resolves
-`NAME@champion`; only when the version differs does it load the new model, and only a successful
-load replaces the slot: a failed load keeps the last good model and records the error. Every worker
-polls on its own (TITANS_MODEL_POLL_SECONDS), so all workers and replicas converge on a new
-champion within one poll interval whichever of them got the reload call.
+`ModelHolder` keeps one immutable `Loaded` (version + model) per model; a refresh re-resolves
+`NAME@champion` and only a successful load replaces it. Failures answer one code and a message that
+names the dependency, never its address (`E002 <registry> is unreachable`); `check_registry()` backs
+GET /models/health.
 
-A failure is reported with one code and a message that names the dependency, never its address
-(the exception's own text, with URIs, socket paths and credentials, goes to the log only): when the
-registry cannot be reached, every call during that outage answers `E002 <registry> is unreachable`,
-whether the failure came from building the client, resolving the alias or loading the model.
-`check_registry()` (GET /models/health) asks the registry at request time, so a dead registry shows
-on the next health request, not after the next poll.
+Design notes (refresh, polling, failure reporting): docs/design-notes.md#titans_assetslibservingholderpy
 """
 
 from __future__ import annotations
@@ -60,7 +52,7 @@ class Loaded:
 
     @property
     def kind(self) -> str:
-        """"model", or "baseline:<name>" when no trained model has beaten that baseline."""
+        """ "model", or "baseline:<name>" when no trained model has beaten that baseline."""
         return kind_of(self.tags)
 
 
@@ -93,10 +85,26 @@ class Refresh:
 
 # What a failure to reach the registry looks like, anywhere in an exception's chain: the drivers'
 # operational errors, sockets refusing or timing out, our own E001 and "unreachable" errors.
-_UNREACHABLE_TYPES = frozenset({"OperationalError", "InterfaceError", "ConnectionError", "ConnectTimeout",
-                                "ReadTimeout", "TimeoutError", "NewConnectionError", "MaxRetryError"})
-_UNREACHABLE_TEXT = ("unreachable", "could not connect", "cannot connect", "connection refused",
-                     "connection to server", "timed out")
+_UNREACHABLE_TYPES = frozenset(
+    {
+        "OperationalError",
+        "InterfaceError",
+        "ConnectionError",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "TimeoutError",
+        "NewConnectionError",
+        "MaxRetryError",
+    }
+)
+_UNREACHABLE_TEXT = (
+    "unreachable",
+    "could not connect",
+    "cannot connect",
+    "connection refused",
+    "connection to server",
+    "timed out",
+)
 
 
 def unreachable(exc: BaseException) -> bool:
@@ -106,8 +114,11 @@ def unreachable(exc: BaseException) -> bool:
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         first = (str(cur).strip().splitlines() or [""])[0].lower()
-        if (type(cur).__name__ in _UNREACHABLE_TYPES or getattr(cur, "code", None) == "E001"
-                or any(t in first for t in _UNREACHABLE_TEXT)):
+        if (
+            type(cur).__name__ in _UNREACHABLE_TYPES
+            or getattr(cur, "code", None) == "E001"
+            or any(t in first for t in _UNREACHABLE_TEXT)
+        ):
             return True
         cur = cur.__cause__ or cur.__context__
     return False
@@ -126,8 +137,12 @@ def _iso(ts: float | None) -> str | None:
 
 
 class ModelHolder:
-    def __init__(self, names: dict[str, str], source: ChampionSource | Callable[[], ChampionSource],
-                 registry_label: str = "the model registry"):
+    def __init__(
+        self,
+        names: dict[str, str],
+        source: ChampionSource | Callable[[], ChampionSource],
+        registry_label: str = "the model registry",
+    ):
         """`names`: model key (category, ...) -> registry name. `source` or a factory of it (called on
         first use and again after a failure, so a registry that was down at start-up is picked up).
         `registry_label` names the dependency in error messages ("the MLflow registry (PostgreSQL)")."""
@@ -193,10 +208,14 @@ class ModelHolder:
             return self._failed(slot, now, previous, exc, lookup=True)
         if current is None:
             if slot.loaded is None:
-                self._slots[key] = replace(slot, error=None, error_code=None, checked_at=now, unreachable=False)
+                self._slots[key] = replace(
+                    slot, error=None, error_code=None, checked_at=now, unreachable=False
+                )
                 return Refresh(key, "missing", None, None)
             message = f"E002 {slot.name}@champion no longer exists; still serving version {previous}"
-            self._slots[key] = replace(slot, error=message, error_code="E002", checked_at=now, unreachable=False)
+            self._slots[key] = replace(
+                slot, error=message, error_code="E002", checked_at=now, unreachable=False
+            )
             return Refresh(key, "failed", previous, previous, message, "E002")
         version, _run_id = current
         if slot.loaded is not None and slot.loaded.version == version:
@@ -210,23 +229,38 @@ class ModelHolder:
         log.info("serving %s version %s (was %s)", slot.name, loaded.version, previous or "none")
         return Refresh(key, "reloaded", loaded.version, previous)
 
-    def failure_message(self, name: str, exc: BaseException, lookup: bool = False,
-                        version: str | None = None) -> tuple[str, bool]:
+    def failure_message(
+        self, name: str, exc: BaseException, lookup: bool = False, version: str | None = None
+    ) -> tuple[str, bool]:
         """(message with its code, whether the registry was unreachable): one code (E002) for every
         failure, and while the registry is down the same words whichever step met it."""
         if lookup or unreachable(exc):
             return f"E002 {self.registry_label} is unreachable", True
         return f"E002 loading {name} version {version} failed: {_line(exc)}", False
 
-    def _failed(self, slot: Slot, now: float, previous: str | None, exc: BaseException, lookup: bool = False,
-                version: str | None = None) -> Refresh:
+    def _failed(
+        self,
+        slot: Slot,
+        now: float,
+        previous: str | None,
+        exc: BaseException,
+        lookup: bool = False,
+        version: str | None = None,
+    ) -> Refresh:
         message, down = self.failure_message(slot.name, exc, lookup, version)
         if previous:
             message = f"{message}; still serving version {previous}"
-        self._slots[slot.key] = replace(slot, error=message, error_code="E002", checked_at=now, unreachable=down)
+        self._slots[slot.key] = replace(
+            slot, error=message, error_code="E002", checked_at=now, unreachable=down
+        )
         if message != slot.error:  # once per outage, not once per poll; the cause (addresses included) is
-            log.warning("refreshing %s failed: %s (%s: %s)", slot.name, message,  # for the operator's log only
-                        type(exc).__name__, (str(exc).strip().splitlines() or [""])[0][:300])
+            log.warning(
+                "refreshing %s failed: %s (%s: %s)",
+                slot.name,
+                message,  # for the operator's log only
+                type(exc).__name__,
+                (str(exc).strip().splitlines() or [""])[0][:300],
+            )
         return Refresh(slot.key, "failed", previous, previous, message, "E002")
 
     def check_registry(self) -> bool:
@@ -305,14 +339,20 @@ class ModelHolder:
     def health(self) -> dict[str, Any]:
         models = {}
         for key, slot in self._slots.items():
-            entry: dict[str, Any] = {"name": slot.name, "status": slot.status,
-                                     "model_version": slot.loaded.version if slot.loaded else None,
-                                     "model_kind": slot.loaded.kind if slot.loaded else None}
+            entry: dict[str, Any] = {
+                "name": slot.name,
+                "status": slot.status,
+                "model_version": slot.loaded.version if slot.loaded else None,
+                "model_kind": slot.loaded.kind if slot.loaded else None,
+            }
             if slot.error:
                 entry["error"] = {"code": slot.error_code or "E002", "message": scrub(slot.error)}
             elif slot.loaded is None:
-                entry["error"] = {"code": "E002", "message": f"E002 no champion for {slot.name} yet: "
-                                  "train and promote one (titans materialize)"}
+                entry["error"] = {
+                    "code": "E002",
+                    "message": f"E002 no champion for {slot.name} yet: "
+                    "train and promote one (titans materialize)",
+                }
             models[key] = entry
         serving = sum(1 for s in self._slots.values() if s.loaded is not None)
         clean = sum(1 for s in self._slots.values() if s.status == "ready")
@@ -341,8 +381,12 @@ class RegistrySource:
             from titans_assets.lib.db import Database
 
             params = Database(uri.replace("+psycopg2", "", 1)).connect_kwargs()
-            with psycopg2.connect(connect_timeout=max(1, round(timeout)), application_name="titans-health",
-                                  **params) as conn, conn.cursor() as cur:
+            with (
+                psycopg2.connect(
+                    connect_timeout=max(1, round(timeout)), application_name="titans-health", **params
+                ) as conn,
+                conn.cursor() as cur,
+            ):
                 cur.execute("SELECT 1")
             conn.close()
         elif uri.startswith(("http://", "https://")):
@@ -361,5 +405,11 @@ class RegistrySource:
         champ = self.registry.champion(name)  # resolves again: the version loaded is the one reported
         if champ is None:
             raise RegistryError(f"E002 {name}@champion disappeared while loading version {version}")
-        return Loaded(name=name, version=champ.version, run_id=champ.run_id, model=champ.model,
-                      metrics=champ.metrics, tags=champ.tags)
+        return Loaded(
+            name=name,
+            version=champ.version,
+            run_id=champ.run_id,
+            model=champ.model,
+            metrics=champ.metrics,
+            tags=champ.tags,
+        )

@@ -1,22 +1,10 @@
 """Spread new connections over BentoML's workers with SO_REUSEPORT (works around bentoml/BentoML#5426).
 
-BentoML 1.4's workers all accept from one listening socket inherited from its supervisor (circus).
-A worker woken for a pending connection accepts every connection waiting, so when a client opens its
-connections in a burst (a connection pool, a proxy, a load generator) one worker can get all of them
-and the other idles: three identical 4-second runs of a 2-worker server gave 886, 2,561 and 979
-req/s (docs/benchmarks.md, "Serving", run E).
+`spread_this_worker` (called once a worker has loaded its models) gives every worker but worker 1 a
+socket of its own bound with SO_REUSEPORT in place of the inherited one; where the kernel refuses,
+the worker keeps the inherited socket and logs why. `TITANS_SERVE_REUSEPORT=0` turns this off.
 
-With SO_REUSEPORT the kernel hashes each new connection (by its addresses and ports) to one of the
-listening sockets bound to the same address, as gunicorn's `--reuse-port` and nginx's `reuseport`
-do. Here, once a worker has loaded its models (so nothing is routed to a worker that cannot answer
-yet), it marks the inherited socket SO_REUSEPORT and, unless it is worker 1, binds a socket of its
-own to the same address and puts it in place of the inherited one under the same descriptor number,
-which uvicorn then serves. Worker 1 keeps accepting from the inherited socket, which stays in the
-group. Where the kernel refuses, the worker keeps the inherited socket, as before, and logs why.
-`TITANS_SERVE_REUSEPORT=0` turns this off.
-
-SO_REUSEPORT's known cost: connections still waiting in a worker's own queue when that worker exits
-are reset (BentoML then restarts the worker, which binds again).
+Design notes (the imbalance measured, how, the cost): docs/design-notes.md#titans_assetslibservinglistenerpy
 """
 
 from __future__ import annotations

@@ -18,8 +18,10 @@ import pandas as pd
 from titans_assets.lib.ml import features as F
 from titans_assets.lib.serving.validation import AMOUNT, ANOMALY, CATEGORY, CashflowRequest, Row, RowSpec
 
-_COLUMNS = {spec.name: [("txn_date" if f == "date" else f) for f in spec.fields if f != "time"]
-            for spec in (CATEGORY, AMOUNT, ANOMALY)}
+_COLUMNS = {
+    spec.name: [("txn_date" if f == "date" else f) for f in spec.fields if f != "time"]
+    for spec in (CATEGORY, AMOUNT, ANOMALY)
+}
 
 
 def frame_of(spec: RowSpec, rows: list[Row]) -> pd.DataFrame:
@@ -79,36 +81,68 @@ def _plain(value: Any) -> Any:
 
 def category(model: Any, rows: list[Row]) -> list[dict[str, Any]]:
     out = predict_columns(model, CATEGORY, rows)
-    return [{"prediction": str(p), "confidence": _num(c),
-             "alternatives": [{"category": str(a["category"]), "confidence": _num(a["confidence"])} for a in alts]}
-            for p, c, alts in zip(_list(out["prediction"]), _list(out["confidence"]), _list(out["alternatives"]))]
+    return [
+        {
+            "prediction": str(p),
+            "confidence": _num(c),
+            "alternatives": [
+                {"category": str(a["category"]), "confidence": _num(a["confidence"])} for a in alts
+            ],
+        }
+        for p, c, alts in zip(_list(out["prediction"]), _list(out["confidence"]), _list(out["alternatives"]))
+    ]
 
 
 def amount(model: Any, rows: list[Row]) -> list[dict[str, Any]]:
     out = predict_columns(model, AMOUNT, rows)
     level = out["level"]
     levels = _list(level) if hasattr(level, "__len__") else [level] * len(rows)
-    return [{"predicted_amount": _num(p), "confidence_interval": {"lower": _num(lo), "upper": _num(hi),
-                                                                  "level": _num(lv)},
-             "factors": _plain(f) if f is not None else {}}
-            for p, lo, hi, lv, f in zip(_list(out["predicted_amount"]), _list(out["lower"]), _list(out["upper"]),
-                                        levels, _list(out["factors"]))]
+    return [
+        {
+            "predicted_amount": _num(p),
+            "confidence_interval": {"lower": _num(lo), "upper": _num(hi), "level": _num(lv)},
+            "factors": _plain(f) if f is not None else {},
+        }
+        for p, lo, hi, lv, f in zip(
+            _list(out["predicted_amount"]),
+            _list(out["lower"]),
+            _list(out["upper"]),
+            levels,
+            _list(out["factors"]),
+        )
+    ]
 
 
 def anomaly(model: Any, rows: list[Row]) -> list[dict[str, Any]]:
     out = predict_columns(model, ANOMALY, rows)
-    return [{"is_anomaly": bool(a), "anomaly_score": _num(s), "risk_level": str(r),
-             "reasons": [str(x) for x in (reasons or [])]}
-            for a, s, r, reasons in zip(_list(out["is_anomaly"]), _list(out["anomaly_score"]),
-                                        _list(out["risk_level"]), _list(out["reasons"]))]
+    return [
+        {
+            "is_anomaly": bool(a),
+            "anomaly_score": _num(s),
+            "risk_level": str(r),
+            "reasons": [str(x) for x in (reasons or [])],
+        }
+        for a, s, r, reasons in zip(
+            _list(out["is_anomaly"]),
+            _list(out["anomaly_score"]),
+            _list(out["risk_level"]),
+            _list(out["reasons"]),
+        )
+    ]
 
 
 def cashflow(model: Any, request: CashflowRequest) -> dict[str, Any]:
     forecast = model.forecast(request.horizon_days, include_seasonality=request.include_seasonality)
     dates = pd.to_datetime(forecast["date"]).dt.strftime("%Y-%m-%d").tolist()
-    rows = [{"date": d, "predicted_amount": _num(p), "lower": _num(lo), "upper": _num(hi)}
-            for d, p, lo, hi in zip(dates, forecast["predicted_amount"].tolist(), forecast["lower"].tolist(),
-                                    forecast["upper"].tolist())]
+    rows = [
+        {"date": d, "predicted_amount": _num(p), "lower": _num(lo), "upper": _num(hi)}
+        for d, p, lo, hi in zip(
+            dates,
+            forecast["predicted_amount"].tolist(),
+            forecast["lower"].tolist(),
+            forecast["upper"].tolist(),
+        )
+    ]
     return {"forecast": rows, "summary": _plain(model.summary(forecast))}
 
 

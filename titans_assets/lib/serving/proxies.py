@@ -1,16 +1,11 @@
 """Which address a request comes from, for the per-IP rate limit: trusted proxies are explicit.
 
-`TITANS_TRUSTED_PROXIES` lists the proxies (comma-separated IP addresses or CIDR networks, IPv4 or
-IPv6) whose `X-Forwarded-For` header is believed; the default is none. A request whose direct peer
-is not in that list is counted under the peer's own address, whatever `X-Forwarded-For` it carries,
-so a client cannot rotate the header to escape its limit. From a trusted peer, the header is read
-from the right (each proxy appends the address it received the request from) and the first address
-that is not itself a trusted proxy is the client; if every address is trusted, the leftmost one.
+`TrustedProxies` reads `TITANS_TRUSTED_PROXIES` (IP addresses or CIDR networks; default none). From
+an untrusted peer the peer's address counts, whatever `X-Forwarded-For` says; from a trusted one the
+header is read from the right to the first untrusted address. uvicorn trusts no peer
+(bento/service.py), so this module is the one place that decides.
 
-uvicorn would otherwise trust `X-Forwarded-For` from 127.0.0.1 and ::1 (its `FORWARDED_ALLOW_IPS`
-default, applied before any application code sees the request, which then never learns the real
-peer): bento/service.py sets `FORWARDED_ALLOW_IPS` to `UVICORN_FORWARDED_ALLOW_IPS` (no peer is
-trusted by uvicorn), so this module is the one place that decides.
+Design notes (the rules, uvicorn's default): docs/design-notes.md#titans_assetslibservingproxiespy
 """
 
 from __future__ import annotations
@@ -62,8 +57,10 @@ class TrustedProxies:
             try:
                 networks.append(ipaddress.ip_network(item, strict=False))
             except ValueError:
-                raise ProxyConfigError(f"E003 invalid input: {ENV}: {item[:60]!r} is not an IP address or "
-                                       "CIDR network (e.g. 10.0.0.5 or 10.0.0.0/8)") from None
+                raise ProxyConfigError(
+                    f"E003 invalid input: {ENV}: {item[:60]!r} is not an IP address or "
+                    "CIDR network (e.g. 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
         return cls(tuple(dict.fromkeys(networks)))
 
     def __bool__(self) -> bool:

@@ -1,20 +1,10 @@
 """Rate limits per client IP and per API key, on the `limits` package (E004 with Retry-After).
 
-Defaults follow the original guide: 60/minute per IP, 1000/hour per key. TITANS_RATE_LIMIT_IP and
-TITANS_RATE_LIMIT_KEY take the `limits` string syntax ("60/minute", "10 per second;1000/day");
-"none" switches one off. With TITANS_REDIS_URL (redis://host:port/db) the counters live in Redis and
-are shared by every worker and replica; otherwise each worker counts in its own memory.
+`RateLimiter` applies TITANS_RATE_LIMIT_IP (default 60/minute) and TITANS_RATE_LIMIT_KEY (default
+1000/hour), in `limits` syntax, "none" to switch one off; with TITANS_REDIS_URL the counters are
+shared in Redis, else (or while Redis is away) per worker in memory (`LocalCounters`).
 
-The strategy is the sliding window counter: one Redis round trip (a Lua script) per limit per
-request, a second only to compute Retry-After for a rejected request. If Redis cannot be reached,
-each worker falls back to counting in its own memory (the same limits, per worker instead of shared)
-and logs one line saying so; every `RETRY_SECONDS` one request tries Redis again, and the first that
-succeeds switches the worker back to the shared counters (one more line). Limits protect the
-service: they must not take it down, nor vanish while Redis is away.
-
-In memory the counters are `LocalCounters` (the same sliding window counter as `limits`' storages):
-`limits`' MemoryStorage starts a new timer thread whenever its last one ended (10 ms) to expire keys,
-which under load cost ~0.1 ms per request, more than the rest of the admission together.
+Design notes (the strategy, the Redis fallback, why LocalCounters): docs/design-notes.md#titans_assetslibservingratelimitpy
 """
 
 from __future__ import annotations
@@ -59,7 +49,9 @@ class RateLimitConfig:
     def from_env(cls, environ: dict[str, str]) -> RateLimitConfig:
         redis_url = environ.get("TITANS_REDIS_URL") or ""
         if redis_url and not redis_url.startswith(("redis://", "rediss://", "redis+unix://")):
-            raise RateLimitConfigError(f"E003 invalid input: TITANS_REDIS_URL must be redis://..., got {redis_url!r}")
+            raise RateLimitConfigError(
+                f"E003 invalid input: TITANS_REDIS_URL must be redis://..., got {redis_url!r}"
+            )
         return cls(
             per_ip=_items(environ.get("TITANS_RATE_LIMIT_IP", DEFAULT_IP), "TITANS_RATE_LIMIT_IP"),
             per_key=_items(environ.get("TITANS_RATE_LIMIT_KEY", DEFAULT_KEY), "TITANS_RATE_LIMIT_KEY"),
@@ -72,8 +64,11 @@ class RateLimitConfig:
         return not self.storage_uri.startswith("memory")
 
     def describe(self) -> dict:
-        return {"per_ip": [str(i) for i in self.per_ip], "per_key": [str(i) for i in self.per_key],
-                "storage": "redis" if self.shared else "memory (per worker)"}
+        return {
+            "per_ip": [str(i) for i in self.per_ip],
+            "per_key": [str(i) for i in self.per_key],
+            "storage": "redis" if self.shared else "memory (per worker)",
+        }
 
 
 @dataclass(frozen=True)
@@ -137,12 +132,15 @@ class LocalCounters:
 
     # -- the strategy's interface ------------------------------------------------------------------
     def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
-        return self.acquire_sliding_window_entry(item.key_for(*identifiers), item.amount, item.get_expiry(), cost)
+        return self.acquire_sliding_window_entry(
+            item.key_for(*identifiers), item.amount, item.get_expiry(), cost
+        )
 
     def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
         expiry = item.get_expiry()
         previous_count, previous_ttl, current_count, current_ttl = self.get_sliding_window(
-            item.key_for(*identifiers), expiry)
+            item.key_for(*identifiers), expiry
+        )
         remaining = max(0, item.amount - math.floor(previous_count * previous_ttl / expiry + current_count))
         now = time.time()
         if not (previous_count or current_count):
@@ -226,9 +224,13 @@ class RateLimiter:
             if self.degraded:
                 return
             self.degraded = True
-        log.warning("rate limit storage %s unavailable (%s): limits are counted per worker in memory until it "
-                    "answers again (retried every %.0f s)", self._where(),
-                    (str(exc).splitlines() or [type(exc).__name__])[0][:200], self.RETRY_SECONDS)
+        log.warning(
+            "rate limit storage %s unavailable (%s): limits are counted per worker in memory until it "
+            "answers again (retried every %.0f s)",
+            self._where(),
+            (str(exc).splitlines() or [type(exc).__name__])[0][:200],
+            self.RETRY_SECONDS,
+        )
 
     def _recovered(self) -> None:
         with self._state:

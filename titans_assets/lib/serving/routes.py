@@ -18,17 +18,25 @@ UNMATCHED = "/{unmatched}"
 
 # Routes of the Titans API (app.py) and of BentoML itself.
 API_ROUTES = (
-    "/health", "/openapi.json", "/docs.json",
-    "/predict/category", "/predict/category/batch",
-    "/predict/amount", "/predict/amount/batch",
-    "/predict/anomaly", "/predict/anomaly/batch",
+    "/health",
+    "/openapi.json",
+    "/docs.json",
+    "/predict/category",
+    "/predict/category/batch",
+    "/predict/amount",
+    "/predict/amount/batch",
+    "/predict/anomaly",
+    "/predict/anomaly/batch",
     "/predict/cashflow",
-    "/models/status", "/models/health",
+    "/models/status",
+    "/models/health",
 )
 RELOAD_TEMPLATE = "/models/{name}/reload"
+CORRECTION_TEMPLATE = "/transactions/{transaction_id}/category"
 BENTOML_ROUTES = ("/", "/livez", "/healthz", "/readyz", "/metrics", "/schema.json")
 _EXACT = frozenset(API_ROUTES + BENTOML_ROUTES)
 _RELOAD = re.compile(r"/models/[^/]+/reload")
+_CORRECTION = re.compile(r"/transactions/[^/]+/category")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # Starlette's mounts match `.*`, which stops at a newline
 _STATIC = ("/static_content/", "/assets/")
 
@@ -43,6 +51,8 @@ def template_of(path: str) -> str:
         return path[:-1]
     if _RELOAD.fullmatch(path):
         return RELOAD_TEMPLATE
+    if _CORRECTION.fullmatch(path):
+        return CORRECTION_TEMPLATE
     for prefix in _STATIC:
         if path.startswith(prefix):
             return prefix + "{path}"
@@ -80,9 +90,16 @@ class RestorePath:
             raw = scope[RAW_PATH_KEY]
             if scope["path"] == UNMATCHED:
                 body = error_json(INVALID, f"no such route: {scope.get('method', 'GET')} {raw[:200]}", "path")
-                await send({"type": "http.response.start", "status": 404,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode())]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 404,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})  # counted as E003 by Instrumented
                 return
             scope["path"] = raw

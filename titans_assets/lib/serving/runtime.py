@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from titans_assets.lib.ml import catalog
+from titans_assets.lib.ml.cold_start import HOW_TO_LABEL, ColdStart, LabelGate
 from titans_assets.lib.observability.metrics import count_rejection
-from titans_assets.lib.serving import predict
+from titans_assets.lib.serving import corrections, predict
 from titans_assets.lib.serving import validation as V
 from titans_assets.lib.serving.auth import KeyRing, bearer_token
-from titans_assets.lib.serving.errors import ApiError, invalid, model_unavailable, rate_limited, unauthorized
+from titans_assets.lib.serving.errors import (
+    ApiError,
+    invalid,
+    model_unavailable,
+    rate_limited,
+    scrub,
+    unauthorized,
+)
 from titans_assets.lib.serving.holder import DEFAULT_POLL_SECONDS, ChampionSource, ModelHolder
 from titans_assets.lib.serving.proxies import TrustedProxies
 from titans_assets.lib.serving.ratelimit import RateLimitConfig, RateLimiter
@@ -30,6 +39,12 @@ REGISTRY_NAMES = {spec.key: spec.name for spec in catalog.SPECS}  # model key ->
 
 def poll_seconds(environ: Mapping[str, str]) -> float:
     return V.env_number(environ, "TITANS_MODEL_POLL_SECONDS", DEFAULT_POLL_SECONDS, float, 0)
+
+
+def _database(settings):
+    from titans_assets.lib.db import get_database
+
+    return get_database(settings)
 
 
 def registry_label(settings) -> str:
@@ -49,31 +64,46 @@ class Runtime:
     holder: ModelHolder
     max_body_bytes: int = V.DEFAULT_MAX_BODY_BYTES
     proxies: TrustedProxies = TrustedProxies()
+    warehouse: corrections.Warehouse | None = None  # for corrections and the cold-start count
+    gate: LabelGate = LabelGate()
+    _cold_start: tuple[float, ColdStart | None] | None = field(default=None, repr=False)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None,
-                 source: ChampionSource | Callable[[], ChampionSource] | None = None) -> Runtime:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        source: ChampionSource | Callable[[], ChampionSource] | None = None,
+    ) -> Runtime:
         """Configuration from the environment; champions from `source` (default: the MLflow registry of
         `Settings.from_env`). Nothing is loaded until `start()`."""
         env = dict(os.environ if environ is None else environ)
         keys = KeyRing.from_env(env)
+        from titans_assets.lib.settings import Settings
+
+        settings = Settings.from_env(env)
         if not keys:
-            log.warning("no API keys configured (TITANS_API_KEYS / TITANS_API_KEYS_FILE): "
-                        "every prediction and management route answers 401")
+            log.warning(
+                "no API keys configured (TITANS_API_KEYS / TITANS_API_KEYS_FILE): "
+                "every prediction and management route answers 401"
+            )
         label = "the model registry"
         if source is None:
             from titans_assets.lib.serving.holder import RegistrySource
-            from titans_assets.lib.settings import Settings
 
-            settings = Settings.from_env(env)
             label = registry_label(settings)
 
             def source():  # built lazily, and again after a failure (the database may come back)
                 return RegistrySource(settings)
 
-        return cls(keys=keys, limiter=RateLimiter(RateLimitConfig.from_env(env)),
-                   holder=ModelHolder(REGISTRY_NAMES, source, registry_label=label), max_body_bytes=V.body_limit(env),
-                   proxies=TrustedProxies.from_env(env))
+        return cls(
+            keys=keys,
+            limiter=RateLimiter(RateLimitConfig.from_env(env)),
+            holder=ModelHolder(REGISTRY_NAMES, source, registry_label=label),
+            max_body_bytes=V.body_limit(env),
+            proxies=TrustedProxies.from_env(env),
+            warehouse=corrections.Warehouse(lambda: _database(settings)),
+            gate=LabelGate.from_env(env),
+        )
 
     def start(self, poll: float = DEFAULT_POLL_SECONDS) -> None:
         """Resolve and load every champion (a missing one is reported, not fatal), then poll."""
@@ -113,9 +143,56 @@ class Runtime:
     def champion(self, key: str):
         slot = self.holder.get(key)
         if slot.loaded is None:
-            reason = slot.error or f"no champion for {slot.name} yet: train and promote one (titans materialize)"
+            reason = slot.error or self._why_no_champion(key, slot.name)
             raise model_unavailable(reason if reason.startswith("E00") else f"E002 {reason}")
         return slot.loaded
+
+    def _why_no_champion(self, key: str, name: str) -> str:
+        """Why there is no champion: for the category model, the cold start's label count when the
+        warehouse can tell (it may ask the warehouse: call it off the event loop)."""
+        status = self.cold_start_status() if key == "category" else None
+        if status is not None and not status.ready:
+            return f"no champion for {name} yet: {status.reason()}; {HOW_TO_LABEL}"
+        if status is not None:
+            return (
+                f"no champion for {name} yet: {status.reason()}; it trains at the next materialization "
+                "(titans materialize)"
+            )
+        return f"no champion for {name} yet: train and promote one (titans materialize)"
+
+    COLD_START_TTL = 5.0  # seconds a worker reuses its label count (a correction here refreshes it)
+
+    def cold_start_status(self) -> ColdStart | None:
+        """The cold-start gate on the warehouse's labels (cached briefly), None when it cannot tell."""
+        now = time.monotonic()
+        cached = self._cold_start
+        if cached is not None and now - cached[0] < self.COLD_START_TTL:
+            return cached[1]
+        status = None
+        if self.warehouse is not None:
+            from titans_assets.lib.ml.cold_start import warehouse_status
+
+            try:
+                status = warehouse_status(self.warehouse.database(), self.gate)
+            except Exception as exc:  # noqa: BLE001 - the generic answer instead; the cause goes to the log
+                log.warning(
+                    "cold-start label count unavailable: %s",
+                    scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__),
+                )
+        self._cold_start = (now, status)
+        return status
+
+    # -- corrections ----------------------------------------------------------------------------
+    def correct_category(self, transaction_id: str, payload: Any, key_id: str) -> dict[str, Any]:
+        """PUT /transactions/{transaction_id}/category (lib/serving/corrections.py)."""
+        category = corrections.parse_body(payload)
+        if self.warehouse is None:
+            raise ApiError(503, "E001", "no warehouse database is configured for this service")
+        body = corrections.correct(
+            self.warehouse, corrections.parse_transaction_id(transaction_id), category, key_id
+        )
+        self._cold_start = None  # the label count changed
+        return body
 
     def parse_rows(self, key: str, payload: Any, batch: bool) -> list[V.Row]:
         spec = V.ROW_SPECS[key]
@@ -125,8 +202,12 @@ class Runtime:
         loaded = self.champion(key)
         results = predict.ROW_PREDICTORS[key](loaded.model, rows)
         if batch:
-            return {"predictions": results, "count": len(results), "model_version": loaded.version,
-                    "model_kind": loaded.kind}
+            return {
+                "predictions": results,
+                "count": len(results),
+                "model_version": loaded.version,
+                "model_kind": loaded.kind,
+            }
         body = results[0]
         body["model_version"] = loaded.version
         body["model_kind"] = loaded.kind
@@ -151,23 +232,40 @@ class Runtime:
     # -- management -----------------------------------------------------------------------------
     def reload(self, name: str) -> dict[str, Any]:
         key = self.holder.key_of(name)
-        if key is None:  # the client named something that does not exist: invalid input, not a missing champion
-            raise ApiError(404, "E003", f"name: unknown model {name[:60]!r} (known: {', '.join(self.holder.names)} "
-                           f"or {', '.join(self.holder.names.values())})", field="name")
+        if (
+            key is None
+        ):  # the client named something that does not exist: invalid input, not a missing champion
+            raise ApiError(
+                404,
+                "E003",
+                f"name: unknown model {name[:60]!r} (known: {', '.join(self.holder.names)} "
+                f"or {', '.join(self.holder.names.values())})",
+                field="name",
+            )
         r = self.holder.refresh(key)
         if r.outcome == "failed":
             reason = (r.error or "").removeprefix("E002 ")
             raise model_unavailable(f"E002 reload of {self.holder.names[key]} failed: {reason}")
         if r.outcome == "missing":
             raise model_unavailable(f"E002 no champion for {self.holder.names[key]} in the registry")
-        return {"model": key, "name": self.holder.names[key], "outcome": r.outcome,
-                "model_version": r.version, "model_kind": self.holder.kind_of(key),
-                "previous_version": r.previous, "worker_pid": os.getpid()}
+        return {
+            "model": key,
+            "name": self.holder.names[key],
+            "outcome": r.outcome,
+            "model_version": r.version,
+            "model_kind": self.holder.kind_of(key),
+            "previous_version": r.previous,
+            "worker_pid": os.getpid(),
+        }
 
     def models_status(self) -> dict[str, Any]:
-        return {"worker_pid": os.getpid(), "poll_seconds": self.holder.poll_seconds,
-                "rate_limits": self.limiter.describe(), "trusted_proxies": self.proxies.describe(),
-                "models": self.holder.status()}
+        return {
+            "worker_pid": os.getpid(),
+            "poll_seconds": self.holder.poll_seconds,
+            "rate_limits": self.limiter.describe(),
+            "trusted_proxies": self.proxies.describe(),
+            "models": self.holder.status(),
+        }
 
     def models_health(self) -> dict[str, Any]:
         """Per-model health, with the registry asked now (a dead registry shows on this request)."""

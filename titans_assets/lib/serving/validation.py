@@ -57,6 +57,18 @@ def _object(value: Any, where: str) -> dict:
     return value
 
 
+def only_field(payload: Any, name: str) -> Any:
+    """The value of `name` in a JSON object body that may hold only that field (E003 naming the field)."""
+    obj = _object(payload, "")
+    for key in obj:
+        if key != name:
+            raise invalid(str(key)[:60], f"unknown field (expected: {name})")
+    value = obj.get(name)
+    if value is None:
+        raise invalid(name, "required")
+    return value
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
@@ -134,7 +146,9 @@ class RowSpec:
         allowed = _ALLOWED[self.name]
         for key in obj:
             if key not in allowed:
-                raise invalid(_where(prefix, str(key)[:60]), f"unknown field (expected: {', '.join(self.fields)})")
+                raise invalid(
+                    _where(prefix, str(key)[:60]), f"unknown field (expected: {', '.join(self.fields)})"
+                )
         row: Row = {}
         for name in self.fields:
             where = _where(prefix, name)
@@ -158,8 +172,9 @@ class RowSpec:
 # payment method and reference.
 CATEGORY = RowSpec("category", ("amount", "date"), ("description", "payment_method", "reference"))
 AMOUNT = RowSpec("amount", ("category", "date"), ("payment_method", "description"))
-ANOMALY = RowSpec("anomaly", ("amount", "date"),
-                  ("category", "description", "time", "payment_method", "reference"))
+ANOMALY = RowSpec(
+    "anomaly", ("amount", "date"), ("category", "description", "time", "payment_method", "reference")
+)
 ROW_SPECS = {s.name: s for s in (CATEGORY, AMOUNT, ANOMALY)}
 _ALLOWED = {s.name: frozenset(s.fields) for s in ROW_SPECS.values()}
 
@@ -170,18 +185,15 @@ def parse_row(spec: RowSpec, payload: Any) -> Row:
 
 def parse_batch(spec: RowSpec, payload: Any, max_batch: int = MAX_BATCH) -> list[Row]:
     """`{"transactions": [row, ...]}` with 1..max_batch rows."""
-    obj = _object(payload, "")
-    for key in obj:
-        if key != "transactions":
-            raise invalid(str(key)[:60], "unknown field (expected: transactions)")
-    items = obj.get("transactions")
-    if items is None:
-        raise invalid("transactions", "required")
+    items = only_field(payload, "transactions")
     if not isinstance(items, list):
         raise invalid("transactions", f"expected an array, got {_kind(items)}")
     if not 1 <= len(items) <= max_batch:
-        raise invalid("transactions", f"expected 1..{max_batch} transactions, got {len(items)}",
-                      status=413 if len(items) > max_batch else 422)
+        raise invalid(
+            "transactions",
+            f"expected 1..{max_batch} transactions, got {len(items)}",
+            status=413 if len(items) > max_batch else 422,
+        )
     return [spec.parse(item, f"transactions[{i}]") for i, item in enumerate(items)]
 
 
@@ -199,8 +211,14 @@ def parse_cashflow(payload: Any) -> CashflowRequest:
     h = obj.get("horizon_days")
     if h is None:
         raise invalid("horizon_days", "required")
-    if isinstance(h, bool) or not isinstance(h, (int, float)) or (isinstance(h, float) and not h.is_integer()):
-        raise invalid("horizon_days", f"expected an integer, got {_kind(h) if not isinstance(h, float) else h}")
+    if (
+        isinstance(h, bool)
+        or not isinstance(h, (int, float))
+        or (isinstance(h, float) and not h.is_integer())
+    ):
+        raise invalid(
+            "horizon_days", f"expected an integer, got {_kind(h) if not isinstance(h, float) else h}"
+        )
     if not 1 <= h <= MAX_HORIZON:
         raise invalid("horizon_days", f"must be in 1..{MAX_HORIZON}, got {h}")
     seasonal = obj.get("include_seasonality")
@@ -241,5 +259,18 @@ def body_limit(environ: Mapping[str, str]) -> int:
 
 
 Parser = Callable[[Any], Any]
-__all__ = ["ApiError", "CATEGORY", "AMOUNT", "ANOMALY", "ROW_SPECS", "RowSpec", "parse_json", "parse_row",
-           "parse_batch", "parse_cashflow", "CashflowRequest", "check_content_type", "body_limit"]
+__all__ = [
+    "ApiError",
+    "CATEGORY",
+    "AMOUNT",
+    "ANOMALY",
+    "ROW_SPECS",
+    "RowSpec",
+    "parse_json",
+    "parse_row",
+    "parse_batch",
+    "parse_cashflow",
+    "CashflowRequest",
+    "check_content_type",
+    "body_limit",
+]

@@ -1,17 +1,10 @@
 """Should the models retrain? New validated data since the last training, and drift against its window.
 
-Pure functions on DataFrames (the Dagster asset `ml/retrain_signal` reads the marts and the last
-training's data window and calls `assess`):
+Pure functions on DataFrames: the Dagster asset `ml/retrain_signal` reads the marts and the last
+training's data window and calls `assess` (PSI of amounts and of the category mix, the daily net
+flow's level, new rows and days); `should_retrain` decides.
 
-- population stability index (PSI) of the amount, per expense category, and of the category mix,
-  between the last training's window (reference) and the data that arrived after it (current);
-- the level of the daily net flow after the window, in standard deviations of the window's 30-day means;
-- new rows (loaded after the last training) and new days (past the window's end).
-
-PSI reading, as usual in credit scoring: < 0.1 stable, 0.1-0.25 moderate, > 0.25 a real shift. On
-small samples PSI is noisy (two samples of one distribution give about (bins-1)(1/n + 1/m)), so a
-shift counts only when it also exceeds that noise floor at the 1% level (PSI * nm/(n+m) is about
-chi-squared with bins-1 degrees of freedom under no shift).
+Design notes (the measures, reading PSI, the noise floor): docs/model-design.md#titans_assetslibmlmonitoringpy
 """
 
 from __future__ import annotations
@@ -67,8 +60,10 @@ def psi(reference, current, bins: int = 10) -> float:
     if len(ref) == 0 or len(cur) == 0:
         return float("nan")
     edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-    return counts_psi(np.bincount(np.searchsorted(edges, ref, side="right"), minlength=len(edges) + 1),
-                      np.bincount(np.searchsorted(edges, cur, side="right"), minlength=len(edges) + 1))
+    return counts_psi(
+        np.bincount(np.searchsorted(edges, ref, side="right"), minlength=len(edges) + 1),
+        np.bincount(np.searchsorted(edges, cur, side="right"), minlength=len(edges) + 1),
+    )
 
 
 def counts_psi(reference_counts, current_counts) -> float:
@@ -99,16 +94,19 @@ def category_mix_psi(reference: pd.Series, current: pd.Series) -> tuple[float, f
     return value, psi_noise_floor(int(ref.sum()), int(cur.sum()), len(support))
 
 
-def amount_psi_by_category(reference: pd.DataFrame, current: pd.DataFrame, min_rows: int,
-                           bins: int = 10) -> dict[str, tuple[float, float]]:
+def amount_psi_by_category(
+    reference: pd.DataFrame, current: pd.DataFrame, min_rows: int, bins: int = 10
+) -> dict[str, tuple[float, float]]:
     """category -> (PSI of |amount|, its noise floor), for categories with `min_rows` rows on both sides."""
     out = {}
     ref_groups = dict(list(reference.groupby("category")["amount"]))
     for cat, cur_amounts in current.groupby("category")["amount"]:
         ref_amounts = ref_groups.get(cat)
         if ref_amounts is not None and len(ref_amounts) >= min_rows and len(cur_amounts) >= min_rows:
-            out[str(cat)] = (round(psi(ref_amounts.abs(), cur_amounts.abs(), bins), 4),
-                             round(psi_noise_floor(len(ref_amounts), len(cur_amounts), bins), 4))
+            out[str(cat)] = (
+                round(psi(ref_amounts.abs(), cur_amounts.abs(), bins), 4),
+                round(psi_noise_floor(len(ref_amounts), len(cur_amounts), bins), 4),
+            )
     return dict(sorted(out.items(), key=lambda kv: -kv[1][0]))
 
 
@@ -146,17 +144,28 @@ def _finite(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), 4)
 
 
-def assess(transactions: pd.DataFrame, daily: pd.DataFrame, window: dict | None, last_trained_at: float | None,
-           thresholds: Thresholds) -> Assessment:
+def assess(
+    transactions: pd.DataFrame,
+    daily: pd.DataFrame,
+    window: dict | None,
+    last_trained_at: float | None,
+    thresholds: Thresholds,
+) -> Assessment:
     """The retrain decision.
 
     transactions: txn_date, txn_type, category, amount, loaded_at (epoch seconds) of the clean
     transactions; daily: metric_date, net; window: the last training's data window
     (train_start, test_end) or None when nothing was trained yet.
     """
-    if window is None or last_trained_at is None or not window.get("train_start") or not window.get("test_end"):
-        return Assessment(True, ["no model has been trained yet"], None, None, None,
-                          len(transactions), 0, len(transactions))
+    if (
+        window is None
+        or last_trained_at is None
+        or not window.get("train_start")
+        or not window.get("test_end")
+    ):
+        return Assessment(
+            True, ["no model has been trained yet"], None, None, None, len(transactions), 0, len(transactions)
+        )
     start, end = dt.date.fromisoformat(window["train_start"]), dt.date.fromisoformat(window["test_end"])
     dates = pd.to_datetime(transactions["txn_date"]).dt.date
     in_window = (dates >= start) & (dates <= end)
@@ -173,15 +182,21 @@ def assess(transactions: pd.DataFrame, daily: pd.DataFrame, window: dict | None,
     enough = len(cur) >= thresholds.min_current_rows
     amount = amount_psi_by_category(ref, cur, thresholds.min_rows_per_category) if enough else {}
     drifted = [c for c, (value, floor) in amount.items() if value > max(thresholds.psi, floor)]
-    mix, mix_floor = category_mix_psi(ref["category"], cur["category"]) if enough else (float("nan"), float("inf"))
-    level = flow_level_shift(ref_flow, cur_flow) if len(cur_flow) >= thresholds.min_current_days else float("nan")
+    mix, mix_floor = (
+        category_mix_psi(ref["category"], cur["category"]) if enough else (float("nan"), float("inf"))
+    )
+    level = (
+        flow_level_shift(ref_flow, cur_flow) if len(cur_flow) >= thresholds.min_current_days else float("nan")
+    )
     worst = drifted[0] if drifted else (next(iter(amount)) if amount else None)
 
     reasons = []
     if new_rows >= thresholds.min_new_rows:
         reasons.append(f"{new_rows} new rows since the last training (threshold {thresholds.min_new_rows})")
     if new_days >= thresholds.min_new_days:
-        reasons.append(f"{new_days} days of data past the training window (threshold {thresholds.min_new_days})")
+        reasons.append(
+            f"{new_days} days of data past the training window (threshold {thresholds.min_new_days})"
+        )
     if drifted:
         shown = ", ".join(f"{c} {amount[c][0]:.2f}" for c in drifted[:3])
         reasons.append(f"amount drift (PSI > {thresholds.psi}) in {len(drifted)} categories: {shown}")
@@ -190,13 +205,22 @@ def assess(transactions: pd.DataFrame, daily: pd.DataFrame, window: dict | None,
     if np.isfinite(level) and abs(level) > thresholds.flow_level:
         reasons.append(f"daily net flow level moved {level:+.2f} SD (threshold {thresholds.flow_level})")
     return Assessment(
-        retrain=bool(reasons), reasons=reasons,
+        retrain=bool(reasons),
+        reasons=reasons,
         last_trained_at=dt.datetime.fromtimestamp(last_trained_at, tz=dt.UTC).isoformat(timespec="seconds"),
-        window_start=start.isoformat(), window_end=end.isoformat(), new_rows=new_rows, new_days=new_days,
+        window_start=start.isoformat(),
+        window_end=end.isoformat(),
+        new_rows=new_rows,
+        new_days=new_days,
         current_rows=int(after.sum()),
-        drift={"max_amount_psi": _finite(amount[worst][0]) if worst else None, "max_amount_psi_category": worst,
-               "category_mix_psi": _finite(mix), "flow_level_sd": _finite(level)},
-        amount_psi={c: value for c, (value, _) in amount.items()}, drifted_categories=drifted,
+        drift={
+            "max_amount_psi": _finite(amount[worst][0]) if worst else None,
+            "max_amount_psi_category": worst,
+            "category_mix_psi": _finite(mix),
+            "flow_level_sd": _finite(level),
+        },
+        amount_psi={c: value for c, (value, _) in amount.items()},
+        drifted_categories=drifted,
     )
 
 
@@ -221,13 +245,16 @@ def read_marts(db) -> tuple[pd.DataFrame, pd.DataFrame]:
     else:
         daily = pd.DataFrame({"metric_date": pd.Series(dtype=object), "net": pd.Series(dtype=float)})
     if tx.empty:
-        tx = pd.DataFrame({c: pd.Series(dtype=object) for c in ("txn_date", "txn_type", "category")}
-                          | {"amount": pd.Series(dtype=float), "loaded_at": pd.Series(dtype=float)})
+        tx = pd.DataFrame(
+            {c: pd.Series(dtype=object) for c in ("txn_date", "txn_type", "category")}
+            | {"amount": pd.Series(dtype=float), "loaded_at": pd.Series(dtype=float)}
+        )
     return tx, daily
 
 
-def should_retrain(signal: dict | None, signal_at: float | None, last_training_at: float | None,
-                   checks_failed: list[str]) -> tuple[bool, str]:
+def should_retrain(
+    signal: dict | None, signal_at: float | None, last_training_at: float | None, checks_failed: list[str]
+) -> tuple[bool, str]:
     """The retrain sensor's rule, given the newest `ml/retrain_signal` (its metadata and time), when a
     challenger was last trained, and which blocking checks on the data it read currently fail."""
     if signal is None or signal_at is None:

@@ -1,0 +1,57 @@
+{#-
+  Incremental builds (README "Incremental runs"). A run recomputes only the slice of the data its
+  changed files touch, and deletes + inserts exactly that slice in each incremental model:
+
+    changed file  a file whose (source_file, loaded_at) in raw.files differs from what the marts were
+                  last built from (int_file_footprints): new, replaced or removed;
+    int_changes   the footprint (account, txn_date, bank_txn_id) of every changed file, old rows (from
+                  int_file_footprints) and new rows (from stg_transactions);
+    dedup slice   the days (account, txn_date) of int_changes, for rows without a bank id, and the bank
+                  ids (account, bank_txn_id) of int_changes plus every bank id present on those days:
+                  deduplication only compares rows within one (account, day) or one (account, bank id),
+                  so recomputing these groups whole is exact (int_dedup_slice);
+    transactions  the transaction ids whose fct_transactions row can differ: the dedup slice's rows
+                  before and after, and every row whose transfer pairing changed (int_transaction_changes).
+
+  A change to the project itself (models, macros, seeds, TITANS_REPORTING_CURRENCY) makes the next
+  build a full refresh (titans_assets/lib/incremental.py): the slices only follow data.
+-#}
+
+{% macro in_dedup_slice(alias) -%}
+    (({{ alias }}.bank_txn_id is null and exists (
+        select 1 from {{ ref('int_dedup_slice') }} as s
+        where s.bank_txn_id is null and s.account = {{ alias }}.account and s.txn_date = {{ alias }}.txn_date))
+     or ({{ alias }}.bank_txn_id is not null and exists (
+        select 1 from {{ ref('int_dedup_slice') }} as s
+        where s.bank_txn_id is not null and s.account = {{ alias }}.account and s.bank_txn_id = {{ alias }}.bank_txn_id)))
+{%- endmacro %}
+
+{#- A pre-hook: in an incremental run, delete the rows `predicate` names (written against alias t). -#}
+{% macro delete_slice(predicate) -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }} as t where {{ predicate }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The existing relation of a model (this model's schema by default), or none (first build, or dropped). -#}
+{% macro existing_relation(name, schema=none) -%}
+    {{ return(adapter.get_relation(database=this.database, schema=schema or this.schema, identifier=name)) }}
+{%- endmacro %}
+
+{#- The days and months whose fct_transactions rows an incremental run replaced (before and after). -#}
+{% macro changed_days() -%}
+    (select distinct txn_date from {{ ref('int_transaction_changes') }})
+{%- endmacro %}
+
+{% macro changed_months() -%}
+    (select distinct cast({{ dbt.date_trunc('month', 'txn_date') }} as date) from {{ ref('int_transaction_changes') }})
+{%- endmacro %}
+
+{#- fct_daily_metrics' days to rebuild: from the first changed day on, and any outside the new range. -#}
+{% macro stale_daily_metrics(alias) -%}
+    ({{ alias }}.metric_date >= (select min(txn_date) from {{ ref('int_transaction_changes') }})
+     or {{ alias }}.metric_date < (select min(txn_date) from {{ ref('fct_transactions') }})
+     or {{ alias }}.metric_date > (select max(txn_date) from {{ ref('fct_transactions') }}))
+{%- endmacro %}

@@ -1,0 +1,236 @@
+"""Incremental dbt builds equal full refreshes (dbt_project/macros/incremental.sql).
+
+Two scratch databases hold the same raw tables at every step (loaded once, copied row for row, so
+loaded_at is the same): one is built incrementally throughout, the other with `--full-refresh` at
+every step; after each step every table of the intermediate and marts schemas has the same checksum
+in both. The steps add, replace and remove files, over generated ledgers with transfers between
+accounts (card payments from checking; a credit card in monthly OFX statements) and an account
+exported twice over the same days, as an OFX statement with bank ids and a CSV without.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import scratch_database
+from support import dbt_command
+from test_dbt_project import PROJECT_DIR, REPO, _query
+
+from titans_assets.lib import generator, loader
+from titans_assets.lib.incremental import dbt_build_args, fingerprint
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).parent / "fixtures" / "formats"
+RAW_TABLES = ("raw.files", "raw.transactions", "raw.quarantine")
+# Per-run bookkeeping of the incremental build: what changed in this run, not data.
+RUN_TABLES = {"int_changes", "int_dedup_slice", "int_transaction_changes"}
+# Models and seeds, not tests (the equality is about the rows), without the analysis group.
+RUN = [
+    "build",
+    "--exclude-resource-type",
+    "test",
+    "unit_test",
+    "--exclude",
+    "tag:analysis",
+    "fct_transactions_enriched",
+]
+
+
+def checksums(db) -> dict[str, tuple[int, str]]:
+    """(rows, md5 of the sorted rows as text) of every table of the intermediate and marts schemas."""
+    tables = _query(
+        db,
+        "select table_schema || '.' || table_name as t from information_schema.tables"
+        " where table_schema in ('intermediate', 'marts') and table_type = 'BASE TABLE'",
+    )
+    out = {}
+    for name in sorted(r["t"] for r in tables):
+        if name.split(".")[1] in RUN_TABLES or name.endswith("titans_build_state"):
+            continue
+        row = _query(
+            db,
+            f"select count(*) as n, md5(coalesce(string_agg(r::text, '|' order by r::text), ''))"
+            f" as h from {name} as r",
+        )[0]  # noqa: S608 (names from the catalog)
+        out[name] = (row["n"], row["h"])
+    return out
+
+
+def copy_raw(source, target) -> None:
+    """target's raw tables := source's, every column (loaded_at included)."""
+    with source.connect() as src, target.connect() as dst, src.cursor() as scur, dst.cursor() as dcur:
+        dcur.execute(f"TRUNCATE {', '.join(RAW_TABLES)}")
+        for table in RAW_TABLES:
+            buf = io.StringIO()
+            scur.copy_expert(f"COPY {table} TO STDOUT", buf)
+            buf.seek(0)
+            dcur.copy_expert(f"COPY {table} FROM STDIN", buf)
+
+
+def build_both(inc, full, tmp: Path) -> None:
+    """`inc` incrementally and `full` with --full-refresh, side by side (two dbt processes)."""
+    procs = []
+    for db, extra, name in ((inc, [], "inc"), (full, ["--full-refresh"], "full")):
+        target = tmp / name
+        cmd = dbt_command([*RUN, *extra], PROJECT_DIR, target)
+        procs.append(
+            subprocess.Popen(
+                cmd,
+                env=os.environ | db.dbt_env(),
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-4000:]
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory) -> Path:
+    """Three generated accounts over four months (the card in monthly OFX statements) and a checking
+    account's OFX statement; its overlapping CSV export is added by a step."""
+    root = tmp_path_factory.mktemp("incremental")
+    generator.generate(
+        root / "raw",
+        years=0.35,
+        seed=11,
+        end_date=dt.date(2025, 4, 30),
+        messy_rate=0.0,
+        format={"business_credit_card": "ofx"},
+        monthly=True,
+        labels_dir=root / "labels",
+    )
+    (root / "raw" / "checking").mkdir()
+    (root / "raw" / "checking" / "2009-04.ofx").write_bytes(
+        (FIXTURES / "ofxparse_bank_medium.ofx").read_bytes()
+    )
+    return root / "raw"
+
+
+def _overlapping_csv(folder: Path) -> None:
+    (folder / "2009-04.csv").write_text(
+        "Date,Description,Amount\n2009-03-31,OPENING FEE,-1.00\n2009-04-01,MCDONALDS 112,-6.60\n"
+        "2009-04-02,CHECK 0 JOES BALD HAIR,-316.67\n2009-04-03,CONNIES HAIR,-22.00\n"
+        "2009-04-03,CONNIES HAIR,-22.00\n2009-04-03,REFUND,5.00\n"
+    )
+    (folder / "2009-04.csv.profile.yaml").write_text(
+        'account: "12300 000012345678"\ncolumns: {date: Date, description: Description, amount: Amount}\n'
+    )
+
+
+def test_incremental_runs_equal_full_refreshes(embedded_db, landing, tmp_path):
+    card = sorted(p for p in landing.rglob("*") if p.suffix.lower() == ".ofx" and "checking" not in p.parts)
+    assert len(card) >= 4, card
+    held_back = card[-2]  # a month of card statements: added by the first step
+    kept = held_back.read_bytes()
+    held_back.unlink()
+    checking_csv = next(p for p in landing.glob("*.csv") if "checking" in p.name)
+    with scratch_database(embedded_db) as inc, scratch_database(embedded_db) as full:
+        for db in (inc, full):
+            loader.ensure_raw_schema(db)
+
+        def step(name: str, changed: list[Path], removed: list[str] = ()) -> dict:
+            loader.load_files(inc, landing, changed, workers=1)
+            for key in removed:
+                loader.remove_file(inc, key)
+            copy_raw(inc, full)
+            build_both(inc, full, tmp_path)
+            got, want = checksums(inc), checksums(full)
+            assert got.keys() == want.keys()
+            assert [t for t in want if got[t] != want[t]] == [], name
+            return got
+
+        first = step("first build", loader.landing_files(landing))
+        assert first["marts.fct_transactions"][0] > 300
+
+        # add: a month of card statements (transfer inflows of checking's card payments) and the
+        # checking CSV that overlaps the OFX statement of the same account
+        held_back.write_bytes(kept)
+        _overlapping_csv(landing / "checking")
+        added = step("add", [held_back, landing / "checking" / "2009-04.csv"])
+        assert added["marts.fct_transactions"][0] > first["marts.fct_transactions"][0]
+        pairs = _query(inc, "select count(*) as n from intermediate.int_transfer_pairs")[0]["n"]
+        assert pairs > 0
+
+        # replace: the checking export again without its card payments of one month (their pairs
+        # go) and with one amount changed
+        lines = checking_csv.read_text().splitlines(keepends=True)
+        payments = [i for i, ln in enumerate(lines) if "PAYMENT" in ln.upper()]
+        assert payments
+        drop = set(payments[: max(1, len(payments) // 3)])
+        edited = [ln for i, ln in enumerate(lines) if i not in drop]
+        edited[1] = edited[1].replace(".", "1.", 1) if "." in edited[1] else edited[1]
+        checking_csv.write_text("".join(edited))
+        step("replace", [checking_csv])
+        assert _query(inc, "select count(*) as n from intermediate.int_transfer_pairs")[0]["n"] < pairs
+
+        # remove: a card statement and the checking OFX (the CSV of the same days keeps its rows)
+        gone = [card[0], landing / "checking" / "2009-04.ofx"]
+        keys = [loader.source_file_key(landing, p) for p in gone]
+        for p in gone:
+            p.unlink()
+        removed = step("remove", [], keys)
+        assert not _query(inc, "select 1 from marts.fct_transactions where source_file = any(%s)", (keys,))
+        assert removed["marts.fct_transactions"][0] < added["marts.fct_transactions"][0]
+
+        # nothing changed: an incremental run changes nothing, and replaces only the rows whose
+        # unpaired-transfer flag it recomputes every time
+        step("no change", [])
+        assert _query(inc, "select count(*) as n from intermediate.int_changes")[0]["n"] == 0
+        redone = _query(inc, "select count(*) as n from intermediate.int_transaction_changes")[0]["n"]
+        flagged = _query(inc, "select count(*) as n from marts.fct_transactions where transfer_unpaired")[0][
+            "n"
+        ]
+        assert redone == 2 * flagged  # old and new side of each
+
+        # add after a gap: an export whose first day is weeks after the last day built (the days
+        # between join the daily spine and the running balance carries over them)
+        later = landing / "later"
+        later.mkdir()
+        (later / "2025-06.csv").write_text(
+            "Date,Description,Amount\n2025-06-10,LATE COFFEE,-4.50\n2025-06-12,LATE REFUND,12.00\n"
+        )
+        (later / "2025-06.csv.profile.yaml").write_text(
+            "account: later\ncolumns: {date: Date, description: Description, amount: Amount}\n"
+        )
+        step("add after a gap", [later / "2025-06.csv"])
+        days = _query(
+            inc,
+            "select count(*) as n, max(metric_date) as last, max(metric_date) - min(metric_date) + 1 as span"
+            " from marts.fct_daily_metrics",
+        )[0]
+        assert days["last"] == dt.date(2025, 6, 12) and days["n"] == days["span"]
+
+
+def test_a_project_change_or_a_request_means_a_full_refresh(tmp_path):
+    project = tmp_path / "p"
+    for d in ("models", "macros", "seeds"):
+        (project / d).mkdir(parents=True)
+    (project / "dbt_project.yml").write_text("name: p\n")
+    (project / "models" / "m.sql").write_text("select 1")
+    (project / "seeds" / "s.csv").write_text("a\n1\n")
+    env = {"TITANS_REPORTING_CURRENCY": "USD"}
+    base = fingerprint(project, env)
+    assert fingerprint(project, env) == base
+    assert dbt_build_args(False, base, base) == (["build"], "incremental: only what the changed files touch")
+    assert dbt_build_args(False, None, base)[0] == ["build", "--full-refresh"]
+    assert dbt_build_args(True, base, base)[0] == ["build", "--full-refresh"]
+    assert fingerprint(project, {"TITANS_REPORTING_CURRENCY": "EUR"}) != base
+    (project / "seeds" / "s.csv").write_text("a\n2\n")
+    seeds_changed = fingerprint(project, env)
+    assert seeds_changed != base
+    assert dbt_build_args(False, base, seeds_changed)[0] == ["build", "--full-refresh"]
+    (project / "models" / "m.sql").write_text("select 2")
+    assert fingerprint(project, env) != seeds_changed
+    (project / "target").mkdir()
+    (project / "target" / "manifest.json").write_text("{}")  # build output is not the project
+    assert fingerprint(project, env) == fingerprint(project, env)
