@@ -209,7 +209,11 @@ def test_accept_in_headless_chromium_writes_a_correction(world, dashboard_url, p
     page.goto(dashboard_url)
     page.get_by_role("link", name="Review").click()
     page.get_by_text("To review").wait_for()
-    page.get_by_role("button", name="Accept", exact=True).first.click()
+    # the top row's own button (Streamlit marks a keyed widget's container `st-key-<key>`): the rows
+    # render one by one, and a click on "the first Accept" while they do can land on another row
+    accept = page.locator(f".st-key-rv_accept_{top['transaction_id']} button")
+    accept.wait_for()
+    accept.click()
     page.get_by_text("Saved 1 correction(s)").wait_for()
     stored = _corrections(db)
     assert len(stored) == before + 1 and stored[top["transaction_id"]] == (top["predicted"], "dashboard")
