@@ -91,3 +91,18 @@ def test_an_unreachable_registry_is_one_line_with_e002(tmp_path: Path):
     with pytest.raises(RegistryError) as err:
         dead.champion("titans_test")
     assert str(err.value).startswith("E002") and "\n" not in str(err.value)
+
+
+def test_two_workers_creating_the_store_at_once_both_get_it(embedded_db: Database):
+    """The default store `<database>_mlflow` is created by the first model step that needs it; on two
+    Celery workers two steps ask at once, and both must get it (one CREATE DATABASE, no collision)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with scratch_database(embedded_db) as db:
+        store = db.sibling(f"{db.dbname}_mlflow")
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            done = list(pool.map(lambda _: store.ensure_exists(), range(6)))
+        assert done == [None] * 6
+        with embedded_db.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (store.dbname,))
+            assert cur.fetchone()[0] == 1

@@ -78,10 +78,13 @@ class Database:
         return Database(urlunsplit((u.scheme, u.netloc, "/" + dbname, u.query, "")), embedded=self.embedded)
 
     def ensure_exists(self) -> None:
-        """Create this database (from the server's maintenance database) unless it exists."""
+        """Create this database (from the server's maintenance database) unless it exists. Callers in
+        several processes at once (model steps on two Celery workers) take turns: a session advisory
+        lock on the name, held until the connection closes, so only the first one creates it."""
         from psycopg2 import sql
 
         with self.sibling("postgres").connect(autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"titans:create database:{self.dbname}",))
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.dbname,))
             if cur.fetchone() is None:
                 cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.dbname)))
