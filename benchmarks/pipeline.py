@@ -48,7 +48,7 @@ def run_size(
     rows: int, compare_to_sql: bool, reloads: int, compare_reps: int, incremental: bool = False
 ) -> dict:
     from titans_assets.defs.transform.project import DBT_EXECUTABLE, titans_dbt_project
-    from titans_assets.lib import quality
+    from titans_assets.lib import incremental, quality
     from titans_assets.lib.db import get_database, stop_embedded
     from titans_assets.lib.generator import generate
     from titans_assets.lib.loader import ensure_raw_schema, landing_files, load_files
@@ -91,6 +91,7 @@ def run_size(
                 else ["--exclude", "tag:analysis", "fct_transactions_enriched"]
             )
             t = time.perf_counter()
+            build_id = incremental.start_build(db)  # as the dbt step does (defs/transform/dbt.py)
             done = subprocess.run(
                 [
                     DBT_EXECUTABLE,
@@ -111,6 +112,8 @@ def run_size(
             took = time.perf_counter() - t
             if done.returncode != 0:
                 raise RuntimeError("dbt build failed:\n" + done.stdout[-3000:])
+            mode = incremental.PARTIAL if select else incremental.FULL if extra else incremental.INCREMENTAL
+            incremental.finish_build(db, build_id, mode)
             return took, dbt_node_seconds(home / "target" / "run_results.json")
 
         dbt_s, dbt_nodes = dbt_build("--full-refresh")
@@ -125,14 +128,24 @@ def run_size(
                 quality.fct_daily_metrics_suite(),
             ]
 
-        def checks() -> tuple[float, bool]:
+        def checks(files: list[str] | None = None) -> tuple[float, bool]:
+            """The pipeline's checks: raw per loaded file (`files`; None: every row), fct_transactions
+            on the slice when lib/incremental.check_scope allows, the daily metrics whole."""
+            params = {"max_abs_amount": MAX_ABS_AMOUNT}
             t = time.perf_counter()
             outcomes = [
-                quality.run_suite(s, url, params={"max_abs_amount": MAX_ABS_AMOUNT}) for s in suites()
+                *(
+                    [quality.run_suite(quality.raw_transactions_suite(files), url, params=params)]
+                    if files != []
+                    else []
+                ),
+                incremental.run_suite_scoped(db, quality.fct_transactions_suite, params, dt.date.today()),
+                quality.run_suite(quality.fct_daily_metrics_suite(), url, params=params),
             ]
             for o in outcomes:
                 if not o.success:  # which expectation, so a FAIL in the table can be read
                     print(o.summary(), file=sys.stderr)
+            print(f"  fct_transactions checked: {outcomes[-2].scope}", file=sys.stderr)
             return time.perf_counter() - t, all(o.success for o in outcomes)
 
         checks_s, checks_ok = checks()
@@ -228,7 +241,7 @@ def incremental_scenario(db, landing: Path, dbt_build, checks) -> dict:
                 load_files(db, landing, [landing / c.key])
         load_s = time.perf_counter() - t
         dbt_s, nodes = dbt_build()
-        checks_s, ok = checks()
+        checks_s, ok = checks([c.key for c in changes if c.sha256 is not None])
         with db.connect() as conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM intermediate.int_transaction_changes WHERE side = 'new'")
             replaced = cur.fetchone()[0]

@@ -22,7 +22,17 @@ from support import dbt_command
 from test_dbt_project import PROJECT_DIR, REPO, _query
 
 from titans_assets.lib import generator, loader
-from titans_assets.lib.incremental import dbt_build_args, fingerprint
+from titans_assets.lib.incremental import (
+    FULL,
+    INCREMENTAL,
+    PARTIAL,
+    RUNNING,
+    BuildState,
+    CheckState,
+    check_scope,
+    dbt_build_args,
+    fingerprint,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -234,3 +244,29 @@ def test_a_project_change_or_a_request_means_a_full_refresh(tmp_path):
     (project / "target").mkdir()
     (project / "target" / "manifest.json").write_text("{}")  # build output is not the project
     assert fingerprint(project, env) == fingerprint(project, env)
+
+
+def test_the_check_reads_only_the_slice_after_an_incremental_build_that_follows_a_pass():
+    day = dt.date(2025, 5, 1)
+    passed = CheckState(build_id=6, passed=True, definition="d", tomorrow=day)
+    build = BuildState(build_id=7, mode=INCREMENTAL)
+    sliced, why = check_scope(build, passed, "d", day)
+    assert sliced and why.startswith("the rows build 7 replaced")
+    assert check_scope(build, passed, "d", day + dt.timedelta(days=3))[
+        0
+    ]  # a later today only widens the range
+    every_row = {
+        "a full build": (BuildState(7, FULL), passed, "d", day),
+        "a partial build": (BuildState(7, PARTIAL), passed, "d", day),
+        "a build that did not end": (BuildState(7, RUNNING), passed, "d", day),
+        "no state": (None, passed, "d", day),
+        "no earlier check": (build, None, "d", day),
+        "an earlier failure": (build, CheckState(6, False, "d", day), "d", day),
+        "a build in between": (build, CheckState(5, True, "d", day), "d", day),
+        "the same build again": (build, CheckState(7, True, "d", day), "d", day),
+        "a new definition": (build, passed, "e", day),
+        "today moved back": (build, passed, "d", day - dt.timedelta(days=1)),
+    }
+    for case, args in every_row.items():
+        sliced, why = check_scope(*args)
+        assert not sliced and why.startswith("all rows: "), case

@@ -60,6 +60,15 @@ def _scalar(db: Database, sql: str, params=()):
         return cur.fetchone()[0]
 
 
+FCT_CHECK = "marts/fct_transactions:gx_fct_transactions"
+
+
+def _fct_check(summary: runner.RunSummary) -> tuple[str, int]:
+    """The fct_transactions check's scope (which rows it read, and why) and its row count."""
+    md = summary.check_metadata[FCT_CHECK]
+    return md["scope"], md["element_count"]
+
+
 def _counts(db: Database) -> dict[str, int]:
     tables = [
         "raw.transactions",
@@ -99,6 +108,12 @@ def test_end_to_end_materialize_loads_builds_and_checks(world):
     span = _scalar(db, "SELECT max(txn_date) - min(txn_date) + 1 FROM marts.fct_transactions")
     assert days == span
     assert _scalar(db, "SELECT count(*) FROM marts.fct_transactions") > 0.9 * loaded
+    # The first build is a full refresh: its check reads every row.
+    scope, rows = _fct_check(summary)
+    assert (
+        scope.startswith("all rows: the last build was full")
+        and rows == _counts(db)["marts.fct_transactions"]
+    )
 
 
 def test_rematerializing_is_idempotent(world):
@@ -110,13 +125,14 @@ def test_rematerializing_is_idempotent(world):
 
     assert again.success
     assert _counts(db) == first
+    # An incremental build that changed nothing: the check reads the newest day only, and passes.
+    scope, rows = _fct_check(again)
+    newest = _scalar(
+        db,
+        "SELECT count(*) FROM marts.fct_transactions WHERE txn_date = (SELECT max(txn_date) FROM marts.fct_transactions)",
+    )
+    assert scope.startswith("the rows build") and rows == newest and again.checks[FCT_CHECK] != "failed"
     assert _scalar(db, "SELECT array_agg(loaded_at ORDER BY source_file) FROM raw.files") == loaded_at
-
-
-def test_selection_runs_only_the_selected_assets(world):
-    summary = _run(world, "key:marts/fct_daily_metrics")
-    assert summary.success, summary.error
-    assert summary.materialized == ["marts/fct_daily_metrics"]
 
 
 def test_changed_file_replaces_its_rows_and_removed_file_disappears(world):
@@ -151,9 +167,19 @@ def test_changed_file_replaces_its_rows_and_removed_file_disappears(world):
         == before_untouched
     )
     assert _scalar(db, "SELECT count(DISTINCT source_file) FROM marts.fct_transactions") == 2
+    # The check read the rows this build replaced (and the newest day), not the whole table.
+    scope, rows = _fct_check(summary)
+    replaced = _scalar(db, "SELECT count(*) FROM intermediate.int_transaction_changes WHERE side = 'new'")
+    assert scope.startswith("the rows build") and 0 < replaced <= rows < _counts(db)["marts.fct_transactions"]
     # The removed file's partition goes once its rows are gone; the others stay.
     partitions = runner.register_landing_files(world["instance"], Settings.from_env(), db)
     assert partitions == sorted(p.name for p in landing.glob("*.csv"))
+
+
+def test_selection_runs_only_the_selected_assets(world):
+    summary = _run(world, "key:marts/fct_daily_metrics")
+    assert summary.success, summary.error
+    assert summary.materialized == ["marts/fct_daily_metrics"]
 
 
 def test_bad_file_fails_its_check_and_blocks_downstream(world):
@@ -208,8 +234,7 @@ def test_the_amount_bound_is_a_setting_the_blocking_checks_follow(world, monkeyp
     summary = _run(world)
     assert summary.success, summary
     assert summary.checks["raw/transactions:gx_raw_transactions"] == "passed"
-    assert summary.checks["marts/fct_transactions:gx_fct_transactions"] in (
-        "passed",
-        "warning",
-    )  # not blocked
+    assert summary.checks[FCT_CHECK] in ("passed", "warning")  # not blocked
+    # A new bound is a new definition: every row is checked against it, not only the new ones.
+    assert _fct_check(summary)[0] == "all rows: the expectations or their parameters changed"
     assert _scalar(db, "SELECT count(*) FROM marts.fct_transactions WHERE amount = 2500000") == 2

@@ -534,6 +534,82 @@ def test_fct_transactions_staleness_is_a_warning(db):
     assert_only_failure(result, "txn_date_fresh", None, "timeliness")
 
 
+# -- fct_transactions after an incremental build: the slice ---------------------------------------
+
+CHANGES = "intermediate.int_transaction_changes"
+FCT_ROW = "source_file = %s AND line_number = %s"
+
+
+def _changed(db: Database, where: str) -> int:
+    """The changes table of an incremental build that replaced the fct rows `where` selects (side
+    'new'), and removed one row (side 'old': gone from the table). Returns the rows replaced."""
+    execute(db, f"CREATE SCHEMA IF NOT EXISTS intermediate; DROP TABLE IF EXISTS {CHANGES}")
+    execute(db, f"CREATE TABLE {CHANGES} (side text, transaction_id text, txn_date date)")
+    execute(
+        db,
+        f"INSERT INTO {CHANGES} SELECT 'new', transaction_id, txn_date FROM marts.fct_transactions WHERE {where}",
+    )
+    execute(db, f"INSERT INTO {CHANGES} VALUES ('old', 'gone', DATE '2024-04-02')")
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM {CHANGES} WHERE side = 'new'")
+        return cur.fetchone()[0]
+
+
+def _newest_day_rows(db: Database, outside: str) -> int:
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM marts.fct_transactions WHERE txn_date = "
+            f"(SELECT max(txn_date) FROM marts.fct_transactions) AND NOT ({outside})"
+        )
+        return cur.fetchone()[0]
+
+
+def test_after_an_incremental_build_the_suite_reads_the_replaced_rows_and_the_newest_day(db):
+    replaced = _changed(db, "source_file = 'b.csv'")
+    sliced = q.fct_transactions_suite(changed=CHANGES)
+    result = run(db, sliced)
+    assert result.success and [o.summary for o in result.expectations if not o.success] == []
+    assert result.element_count == replaced + _newest_day_rows(db, "source_file = 'b.csv'") < 60
+    assert "replaced" in result.summary()
+    # A row outside the slice is not read: it passed the check before the build, which left it alone.
+    execute(db, f"UPDATE marts.fct_transactions SET amount = -amount WHERE {FCT_ROW}", ("acct/a.csv", 5))
+    assert run(db, sliced).success and not run(db, q.fct_transactions_suite()).success
+    # A bad replaced row fails the check as the whole-table suite would.
+    execute(db, f"UPDATE marts.fct_transactions SET amount = -amount WHERE {FCT_ROW}", ("b.csv", 3))
+    assert_only_failure(run(db, sliced), "amount_sign_matches_type", 1, "validity")
+
+
+def test_the_sliced_uniqueness_and_freshness_still_see_the_whole_table(db):
+    # A replaced row takes the id of a row the build did not touch: both rows are the duplicate.
+    execute(
+        db,
+        f"UPDATE marts.fct_transactions SET transaction_id = (SELECT transaction_id FROM marts.fct_transactions "
+        f"WHERE {FCT_ROW}) WHERE {FCT_ROW}",
+        ("acct/a.csv", 5, "b.csv", 3),
+    )
+    _changed(db, "source_file = 'b.csv'")
+    assert_only_failure(
+        run(db, q.fct_transactions_suite(changed=CHANGES)), "transaction_id_unique", 2, "consistency"
+    )
+    # Only April rows replaced: the newest date is still the table's (June), so it is fresh.
+    load_good_data(db)
+    _changed(db, "txn_date < DATE '2024-04-20'")
+    fresh = run(db, q.fct_transactions_suite(changed=CHANGES)).outcome("txn_date_fresh")
+    assert (
+        fresh.success
+        and fresh.observed_value
+        == run(db, q.fct_transactions_suite()).outcome("txn_date_fresh").observed_value
+    )
+
+
+def test_a_suites_definition_follows_its_expectations_and_bounds_but_not_the_day():
+    base = q.definition(q.fct_transactions_suite())
+    assert q.definition(q.fct_transactions_suite()) == base
+    assert q.definition(q.fct_transactions_suite(), {"max_abs_amount": 5}) != base
+    assert q.definition(q.fct_transactions_suite(max_abs_amount=5)) != base
+    assert q.definition(q.raw_transactions_suite()) != base
+
+
 # -- marts.fct_daily_metrics -----------------------------------------------------------------------
 
 

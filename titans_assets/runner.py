@@ -91,9 +91,7 @@ class RunSummary:
     not_materialized: list[str] = field(default_factory=list)  # selected, but stopped upstream
     seconds: float = 0.0
     error: str | None = None
-    check_metadata: dict[str, dict] = field(
-        default_factory=dict
-    )  # failed check -> its metadata (plain values)
+    check_metadata: dict[str, dict] = field(default_factory=dict)  # check -> its metadata (plain values)
     step_errors: list[tuple[str, str]] = field(default_factory=list)  # (error class, message and causes)
 
     def failure(self) -> Failure | None:
@@ -206,8 +204,7 @@ def _summarize(result, run_id: str, seconds: float, keys: set[dg.AssetKey]) -> R
             ev = event.event_specific_data
             name = f"{ev.asset_key.to_user_string()}:{ev.check_name}"
             summary.checks[name] = check_state(ev)
-            if summary.checks[name] == "failed":
-                summary.check_metadata[name] = plain_metadata(ev.metadata)
+            summary.check_metadata[name] = plain_metadata(ev.metadata)
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
             summary.failed_steps.append(event.step_key)
             error = event.event_specific_data.error

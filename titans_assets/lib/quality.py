@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
+import hashlib
 import math
 import os
 import re
@@ -95,6 +96,7 @@ class SuiteSpec:
     params: Mapping[str, Any] = field(default_factory=dict)  # defaults; run_suite(params=) overrides
     # (SQL expectations may use the same :placeholders as row_filter, e.g. :source_files)
     id_columns: Sequence[str] = ()  # identify unexpected rows in samples
+    scope: str = "all rows"  # which rows the batch holds, in words (the summary says it)
 
     def __post_init__(self) -> None:
         _check_table(self.table)
@@ -132,6 +134,7 @@ class SuiteResult:
     duration_s: float
     params: dict[str, Any]
     expectations: list[ExpectationOutcome]
+    scope: str = "all rows"
 
     @property
     def failed_blocking(self) -> list[ExpectationOutcome]:
@@ -150,7 +153,7 @@ class SuiteResult:
     def summary(self) -> str:
         n = len(self.expectations)
         passed = sum(e.success for e in self.expectations)
-        head = f"{self.suite} on {self.table}: {passed}/{n} expectations passed"
+        head = f"{self.suite} on {self.table} ({self.scope}): {passed}/{n} expectations passed"
         if self.failed_blocking:
             head += "; BLOCKING: " + ", ".join(e.name for e in self.failed_blocking)
         if self.warnings:
@@ -162,6 +165,7 @@ class SuiteResult:
         md: dict[str, Any] = {
             "suite": self.suite,
             "table": self.table,
+            "scope": self.scope,
             "success": self.success,
             "summary": self.summary(),
             "element_count": self.element_count,
@@ -299,14 +303,27 @@ def unique(
     dimension: Dimension = Dimension.CONSISTENCY,
     name=None,
     blocking: bool = True,
+    against: str | None = None,
 ) -> ExpectationSpec:
     """No two rows share `columns`; rows where all of them are null are left out and every row of a
     repeated key counts as unexpected, as in GX's uniqueness expectations. One GROUP BY, not GX's
-    ExpectColumnValuesToBeUnique: 0.7 s against 2.1-4.7 s on 1M rows (docs/benchmarks.md)."""
+    ExpectColumnValuesToBeUnique: 0.7 s against 2.1-4.7 s on 1M rows (docs/benchmarks.md).
+
+    `against` (a table): the batch is a slice of it, and a batch row's key must be unique in the whole
+    table (the rows of `against` that share a key with the batch are grouped)."""
     cols = [columns] if isinstance(columns, str) else list(columns)
     keys = ", ".join(cols)
+    present = " OR ".join(f"{c} IS NOT NULL" for c in cols)
+    if against is None:
+        rows = f"SELECT {keys} FROM {{batch}} AS t WHERE {present}"
+    else:
+        _check_table(against)
+        rows = (
+            f"SELECT {keys} FROM {against} AS t WHERE ({keys}) IN "
+            f"(SELECT {keys} FROM {{batch}} AS s WHERE {present})"
+        )
     query = f"""
-WITH b AS (SELECT {keys} FROM {{batch}} AS t WHERE {" OR ".join(f"{c} IS NOT NULL" for c in cols)}),
+WITH b AS ({rows}),
      d AS (SELECT {keys} FROM b GROUP BY {keys} HAVING count(*) > 1)
 SELECT {keys} FROM b JOIN d USING ({keys})
 """
@@ -457,7 +474,13 @@ def fct_transactions_suite(
     max_abs_amount: float = DEFAULT_MAX_ABS_AMOUNT,
     max_age_days: int = DEFAULT_MAX_AGE_DAYS,
     table: str = FCT_TRANSACTIONS,
+    changed: str | None = None,
 ) -> SuiteSpec:
+    """The marts' transactions; `changed` (a table of the transaction ids an incremental build replaced,
+    side 'new': lib/incremental.CHANGES_TABLE) narrows the batch to those rows plus the newest day's:
+    every expectation is row-local but two, and those two stay exact: uniqueness compares the batch's
+    ids with the whole table, and the newest day's rows carry the table's newest date (freshness).
+    Exact only when every other row passed before (lib/incremental.check_scope decides)."""
     required = (
         "transaction_id",
         "account",
@@ -470,11 +493,21 @@ def fct_transactions_suite(
         "abs_amount",
         "month",
     )
+    if changed is not None:
+        _check_table(changed)
     return SuiteSpec(
         name="fct_transactions",
         table=table,
         params={"max_abs_amount": max_abs_amount, "max_age_days": max_age_days},
         id_columns=("transaction_id",),
+        # `= ANY(ARRAY(...))` and a scalar subquery: each evaluated once, then two index scans
+        row_filter=None
+        if changed is None
+        else f"transaction_id = ANY(ARRAY(SELECT transaction_id FROM {changed} WHERE side = 'new'))"
+        f" OR txn_date = (SELECT max(txn_date) FROM {table})",
+        scope="all rows"
+        if changed is None
+        else "the rows the incremental build replaced, and the newest day",
         expectations=[
             *(not_null(c) for c in required),
             # Bank statements (OFX, CAMT.053, MT940, most CSVs) carry no category: an uncategorised
@@ -489,7 +522,7 @@ def fct_transactions_suite(
                 blocking=False,
                 column="category",
             ),
-            unique("transaction_id"),
+            unique("transaction_id", against=None if changed is None else table),
             # The seed ledger leaves income uncategorised; real exports (Mint's `Paycheck`) label it: a warning.
             is_null("category", when=("txn_type", "Income"), blocking=False),
             *_common_transaction_checks(("transaction_id",)),
@@ -697,6 +730,18 @@ def resolve_params(
     return p
 
 
+# Parameters that follow today: they leave a suite's definition (`definition`) and move by themselves.
+DATE_PARAMS = ("today", "tomorrow", "oldest_fresh_date")
+
+
+def definition(spec: SuiteSpec, params: Mapping[str, Any] | None = None) -> str:
+    """sha256 of what decides each row's verdict: the table, the expectations and the resolved
+    parameters but the dates (lib/incremental.check_scope compares it between runs)."""
+    p = resolve_params(spec, params, MIN_TXN_DATE)
+    fixed = sorted((k, repr(v)) for k, v in p.items() if k not in DATE_PARAMS)
+    return hashlib.sha256(repr((spec.table, list(spec.expectations), fixed)).encode()).hexdigest()
+
+
 # --------------------------------------------------------------------------------------------------
 # Running with GX
 
@@ -864,6 +909,7 @@ def run_suite(
         duration_s=time.perf_counter() - started,
         params={k: v for k, v in p.items() if k in spec.params or k in (params or {}) or k == "today"},
         expectations=outcomes,
+        scope=spec.scope,
     )
 
 

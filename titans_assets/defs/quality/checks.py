@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from titans_assets.lib import quality
+from titans_assets.lib import incremental, quality
 from titans_assets.resources import WarehouseResource
 
 FCT_TRANSACTIONS = dg.AssetKey(["marts", "fct_transactions"])
@@ -21,7 +21,9 @@ def suite_check_result(suite: quality.SuiteResult, **kwargs) -> dg.AssetCheckRes
     )
 
 
-def _suite_check(asset_key: dg.AssetKey, suite_factory, description: str) -> dg.AssetChecksDefinition:
+def _suite_check(
+    asset_key: dg.AssetKey, suite_factory, description: str, sliceable: bool = False
+) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=asset_key,
         name=f"gx_{asset_key.path[-1]}",
@@ -30,13 +32,12 @@ def _suite_check(asset_key: dg.AssetKey, suite_factory, description: str) -> dg.
         automation_condition=dg.AutomationCondition.eager(),
     )
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        db, settings = warehouse.database(), warehouse.settings()
+        params, today = settings.check_params(), settings.today()
+        if sliceable:
+            return suite_check_result(incremental.run_suite_scoped(db, suite_factory, params, today))
         return suite_check_result(
-            quality.run_suite(
-                suite_factory(),
-                warehouse.database().sqlalchemy_url(),
-                params=warehouse.settings().check_params(),
-                today=warehouse.settings().today(),
-            )
+            quality.run_suite(suite_factory(), db.sqlalchemy_url(), params=params, today=today)
         )
 
     return _check
@@ -47,7 +48,9 @@ mart_checks = [
         FCT_TRANSACTIONS,
         quality.fct_transactions_suite,
         "Clean transactions: required fields, unique ids, labels normalized, sign matches Type, "
-        "amount bounds; freshness warns only.",
+        "amount bounds; freshness warns only. After an incremental build, on the rows it replaced "
+        "(when the check passed on the build before, with the same expectations).",
+        sliceable=True,
     ),
     _suite_check(
         FCT_DAILY_METRICS,

@@ -77,7 +77,8 @@ def titans_dbt_models(
     # Per-run dbt artifacts under TITANS_HOME, not inside the project.
     target = warehouse.settings().home / "dbt" / "runs" / context.run.run_id[:8]
     # Incremental unless asked for a full refresh or the project changed since the last complete build
-    # (lib/incremental.py); a build of every incremental model records the project it was built from.
+    # (lib/incremental.py); a build of every incremental model records the project it was built from,
+    # and every build how it ended (the fct_transactions check reads that to check only the slice).
     db = warehouse.database()
     current = incremental.fingerprint(titans_dbt_project.project_dir)
     args, why = incremental.dbt_build_args(
@@ -86,9 +87,13 @@ def titans_dbt_models(
         current,
     )
     context.log.info(f"dbt {' '.join(args)}: {why}")
+    build_id = incremental.start_build(db)
     yield from dbt.cli(args, context=context, target_path=target).stream()
     if _incremental_keys() <= set(context.selected_asset_keys):
-        incremental.record_fingerprint(db, current)
+        mode = incremental.FULL if "--full-refresh" in args else incremental.INCREMENTAL
+        incremental.finish_build(db, build_id, mode, current)
+    else:
+        incremental.finish_build(db, build_id, incremental.PARTIAL)
 
 
 defs = dg.Definitions(assets=[titans_dbt_models])
