@@ -91,7 +91,9 @@ def run_size(
                 else ["--exclude", "tag:analysis", "fct_transactions_enriched"]
             )
             t = time.perf_counter()
-            build_id = incremental.start_build(db)  # as the dbt step does (defs/transform/dbt.py)
+            # as the dbt step does (defs/transform/dbt.py): the build's id and the tests' scope
+            sliced, _ = incremental.dbt_test_scope(["build", *extra], not select, incremental.build_state(db))
+            build_id = incremental.start_build(db)
             done = subprocess.run(
                 [
                     DBT_EXECUTABLE,
@@ -105,7 +107,7 @@ def run_size(
                     "--target-path",
                     str(home / "target"),
                 ],
-                env=env,
+                env=env | {incremental.TEST_SLICE_ENV: "1" if sliced else "0"},
                 capture_output=True,
                 text=True,
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -27,10 +28,12 @@ from titans_assets.lib.incremental import (
     INCREMENTAL,
     PARTIAL,
     RUNNING,
+    TEST_SLICE_ENV,
     BuildState,
     CheckState,
     check_scope,
     dbt_build_args,
+    dbt_test_scope,
     fingerprint,
 )
 
@@ -83,10 +86,12 @@ def copy_raw(source, target) -> None:
             dcur.copy_expert(f"COPY {table} FROM STDIN", buf)
 
 
-def build_both(inc, full, tmp: Path) -> None:
-    """`inc` incrementally and `full` with --full-refresh, side by side (two dbt processes)."""
+def build_both(inc, full, tmp: Path, full_refresh: bool = False) -> None:
+    """`inc` incrementally (or with --full-refresh) and `full` with --full-refresh, side by side (two
+    dbt processes); `full` None: `inc` only."""
     procs = []
-    for db, extra, name in ((inc, [], "inc"), (full, ["--full-refresh"], "full")):
+    builds = [(inc, ["--full-refresh"] if full_refresh else [], "inc"), (full, ["--full-refresh"], "full")]
+    for db, extra, name in [b for b in builds if b[0] is not None]:
         target = tmp / name
         cmd = dbt_command([*RUN, *extra], PROJECT_DIR, target)
         procs.append(
@@ -270,3 +275,93 @@ def test_the_check_reads_only_the_slice_after_an_incremental_build_that_follows_
     for case, args in every_row.items():
         sliced, why = check_scope(*args)
         assert not sliced and why.startswith("all rows: "), case
+
+
+def test_the_decision_to_test_only_the_replaced_rows():
+    done = BuildState(build_id=4, mode=INCREMENTAL)
+    assert dbt_test_scope(["build"], True, done)[0]
+    assert dbt_test_scope(["build"], True, BuildState(4, FULL))[0]
+    for args, complete, previous in (
+        (["build", "--full-refresh"], True, done),
+        (["build"], False, done),  # a selection: not every incremental model is built
+        (["build"], True, None),
+        (["build"], True, BuildState(4, RUNNING)),  # it failed (a test), or it still runs
+        (["build"], True, BuildState(4, PARTIAL)),
+    ):
+        sliced, why = dbt_test_scope(args, complete, previous)
+        assert not sliced and why.startswith("dbt tests on whole tables"), (args, complete, previous)
+
+
+def _failures(db, target: Path, slice_tests: bool) -> dict[str, int]:
+    """`dbt test` of fct_transactions, TITANS_DBT_TEST_SLICE on or off: failing rows per failing test."""
+    cmd = dbt_command(["test", "--select", "fct_transactions"], PROJECT_DIR, target)
+    env = os.environ | db.dbt_env() | {TEST_SLICE_ENV: "1" if slice_tests else "0"}
+    subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    return {r["unique_id"].split(".")[2]: r["failures"] for r in results if r["failures"]}
+
+
+def test_after_an_incremental_build_the_row_local_dbt_tests_read_the_replaced_rows(embedded_db, tmp_path):
+    raw = tmp_path / "raw"
+    generator.generate(raw, years=0.3, seed=5, end_date=dt.date(2025, 4, 30), labels_dir=tmp_path / "labels")
+    files = loader.landing_files(raw)
+    held_back = next(f for f in files if "card" in f.name)  # an account of its own, added later
+    with scratch_database(embedded_db) as db:
+        loader.ensure_raw_schema(db)
+        loader.load_files(db, raw, [f for f in files if f != held_back], workers=1)
+        build_both(db, None, tmp_path, full_refresh=True)
+        loader.load_files(db, raw, [held_back], workers=1)
+        build_both(db, None, tmp_path)
+        replaced = [
+            r["transaction_id"]
+            for r in _query(
+                db,
+                "select transaction_id from intermediate.int_transaction_changes where side = 'new' order by 1",
+            )
+        ]
+        kept = [
+            r["transaction_id"]
+            for r in _query(
+                db,
+                "select transaction_id from marts.fct_transactions where transaction_id <> all(%s) order by 1",
+                (replaced,),
+            )
+        ]
+        assert len(replaced) > 5 and len(kept) > 50
+        assert _failures(db, tmp_path / "t0", slice_tests=True) == {}
+        with db.connect() as conn, conn.cursor() as cur:
+            # a bad payment method in one replaced row and another in one row the build left alone
+            # (accepted_values counts the distinct bad values)
+            for method, tid in (("carrier_pigeon", replaced[0]), ("smoke_signal", kept[0])):
+                cur.execute(
+                    "update marts.fct_transactions set payment_method = %s where transaction_id = %s",
+                    (method, tid),
+                )
+            # the build inserted a row whose id an older row already has
+            cur.execute(
+                "update marts.fct_transactions set transaction_id = %s where transaction_id = %s",
+                (kept[1], replaced[1]),
+            )
+            cur.execute(
+                "update intermediate.int_transaction_changes set transaction_id = %s where transaction_id = %s",
+                (kept[1], replaced[1]),
+            )
+            # a row without an id, wherever it is
+            cur.execute(
+                "update marts.fct_transactions set transaction_id = null where transaction_id = %s",
+                (kept[2],),
+            )
+        whole = _failures(db, tmp_path / "t1", slice_tests=False)
+        sliced = _failures(db, tmp_path / "t2", slice_tests=True)
+    method = next(k for k in whole if k.startswith("accepted_values_fct_transactions_payment_method"))
+    assert whole[method] == 2 and sliced[method] == 1  # the row the build left alone passed before
+    assert (
+        whole["unique_fct_transactions_transaction_id"]
+        == sliced["unique_fct_transactions_transaction_id"]
+        == 1
+    )
+    assert (
+        whole["not_null_fct_transactions_transaction_id"]
+        == sliced["not_null_fct_transactions_transaction_id"]
+        == 1
+    )

@@ -602,6 +602,14 @@ def test_the_sliced_uniqueness_and_freshness_still_see_the_whole_table(db):
     )
 
 
+def test_the_slice_sees_a_row_without_an_id_wherever_it_is(db):
+    _changed(db, "source_file = 'b.csv'")
+    execute(db, f"UPDATE marts.fct_transactions SET transaction_id = NULL WHERE {FCT_ROW}", ("acct/a.csv", 5))
+    assert_only_failure(
+        run(db, q.fct_transactions_suite(changed=CHANGES)), "transaction_id_not_null", 1, "completeness"
+    )
+
+
 def test_a_suites_definition_follows_its_expectations_and_bounds_but_not_the_day():
     base = q.definition(q.fct_transactions_suite())
     assert q.definition(q.fct_transactions_suite()) == base

@@ -263,6 +263,28 @@ def run_suite_scoped(db: Database, suite_factory, params: Mapping, today: dt.dat
     return result
 
 
+# The dbt step sets this for the dbt process: "1" lets the row-local generic tests of fct_transactions
+# read only the rows the build replaces (dbt_project/macros/test_slice.sql).
+TEST_SLICE_ENV = "TITANS_DBT_TEST_SLICE"
+
+
+def dbt_test_scope(args: list[str], complete: bool, previous: BuildState | None) -> tuple[bool, str]:
+    """Whether this build's row-local dbt tests may read only the rows it replaces, and why: when it is
+    an incremental build of every incremental model, and the build before it ended complete (a dbt
+    build ends only when every test passed, so every other row passed them on the table it left)."""
+    if "--full-refresh" in args:
+        return False, "dbt tests on whole tables: a full refresh"
+    if not complete:
+        return False, "dbt tests on whole tables: not every incremental model is built"
+    if previous is None or previous.mode not in (INCREMENTAL, FULL):
+        ended = previous.mode if previous else "not recorded"
+        return False, f"dbt tests on whole tables: the build before ended {ended}, not complete"
+    return (
+        True,
+        f"dbt tests of fct_transactions on the replaced rows (build {previous.build_id} passed them all)",
+    )
+
+
 def dbt_build_args(requested_full_refresh: bool, recorded: str | None, current: str) -> tuple[list[str], str]:
     """The `dbt build` arguments and why: a full refresh when asked for, or when the project changed
     since the last complete build (or none is recorded); else an incremental build."""

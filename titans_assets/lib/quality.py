@@ -500,11 +500,12 @@ def fct_transactions_suite(
         table=table,
         params={"max_abs_amount": max_abs_amount, "max_age_days": max_age_days},
         id_columns=("transaction_id",),
-        # `= ANY(ARRAY(...))` and a scalar subquery: each evaluated once, then two index scans
+        # `= ANY(ARRAY(...))` and a scalar subquery, each evaluated once, then index scans; a row
+        # without an id is no replaced row's, but the not-null expectation must see it
         row_filter=None
         if changed is None
         else f"transaction_id = ANY(ARRAY(SELECT transaction_id FROM {changed} WHERE side = 'new'))"
-        f" OR txn_date = (SELECT max(txn_date) FROM {table})",
+        f" OR transaction_id IS NULL OR txn_date = (SELECT max(txn_date) FROM {table})",
         scope="all rows"
         if changed is None
         else "the rows the incremental build replaced, and the newest day",

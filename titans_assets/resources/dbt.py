@@ -46,9 +46,10 @@ class TitansDbtResource(DbtCliResource):
         kwargs.setdefault("dbt_executable", DBT_EXECUTABLE)
         super().__init__(warehouse=warehouse or WarehouseResource(), **kwargs)
 
-    def cli(self, args: Sequence[str], **kwargs) -> DbtCliInvocation:
+    def cli(self, args: Sequence[str], env: Mapping[str, str] | None = None, **kwargs) -> DbtCliInvocation:
+        """dbt `args` on the warehouse, with `env` added to the dbt process's environment."""
         # The dbt process starts inside super().cli(); the environment is restored once it has.
-        with _ENV_LOCK, _scoped_environ(self.warehouse.database().dbt_env()):
+        with _ENV_LOCK, _scoped_environ({**self.warehouse.database().dbt_env(), **(env or {})}):
             return super().cli(args, **kwargs)
 
     def parse(self, target_path: Path) -> None:

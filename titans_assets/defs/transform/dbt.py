@@ -86,10 +86,13 @@ def titans_dbt_models(
         incremental.recorded_fingerprint(db),
         current,
     )
-    context.log.info(f"dbt {' '.join(args)}: {why}")
+    complete = _incremental_keys() <= set(context.selected_asset_keys)
+    sliced, tests_why = incremental.dbt_test_scope(args, complete, incremental.build_state(db))
+    context.log.info(f"dbt {' '.join(args)}: {why}; {tests_why}")
     build_id = incremental.start_build(db)
-    yield from dbt.cli(args, context=context, target_path=target).stream()
-    if _incremental_keys() <= set(context.selected_asset_keys):
+    env = {incremental.TEST_SLICE_ENV: "1" if sliced else "0"}
+    yield from dbt.cli(args, env=env, context=context, target_path=target).stream()
+    if complete:
         mode = incremental.FULL if "--full-refresh" in args else incremental.INCREMENTAL
         incremental.finish_build(db, build_id, mode, current)
     else:
