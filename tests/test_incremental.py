@@ -365,3 +365,29 @@ def test_after_an_incremental_build_the_row_local_dbt_tests_read_the_replaced_ro
         == sliced["not_null_fct_transactions_transaction_id"]
         == 1
     )
+
+
+def test_the_build_state_records_each_build_and_upgrades_an_older_warehouse(embedded_db):
+    from titans_assets.lib import incremental as inc
+
+    with scratch_database(embedded_db) as db:
+        assert inc.build_state(db) is None and inc.recorded_fingerprint(db) is None
+        with db.connect() as conn, conn.cursor() as cur:  # the table as the first version made it
+            cur.execute("CREATE SCHEMA intermediate")
+            cur.execute(
+                "CREATE TABLE intermediate.titans_build_state (fingerprint text NOT NULL, "
+                "built_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur.execute("INSERT INTO intermediate.titans_build_state (fingerprint) VALUES ('old')")
+        assert inc.recorded_fingerprint(db) == "old" and inc.build_state(db) is None
+        first = inc.start_build(db)
+        assert inc.build_state(db) == BuildState(first, RUNNING) and inc.recorded_fingerprint(db) == "old"
+        inc.finish_build(db, first, INCREMENTAL, "new")
+        second = inc.start_build(db)
+        inc.finish_build(db, second, PARTIAL)  # a selection: the project's fingerprint stays
+        assert second == first + 1 and inc.build_state(db) == BuildState(second, PARTIAL)
+        assert inc.recorded_fingerprint(db) == "new"
+        assert inc.check_state(db, "s") is None
+        inc.record_check(db, "s", CheckState(second, True, "d", dt.date(2025, 1, 2)))
+        inc.record_check(db, "s", CheckState(second, False, "d", dt.date(2025, 1, 3)))
+        assert inc.check_state(db, "s") == CheckState(second, False, "d", dt.date(2025, 1, 3))

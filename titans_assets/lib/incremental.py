@@ -63,23 +63,23 @@ def _table(name: str):
 
 
 def _ensure_state(cur) -> None:
-    """The build and check state tables (the build state's build_id and mode came after its first
-    version: added where missing)."""
+    """The build and check state tables. A warehouse built before builds had ids gets the columns."""
     from psycopg2 import sql
 
     cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(STATE_SCHEMA)))
     cur.execute(
         sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (fingerprint text, built_at timestamptz NOT NULL DEFAULT now())"
+            "CREATE TABLE IF NOT EXISTS {} (fingerprint text, built_at timestamptz NOT NULL DEFAULT now(), "
+            "build_id bigint NOT NULL DEFAULT 0, mode text NOT NULL DEFAULT 'unknown')"
         ).format(_table(STATE_TABLE))
     )
-    cur.execute(
-        sql.SQL(
-            "ALTER TABLE {} ALTER COLUMN fingerprint DROP NOT NULL, "
-            "ADD COLUMN IF NOT EXISTS build_id bigint NOT NULL DEFAULT 0, "
-            "ADD COLUMN IF NOT EXISTS mode text NOT NULL DEFAULT 'unknown'"
-        ).format(_table(STATE_TABLE))
-    )
+    if not _has_build_ids(cur):
+        cur.execute(
+            sql.SQL(
+                "ALTER TABLE {} ALTER COLUMN fingerprint DROP NOT NULL, "
+                "ADD COLUMN build_id bigint NOT NULL DEFAULT 0, ADD COLUMN mode text NOT NULL DEFAULT 'unknown'"
+            ).format(_table(STATE_TABLE))
+        )
     cur.execute(
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (suite text PRIMARY KEY, build_id bigint NOT NULL, "
@@ -92,6 +92,15 @@ def _ensure_state(cur) -> None:
 def _exists(cur, name: str) -> bool:
     cur.execute("SELECT to_regclass(%s)", (f"{STATE_SCHEMA}.{name}",))
     return cur.fetchone()[0] is not None
+
+
+def _has_build_ids(cur) -> bool:
+    cur.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+        "AND column_name = 'build_id'",
+        (STATE_SCHEMA, STATE_TABLE),
+    )
+    return cur.fetchone() is not None
 
 
 def recorded_fingerprint(db: Database) -> str | None:
@@ -159,15 +168,14 @@ def finish_build(db: Database, build_id: int, mode: str, fingerprint: str | None
 
 
 def build_state(db: Database) -> BuildState | None:
+    """How the last dbt step went, or None (never built, or built before builds had ids)."""
     from psycopg2 import sql
 
     with db.connect() as conn, conn.cursor() as cur:
-        if not _exists(cur, STATE_TABLE):
+        if not _exists(cur, STATE_TABLE) or not _has_build_ids(cur):
             return None
-        _ensure_state(cur)
         cur.execute(sql.SQL("SELECT build_id, mode FROM {} LIMIT 1").format(_table(STATE_TABLE)))
         row = cur.fetchone()
-        conn.commit()
     return BuildState(int(row[0]), row[1]) if row else None
 
 
