@@ -477,9 +477,10 @@ def fct_transactions_suite(
     changed: str | None = None,
 ) -> SuiteSpec:
     """The marts' transactions; `changed` (a table of the transaction ids an incremental build replaced,
-    side 'new': lib/incremental.CHANGES_TABLE) narrows the batch to those rows plus the newest day's:
-    every expectation is row-local but two, and those two stay exact: uniqueness compares the batch's
-    ids with the whole table, and the newest day's rows carry the table's newest date (freshness).
+    side 'new': lib/incremental.CHANGES_TABLE) narrows the batch to those rows, rows without an id and
+    the newest day's: every expectation is row-local but two, and those two stay exact: uniqueness
+    compares the batch's ids with the whole table, and the newest day's rows carry the table's newest
+    date (freshness).
     Exact only when every other row passed before (lib/incremental.check_scope decides)."""
     required = (
         "transaction_id",
@@ -508,7 +509,7 @@ def fct_transactions_suite(
         f" OR transaction_id IS NULL OR txn_date = (SELECT max(txn_date) FROM {table})",
         scope="all rows"
         if changed is None
-        else "the rows the incremental build replaced, and the newest day",
+        else "the rows the incremental build replaced, rows without an id, and the newest day",
         expectations=[
             *(not_null(c) for c in required),
             # Bank statements (OFX, CAMT.053, MT940, most CSVs) carry no category: an uncategorised
