@@ -87,7 +87,7 @@ def on_celery(settings, instance, db, workers: int, broker: str, logs: Path) -> 
     import dagster as dg
 
     from titans_assets import runner
-    from titans_assets.defs.celery import celery_asset_job, celery_defs, execution_config
+    from titans_assets.defs.celery import celery_asset_job, celery_defs, execution_config, worker_argv
     from titans_assets.lib.incremental import ANALYSIS_GROUP
     from titans_assets.lib.supervisor import Service, Supervisor
 
@@ -99,17 +99,9 @@ def on_celery(settings, instance, db, workers: int, broker: str, logs: Path) -> 
     env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     names = [f"{queue}-w{i}" for i in range(1, workers + 1)]
     for name in names:
-        argv = [
-            str(BIN / "dagster-celery"),
-            "worker",
-            "start",
-            "-A",
-            "dagster_celery.app",
-            "-y",
-            str(config_yaml),
-        ]
-        argv += ["-q", queue, "-n", name, "-i", "titans_assets.defs.celery", "-l", "INFO"]
-        supervisor.start(Service(name=name, argv=argv, url="", ready_url="", env=env))
+        supervisor.start(
+            Service(name=name, argv=worker_argv(config_yaml, queue, name), url="", ready_url="", env=env)
+        )
     try:
         deadline = time.monotonic() + READY_SECONDS
         host = socket.gethostname()

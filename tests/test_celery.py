@@ -22,6 +22,7 @@ from support import stop_group
 
 from titans_assets import runner
 from titans_assets.check_records import plain_metadata
+from titans_assets.defs.celery import worker_argv
 from titans_assets.lib.generator import generate
 from titans_assets.lib.settings import Settings
 
@@ -67,23 +68,7 @@ class Worker:
         self.log = log
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [
-                    str(BIN / "dagster-celery"),
-                    "worker",
-                    "start",
-                    "-A",
-                    "dagster_celery.app",
-                    "-y",
-                    str(config_yaml),
-                    "-q",
-                    queue,
-                    "-n",
-                    name,
-                    "-i",
-                    "titans_assets.defs.celery",
-                    "-l",
-                    "INFO",
-                ],
+                worker_argv(config_yaml, queue, name),
                 cwd=ROOT,
                 env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"),
                 stdout=out,

@@ -12,6 +12,9 @@ the workers read with `dagster-celery worker start -y`.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import dagster as dg
 from dagster_celery import celery_executor
 
@@ -54,3 +57,11 @@ def execution_config(
             "result_expires": result_expires,
         },
     }
+
+
+def worker_argv(config_yaml: Path, queue: str, name: str) -> list[str]:
+    """The command line of one worker (this venv's `dagster-celery`) on `queue`, named `name`, with the
+    executor's YAML; `-i` imports this location once, before Celery forks its pool process."""
+    executable = Path(sys.executable).parent / "dagster-celery"
+    start = [str(executable), "worker", "start", "-A", "dagster_celery.app", "-y", str(config_yaml)]
+    return [*start, "-q", queue, "-n", name, "-i", "titans_assets.defs.celery", "-l", "INFO"]
