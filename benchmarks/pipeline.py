@@ -114,8 +114,7 @@ def run_size(
             took = time.perf_counter() - t
             if done.returncode != 0:
                 raise RuntimeError("dbt build failed:\n" + done.stdout[-3000:])
-            mode = incremental.PARTIAL if select else incremental.FULL if extra else incremental.INCREMENTAL
-            incremental.finish_build(db, build_id, mode)
+            incremental.finish_build(db, build_id, incremental.build_mode(["build", *extra], not select))
             return took, dbt_node_seconds(home / "target" / "run_results.json")
 
         dbt_s, dbt_nodes = dbt_build("--full-refresh")

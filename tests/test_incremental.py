@@ -31,6 +31,7 @@ from titans_assets.lib.incremental import (
     TEST_SLICE_ENV,
     BuildState,
     CheckState,
+    build_mode,
     check_scope,
     dbt_build_args,
     dbt_test_scope,
@@ -278,6 +279,10 @@ def test_the_check_reads_only_the_slice_after_an_incremental_build_that_follows_
 
 
 def test_the_decision_to_test_only_the_replaced_rows():
+    assert (
+        build_mode(["build"], True) == INCREMENTAL and build_mode(["build", "--full-refresh"], True) == FULL
+    )
+    assert build_mode(["build"], False) == build_mode(["build", "--full-refresh"], False) == PARTIAL
     done = BuildState(build_id=4, mode=INCREMENTAL)
     assert dbt_test_scope(["build"], True, done)[0]
     assert dbt_test_scope(["build"], True, BuildState(4, FULL))[0]

@@ -125,6 +125,14 @@ class BuildState:
     mode: str  # RUNNING (it started and did not end: it failed, or it runs), INCREMENTAL, FULL, PARTIAL
 
 
+def build_mode(args: list[str], complete: bool) -> str:
+    """How a dbt step that succeeded ended: FULL or INCREMENTAL when it built every incremental model
+    (`complete`), else PARTIAL."""
+    if not complete:
+        return PARTIAL
+    return FULL if "--full-refresh" in args else INCREMENTAL
+
+
 def start_build(db: Database) -> int:
     """A dbt step starts: the next build id, in mode RUNNING until `finish_build`."""
     from psycopg2 import sql

@@ -92,11 +92,9 @@ def titans_dbt_models(
     build_id = incremental.start_build(db)
     env = {incremental.TEST_SLICE_ENV: "1" if sliced else "0"}
     yield from dbt.cli(args, env=env, context=context, target_path=target).stream()
-    if complete:
-        mode = incremental.FULL if "--full-refresh" in args else incremental.INCREMENTAL
-        incremental.finish_build(db, build_id, mode, current)
-    else:
-        incremental.finish_build(db, build_id, incremental.PARTIAL)
+    incremental.finish_build(
+        db, build_id, incremental.build_mode(args, complete), current if complete else None
+    )
 
 
 defs = dg.Definitions(assets=[titans_dbt_models])
