@@ -43,7 +43,7 @@ pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
 RAW_TABLES = ("raw.files", "raw.transactions", "raw.quarantine")
 # Per-run bookkeeping of the incremental build: what changed in this run, not data.
-RUN_TABLES = {"int_changes", "int_dedup_slice", "int_transaction_changes"}
+RUN_TABLES = {"int_changes", "int_dedup_slice", "int_transfer_slice", "int_transaction_changes"}
 # Models and seeds, not tests (the equality is about the rows), without the analysis group.
 RUN = [
     "build",
@@ -176,6 +176,45 @@ def test_incremental_runs_equal_full_refreshes(embedded_db, landing, tmp_path):
         assert added["marts.fct_transactions"][0] > first["marts.fct_transactions"][0]
         pairs = _query(inc, "select count(*) as n from intermediate.int_transfer_pairs")[0]["n"]
         assert pairs > 0
+
+        # the user's overrides, added then deleted: break a rule pair, force two rows of different
+        # amounts together, mark a row never a transfer (int_transfer_slice: only their amounts)
+        pair = _query(
+            inc,
+            "select out_transaction_id as a, in_transaction_id as b from intermediate.int_transfer_pairs"
+            " order by transfer_pair_id limit 1",
+        )[0]
+        x, y = (
+            r["transaction_id"]
+            for r in _query(
+                inc,
+                "select transaction_id from marts.fct_transactions where not is_transfer and amount < 0"
+                " order by transaction_id limit 2",
+            )
+        )
+        assert _query(inc, "select count(distinct amount) as n from marts.fct_transactions"
+                      " where transaction_id in (%s, %s)", (x, y))[0]["n"] == 2
+
+        def overrides(sql: str, params: tuple = ()) -> None:
+            for db in (inc, full):
+                with db.connect() as conn, conn.cursor() as cur:
+                    cur.execute(sql, params)
+
+        overrides(
+            "insert into app.transfer_overrides (transaction_id, other_transaction_id, action)"
+            " values (%s, %s, 'break'), (%s, %s, 'pair'), (%s, '', 'break')",
+            (pair["a"], pair["b"], x, y, pair["b"]),
+        )
+        step("overrides added", [])
+        forced = _query(inc, "select matched_by from intermediate.int_transfer_pairs where out_transaction_id"
+                        " in (%s, %s) or in_transaction_id in (%s, %s)", (x, y, x, y))
+        assert forced == [{"matched_by": "override"}]
+        assert not _query(inc, "select 1 from marts.fct_transactions where transaction_id in (%s, %s)"
+                          " and is_transfer", (pair["a"], pair["b"]))
+        overrides("delete from app.transfer_overrides")
+        step("overrides deleted", [])
+        assert _query(inc, "select count(*) as n from marts.fct_transactions where transaction_id in (%s, %s)"
+                      " and is_transfer", (pair["a"], pair["b"]))[0]["n"] == 2
 
         # replace: the checking export again without its card payments of one month (their pairs
         # go) and with one amount changed

@@ -10,6 +10,9 @@
                   ids (account, bank_txn_id) of int_changes plus every bank id present on those days:
                   deduplication only compares rows within one (account, day) or one (account, bank id),
                   so recomputing these groups whole is exact (int_dedup_slice);
+    amounts       the absolute amounts whose transfer pairing is recomputed: pairing compares rows of
+                  one amount only, so recomputing whole amounts is exact (int_transfer_slice): those
+                  of the dedup slice's rows before and after, and of the rows overrides name;
     transactions  the transaction ids whose fct_transactions row can differ: the dedup slice's rows
                   before and after, and every row whose transfer pairing changed (int_transaction_changes).
 
@@ -24,6 +27,10 @@
      or ({{ alias }}.bank_txn_id is not null and exists (
         select 1 from {{ ref('int_dedup_slice') }} as s
         where s.bank_txn_id is not null and s.account = {{ alias }}.account and s.bank_txn_id = {{ alias }}.bank_txn_id)))
+{%- endmacro %}
+
+{% macro in_transfer_slice(amount) -%}
+    {{ amount }} in (select amount from {{ ref('int_transfer_slice') }})
 {%- endmacro %}
 
 {#- A pre-hook: in an incremental run, delete the rows `predicate` names (written against alias t). -#}

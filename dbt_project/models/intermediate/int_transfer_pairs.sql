@@ -15,23 +15,43 @@
   app.transfer_overrides (created here when missing: the user's table, never rebuilt) forces a
   pair (action 'pair': those two rows, whatever the rule says) or breaks one (action 'break': the
   two rows are never paired with each other; other_transaction_id '' = never a transfer).
+  Incremental (macros/incremental.sql): pairing compares rows of one absolute amount only, so a run
+  recomputes the amounts int_transfer_slice names (and every forced pair) and keeps the rest. The
+  post-hook keeps the overrides this build read (int_transfer_overrides_built): the next run's slice
+  covers an override added, changed or deleted since.
 -#}
-{{ config(pre_hook=[
-    "select pg_advisory_xact_lock(7240019)",
-    "create schema if not exists app",
-    "create table if not exists app.transfer_overrides (
-        transaction_id       text        not null,
-        other_transaction_id text        not null default '',
-        action               text        not null check (action in ('pair', 'break')),
-        note                 text,
-        created_at           timestamptz not null default now(),
-        primary key (transaction_id, other_transaction_id))",
-]) }}
+-- depends_on: {{ ref('int_transfer_slice') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook=[
+        "select pg_advisory_xact_lock(7240019)",
+        "create schema if not exists app",
+        "create table if not exists app.transfer_overrides (
+            transaction_id       text        not null,
+            other_transaction_id text        not null default '',
+            action               text        not null check (action in ('pair', 'break')),
+            note                 text,
+            created_at           timestamptz not null default now(),
+            primary key (transaction_id, other_transaction_id))",
+        "{{ delete_slice(\"t.matched_by = 'override' or \" ~ in_transfer_slice('t.amount')) }}",
+    ],
+    post_hook=[
+        "create table if not exists {{ this.schema }}.int_transfer_overrides_built
+            (transaction_id text, other_transaction_id text, action text)",
+        "delete from {{ this.schema }}.int_transfer_overrides_built",
+        "insert into {{ this.schema }}.int_transfer_overrides_built
+            select transaction_id, other_transaction_id, action from app.transfer_overrides",
+    ],
+) }}
 {%- set window = var('transfer_window_days', 4) -%}
 {%- set rounds = 4 -%}
 with txns as (
 
-    select * from {{ ref('int_transfer_hints') }}
+    select * from {{ ref('int_transfer_hints') }} as h
+    {%- if is_incremental() %}
+    where {{ in_transfer_slice('abs(h.amount)') }}
+    {%- endif %}
 
 ),
 
