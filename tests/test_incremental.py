@@ -337,8 +337,10 @@ def test_the_decision_to_test_only_the_replaced_rows():
 
 
 def _failures(db, target: Path, slice_tests: bool) -> dict[str, int]:
-    """`dbt test` of fct_transactions, TITANS_DBT_TEST_SLICE on or off: failing rows per failing test."""
-    cmd = dbt_command(["test", "--select", "fct_transactions"], PROJECT_DIR, target)
+    """`dbt test` of fct_transactions and the deduplicated rows, TITANS_DBT_TEST_SLICE on or off:
+    failing rows per failing test."""
+    models = ["fct_transactions", "int_transactions_deduped", "int_transfer_hints"]
+    cmd = dbt_command(["test", "--select", *models], PROJECT_DIR, target)
     env = os.environ | db.dbt_env() | {TEST_SLICE_ENV: "1" if slice_tests else "0"}
     subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     results = json.loads((target / "run_results.json").read_text())["results"]
@@ -395,6 +397,21 @@ def test_after_an_incremental_build_the_row_local_dbt_tests_read_the_replaced_ro
                 "update marts.fct_transactions set transaction_id = null where transaction_id = %s",
                 (kept[2],),
             )
+            # deduplicated rows: a row of the dedup slice now has an older row's id (found), and two
+            # rows outside it share one (a duplicate the build before would have failed on: not read)
+            cur.execute(
+                "select d.transaction_id from intermediate.int_transactions_deduped as d"
+                " join intermediate.int_dedup_slice as s on s.account = d.account and s.txn_date = d.txn_date"
+                " order by 1 limit 1"
+            )
+            (in_slice,) = cur.fetchone()
+            for table in ("int_transactions_deduped", "int_transfer_hints"):
+                for new_id, old_id in ((kept[3], in_slice), (kept[4], kept[5])):
+                    cur.execute(
+                        f"update intermediate.{table} set transaction_id = %s where transaction_id = %s",
+                        (new_id, old_id),
+                    )
+                    assert cur.rowcount == 1, (table, old_id)
         whole = _failures(db, tmp_path / "t1", slice_tests=False)
         sliced = _failures(db, tmp_path / "t2", slice_tests=True)
     method = next(k for k in whole if k.startswith("accepted_values_fct_transactions_payment_method"))
@@ -409,6 +426,9 @@ def test_after_an_incremental_build_the_row_local_dbt_tests_read_the_replaced_ro
         == sliced["not_null_fct_transactions_transaction_id"]
         == 1
     )
+    for table in ("int_transactions_deduped", "int_transfer_hints"):
+        test = f"unique_{table}_transaction_id"
+        assert whole[test] == 2 and sliced[test] == 1, (test, whole, sliced)
 
 
 def test_the_build_state_records_each_build_and_upgrades_an_older_warehouse(embedded_db):

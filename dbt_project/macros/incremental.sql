@@ -20,13 +20,15 @@
   build a full refresh (titans_assets/lib/incremental.py): the slices only follow data.
 -#}
 
-{% macro in_dedup_slice(alias) -%}
+{#- `slice`: the int_dedup_slice relation, for a caller that cannot ref it (a test). -#}
+{% macro in_dedup_slice(alias, slice=none) -%}
+    {%- set slice = slice or ref('int_dedup_slice') -%}
     (({{ alias }}.bank_txn_id is null and exists (
-        select 1 from {{ ref('int_dedup_slice') }} as s
-        where s.bank_txn_id is null and s.account = {{ alias }}.account and s.txn_date = {{ alias }}.txn_date))
+        select 1 from {{ slice }} as dedup_slice
+        where dedup_slice.bank_txn_id is null and dedup_slice.account = {{ alias }}.account and dedup_slice.txn_date = {{ alias }}.txn_date))
      or ({{ alias }}.bank_txn_id is not null and exists (
-        select 1 from {{ ref('int_dedup_slice') }} as s
-        where s.bank_txn_id is not null and s.account = {{ alias }}.account and s.bank_txn_id = {{ alias }}.bank_txn_id)))
+        select 1 from {{ slice }} as dedup_slice
+        where dedup_slice.bank_txn_id is not null and dedup_slice.account = {{ alias }}.account and dedup_slice.bank_txn_id = {{ alias }}.bank_txn_id)))
 {%- endmacro %}
 
 {% macro in_transfer_slice(amount) -%}
