@@ -201,8 +201,15 @@ def test_incremental_runs_equal_full_refreshes(embedded_db, landing, tmp_path):
                 " order by transaction_id limit 2",
             )
         )
-        assert _query(inc, "select count(distinct amount) as n from marts.fct_transactions"
-                      " where transaction_id in (%s, %s)", (x, y))[0]["n"] == 2
+        assert (
+            _query(
+                inc,
+                "select count(distinct amount) as n from marts.fct_transactions"
+                " where transaction_id in (%s, %s)",
+                (x, y),
+            )[0]["n"]
+            == 2
+        )
 
         def overrides(sql: str, params: tuple = ()) -> None:
             for db in (inc, full):
@@ -215,15 +222,29 @@ def test_incremental_runs_equal_full_refreshes(embedded_db, landing, tmp_path):
             (pair["a"], pair["b"], x, y, pair["b"]),
         )
         step("overrides added", [])
-        forced = _query(inc, "select matched_by from intermediate.int_transfer_pairs where out_transaction_id"
-                        " in (%s, %s) or in_transaction_id in (%s, %s)", (x, y, x, y))
+        forced = _query(
+            inc,
+            "select matched_by from intermediate.int_transfer_pairs where out_transaction_id"
+            " in (%s, %s) or in_transaction_id in (%s, %s)",
+            (x, y, x, y),
+        )
         assert forced == [{"matched_by": "override"}]
-        assert not _query(inc, "select 1 from marts.fct_transactions where transaction_id in (%s, %s)"
-                          " and is_transfer", (pair["a"], pair["b"]))
+        assert not _query(
+            inc,
+            "select 1 from marts.fct_transactions where transaction_id in (%s, %s) and is_transfer",
+            (pair["a"], pair["b"]),
+        )
         overrides("delete from app.transfer_overrides")
         step("overrides deleted", [])
-        assert _query(inc, "select count(*) as n from marts.fct_transactions where transaction_id in (%s, %s)"
-                      " and is_transfer", (pair["a"], pair["b"]))[0]["n"] == 2
+        assert (
+            _query(
+                inc,
+                "select count(*) as n from marts.fct_transactions where transaction_id in (%s, %s)"
+                " and is_transfer",
+                (pair["a"], pair["b"]),
+            )[0]["n"]
+            == 2
+        )
 
         # replace: the checking export again without its card payments of one month (their pairs
         # go) and with one amount changed
