@@ -2,8 +2,8 @@
 -- before (side 'old', the current fct_transactions) and after (side 'new'): the dedup slice's rows,
 -- every row whose transfer pairing changed (a pair can move far from the changed rows, but only
 -- within the amounts int_transfer_pairs recomputed, int_transfer_slice), and every row flagged
--- transfer_unpaired before or after (its app.transfer_overrides may have changed). Reads fct_transactions' previous build
--- directly (not ref: fct_transactions is built from this).
+-- transfer_unpaired before or after (its app.transfer_overrides may have changed). Reads
+-- fct_transactions' previous build directly (not ref: fct_transactions is built from this).
 -- A full refresh rebuilds everything and reads no changes: empty then.
 -- depends_on: {{ ref('int_transfer_pairs') }}
 -- depends_on: {{ ref('int_transfer_hints') }}
@@ -45,7 +45,8 @@ new_unpaired as (
 
 old as (
 
-    select transaction_id, txn_date, abs_amount, is_transfer, transfer_pair_id, transfer_account, transfer_unpaired
+    select transaction_id, txn_date, abs_amount, is_transfer, transfer_pair_id, transfer_account,
+           transfer_unpaired
     from {{ fct }}
 
 ),
