@@ -1,7 +1,9 @@
 -- fct_daily_metrics must agree with fct_transactions: each day's net equals the sum of that day's
 -- signed amounts (days missing on either side count as 0), net = income - expenses, and the totals
 -- (sum of net, last running balance) equal the sum of all amounts. Transfers between the user's
--- own accounts count on neither side. Tolerance 0.005.
+-- own accounts count on neither side. Tolerance 0.005. The totals add up the per-day sums (the same
+-- number): summing the transactions again scanned fct_transactions three times (1M rows: 0.74 s
+-- against 0.26 s).
 with non_transfers as (
 
     -- in the reporting currency, as fct_daily_metrics sums them
@@ -40,7 +42,7 @@ totals as (
         cast(null as date) as day,
         'total differs' as problem,
         (select sum(net) from {{ ref('fct_daily_metrics') }}) as metrics_value,
-        (select sum(amount) from non_transfers) as transactions_value
+        (select sum(amount_sum) from txn_days) as transactions_value
 
 ),
 
@@ -51,7 +53,7 @@ last_balance as (
         'last running_balance differs from total' as problem,
         (select running_balance from {{ ref('fct_daily_metrics') }}
          order by metric_date desc limit 1) as metrics_value,
-        (select sum(amount) from non_transfers) as transactions_value
+        (select sum(amount_sum) from txn_days) as transactions_value
 
 )
 

@@ -4,34 +4,46 @@
 -- running balance, proven by its opening and closing balances), with the date of that row. The
 -- institution is the one most of its raw rows name (OFX FI/ORG or BANKID, CAMT.053 servicer, MT940
 -- envelope BIC or bank code, a CSV profile's `institution:`); null when no file names one.
-with transactions as (
+-- Each table is read once, grouped as finely as the columns need ((account, currency) of the
+-- transactions, (account, institution) of the raw rows), and the small groups are rolled up per
+-- account: a union of the rows' accounts, or CTEs read several times, sorted and kept 2M rows (1M-row
+-- warehouse: 2.2 s against 0.5 s, EXPLAIN ANALYZE).
+with by_currency as (
 
-    select account, txn_date, currency
+    select
+        account,
+        currency,
+        count(*)      as transactions,
+        min(txn_date) as first_txn_date,
+        max(txn_date) as last_txn_date
     from {{ ref('fct_transactions') }}
+    group by account, currency
 
 ),
 
-raw_rows as (
+by_institution as (
 
-    select account, source_file, line_number, txn_date, balance, institution, loaded_at
+    select account, institution, count(*) as rows_loaded
     from {{ ref('stg_transactions') }}
+    group by account, institution
 
 ),
 
-files as (
+file_counts as (
 
-    select account, source_file, rows_quarantined
+    select account, count(*) as files, sum(rows_quarantined) as rows_quarantined
     from {{ ref('stg_files') }}
+    group by account
 
 ),
 
 accounts as (
 
-    select account from transactions
+    select account from by_currency
     union
-    select account from raw_rows
+    select account from by_institution
     union
-    select account from files
+    select account from file_counts
 
 ),
 
@@ -40,10 +52,9 @@ currency_counts as (
     select
         account,
         currency,
-        row_number() over (partition by account order by count(*) desc, currency) as currency_rank
-    from transactions
+        row_number() over (partition by account order by transactions desc, currency) as currency_rank
+    from by_currency
     where currency is not null
-    group by account, currency
 
 ),
 
@@ -52,10 +63,9 @@ institution_counts as (
     select
         account,
         institution,
-        row_number() over (partition by account order by count(*) desc, institution) as institution_rank
-    from raw_rows
+        row_number() over (partition by account order by rows_loaded desc, institution) as institution_rank
+    from by_institution
     where institution is not null
-    group by account, institution
 
 ),
 
@@ -63,42 +73,31 @@ activity as (
 
     select
         account,
-        min(txn_date) as first_txn_date,
-        max(txn_date) as last_txn_date,
-        count(*)      as transactions
-    from transactions
+        min(first_txn_date) as first_txn_date,
+        max(last_txn_date)  as last_txn_date,
+        cast(sum(transactions) as bigint) as transactions
+    from by_currency
     group by account
 
 ),
 
 loaded as (
 
-    select account, count(*) as rows_loaded
-    from raw_rows
-    group by account
-
-),
-
-file_counts as (
-
-    select account, count(*) as files, sum(rows_quarantined) as rows_quarantined
-    from files
+    select account, cast(sum(rows_loaded) as bigint) as rows_loaded
+    from by_institution
     group by account
 
 ),
 
 balances as (
 
-    select
+    select distinct on (account)
         account,
         balance,
-        txn_date as balance_date,
-        row_number() over (
-            partition by account
-            order by txn_date desc, loaded_at desc, source_file desc, line_number desc
-        ) as balance_rank
-    from raw_rows
+        txn_date as balance_date
+    from {{ ref('stg_transactions') }}
     where balance is not null
+    order by account, txn_date desc, loaded_at desc, source_file desc, line_number desc
 
 )
 
@@ -122,4 +121,4 @@ left join institution_counts
 left join activity on accounts.account = activity.account
 left join loaded on accounts.account = loaded.account
 left join file_counts on accounts.account = file_counts.account
-left join balances on accounts.account = balances.account and balances.balance_rank = 1
+left join balances on accounts.account = balances.account

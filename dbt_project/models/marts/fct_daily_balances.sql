@@ -21,10 +21,21 @@
         set_at       timestamptz   not null default now(),
         primary key (account, balance_date))",
 ]) }}
-with txns as (
+-- fct_transactions is read once, grouped by (account, day, currency); everything below works on those
+-- groups (1M rows: 1.07 s when each part scanned the transactions again, EXPLAIN ANALYZE).
+with by_currency as (
 
-    select account, txn_date, amount, currency
+    select account, txn_date, currency, sum(amount) as day_net, count(*) as transactions
     from {{ ref('fct_transactions') }}
+    group by account, txn_date, currency
+
+),
+
+daily as (
+
+    select account, txn_date, sum(day_net) as day_net, cast(sum(transactions) as bigint) as transactions
+    from by_currency
+    group by account, txn_date
 
 ),
 
@@ -33,8 +44,8 @@ currencies as (
     select account, currency
     from (
         select account, currency,
-               row_number() over (partition by account order by count(*) desc, currency) as r
-        from txns
+               row_number() over (partition by account order by sum(transactions) desc, currency) as r
+        from by_currency
         where currency is not null
         group by account, currency
     ) as c
@@ -60,9 +71,9 @@ bank_anchor as (
 
 accounts as (
 
-    select account, min(txn_date) as first_day from txns group by account
+    select account, min(txn_date) as first_day from daily group by account
     union
-    select account, balance_date from user_anchor where r = 1 and account not in (select account from txns)
+    select account, balance_date from user_anchor where r = 1 and account not in (select account from daily)
 
 ),
 
@@ -93,28 +104,20 @@ bounds as (
 spine as (
 
     {{ day_spine('(select min(first_day) from bounds)',
-                 '(select greatest(max(txn_date), (select max(anchor_date) from anchors)) from txns)') }}
-
-),
-
-daily as (
-
-    select account, txn_date, sum(amount) as day_net, count(*) as transactions
-    from txns
-    group by account, txn_date
+                 '(select greatest(max(txn_date), (select max(anchor_date) from anchors)) from daily)') }}
 
 ),
 
 -- materialized: computed once per account. Inlined into the final select, its correlated subquery
--- (a scan of every transaction) ran once per output row: over 20 minutes at 1M rows.
+-- (then a scan of every transaction) ran once per output row: over 20 minutes at 1M rows.
 openings as materialized (
 
     select
         anchors.account,
         anchors.balance_source,
         coalesce(anchors.anchor_balance - coalesce((
-            select sum(t.amount) from txns as t
-            where t.account = anchors.account and t.txn_date <= anchors.anchor_date
+            select sum(d.day_net) from daily as d
+            where d.account = anchors.account and d.txn_date <= anchors.anchor_date
         ), 0), 0)                                                   as opening_balance
     from anchors
 
