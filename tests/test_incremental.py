@@ -87,11 +87,14 @@ def copy_raw(source, target) -> None:
             dcur.copy_expert(f"COPY {table} FROM STDIN", buf)
 
 
-def build_both(inc, full, tmp: Path, full_refresh: bool = False) -> None:
+def build_both(inc, full, tmp: Path, full_refresh: bool = False, inc_args: tuple[str, ...] = ()) -> None:
     """`inc` incrementally (or with --full-refresh) and `full` with --full-refresh, side by side (two
-    dbt processes); `full` None: `inc` only."""
+    dbt processes); `full` None: `inc` only. `inc_args`: more arguments of `inc`'s build."""
     procs = []
-    builds = [(inc, ["--full-refresh"] if full_refresh else [], "inc"), (full, ["--full-refresh"], "full")]
+    builds = [
+        (inc, ["--full-refresh"] if full_refresh else [*inc_args], "inc"),
+        (full, ["--full-refresh"], "full"),
+    ]
     for db, extra, name in [b for b in builds if b[0] is not None]:
         target = tmp / name
         cmd = dbt_command([*RUN, *extra], PROJECT_DIR, target)
@@ -154,12 +157,12 @@ def test_incremental_runs_equal_full_refreshes(embedded_db, landing, tmp_path):
         for db in (inc, full):
             loader.ensure_raw_schema(db)
 
-        def step(name: str, changed: list[Path], removed: list[str] = ()) -> dict:
+        def step(name: str, changed: list[Path], removed: list[str] = (), inc_args=()) -> dict:
             loader.load_files(inc, landing, changed, workers=1)
             for key in removed:
                 loader.remove_file(inc, key)
             copy_raw(inc, full)
-            build_both(inc, full, tmp_path)
+            build_both(inc, full, tmp_path, inc_args=inc_args)
             got, want = checksums(inc), checksums(full)
             assert got.keys() == want.keys()
             assert [t for t in want if got[t] != want[t]] == [], name
@@ -182,6 +185,9 @@ def test_incremental_runs_equal_full_refreshes(embedded_db, landing, tmp_path):
         held_back.write_bytes(kept)
         _overlapping_csv(landing / "checking")
         added = step("add", [held_back, landing / "checking" / "2009-04.csv"])
+        normalized = tmp_path / "inc" / "compiled" / "titans" / "models" / "intermediate"
+        normalized /= "int_transactions_normalized.sql"
+        assert "where source_file = any(array(select distinct source_file" in normalized.read_text()
         assert added["marts.fct_transactions"][0] > first["marts.fct_transactions"][0]
         pairs = _query(inc, "select count(*) as n from intermediate.int_transfer_pairs")[0]["n"]
         assert pairs > 0
@@ -263,7 +269,9 @@ def test_incremental_runs_equal_full_refreshes(embedded_db, landing, tmp_path):
         keys = [loader.source_file_key(landing, p) for p in gone]
         for p in gone:
             p.unlink()
-        removed = step("remove", [], keys)
+        # (read through the semi-join in_few takes past a few changed files: here past none)
+        removed = step("remove", [], keys, inc_args=("--vars", "{titans_few_values: 0}"))
+        assert "where source_file in (select distinct source_file" in normalized.read_text()
         assert not _query(inc, "select 1 from marts.fct_transactions where source_file = any(%s)", (keys,))
         assert removed["marts.fct_transactions"][0] < added["marts.fct_transactions"][0]
 
@@ -367,9 +375,9 @@ def test_the_decision_to_test_only_the_replaced_rows():
 
 
 def _failures(db, target: Path, slice_tests: bool) -> dict[str, int]:
-    """`dbt test` of fct_transactions and the deduplicated rows, TITANS_DBT_TEST_SLICE on or off:
-    failing rows per failing test."""
-    models = ["fct_transactions", "int_transactions_deduped", "int_transfer_hints"]
+    """`dbt test` of fct_transactions, the deduplicated rows and the staged raw rows,
+    TITANS_DBT_TEST_SLICE on or off: failing rows per failing test."""
+    models = ["fct_transactions", "int_transactions_deduped", "int_transfer_hints", "stg_transactions"]
     cmd = dbt_command(["test", "--select", *models], PROJECT_DIR, target)
     env = os.environ | db.dbt_env() | {TEST_SLICE_ENV: "1" if slice_tests else "0"}
     subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -442,6 +450,17 @@ def test_after_an_incremental_build_the_row_local_dbt_tests_read_the_replaced_ro
                         (new_id, old_id),
                     )
                     assert cur.rowcount == 1, (table, old_id)
+            # staged raw rows: a new type in a file loaded since the last build (read) and another in a
+            # file the last build read (passed then, not read)
+            held = loader.source_file_key(raw, held_back)
+            cur.execute("update raw.files set loaded_at = now() where source_file = %s", (held,))
+            for txn_type, where in (("Refund", "source_file = %s"), ("Transfer", "source_file <> %s")):
+                cur.execute(
+                    "update raw.transactions set txn_type = %s where ctid ="
+                    f" (select ctid from raw.transactions where {where} limit 1)",
+                    (txn_type, held),
+                )
+                assert cur.rowcount == 1, txn_type
         whole = _failures(db, tmp_path / "t1", slice_tests=False)
         sliced = _failures(db, tmp_path / "t2", slice_tests=True)
     method = next(k for k in whole if k.startswith("accepted_values_fct_transactions_payment_method"))
@@ -459,6 +478,8 @@ def test_after_an_incremental_build_the_row_local_dbt_tests_read_the_replaced_ro
     for table in ("int_transactions_deduped", "int_transfer_hints"):
         test = f"unique_{table}_transaction_id"
         assert whole[test] == 2 and sliced[test] == 1, (test, whole, sliced)
+    types = next(k for k in whole if k.startswith("accepted_values_stg_transactions_txn_type"))
+    assert whole[types] == 2 and sliced[types] == 1, (whole, sliced)
 
 
 def test_the_build_state_records_each_build_and_upgrades_an_older_warehouse(embedded_db):

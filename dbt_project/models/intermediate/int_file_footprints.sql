@@ -10,13 +10,13 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    pre_hook=["{{ delete_slice('t.source_file in (select source_file from ' ~ ref('int_changes') ~ ')') }}"],
+    pre_hook=["{{ delete_slice(in_changed_files('t.source_file')) }}"],
 ) }}
 with files as (
 
     select source_file, loaded_at from {{ ref('stg_files') }}
     {%- if is_incremental() %}
-    where source_file in (select source_file from {{ ref('int_changes') }})
+    where {{ in_changed_files('source_file') }}
     {%- endif %}
 
 ),
@@ -26,7 +26,7 @@ rows as (
     select distinct source_file, account, txn_date, bank_txn_id
     from {{ ref('stg_transactions') }}
     {%- if is_incremental() %}
-    where source_file in (select source_file from {{ ref('int_changes') }})
+    where {{ in_changed_files('source_file') }}
     {%- endif %}
 
 )

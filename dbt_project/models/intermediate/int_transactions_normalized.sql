@@ -6,13 +6,13 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    pre_hook=["{{ delete_slice('t.source_file in (select source_file from ' ~ ref('int_changes') ~ ')') }}"],
+    pre_hook=["{{ delete_slice(in_changed_files('t.source_file')) }}"],
 ) }}
 with txns as (
 
     select * from {{ ref('stg_transactions') }}
     {%- if is_incremental() %}
-    where source_file in (select source_file from {{ ref('int_changes') }})
+    where {{ in_changed_files('source_file') }}
     {%- endif %}
 
 ),
