@@ -43,7 +43,10 @@ new_unpaired as (
 
 {%- if fct is not none %}
 
-old as (
+-- not materialized: read three times, PostgreSQL would keep all 1M rows of it; inlined, each use
+-- reads only its rows (the changed pairs' amounts, the unpaired flags, ids through the index):
+-- 1.1-1.4 s -> 0.86-0.93 s on the 1M warehouse
+old as not materialized (
 
     select transaction_id, txn_date, abs_amount, is_transfer, transfer_pair_id, transfer_account,
            transfer_unpaired
