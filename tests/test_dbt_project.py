@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import scratch_database
 from support import dbt_command
 
@@ -223,6 +224,43 @@ def test_models_land_in_their_own_schemas(built):
         ("marts", "fct_transactions"),
         ("seeds", "category_aliases"),
     } <= found
+
+
+def test_the_columns_said_never_null_are_not_null_in_raw(built):
+    """The yml says which columns passed through from raw.transactions are never null instead of
+    testing them (a scan of every row per build): raw.transactions declares them NOT NULL, a
+    constraint PostgreSQL checks on every write."""
+    said = {}
+    for layer, models in (
+        ("staging", {"stg_transactions"}),
+        ("intermediate", {"int_transactions_normalized", "int_transactions_deduped"}),
+    ):
+        doc = yaml.safe_load((PROJECT_DIR / "models" / layer / f"_{layer}.yml").read_text())
+        for m in doc["models"]:
+            if m["name"] in models:
+                said[m["name"]] = {
+                    c["name"] for c in m["columns"] if "never null" in c.get("description", "")
+                }
+    assert said["stg_transactions"] == {
+        "source_file",
+        "line_number",
+        "account",
+        "txn_date",
+        "txn_type",
+        "description",
+        "amount",
+    }
+    assert (
+        said["int_transactions_normalized"]
+        == said["int_transactions_deduped"]
+        == {"source_file", "line_number"}
+    )
+    rows = _query(
+        built["db"],
+        "select column_name from information_schema.columns"
+        " where table_schema = 'raw' and table_name = 'transactions' and is_nullable = 'NO'",
+    )
+    assert set().union(*said.values()) <= {r["column_name"] for r in rows}
 
 
 def test_overlapping_exports_are_counted_once_and_the_later_copy_wins(built):

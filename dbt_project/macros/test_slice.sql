@@ -10,10 +10,7 @@
   shares a key with a replaced row, and a new duplicate has one. The same `unique` test of
   int_transactions_deduped and int_transfer_hints reads the ids of their rows in the dedup slice
   (int_dedup_slice, built before them: the rows this build replaced there): their uniqueness tests
-  block every model downstream, and a whole-table one costs ~1.4 s per 1M rows. The row-local tests
-  of stg_transactions (not_null, accepted_values) read the rows of the files loaded since the last
-  build: those whose (source_file, loaded_at) in raw.files int_file_footprints does not hold yet
-  (footprints are written at the end of a build, so it still holds the last one's). Every other test
+  block every model downstream, and a whole-table one costs ~1.4 s per 1M rows. Every other test
   reads whole tables (a not-null test is one scan already; tests of the models upstream of the
   slices would read the previous build's). Without the variable, or at parse time: dbt's own macro.
 -#}
@@ -49,17 +46,6 @@
         {%- endif -%}
         {%- do return("transaction_id in (select r.transaction_id from " ~ relation ~ " as r where "
                       ~ in_dedup_slice('r', dedup) ~ ")") -%}
-    {%- endif -%}
-    {%- if attached == 'stg_transactions' and generic in ['not_null', 'accepted_values'] -%}
-        {%- set files = adapter.get_relation(database=target.database, schema='raw', identifier='files') -%}
-        {%- set built = adapter.get_relation(database=target.database, schema='intermediate',
-                                             identifier='int_file_footprints') -%}
-        {%- if files is none or built is none -%}
-            {%- do return(none) -%}
-        {%- endif -%}
-        {%- do return(in_few('source_file', "select f.source_file from " ~ files ~ " as f where not exists ("
-                             ~ "select 1 from " ~ built ~ " as b where b.source_file = f.source_file"
-                             ~ " and b.loaded_at = f.loaded_at)")) -%}
     {%- endif -%}
     {%- if (generic not in ['not_null', 'accepted_values', 'relationships'] and not on_key)
           or attached != 'fct_transactions' -%}
