@@ -6,8 +6,8 @@
 -- envelope BIC or bank code, a CSV profile's `institution:`); null when no file names one.
 -- Each table is read once, grouped as finely as the columns need ((account, currency) of the
 -- transactions, (account, institution) of the raw rows), and the small groups are rolled up per
--- account: a union of the rows' accounts, or CTEs read several times, sorted and kept 2M rows (1M-row
--- warehouse: 2.2 s against 0.5 s, EXPLAIN ANALYZE).
+-- account. Before, a union of every row's account sorted 2M rows and CTEs read several times kept
+-- all their rows (1M-row warehouse: 2.2 s against 0.56 s now, EXPLAIN ANALYZE).
 with by_currency as (
 
     select
