@@ -114,6 +114,33 @@ broken as (
 
 ),
 
+-- The amounts that can hold an eligible candidate at all (hint_score >= 2 below needs a strong hint,
+-- weak hints on both sides or a text naming the other account's last 4 digits): an exact superset,
+-- so the self-join below reads only their rows and finds the same candidates. Everyday amounts
+-- (coffees, groceries) have none. Materialized: inlined, the digits were recomputed for every row.
+account_digits as materialized (
+
+    select distinct account_digits as digits from txns where length(account_digits) = 4
+
+),
+
+pairable as (
+
+    select abs(t.amount) as amount
+    from txns as t
+    group by abs(t.amount)
+    having bool_or(t.strong_hint)
+        or (bool_or(t.weak_hint and t.amount < 0) and bool_or(t.weak_hint and t.amount > 0))
+        or bool_or(exists (select 1 from account_digits as d where position(d.digits in t.text) > 0))
+
+),
+
+pairable_txns as (
+
+    select * from txns where abs(amount) in (select amount from pairable)
+
+),
+
 candidates as (
 
     select
@@ -125,8 +152,8 @@ candidates as (
         + 3 * (case when length(i.account_digits) = 4 and position(i.account_digits in o.text) > 0 then 1 else 0 end
              + case when length(o.account_digits) = 4 and position(o.account_digits in i.text) > 0 then 1 else 0 end)
                                                                               as hint_score
-    from txns as o
-    inner join txns as i
+    from pairable_txns as o
+    inner join pairable_txns as i
         on i.amount = -o.amount
         and i.account <> o.account
         and i.txn_date between o.txn_date - {{ window }} and o.txn_date + {{ window }}
