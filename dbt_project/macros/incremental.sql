@@ -20,15 +20,23 @@
   build a full refresh (titans_assets/lib/incremental.py): the slices only follow data.
 -#}
 
-{#- `slice`: the int_dedup_slice relation, for a caller that cannot ref it (a test). -#}
+{#- `slice`: the int_dedup_slice relation, for a caller that cannot ref it (a test).
+    The first line is an exact superset of the rest: its days and bank ids are the slice's own, so the
+    indexes on txn_date and bank_txn_id find the candidate rows (a bitmap OR of two index scans) and
+    the exact test below runs on those only. Without it a read of the slice scans all rows whatever
+    the slice holds: 0.48 s per 1M rows on an empty slice, 0.4 ms with it. -#}
 {% macro in_dedup_slice(alias, slice=none) -%}
     {%- set slice = slice or ref('int_dedup_slice') -%}
-    (({{ alias }}.bank_txn_id is null and exists (
+    (({{ in_few(alias ~ '.txn_date', 'select distinct txn_date from ' ~ slice ~ ' where bank_txn_id is null',
+                var('titans_few_keys', 400)) }}
+      or {{ in_few(alias ~ '.bank_txn_id', 'select distinct bank_txn_id from ' ~ slice ~ ' where bank_txn_id is not null',
+                   var('titans_few_keys', 400)) }})
+     and (({{ alias }}.bank_txn_id is null and exists (
         select 1 from {{ slice }} as dedup_slice
         where dedup_slice.bank_txn_id is null and dedup_slice.account = {{ alias }}.account and dedup_slice.txn_date = {{ alias }}.txn_date))
      or ({{ alias }}.bank_txn_id is not null and exists (
         select 1 from {{ slice }} as dedup_slice
-        where dedup_slice.bank_txn_id is not null and dedup_slice.account = {{ alias }}.account and dedup_slice.bank_txn_id = {{ alias }}.bank_txn_id)))
+        where dedup_slice.bank_txn_id is not null and dedup_slice.account = {{ alias }}.account and dedup_slice.bank_txn_id = {{ alias }}.bank_txn_id))))
 {%- endmacro %}
 
 {% macro in_transfer_slice(amount) -%}
@@ -70,11 +78,12 @@
     has computed every column (stg_transactions trims and lower-cases ~15 of them: reading one changed
     1,000-row file out of 1M rows took 0.82 s that way, 0.07 s this way). It compares each row with
     every value, though (1,000 values: 6.7 s against 0.14 s), so past 32 values (var
-    titans_few_values), the semi-join. -#}
-{% macro in_few(column, query) -%}
+    titans_few_values; `few` when given), the semi-join. Where an index holds the column, the values
+    are the index scan's keys instead, one lookup each (in_dedup_slice). -#}
+{% macro in_few(column, query, few=none) -%}
     {%- set values = run_query('select count(*) from (' ~ query ~ ') as q').columns[0].values()[0]
                      if execute else 0 -%}
-    {%- if values <= var('titans_few_values', 32) -%}
+    {%- if values <= (var('titans_few_values', 32) if few is none else few) -%}
     {{ column }} = any(array({{ query }}))
     {%- else -%}
     {{ column }} in ({{ query }})

@@ -6,6 +6,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
+    indexes=[{'columns': ['source_file']}, {'columns': ['txn_date']}, {'columns': ['bank_txn_id']}],
     pre_hook=["{{ delete_slice(in_changed_files('t.source_file')) }}"],
 ) }}
 with txns as (

@@ -5,18 +5,18 @@
 -- institution is the one most of its raw rows name (OFX FI/ORG or BANKID, CAMT.053 servicer, MT940
 -- envelope BIC or bank code, a CSV profile's `institution:`); null when no file names one.
 -- Each table is read once, grouped as finely as the columns need ((account, currency) of the
--- transactions, (account, institution) of the raw rows), and the small groups are rolled up per
--- account. Before, a union of every row's account sorted 2M rows and CTEs read several times kept
+-- transactions' day groups in int_account_days, (account, institution) of the raw rows), and the
+-- small groups are rolled up per account. Before, a union of every row's account sorted 2M rows and CTEs read several times kept
 -- all their rows (1M-row warehouse: 2.2 s against 0.56 s now, EXPLAIN ANALYZE).
 with by_currency as (
 
     select
         account,
         currency,
-        count(*)      as transactions,
-        min(txn_date) as first_txn_date,
-        max(txn_date) as last_txn_date
-    from {{ ref('fct_transactions') }}
+        sum(transactions) as transactions,
+        min(txn_date)     as first_txn_date,
+        max(txn_date)     as last_txn_date
+    from {{ ref('int_account_days') }}
     group by account, currency
 
 ),

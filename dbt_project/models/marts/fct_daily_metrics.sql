@@ -12,7 +12,9 @@
     incremental_strategy='append',
     pre_hook=["{{ delete_slice(stale_daily_metrics('t')) }}"],
 ) }}
-with all_txns as (
+-- not materialized: read by the first and last day (each one lookup in the index on txn_date) and
+-- by the days rebuilt only, where a materialized CTE holds every row (1M rows: ~0.9 s a run)
+with all_txns as not materialized (
 
     -- in the reporting currency (fct_transactions.amount_reporting): currencies are never summed as they are
     select txn_date, txn_type, amount_reporting as amount, category, is_transfer
@@ -28,10 +30,11 @@ bounds as (
     -- (new days after a gap: the gap's empty days join the spine and the running balance continues);
     -- no change: start after the last day (nothing to insert). least() skips a null (an empty table).
     select
-        greatest(least(coalesce((select min(txn_date) from {{ ref('int_transaction_changes') }}), max(txn_date) + 1),
-                       (select max(t.metric_date) from {{ this }} as t) + 1), min(txn_date)) as first_day,
-        max(txn_date)                                                                                as last_day
-    from all_txns
+        greatest(least(coalesce((select min(txn_date) from {{ ref('int_transaction_changes') }}),
+                                (select max(txn_date) from all_txns) + 1),
+                       (select max(t.metric_date) from {{ this }} as t) + 1),
+                 (select min(txn_date) from all_txns))                                 as first_day,
+        (select max(txn_date) from all_txns)                                           as last_day
 
 ),
 

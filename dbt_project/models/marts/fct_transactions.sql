@@ -11,7 +11,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    indexes=[{'columns': ['transaction_id']}, {'columns': ['txn_date']}],
+    indexes=[{'columns': ['transaction_id']}, {'columns': ['txn_date']}, {'columns': ['bank_txn_id']}],
     pre_hook=["{{ delete_slice('t.transaction_id in (select transaction_id from ' ~ ref('int_transaction_changes') ~ ')') }}"],
 ) }}
 with txns as (
