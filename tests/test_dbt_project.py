@@ -263,6 +263,37 @@ def test_the_columns_said_never_null_are_not_null_in_raw(built):
     assert set().union(*said.values()) <= {r["column_name"] for r in rows}
 
 
+def test_transaction_ids_without_a_unique_test_are_unique_by_index(built):
+    """int_transactions_deduped and int_transfer_hints test no uniqueness of transaction_id (a scan of
+    every row per build, and in dbt build a wait for every model downstream): a unique index holds
+    it, which PostgreSQL checks on every write, so a duplicate is never written."""
+    import psycopg2.errors
+
+    for table in ("int_transactions_deduped", "int_transfer_hints"):
+        defs = [
+            r["indexdef"]
+            for r in _query(
+                built["db"],
+                "select indexdef from pg_indexes where schemaname = 'intermediate' and tablename = %s",
+                (table,),
+            )
+        ]
+        assert any(d.startswith("CREATE UNIQUE INDEX") and d.endswith("(transaction_id)") for d in defs), defs
+        with built["db"].connect() as conn, conn.cursor() as cur:
+            with pytest.raises(psycopg2.errors.UniqueViolation):
+                cur.execute(f"insert into intermediate.{table} select * from intermediate.{table} limit 1")
+            conn.rollback()
+    models = [
+        m
+        for name in ("_intermediate.yml", "_transfers.yml")
+        for m in yaml.safe_load((PROJECT_DIR / "models" / "intermediate" / name).read_text())["models"]
+    ]
+    for m in models:
+        if m["name"] in ("int_transactions_deduped", "int_transfer_hints"):
+            (column,) = [c for c in m["columns"] if c["name"] == "transaction_id"]
+            assert "unique" not in column["data_tests"] and "unique index" in column["description"]
+
+
 def test_overlapping_exports_are_counted_once_and_the_later_copy_wins(built):
     fct = built["marts"]["fct_transactions"]
     assert sorted((r["source_file"], r["line_number"]) for r in fct) == EXPECTED_KEYS

@@ -7,12 +7,13 @@
   fct_transactions (not_null, accepted_values, relationships) read only the rows this build replaced
   (int_transaction_changes, side 'new'); every other row is one they passed. So does `unique` on
   transaction_id, exactly: the filter is on the key itself, so it keeps every row of the table that
-  shares a key with a replaced row, and a new duplicate has one. The same tests of
-  int_transactions_deduped and int_transfer_hints read the ids of their rows in the dedup slice
-  (int_dedup_slice, built before them: the rows this build replaced there), through the indexes on
-  transaction_id: they block every model downstream, and whole-table ones cost ~0.3 s (not_null) to
-  ~1.4 s (unique) per 1M rows. Every other test reads whole tables (tests of the models upstream of
-  the slices would read the previous build's). Without the variable, or at parse time: dbt's own macro.
+  shares a key with a replaced row, and a new duplicate has one. The row-local tests of
+  int_transactions_deduped and int_transfer_hints read their rows in the dedup slice (int_dedup_slice,
+  built before them: the rows this build replaced there; found through the indexes on txn_date and
+  bank_txn_id): they block every model downstream, and each costs ~0.3 s per 1M rows when whole.
+  (Their transaction_id is unique by a unique index, checked on every write: no test.) Every other
+  test reads whole tables (tests of the models upstream of the slices would read the previous
+  build's). Without the variable, or at parse time: dbt's own macro.
 -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
@@ -36,22 +37,15 @@
         {%- do return(none) -%}
     {%- endif -%}
     {%- set generic = (model.get('test_metadata') or {}).get('name') -%}
+    {%- set row_local = generic in ['not_null', 'accepted_values', 'relationships'] -%}
     {%- set on_key = generic == 'unique' and model.get('column_name') == 'transaction_id' -%}
     {%- set attached = (model.get('attached_node') or '').split('.')[-1] -%}
-    {%- if generic not in ['not_null', 'accepted_values', 'relationships'] and not on_key -%}
-        {%- do return(none) -%}
-    {%- endif -%}
-    {%- if attached in ['int_transactions_deduped', 'int_transfer_hints'] -%}
+    {%- if attached in ['int_transactions_deduped', 'int_transfer_hints'] and row_local -%}
         {%- set dedup = adapter.get_relation(database=target.database, schema='intermediate',
                                              identifier='int_dedup_slice') -%}
-        {%- if dedup is none -%}
-            {%- do return(none) -%}
-        {%- endif -%}
-        {#- unique: every row sharing an id with a slice row; the others: the slice's rows themselves -#}
-        {%- do return("transaction_id in (select r.transaction_id from " ~ relation ~ " as r where "
-                      ~ in_dedup_slice('r', dedup) ~ ")" if on_key else in_dedup_slice('sliced', dedup)) -%}
+        {%- do return(in_dedup_slice('sliced', dedup) if dedup is not none else none) -%}
     {%- endif -%}
-    {%- if attached != 'fct_transactions' -%}
+    {%- if attached != 'fct_transactions' or not (row_local or on_key) -%}
         {%- do return(none) -%}
     {%- endif -%}
     {%- set changes = adapter.get_relation(database=target.database, schema='intermediate',

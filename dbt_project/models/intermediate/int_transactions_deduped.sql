@@ -24,7 +24,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    indexes=[{'columns': ['transaction_id']}, {'columns': ['txn_date']}, {'columns': ['bank_txn_id']}],
+    indexes=[{'columns': ['transaction_id'], 'unique': True}, {'columns': ['txn_date']}, {'columns': ['bank_txn_id']}],
     pre_hook=["{{ delete_slice(in_dedup_slice('t')) }}"],
 ) }}
 with normalized as (

@@ -16,7 +16,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    indexes=[{'columns': ['transaction_id']}, {'columns': ['txn_date']}, {'columns': ['bank_txn_id']}],
+    indexes=[{'columns': ['transaction_id'], 'unique': True}, {'columns': ['txn_date']}, {'columns': ['bank_txn_id']}],
     pre_hook=["{{ delete_slice(in_dedup_slice('t')) }}"],
 ) }}
 -- rows: inlined where it is read (never written out); numerals: computed once per account, not per row
