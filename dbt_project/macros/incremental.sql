@@ -29,12 +29,13 @@
     the slice is built) there is nothing to count: the exact test alone. -#}
 {% macro in_dedup_slice(alias, slice=none) -%}
     {%- set slice = slice or ref('int_dedup_slice') -%}
-    {%- set prefilter = not execute or load_relation(slice) is not none -%}
-    (({{ in_few(alias ~ '.txn_date', 'select distinct txn_date from ' ~ slice ~ ' where bank_txn_id is null',
-                var('titans_few_keys', 400)) if prefilter else 'true' }}
-      or {{ in_few(alias ~ '.bank_txn_id', 'select distinct bank_txn_id from ' ~ slice ~ ' where bank_txn_id is not null',
-                   var('titans_few_keys', 400)) if prefilter else 'true' }})
-     and (({{ alias }}.bank_txn_id is null and exists (
+    {%- set few = var('titans_few_keys', 400) -%}
+    (
+    {%- if not execute or load_relation(slice) is not none %}
+     ({{ in_few(alias ~ '.txn_date', 'select distinct txn_date from ' ~ slice ~ ' where bank_txn_id is null', few) }}
+      or {{ in_few(alias ~ '.bank_txn_id', 'select distinct bank_txn_id from ' ~ slice ~ ' where bank_txn_id is not null', few) }})
+     and
+    {%- endif %} (({{ alias }}.bank_txn_id is null and exists (
         select 1 from {{ slice }} as dedup_slice
         where dedup_slice.bank_txn_id is null and dedup_slice.account = {{ alias }}.account and dedup_slice.txn_date = {{ alias }}.txn_date))
      or ({{ alias }}.bank_txn_id is not null and exists (
